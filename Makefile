@@ -1,0 +1,54 @@
+# Surge. `make demo` runs the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test test-unit test-e2e lint crds bench cluster-build cluster-up cluster-down clean
+
+help:
+	@echo "make demo | test | test-unit | test-e2e | lint | crds | bench | cluster-build | cluster-up | cluster-down"
+
+# The venv is refreshed whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+crds: $(STAMP)
+	$(BIN)/surge crds --out-dir crds
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy surge tests
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -m "not cluster" -q
+
+test: $(STAMP)
+	$(MAKE) lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/surge run --start-demo-agent
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m surge.bench
+
+cluster-build: $(STAMP)
+	hack/cluster/build.sh
+
+cluster-up: $(STAMP)
+	hack/cluster/up.sh
+
+cluster-down:
+	hack/cluster/down.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

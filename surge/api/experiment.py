@@ -1,0 +1,122 @@
+"""The ScalingExperiment resource: one load, several scaling configurations, one recommendation.
+
+A first cut: the spec is complete enough to validate and generate the CRD; the
+execution lives with the operator (see the ScalingExperiment issue).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from surge.api.base import API_VERSION, Model
+from surge.api.durations import Duration
+from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
+from surge.api.status import Condition, Phase
+
+
+class TargetRef(Model):
+    deployment: Name
+    hpa: Name | None = None
+    """The HPA scaling the Deployment, if any; variants may replace its spec."""
+
+
+class HpaSpec(Model):
+    min_replicas: PositiveInt | None = None
+    max_replicas: PositiveInt
+    metrics: list[dict[str, Any]] = Field(default_factory=list)
+    """autoscaling/v2 MetricSpec list, as in an HPA."""
+    behavior: dict[str, Any] | None = None
+    """autoscaling/v2 HorizontalPodAutoscalerBehavior."""
+
+    @model_validator(mode="after")
+    def _range(self) -> HpaSpec:
+        if self.min_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) exceeds maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class Variant(Model):
+    name: Name
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    affinity: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+    """Container resources, e.g. {limits: {nvidia.com/gpu: 1}}."""
+    replicas: PositiveInt | None = None
+    env: list[dict[str, Any]] | None = None
+    hpa: HpaSpec | None = None
+    cost_per_replica_hour: float | None = Field(None, ge=0)
+
+
+class Cost(Model):
+    per_pool: dict[str, float] = Field(default_factory=dict)
+    """Price per replica-hour by the value of the pool label (e.g. {gpu: 2.5, cpu: 0.1})."""
+    pool_label: str = "surge.dev/pool"
+    currency: str = "USD"
+
+
+class Budget(Model):
+    max_replica_hours: float | None = Field(None, gt=0)
+    max_gpu_hours: float | None = Field(None, gt=0)
+
+
+class ScalingExperimentSpec(Model):
+    target_ref: TargetRef
+    load_test: LoadTestSpec
+    variants: list[Variant] = Field(min_length=1)
+    baseline: str | None = None
+    repetitions: int = Field(1, ge=1, le=10)
+    cost: Cost = Field(default_factory=Cost)
+    objective: Literal["cheapest-passing", "lowest-p95", "highest-sustainable-rate"] = (
+        "cheapest-passing"
+    )
+    cooldown: Duration = 60.0
+    rollout_timeout: Duration = 300.0
+    timeout: Duration = 4 * 3600.0
+    """The whole experiment; past it the current variant is stopped and the original restored."""
+    budget: Budget | None = None
+    dry_run: bool = False
+    """Compute and show the patches without applying anything."""
+
+    @model_validator(mode="after")
+    def _names(self) -> ScalingExperimentSpec:
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(
+                f"baseline {self.baseline!r} is not a variant name; "
+                f"choose one of {', '.join(names)}"
+            )
+        return self
+
+
+class VariantResult(Model):
+    name: str
+    repetition: int = 0
+    phase: Phase = Phase.PENDING
+    load_test: str | None = None
+    summary: dict[str, Any] | None = None
+
+
+class ScalingExperimentStatus(Model):
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = None
+    message: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    current_variant: str | None = None
+    variants: list[VariantResult] = Field(default_factory=list)
+    recommendation: str | None = None
+
+
+class ScalingExperiment(Model):
+    api_version: Literal["surge.dev/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["ScalingExperiment"] = "ScalingExperiment"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: ScalingExperimentSpec
+    status: ScalingExperimentStatus | None = None

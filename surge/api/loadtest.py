@@ -1,0 +1,370 @@
+"""The LoadTest resource (surge.dev/v1alpha1): what to hit, how hard, and what counts as passing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from surge.api.base import API_VERSION, Model
+from surge.api.durations import Duration
+from surge.api.status import LoadTestStatus
+from surge.api.thresholds import Threshold, parse_threshold
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Name = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+
+class SecretKeyRef(Model):
+    name: Name
+    """Secret in the LoadTest's namespace."""
+    key: str = Field(min_length=1)
+
+
+class ConfigMapKeyRef(Model):
+    name: Name
+    key: str = Field(min_length=1)
+
+
+class HeaderValueFrom(Model):
+    secret_key_ref: SecretKeyRef
+
+
+class Header(Model):
+    name: str = Field(min_length=1, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    value: str | None = None
+    value_from: HeaderValueFrom | None = None
+    """Read the value from a Secret, so tokens stay out of the manifest."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Header:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("set exactly one of value or valueFrom")
+        return self
+
+
+class DeploymentRef(Model):
+    name: Name
+    namespace: Name | None = None
+    """Defaults to the LoadTest's namespace."""
+
+
+class HttpCheck(Model):
+    url: str | None = None
+    """Absolute health URL; when unset, `path` is joined to target.url."""
+    path: str | None = None
+    expect_status: int = Field(200, ge=100, le=599)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> HttpCheck:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("set exactly one of url or path")
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"path {self.path!r} must start with '/'")
+        if self.url is not None:
+            _check_http_url(self.url)
+        return self
+
+
+class Readiness(Model):
+    deployment_available: bool = True
+    """Wait for target.deploymentRef to report Available (ignored without a deploymentRef)."""
+    http: HttpCheck | None = None
+    timeout: Duration = 300.0
+    """Fail the run with TargetReady=False when the target is not ready by then."""
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL with a host; write e.g. http://alice:8080")
+    return url
+
+
+class Target(Model):
+    url: str
+    """Base URL of the agent, e.g. http://alice.shop.svc:8080; requests go to url + path."""
+    deployment_ref: DeploymentRef | None = None
+    """The Deployment serving `url`: Surge waits for it and records its replicas."""
+    headers: list[Header] = Field(default_factory=list)
+    readiness: Readiness = Field(default_factory=Readiness)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_http_url(v)
+
+
+class Dataset(Model):
+    inline: list[dict[str, Any]] | None = None
+    """Rows given in the manifest."""
+    file: str | None = None
+    """A JSONL file (one JSON object a line); local runs only."""
+    config_map_ref: ConfigMapKeyRef | None = None
+    """A ConfigMap key holding JSONL."""
+    order: Literal["sequential", "random"] = "sequential"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Dataset:
+        given = [
+            n
+            for n, v in (
+                ("inline", self.inline),
+                ("file", self.file),
+                ("configMapRef", self.config_map_ref),
+            )
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of inline, file or configMapRef"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.inline is not None and not self.inline:
+            raise ValueError("inline must hold at least one row")
+        return self
+
+
+class Conversation(Model):
+    turns_field: str = "turns"
+    """Row field holding the list of user messages of one conversation."""
+    max_turns: PositiveInt | None = None
+    think_time: Duration = 0.0
+    """Pause between a reply and the next turn of the same conversation."""
+
+
+class Scenario(Model):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    """A JSON template (object, list or string): string leaves may hold {{field}} placeholders
+    filled from the dataset row; a leaf that is exactly "{{field}}" takes the row value as is."""
+    dataset: Dataset | None = None
+    streaming: Literal["none", "sse", "openai"] = "none"
+    """openai: OpenAI chat-completions SSE (TTFT, TPOT, ITL, usage). sse: any text/event-stream."""
+    conversation: Conversation | None = None
+    """Multi-turn: each dataset row is a conversation whose history is carried between turns."""
+    timeout: Duration = 30.0
+    """Per-request timeout, from the actual send to the last byte."""
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must start with '/'")
+        return v
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, dict | list | str):
+            raise ValueError(f"{v!r} is not a body; give an object, a list or a string")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Scenario:
+        if self.timeout <= 0:
+            raise ValueError("timeout must be more than 0s")
+        if self.conversation is not None and self.dataset is None:
+            raise ValueError("conversation needs a dataset whose rows hold the turns")
+        return self
+
+
+class Stage(Model):
+    duration: Duration
+    target: float = Field(ge=0)
+    """Requests per second (open models) or virtual users (closed), reached at the stage's end."""
+
+    @field_validator("duration")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("a stage must last more than 0s")
+        return v
+
+
+class Placement(Model):
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = None
+    resources: dict[str, Any] | None = None
+    separate: bool = False
+    """Spread workers over distinct nodes (required pod anti-affinity)."""
+    priority_class_name: str | None = None
+
+
+class Load(Model):
+    model: Literal["constant", "poisson", "closed"]
+    """constant/poisson: open loop, arrivals per second; closed: users that wait for replies."""
+    stages: list[Stage] = Field(min_length=1)
+    start_target: float | None = Field(None, ge=0)
+    """Where the first stage ramps from; unset means the first stage holds its target throughout."""
+    warmup: Duration = 0.0
+    """The first part of the timeline, excluded from every result."""
+    think_time: Duration = 0.0
+    """Closed model: pause between a reply and the user's next request."""
+    max_in_flight: PositiveInt = 1000
+    """Open model: arrivals beyond this many outstanding requests are dropped and counted."""
+    workers: int = Field(1, ge=1, le=200)
+    """Generator processes (pods in a cluster); the load is split evenly between them."""
+    placement: Placement = Field(default_factory=Placement)
+    seed: int | None = None
+    """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration for s in self.stages)
+
+    @property
+    def peak(self) -> float:
+        return max([s.target for s in self.stages] + [self.start_target or 0.0])
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Load:
+        if self.warmup >= self.duration_s:
+            raise ValueError(
+                f"warmup ({self.warmup:g}s) must be shorter than the stages "
+                f"({self.duration_s:g}s in all), or nothing is measured"
+            )
+        if self.model != "closed" and self.think_time:
+            raise ValueError("thinkTime applies to the closed model only")
+        if self.model == "closed":
+            for i, s in enumerate(self.stages):
+                if s.target != int(s.target):
+                    raise ValueError(
+                        f"stages[{i}].target: the closed model counts whole users, not {s.target:g}"
+                    )
+        if self.peak <= 0:
+            raise ValueError("every stage targets 0: nothing would be sent")
+        return self
+
+
+class PrometheusAuth(Model):
+    bearer_token_secret_ref: SecretKeyRef | None = None
+    basic_auth_secret_ref: SecretKeyRef | None = None
+    """Secret key holding 'user:password'."""
+
+
+class Prometheus(Model):
+    url: str | None = None
+    """Defaults to the operator's --prometheus-url; unset: cluster metrics are skipped."""
+    auth: PrometheusAuth | None = None
+    queries: dict[str, str] = Field(default_factory=dict)
+    """Override default PromQL by name (see docs/metrics.md); templates may use {namespace},
+    {deployment}, {pod_regex}, {loadtest}, {run}, {window}, {step}."""
+    step: Duration = 15.0
+    """Resolution of the stored time series."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_http_url(v)
+
+
+class Cleanup(Model):
+    workers: Literal["Delete", "Keep", "DeleteOnSuccess"] = "DeleteOnSuccess"
+    """What happens to worker Jobs and pods when a run ends; failed runs keep them for debugging."""
+    ttl_seconds_after_finished: int | None = Field(None, ge=0)
+    """Set on the worker Job, so Kubernetes removes kept workers after this long."""
+
+
+class Timeouts(Model):
+    target_ready: Duration | None = None
+    """Overrides target.readiness.timeout."""
+    workers_ready: Duration = 180.0
+    """Start barrier: every worker must be Running by then, or the run fails with the reason."""
+    run_grace: Duration = 120.0
+    """Allowed beyond the load's own duration before workers are stopped and the run fails."""
+    analysis: Duration = 120.0
+
+
+class Safety(Model):
+    max_rate: float = Field(1000.0, gt=0)
+    """Open model: no stage may target more requests per second than this."""
+    max_users: int = Field(1000, ge=1)
+    """Closed model: no stage may target more virtual users than this."""
+    max_duration: Duration = 3600.0
+    """The stages may not add up to more than this."""
+
+
+class LoadTestSpec(Model):
+    target: Target
+    scenario: Scenario = Field(default_factory=Scenario)
+    load: Load
+    thresholds: list[str] = Field(default_factory=list)
+    """SLOs such as 'latency.p95 < 800ms' or 'errors.rate < 1%' (docs/metrics.md)."""
+    prometheus: Prometheus = Field(default_factory=Prometheus)
+    cleanup: Cleanup = Field(default_factory=Cleanup)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    safety: Safety = Field(default_factory=Safety)
+    run_id: str = Field(
+        "1", min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
+    """Change it to run again without deleting the resource (GitOps)."""
+    suspend: bool = False
+    """true aborts a running test and keeps a new one from starting."""
+    image: str | None = None
+    """Loadgen image; defaults to the operator's --loadgen-image."""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for i, text in enumerate(v):
+            try:
+                t = parse_threshold(text)
+            except ValueError as exc:
+                raise ValueError(f"[{i}]: {exc}") from None
+            key = f"{t.metric}{t.op}"
+            if key in seen:
+                raise ValueError(f"[{i}]: {text!r} repeats a threshold on {t.metric} {t.op}")
+            seen.add(key)
+        return v
+
+    @model_validator(mode="after")
+    def _safety(self) -> LoadTestSpec:
+        load, safety = self.load, self.safety
+        if load.model == "closed":
+            if load.peak > safety.max_users:
+                raise ValueError(
+                    f"load peaks at {load.peak:g} users, above safety.maxUsers "
+                    f"({safety.max_users}); raise the cap if you mean it"
+                )
+        elif load.peak > safety.max_rate:
+            raise ValueError(
+                f"load peaks at {load.peak:g} req/s, above safety.maxRate "
+                f"({safety.max_rate:g}); raise the cap if you mean it"
+            )
+        if load.duration_s > safety.max_duration:
+            raise ValueError(
+                f"stages last {load.duration_s:g}s, above safety.maxDuration "
+                f"({safety.max_duration:g}s)"
+            )
+        if load.model != "closed" and load.max_in_flight < load.workers:
+            raise ValueError(
+                "load.maxInFlight must be at least load.workers (it is split per worker)"
+            )
+        return self
+
+    def parsed_thresholds(self) -> list[Threshold]:
+        return [parse_threshold(t) for t in self.thresholds]
+
+
+class ObjectMeta(Model):
+    """The parts of metadata Surge reads; the rest is kept as Kubernetes sent it."""
+
+    model_config = Model.model_config | {"extra": "allow"}
+    name: Name | None = None
+    namespace: Name | None = None
+
+
+class LoadTest(Model):
+    api_version: Literal["surge.dev/v1alpha1"] = API_VERSION  # type: ignore[assignment]
+    kind: Literal["LoadTest"] = "LoadTest"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: LoadTestSpec
+    status: LoadTestStatus | None = None

@@ -1,0 +1,146 @@
+"""Status shapes shared by LoadTest and ScalingExperiment: phases, conditions, verdicts.
+
+Every condition type and reason is listed here with its meaning (docs/status.md renders
+the same table), so users and code read the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from surge.api.base import Model
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    WAITING_FOR_TARGET = "WaitingForTarget"
+    RUNNING = "Running"
+    ANALYZING = "Analyzing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.ABORTED})
+_ORDER = [Phase.PENDING, Phase.WAITING_FOR_TARGET, Phase.RUNNING, Phase.ANALYZING]
+
+
+def can_transition(old: Phase | None, new: Phase) -> bool:
+    """Phases only move forward within a run; a terminal phase is final until runId changes."""
+    if old is None or old == new:
+        return True
+    if old.terminal:
+        return False
+    if new.terminal:
+        return True
+    return _ORDER.index(new) > _ORDER.index(old)
+
+
+CONDITION_TYPES: dict[str, str] = {
+    "Ready": "The resource is valid and the operator has accepted it.",
+    "TargetReady": "The target Deployment is available and its health URL answers.",
+    "WorkersScheduled": "Every worker pod is Running and passed the start barrier.",
+    "Completed": "The load finished and every worker reported, or the run ended early.",
+    "ThresholdsPassed": "Every threshold held; False names the first that did not.",
+    "SpecDrifted": "The spec changed during a run; the run goes on with the spec it started with.",
+    "MetricsAvailable": "Every cluster query returned data for the measured window.",
+    "Queued": "Another run holds the same target; this one waits.",
+}
+
+REASONS: dict[str, str] = {
+    "InvalidSpec": "The spec failed validation; the message names the field and the fix.",
+    "TargetNotReady": "The target was not ready within its timeout.",
+    "Unschedulable": "A worker pod could not be scheduled within workersReady.",
+    "ImagePullError": "A worker image could not be pulled.",
+    "CrashLoopBackOff": "A worker container kept crashing.",
+    "WorkerFailed": "A worker exited non-zero.",
+    "WorkerMissingSummary": "A worker finished without a readable summary.",
+    "RunTimeout": "The load ran past its duration plus timeouts.runGrace.",
+    "Suspended": "spec.suspend was set to true.",
+    "Deleted": "The LoadTest was deleted during the run.",
+    "ThresholdFailed": "At least one threshold did not hold.",
+    "AllThresholdsPassed": "Every threshold held.",
+    "NoThresholds": "No thresholds were set; the run succeeds when the load completes.",
+    "NoData": "A metric a threshold needs had no data; the threshold cannot pass.",
+    "TargetBusy": "Another LoadTest is running against the same target.",
+}
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class ThresholdResult(Model):
+    expression: str
+    metric: str
+    op: str
+    limit: float
+    """In the metric's base unit (seconds, ratio 0..1, per second, count)."""
+    measured: float | None = None
+    """None when the metric had no data; such a threshold fails."""
+    passed: bool
+    display: str = ""
+    """Human form: 'latency.p95 = 412ms < 800ms ✓'."""
+
+
+class Summary(Model):
+    """The few numbers the printer columns show."""
+
+    target_rps: float | None = None
+    achieved_rps: float | None = None
+    p95_ms: float | None = None
+    error_rate: float | None = None
+    verdict: Literal["Passed", "Failed", "Inconclusive"] | None = None
+
+
+class WorkerCounts(Model):
+    expected: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    reported: int = 0
+    missing: list[int] = Field(default_factory=list)
+    """Indexes of workers that finished without a readable summary."""
+
+
+class RunRecord(Model):
+    """One finished run, kept in status.history (newest first)."""
+
+    run_id: str
+    phase: Phase
+    start_time: str | None = None
+    completion_time: str | None = None
+    summary: Summary = Field(default_factory=Summary)
+    thresholds: list[ThresholdResult] = Field(default_factory=list)
+    message: str = ""
+
+
+class LoadTestStatus(Model):
+    phase: Phase = Phase.PENDING
+    run_id: str | None = None
+    observed_generation: int | None = None
+    message: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    start_time: str | None = None
+    load_start_time: str | None = None
+    """The start barrier: the instant every worker began sending (RFC 3339)."""
+    completion_time: str | None = None
+    workers: WorkerCounts = Field(default_factory=WorkerCounts)
+    summary: Summary = Field(default_factory=Summary)
+    results: dict[str, Any] | None = None
+    """The merged results (docs/metrics.md), the same JSON that `surge run --out` writes."""
+    thresholds: list[ThresholdResult] = Field(default_factory=list)
+    history: list[RunRecord] = Field(default_factory=list)
+    """The last runs, newest first (at most 5)."""
