@@ -195,6 +195,14 @@ _TYPE_WORDS = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": "the minimum is {ge}",
+    "greater_than": "it must be more than {gt}",
+    "less_than_equal": "the maximum is {le}",
+    "less_than": "it must be less than {lt}",
+}
+
+
 def describe_errors(exc: ValidationError) -> list[FieldError]:
     """Turn pydantic's errors into one clear, field-named line each."""
     vocab: list[str] | None = None
@@ -223,6 +231,12 @@ def describe_errors(exc: ValidationError) -> list[FieldError]:
             msg = str(err["msg"])
         elif kind == "literal_error":
             msg = f"{_short(value)} is not allowed; {err['msg'][0].lower()}{err['msg'][1:]}"
+        elif kind in _BOUNDS:
+            msg = f"{_short(value)} is too small; " + _BOUNDS[kind].format(**err.get("ctx", {}))
+            if kind.startswith("less"):
+                msg = msg.replace("too small", "too large")
+        elif kind == "too_short":
+            msg = "needs at least {min_length} entry".format(**err.get("ctx", {}))
         elif kind == "string_pattern_mismatch":
             msg = f"{_short(value)} is not a valid name here (lowercase letters, digits, '-', '.')"
         else:

@@ -1,0 +1,72 @@
+"""Table tests for the small parsers: durations, thresholds, phase transitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from surge.api.durations import format_duration, parse_duration
+from surge.api.status import Phase, can_transition
+from surge.api.thresholds import Kind, format_value, parse_threshold
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h30m", 5400), ("1.5s", 1.5), ("250us", 250e-6)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "1h 30m", "-3s", "3sec"])
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration; use e.g. 5m or 300s"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.25, 1, 59.5, 90, 300, 3600, 5400, 1e-4])
+def test_format_duration_round_trips(seconds: float) -> None:
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "limit", "kind"),
+    [
+        ("latency.p95 < 800ms", "latency.p95", "<", 0.8, Kind.TIME),
+        ("ttft.p99<300ms", "ttft.p99", "<", 0.3, Kind.TIME),
+        ("errors.rate < 1%", "errors.rate", "<", 0.01, Kind.RATIO),
+        ("errors.rate <= 0.005", "errors.rate", "<=", 0.005, Kind.RATIO),
+        ("throughput.achieved > 95%", "throughput.achieved", ">", 0.95, Kind.RATIO),
+        ("throughput.rps >= 100rps", "throughput.rps", ">=", 100, Kind.RATE),
+        ("latency.max < 2s", "latency.max", "<", 2.0, Kind.TIME),
+        ("replicas.max <= 10", "replicas.max", "<=", 10, Kind.VALUE),
+    ],
+)
+def test_parse_threshold(text: str, metric: str, op: str, limit: float, kind: Kind) -> None:
+    t = parse_threshold(text)
+    assert (t.metric, t.op, t.kind) == (metric, op, kind)
+    assert t.limit == pytest.approx(limit)
+
+
+def test_threshold_check_and_display() -> None:
+    t = parse_threshold("latency.p95 < 800ms")
+    assert t.check(0.412)
+    assert not t.check(0.8)
+    assert format_value(0.412, t.kind) == "412ms"
+    assert format_value(0.0123, Kind.RATIO) == "1.23%"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "ok"),
+    [
+        (None, Phase.PENDING, True),
+        (Phase.PENDING, Phase.RUNNING, True),
+        (Phase.RUNNING, Phase.WAITING_FOR_TARGET, False),
+        (Phase.ANALYZING, Phase.SUCCEEDED, True),
+        (Phase.SUCCEEDED, Phase.RUNNING, False),
+        (Phase.FAILED, Phase.SUCCEEDED, False),
+        (Phase.RUNNING, Phase.ABORTED, True),
+        (Phase.RUNNING, Phase.RUNNING, True),
+    ],
+)
+def test_phases_only_move_forward(old: Phase | None, new: Phase, ok: bool) -> None:
+    assert can_transition(old, new) is ok
