@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("surge.api.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("surge.api.commands", "surge.agent.command")
 
 app = typer.Typer(
     name="surge",
