@@ -10,7 +10,12 @@ import importlib
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("surge.api.commands", "surge.agent.command")
+COMMAND_MODULES: tuple[str, ...] = (
+    "surge.api.commands",
+    "surge.agent.command",
+    "surge.loadgen.commands",
+    "surge.operator.commands",
+)
 
 app = typer.Typer(
     name="surge",

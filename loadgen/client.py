@@ -1,0 +1,201 @@
+"""The hot path: send one request with aiohttp and time it, never raising.
+
+Why aiohttp and not httpx: with one shared pool httpx fell to 296 req/s at 50 in
+flight where a raw aiohttp loop did 13,421 per core (docs/metrics.md, `make bench`).
+One ClientSession per worker, a TCPConnector sized to maxInFlight, keep-alive on.
+
+Every failure becomes an error class, never an exception:
+- connect: the connection could not be made, or was reset/closed before a response;
+- timeout: no complete response within scenario.timeout (from the actual send);
+- http_4xx / http_5xx: the response status;
+- protocol: a response that is not valid HTTP, a broken body or a stream that
+  cannot be parsed (bad SSE/JSON chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aiohttp
+
+from surge.loadgen.scenario import Prepared
+
+ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "protocol"]
+ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+Streaming = Literal["none", "sse", "openai"]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request. Times are time.monotonic() seconds."""
+
+    sent_at: float
+    done_at: float = 0.0
+    status: int = 0
+    error: ErrorClass | None = None
+    detail: str = ""
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    chunk_times: list[float] = field(default_factory=list)
+    """Arrival time of every content-bearing chunk (streaming only)."""
+    usage_tokens: int | None = None
+    """completion_tokens from the server's usage, when it sent one."""
+    text: str = ""
+    """The reply (assistant content), kept for conversation history only."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def output_tokens(self) -> int:
+        """usage.completion_tokens when present, else the number of content chunks."""
+        return self.usage_tokens if self.usage_tokens is not None else len(self.chunk_times)
+
+
+def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
+    """One session for a worker: a keep-alive pool of `limit` connections."""
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=limit, ttl_dns_cache=300, force_close=False
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s),
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        headers={"User-Agent": "surge-loadgen"},
+    )
+
+
+def _classify(exc: BaseException) -> tuple[ErrorClass, str]:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout", "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect", str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return "connect", str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return "protocol", str(exc) or type(exc).__name__
+    if isinstance(exc, ProtocolError | ValueError | UnicodeDecodeError):
+        return "protocol", str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return "connect", str(exc) or type(exc).__name__
+    return "protocol", f"{type(exc).__name__}: {exc}"
+
+
+class ProtocolError(Exception):
+    """The stream was not what the scenario said it would be."""
+
+
+async def execute(
+    session: aiohttp.ClientSession,
+    url: str,
+    req: Prepared,
+    headers: dict[str, str],
+    *,
+    streaming: Streaming = "none",
+    timeout_s: float = 30.0,
+    keep_text: bool = False,
+) -> Outcome:
+    """Send `req` to `url` and time it. Never raises (except CancelledError)."""
+    out = Outcome(sent_at=time.monotonic())
+    hdrs = headers
+    if req.content_type is not None:
+        hdrs = {**headers, "Content-Type": req.content_type}
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with session.request(req.method, url, data=req.body, headers=hdrs) as resp:
+                out.status = resp.status
+                if resp.status >= 400:
+                    await resp.read()
+                    out.error = "http_5xx" if resp.status >= 500 else "http_4xx"
+                    out.detail = f"HTTP {resp.status}"
+                elif streaming == "none":
+                    body = await resp.read()
+                    if keep_text:
+                        out.text = _reply_text(body)
+                else:
+                    await _read_stream(resp, out, openai=streaming == "openai", keep=keep_text)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        out.error, out.detail = _classify(exc)
+    out.done_at = time.monotonic()
+    return out
+
+
+def _reply_text(body: bytes) -> str:
+    """The assistant text of a JSON reply (OpenAI or {"answer"|"reply"|"text"|"content"})."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")
+    if isinstance(data, dict):
+        choices = data.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            msg = choices[0].get("message") or {}
+            if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+                return str(msg["content"])
+        for key in ("answer", "reply", "text", "content", "response"):
+            if isinstance(data.get(key), str):
+                return str(data[key])
+    return body.decode(errors="replace")
+
+
+async def _read_stream(
+    resp: aiohttp.ClientResponse, out: Outcome, *, openai: bool, keep: bool
+) -> None:
+    """Parse an SSE stream line by line: `data:` lines are events, `:` lines comments.
+
+    A content-bearing chunk is a generic SSE data event with a non-empty payload, or an
+    OpenAI chunk whose choices[0].delta.content is a non-empty string. Role-only chunks,
+    finish chunks, usage chunks, comments and [DONE] carry no content.
+    """
+    parts: list[str] = []
+    done = False
+    async for raw in resp.content:
+        line = raw.rstrip(b"\r\n")
+        if not line or line.startswith(b":"):
+            continue
+        if not line.startswith(b"data:"):
+            continue  # event:, id:, retry: fields
+        payload = line[5:].lstrip(b" ")
+        if openai:
+            if payload == b"[DONE]":
+                done = True
+                continue
+            try:
+                chunk = json.loads(payload)
+            except ValueError:
+                raise ProtocolError(f"stream chunk is not JSON: {payload[:60]!r}") from None
+            if not isinstance(chunk, dict):
+                raise ProtocolError("stream chunk is not a JSON object")
+            if "error" in chunk:
+                raise ProtocolError(f"error in stream: {str(chunk['error'])[:80]}")
+            usage = chunk.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+                out.usage_tokens = usage["completion_tokens"]
+            choices = chunk.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                delta = choices[0].get("delta") or {}
+                content = delta.get("content") if isinstance(delta, dict) else None
+                if isinstance(content, str) and content:
+                    now = time.monotonic()
+                    out.chunk_times.append(now)
+                    if keep:
+                        parts.append(content)
+        elif payload:
+            out.chunk_times.append(time.monotonic())
+            if keep:
+                parts.append(payload.decode(errors="replace"))
+    if openai and not done and not out.chunk_times:
+        raise ProtocolError("stream ended without content or [DONE]")
+    if out.chunk_times:
+        out.first_token_at = out.chunk_times[0]
+        out.last_token_at = out.chunk_times[-1]
+    if keep:
+        out.text = "".join(parts)

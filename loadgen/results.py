@@ -1,0 +1,195 @@
+"""Results: a pure function from a merged summary to the results JSON (docs/metrics.md).
+
+Percentiles are HdrHistogram's value-at-percentile: with N recorded values, the
+p-th percentile is the smallest recorded value v whose cumulative count reaches
+max(1, round(p/100 × N)) (half up), reported as the highest value equivalent to v
+at 3 significant digits. Histograms hold successful requests only; failed requests
+are counted in errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from surge.api.thresholds import METRICS
+from surge.loadgen.summary import WorkerSummary, decode_histogram, new_histogram
+
+RESULTS_VERSION = 1
+ERROR_CLASSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+_STATS: tuple[tuple[str, float | None], ...] = (
+    ("p50", 50.0),
+    ("p75", 75.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+    ("p999", 99.9),
+    ("max", None),
+    ("min", None),
+    ("mean", None),
+)
+_FAMILIES = {
+    "latency": "latency",
+    "ttft": "ttft",
+    "tpot": "tpot",
+    "itl": "itl",
+    "schedule_lag": "schedule_lag",
+}
+
+
+def hist_stats_s(hist: HdrHistogram) -> dict[str, float | None]:
+    """p50..p999, max, min, mean in seconds; every value None when the histogram is empty."""
+    if not hist.get_total_count():
+        return {name: None for name, _ in _STATS}
+    out: dict[str, float | None] = {}
+    for name, pct in _STATS:
+        if pct is not None:
+            us = hist.get_value_at_percentile(pct)
+        elif name == "max":
+            us = hist.get_max_value()
+        elif name == "min":
+            us = hist.get_min_value()
+        else:
+            us = hist.get_mean_value()
+        out[name] = float(us) / 1e6
+    return out
+
+
+def _ms(stats: dict[str, float | None]) -> dict[str, float | None]:
+    keys = ("p50", "p90", "p95", "p99", "max", "mean")
+    return {k: None if stats[k] is None else round(float(stats[k] or 0) * 1000, 3) for k in keys}
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def compute_results(
+    merged: WorkerSummary, *, timeseries: Sequence[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The results dict: `summary`, flat `metrics` (base units, None = no data), readable
+    sections and the optional per-second `timeseries`. Pure."""
+    c = merged.counts
+    measured = merged.measured_s
+    sent, ok, dropped = c.get("sent", 0), c.get("ok", 0), c.get("dropped", 0)
+    errors = {cls: c.get(cls, 0) for cls in ERROR_CLASSES}
+    n_err = sum(errors.values())
+    attempted = sent + dropped
+    open_loop = merged.model != "closed"
+    target_rps = (
+        merged.expected / measured
+        if open_loop and merged.expected is not None and measured > 0
+        else None
+    )
+    achieved_rps = ok / measured if measured > 0 else None
+    sent_rps = sent / measured if measured > 0 else None
+
+    fams = {f: hist_stats_s(merged.hists.get(h) or new_histogram()) for f, h in _FAMILIES.items()}
+    metrics: dict[str, float | None] = {}
+    for fam, stats in fams.items():
+        for stat, value in stats.items():
+            metrics[f"{fam}.{stat}"] = value
+    metrics["errors.count"] = float(n_err)
+    metrics["errors.rate"] = _ratio(n_err, sent)
+    for cls, n in errors.items():
+        metrics[f"errors.{cls}.count"] = float(n)
+        metrics[f"errors.{cls}.rate"] = _ratio(n, sent)
+    metrics["throughput.rps"] = achieved_rps
+    metrics["throughput.achieved"] = (
+        achieved_rps / target_rps if achieved_rps is not None and target_rps else None
+    )
+    good = c.get("good", 0)
+    metrics["goodput.rps"] = good / measured if measured > 0 else None
+    metrics["goodput.ratio"] = _ratio(good, attempted)
+    metrics["requests.count"] = float(sent)
+    metrics["dropped.count"] = float(dropped)
+    metrics["dropped.rate"] = _ratio(dropped, attempted)
+    tokens = c.get("tokens", 0)
+    metrics["tokens.output_rps"] = (
+        tokens / measured if measured > 0 and c.get("streamed", 0) else None
+    )
+    unknown = set(metrics) - set(METRICS)
+    assert not unknown, f"metrics outside surge.api.thresholds.METRICS: {sorted(unknown)}"
+
+    lat = fams["latency"]
+    start = merged.start_epoch + merged.window_start_s
+    return {
+        "version": RESULTS_VERSION,
+        "loadtest": merged.loadtest,
+        "namespace": merged.namespace,
+        "runId": merged.run_id,
+        "variant": merged.variant,
+        "model": merged.model,
+        "workers": {"count": merged.worker_count, "reported": merged.workers},
+        "interrupted": merged.interrupted,
+        "summary": {
+            "targetRps": None if target_rps is None else round(target_rps, 3),
+            "achievedRps": None if achieved_rps is None else round(achieved_rps, 3),
+            "p95Ms": None if lat["p95"] is None else round(lat["p95"] * 1000, 3),
+            "errorRate": metrics["errors.rate"],
+        },
+        "metrics": metrics,
+        "throughput": {
+            "targetRps": target_rps,
+            "achievedRps": achieved_rps,
+            "sentRps": sent_rps,
+            "achievedRatio": metrics["throughput.achieved"],
+            "denominator": "measured window seconds",
+        },
+        "latency": {
+            **_ms(lat),
+            "from": "intended send" if open_loop else "actual send",
+        },
+        "serviceTime": _ms(hist_stats_s(merged.hists.get("service") or new_histogram())),
+        "ttft": _ms(fams["ttft"]),
+        "tpot": _ms(fams["tpot"]),
+        "itl": _ms(fams["itl"]),
+        "scheduleLag": _ms(fams["schedule_lag"]),
+        "errors": {"rate": metrics["errors.rate"], "count": n_err, "byClass": errors},
+        "requests": {"sent": sent, "completed": ok + n_err, "ok": ok, "dropped": dropped},
+        "goodput": {"rps": metrics["goodput.rps"], "ratio": metrics["goodput.ratio"]},
+        "tokens": {
+            "output": tokens,
+            "outputRps": metrics["tokens.output_rps"],
+            "fromUsage": c.get("tokens_from_usage", 0),
+            "fromChunks": c.get("tokens_from_chunks", 0),
+        },
+        "window": {
+            "start": start,
+            "end": start + measured,
+            "measuredSeconds": measured,
+            "warmupSeconds": merged.window_start_s,
+        },
+        "timeseries": list(timeseries or []),
+    }
+
+
+def build_timeseries(
+    intervals: dict[int, dict[str, Any]], window_start_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """Per-second points from merged progress records {sec: {ok, err, drop, hists[]}}.
+
+    rps = ok responses completed in that second; p50/p95 over those responses.
+    """
+    out: list[dict[str, Any]] = []
+    for sec in sorted(intervals):
+        iv = intervals[sec]
+        h = new_histogram()
+        for text in iv.get("h", []):
+            h.add(decode_histogram(text))
+        stats = hist_stats_s(h)
+        out.append(
+            {
+                "t": sec,
+                "measured": sec >= window_start_s,
+                "rps": iv.get("ok", 0),
+                "errors": iv.get("err", 0),
+                "dropped": iv.get("drop", 0),
+                "inFlight": iv.get("inflight", 0),
+                "p50Ms": None if stats["p50"] is None else round(stats["p50"] * 1000, 3),
+                "p95Ms": None if stats["p95"] is None else round(stats["p95"] * 1000, 3),
+            }
+        )
+    return out

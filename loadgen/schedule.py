@@ -1,0 +1,188 @@
+"""Schedule math: when each arrival is due and how many users are active. Pure functions.
+
+The load is a piecewise-linear rate curve r(t) built from the stages: stage i ramps
+linearly from the previous stage's target (the first from `startTarget`, or holds its
+own target when that is unset). The expected number of arrivals by time t is the
+integral Λ(t) = ∫₀ᵗ r(u) du, and every open-loop schedule is Λ⁻¹ applied to a
+sequence of "counts":
+
+- constant: the k-th arrival of the whole test (k = 0, 1, 2, ...) is due at Λ⁻¹(k),
+  so arrivals are evenly spaced at a steady rate and follow the ramp exactly.
+  Worker i of N takes the global arrivals k ≡ i (mod N), so N workers interleave
+  into exactly the single-process schedule.
+- poisson: a unit-rate Poisson process E₁ < E₂ < ... (sums of Exp(1) gaps from a
+  seeded RNG) mapped through Λ⁻¹ (time rescaling), which gives a non-homogeneous
+  Poisson process with rate r(t). Worker i uses rate r(t)/N and its own seed
+  derived from (seed, i); the superposition of N such processes is Poisson with r(t).
+
+Closed loop: users(t) = floor(r(t)), split as integers over workers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+_EPS = 1e-9
+
+
+class StageLike(Protocol):
+    @property
+    def duration(self) -> float: ...
+    @property
+    def target(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stage on the timeline: the rate goes linearly from rate0 to rate1 (per second)."""
+
+    start_s: float
+    end_s: float
+    rate0: float
+    rate1: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def area(self) -> float:
+        """Expected arrivals in the segment (or user-seconds for the closed model)."""
+        return (self.rate0 + self.rate1) / 2.0 * self.duration_s
+
+
+def segments(stages: Sequence[StageLike], start_target: float | None) -> list[Segment]:
+    """The rate curve of the stages, as consecutive segments starting at t = 0."""
+    out: list[Segment] = []
+    t = 0.0
+    prev = start_target
+    for stage in stages:
+        r0 = stage.target if prev is None else prev
+        out.append(Segment(t, t + stage.duration, float(r0), float(stage.target)))
+        t += stage.duration
+        prev = stage.target
+    return out
+
+
+def rate_at(segs: Sequence[Segment], t: float) -> float:
+    """r(t); 0 outside the timeline."""
+    for s in segs:
+        if s.start_s <= t < s.end_s or (t == s.end_s and s is segs[-1]):
+            return s.rate0 + (s.rate1 - s.rate0) * (t - s.start_s) / s.duration_s
+    return 0.0
+
+
+def cumulative(segs: Sequence[Segment], t: float) -> float:
+    """Λ(t) = ∫₀ᵗ r(u) du, the expected arrivals by t."""
+    total = 0.0
+    for s in segs:
+        if t >= s.end_s:
+            total += s.area
+            continue
+        if t > s.start_s:
+            u = t - s.start_s
+            total += s.rate0 * u + (s.rate1 - s.rate0) * u * u / (2.0 * s.duration_s)
+        break
+    return total
+
+
+def _solve_in_segment(s: Segment, c: float) -> float:
+    """u in [0, duration] with r0·u + (r1-r0)/(2d)·u² = c (c within the segment's area)."""
+    a = (s.rate1 - s.rate0) / (2.0 * s.duration_s)
+    b = s.rate0
+    if abs(a) < 1e-15:
+        return c / b if b > 0 else s.duration_s
+    disc = max(b * b + 4.0 * a * c, 0.0)
+    denom = b + math.sqrt(disc)
+    # 2c / (b + sqrt(b² + 4ac)) is the stable root form; it also covers b = 0.
+    u = 2.0 * c / denom if denom > 0 else s.duration_s
+    return min(max(u, 0.0), s.duration_s)
+
+
+class InverseCurve:
+    """Λ⁻¹ for non-decreasing queries (walks the segments once; O(1) amortised per call)."""
+
+    def __init__(self, segs: Sequence[Segment], scale: float = 1.0) -> None:
+        self._segs = [Segment(s.start_s, s.end_s, s.rate0 * scale, s.rate1 * scale) for s in segs]
+        self._i = 0
+        self._before = 0.0  # Λ at the start of segment _i
+
+    def time_of(self, count: float) -> float | None:
+        """The t where Λ(t) = count, or None when the timeline ends first."""
+        while self._i < len(self._segs):
+            s = self._segs[self._i]
+            if count <= self._before + s.area + _EPS * max(1.0, count) and s.area > 0:
+                c = min(max(count - self._before, 0.0), s.area)
+                return s.start_s + _solve_in_segment(s, c)
+            self._before += s.area
+            self._i += 1
+        return None
+
+
+Model = Literal["constant", "poisson", "closed"]
+
+
+def worker_seed(seed: int | None, index: int) -> int | None:
+    """Each worker's own seed: independent streams that are fixed by (seed, index)."""
+    return None if seed is None else (seed * 1_000_003 + index * 7919 + 1) & 0xFFFFFFFF
+
+
+def arrival_times(
+    segs: Sequence[Segment],
+    model: Literal["constant", "poisson"],
+    *,
+    index: int = 0,
+    workers: int = 1,
+    seed: int | None = None,
+) -> Iterator[float]:
+    """Due times (seconds from the load start, increasing) of worker `index`'s arrivals.
+
+    Ends when the timeline does; an arrival due exactly at the end is not sent.
+    """
+    if not 0 <= index < workers:
+        raise ValueError(f"index {index} is not in 0..{workers - 1}")
+    end = segs[-1].end_s if segs else 0.0
+    if model == "constant":
+        inv = InverseCurve(segs)
+        k = index
+        while True:
+            t = inv.time_of(float(k))
+            if t is None or t >= end:
+                return
+            yield t
+            k += workers
+    else:
+        rng = random.Random(worker_seed(seed, index))
+        inv = InverseCurve(segs, scale=1.0 / workers)
+        count = 0.0
+        while True:
+            count += rng.expovariate(1.0)
+            t = inv.time_of(count)
+            if t is None or t >= end:
+                return
+            yield t
+
+
+def share_of_users(total: int, index: int, workers: int) -> int:
+    """Worker `index`'s whole share of `total` users: the remainder goes to the lowest indexes."""
+    base, extra = divmod(max(total, 0), workers)
+    return base + (1 if index < extra else 0)
+
+
+def users_at(segs: Sequence[Segment], t: float, *, index: int = 0, workers: int = 1) -> int:
+    """Closed model: users worker `index` should run at t (floor of the ramp, split evenly)."""
+    return share_of_users(math.floor(rate_at(segs, t) + _EPS), index, workers)
+
+
+def share_of_rate(rate: float, workers: int) -> float:
+    """Each worker's open-loop rate (arrivals per second): the rate split evenly."""
+    return rate / workers
+
+
+def expected_arrivals(segs: Sequence[Segment], start_s: float, end_s: float) -> float:
+    """Expected arrivals (whole test, all workers) due in [start_s, end_s)."""
+    return cumulative(segs, end_s) - cumulative(segs, start_s)

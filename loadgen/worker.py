@@ -1,0 +1,137 @@
+"""`surge worker`: run one worker's share of a plan and leave its summary behind.
+
+Outputs, all the same summary (surge.loadgen.summary):
+- stdout: progress lines ("SURGE-PROGRESS {...}", one per second) and, last, the
+  summary line ("SURGE-SUMMARY {...}");
+- --summary-out FILE: the summary JSON;
+- the termination log (--termination-log, default /dev/termination-log when it exists
+  and is writable): the compact form, or a marker when it does not fit 4 KiB.
+
+SIGTERM/SIGINT stop the load, give in-flight requests a short grace and flush the
+summary (marked interrupted). Exit codes: 0 done, 2 bad plan or input, 3 barrier timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from surge.loadgen.barrier import (
+    PLAN_KEY,
+    START_AT_KEY,
+    BarrierTimeout,
+    ConfigMapSource,
+    wait_for_start_at,
+)
+from surge.loadgen.engine import Engine
+from surge.loadgen.plan import WorkerPlan, parse_plan
+from surge.loadgen.summary import WorkerSummary, summary_line, termination_message
+
+DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
+EXIT_OK, EXIT_BAD_INPUT, EXIT_BARRIER = 0, 2, 3
+
+
+def default_termination_log() -> Path | None:
+    p = DEFAULT_TERMINATION_LOG
+    return p if p.exists() and os.access(p, os.W_OK) else None
+
+
+def worker_index(flag: int | None) -> int:
+    """--index, else JOB_COMPLETION_INDEX (indexed Jobs), else 0."""
+    if flag is not None:
+        return flag
+    return int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+
+
+async def run_engine(
+    engine: Engine, start_at_epoch: float | None, *, handle_signals: bool = True
+) -> WorkerSummary:
+    """Run the engine, starting at start_at_epoch (wall clock) or now; signals stop it."""
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, engine.stop)
+    t0 = None
+    if start_at_epoch is not None:
+        t0 = time.monotonic() + max(start_at_epoch - time.time(), 0.0)
+    return await engine.run(t0)
+
+
+def write_outputs(
+    summary: WorkerSummary,
+    *,
+    stdout: TextIO,
+    summary_out: Path | None,
+    termination_log: Path | None,
+) -> None:
+    if summary_out is not None:
+        summary_out.parent.mkdir(parents=True, exist_ok=True)
+        summary_out.write_text(json.dumps(summary.to_json()))
+    if termination_log is not None:
+        try:
+            termination_log.write_text(termination_message(summary))
+        except OSError as exc:
+            print(f"surge worker: cannot write {termination_log}: {exc}", file=sys.stderr)
+    stdout.write(summary_line(summary) + "\n")
+    stdout.flush()
+
+
+def main(
+    *,
+    plan_file: Path | None,
+    configmap: str | None,
+    index: int | None,
+    start_at: float | None,
+    summary_out: Path | None,
+    termination_log: Path | None,
+    metrics_port: int,
+    progress: bool,
+) -> int:
+    """The worker command's body; returns the exit code."""
+    err = sys.stderr
+    idx = worker_index(index)
+    try:
+        if (plan_file is None) == (configmap is None):
+            raise ValueError("give exactly one of --plan FILE or --configmap NAMESPACE/NAME")
+        source = None
+        if plan_file is not None:
+            text = plan_file.read_text()
+        else:
+            assert configmap is not None
+            source = ConfigMapSource.parse(configmap)
+            got = source.get(PLAN_KEY)
+            if got is None:
+                raise ValueError(f"ConfigMap {configmap} has no key {PLAN_KEY}")
+            text = got
+        plan: WorkerPlan = parse_plan(text).for_index(idx)
+        engine = Engine(plan, progress=sys.stdout if progress else None, prom=metrics_port > 0)
+    except Exception as exc:
+        print(f"surge worker: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    if start_at is None and source is not None:
+        src = source
+        try:
+            start_at = wait_for_start_at(
+                lambda: src.get(START_AT_KEY), timeout_s=plan.barrier_timeout_s
+            )
+        except (BarrierTimeout, ValueError) as exc:
+            print(f"surge worker: start barrier: {exc}", file=err)
+            return EXIT_BARRIER
+    if metrics_port > 0 and engine.prom is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=engine.prom.registry)
+    summary = asyncio.run(run_engine(engine, start_at))
+    write_outputs(
+        summary,
+        stdout=sys.stdout,
+        summary_out=summary_out,
+        termination_log=termination_log if termination_log else default_termination_log(),
+    )
+    return EXIT_OK
