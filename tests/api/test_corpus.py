@@ -37,8 +37,13 @@ def test_invalid_manifest_names_the_field(path: Path) -> None:
 
 def test_validate_subprocess_prints_no_traceback() -> None:
     bad = [str(p) for p in CORPUS[:5]]
-    proc = subprocess.run([sys.executable, "-m", "surge", "validate", *bad],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "surge", "validate", *bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stderr.count("✗") == 5

@@ -19,7 +19,7 @@ def test_parse_duration(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "1h 30m", "-3s", "3sec"])
 def test_parse_duration_refuses(text: str) -> None:
-    with pytest.raises(ValueError, match="is not a duration; use e.g. 5m or 300s"):
+    with pytest.raises(ValueError, match=r"is not a duration; use e\.g\. 5m or 300s"):
         parse_duration(text)
 
 

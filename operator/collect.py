@@ -1,0 +1,94 @@
+"""From finished worker pods to results and verdicts.
+
+Each worker's summary is read from its termination message first and from its log
+when the message is missing or marked too large. Summaries merge exactly (HDR
+histogram addition). A worker that reported nothing is named, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from surge.api.loadtest import LoadTestSpec
+from surge.loadgen.results import compute_results
+from surge.loadgen.summary import WorkerSummary, merge, parse_summary
+from surge.operator.pods import Workers, termination_message
+from surge.verdicts import evaluate
+
+LogReader = Callable[[dict[str, Any]], str | None]
+
+
+@dataclass
+class Outcome:
+    results: dict[str, Any] | None
+    thresholds: list[dict[str, Any]]
+    summary: dict[str, Any]
+    passed: bool
+    reason: str
+    message: str
+    thresholds_status: Literal["True", "False"]
+    reported: int = 0
+    missing: list[int] = field(default_factory=list)
+
+
+def read_summary(pod: dict[str, Any] | None, read_log: LogReader) -> WorkerSummary | None:
+    """The worker's summary, or None when neither its message nor its log holds one."""
+    if pod is None:
+        return None
+    for source in ("message", "log"):
+        text = termination_message(pod) if source == "message" else read_log(pod)
+        if not text:
+            continue
+        try:
+            summary = parse_summary(text)
+        except ValueError:
+            summary = None
+        if summary is not None:
+            return summary
+    return None
+
+
+def analyse(spec: LoadTestSpec, workers: Workers, read_log: LogReader) -> Outcome:
+    n = spec.load.workers
+    found: list[WorkerSummary] = []
+    missing: list[int] = []
+    for idx in range(n):
+        s = read_summary(workers.by_index.get(idx), read_log)
+        if s is None:
+            missing.append(idx)
+        else:
+            found.append(s)
+    results = compute_results(merge(found)) if found else None
+    metrics: dict[str, float | None] = dict(results["metrics"]) if results else {}
+    verdicts = evaluate(spec.parsed_thresholds(), metrics)
+    failed = [v for v in verdicts if not v.passed]
+    if not verdicts:
+        reason, message = "NoThresholds", "no thresholds set"
+    elif failed:
+        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
+        message = "; ".join(v.display for v in failed)
+    else:
+        reason, message = "AllThresholdsPassed", "; ".join(v.display for v in verdicts)
+    passed = not failed and results is not None
+    if results is None:
+        reason, message = "WorkerMissingSummary", "no worker reported a summary"
+    summary = dict((results or {}).get("summary") or {})
+    if summary.get("targetRps") is None and spec.load.model != "closed":
+        summary["targetRps"] = spec.load.peak
+    if not passed:
+        summary["verdict"] = "Failed"
+    else:
+        summary["verdict"] = "Inconclusive" if missing else "Passed"
+    return Outcome(
+        results=results,
+        thresholds=[v.model_dump(mode="json", by_alias=True) for v in verdicts],
+        summary=summary,
+        passed=passed,
+        reason=reason,
+        message=message,
+        thresholds_status="True" if passed else "False",
+        reported=len(found),
+        missing=missing,
+    )

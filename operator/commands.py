@@ -1,0 +1,84 @@
+"""`surge operator`: run the kopf operator with Surge's settings."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from surge.operator.settings import DEFAULT_IMAGE, Settings
+
+
+def operator(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace", "-n", help="Watch only these namespaces (repeatable); default: all"
+        ),
+    ] = None,
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(envvar="SURGE_PROMETHEUS_URL", help="Default Prometheus for cluster metrics"),
+    ] = None,
+    loadgen_image: Annotated[
+        str, typer.Option(envvar="SURGE_LOADGEN_IMAGE", help="Default worker image")
+    ] = DEFAULT_IMAGE,
+    worker_command: Annotated[
+        str, typer.Option(envvar="SURGE_WORKER_COMMAND", help="Worker container command")
+    ] = "surge worker",
+    max_rate: Annotated[
+        float | None,
+        typer.Option(envvar="SURGE_MAX_RATE", help="Cluster-wide cap on any LoadTest's peak req/s"),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host", help="Glob a target host must match (repeatable); default: any"
+        ),
+    ] = None,
+    peering: Annotated[
+        str | None,
+        typer.Option(
+            help="kopf peering name for HA (needs kopf's peering CRDs); default: standalone"
+        ),
+    ] = None,
+    liveness: Annotated[
+        str | None,
+        typer.Option(help="Serve liveness at this URL, e.g. http://0.0.0.0:8080/healthz"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the LoadTest operator (kopf). Logs one JSON event per line when not on a TTY."""
+    import kopf
+
+    import surge.operator.handlers  # noqa: F401  (registers the handlers)
+
+    settings = Settings.from_env()
+    settings = Settings(
+        loadgen_image=loadgen_image,
+        worker_command=tuple(worker_command.split()),
+        prometheus_url=prometheus_url,
+        max_rate=max_rate,
+        allowed_hosts=tuple(allowed_host or settings.allowed_hosts),
+        start_delay_s=settings.start_delay_s,
+        interval_s=settings.interval_s,
+        namespaces=tuple(namespace or ()),
+    )
+    log_format = kopf.LogFormat.FULL if sys.stderr.isatty() else kopf.LogFormat.JSON
+    kopf.configure(verbose=verbose, log_format=log_format)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespace,
+            namespaces=list(namespace or ()),
+            standalone=peering is None,
+            peering_name=peering or "default",
+            liveness_endpoint=liveness,
+            memo=kopf.Memo(surge=settings),
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(operator)

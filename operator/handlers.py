@@ -1,0 +1,68 @@
+"""kopf handlers: glue between events and the lifecycle. No decisions are made here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes import config as kube_config
+
+from surge.api.base import GROUP, VERSION
+from surge.operator import builders, lifecycle
+from surge.operator.kube import Kube
+from surge.operator.settings import Settings
+
+INTERVAL_S = float(os.environ.get("SURGE_INTERVAL_S", "2"))
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # lifecycle posts its own Events
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    try:
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    memo.kube = Kube()
+    if not isinstance(getattr(memo, "surge", None), Settings):
+        memo.surge = Settings.from_env()
+
+
+@kopf.timer(GROUP, VERSION, "loadtests", interval=INTERVAL_S)
+def reconcile(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    step = lifecycle.reconcile(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    for key, value in step.status.items():
+        patch.status[key] = value
+    for type_, reason, message in step.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+        logger.info("%s %s: %s", type_, reason, message)
+
+
+@kopf.on.delete(GROUP, VERSION, "loadtests")
+def stop_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
+    removed = memo.kube.delete_jobs(ns, builders.selector(name))
+    memo.kube.delete_pods(ns, builders.selector(name))
+    logger.info("LoadTest deleted: stopped %d worker Jobs", removed)
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": dict(body["metadata"]),
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }

@@ -1,0 +1,104 @@
+"""The operator's only door to the Kubernetes API. Everything returns plain JSON dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from surge.api.base import GROUP, VERSION
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.rbac = client.RbacAuthorizationV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def _json(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+    def ensure(self, obj: dict[str, Any]) -> bool:
+        """Create `obj` unless it exists (check-then-create; 409 counts as existing)."""
+        kind, ns = obj["kind"], obj["metadata"]["namespace"]
+        create: Any = {
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "Job": self.batch.create_namespaced_job,
+            "Role": self.rbac.create_namespaced_role,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
+        }[kind]
+        try:
+            create(ns, obj)
+        except ApiException as exc:
+            if exc.status == 409:
+                if kind == "Role":  # resourceNames follow the current run
+                    self.rbac.patch_namespaced_role(
+                        obj["metadata"]["name"], ns, {"rules": obj["rules"]}
+                    )
+                return False
+            raise
+        return True
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self.apps.read_namespaced_deployment(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self.core.read_namespaced_config_map(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_configmap_data(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._json(self.batch.read_namespaced_job(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        return [self._json(p) for p in items]
+
+    def pod_log(self, namespace: str, name: str) -> str | None:
+        try:
+            return str(
+                self.core.read_namespaced_pod_log(
+                    name, namespace, container="worker", tail_lines=50
+                )
+            )
+        except ApiException:
+            return None
+
+    def delete_jobs(self, namespace: str, selector: str) -> int:
+        jobs = self.batch.list_namespaced_job(namespace, label_selector=selector).items
+        for job in jobs:
+            name = str(job.metadata.name) if job.metadata else ""
+            try:
+                self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        return len(jobs)
+
+    def delete_pods(self, namespace: str, selector: str) -> None:
+        self.core.delete_collection_namespaced_pod(namespace, label_selector=selector)
+
+    def loadtests(self, namespace: str) -> list[dict[str, Any]]:
+        res: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "loadtests")
+        return list(res.get("items", []))
