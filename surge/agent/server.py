@@ -91,7 +91,7 @@ class RequestRecord:
     status: int
     arrived_s: float
     admitted_s: float  # after stall hold and queue
-    stall_s: float  # time held by a stall
+    stall_s: float  # hold a stall imposed: arrived_s + stall_s is the stall's end
     cpu_s: float  # thread CPU burnt
     delay_s: float  # /respond: sampled latency; chat: sampled TTFT
     output_tokens: int  # chat only
@@ -240,8 +240,8 @@ async def _pipeline(state: AgentState, endpoint: str) -> AsyncIterator[_Ticket |
     try:
         hold = stall_wait_s(ticket.arrived_s - state.started_s, cfg.stall_every_s, cfg.stall_for_s)
         if hold > 0:
+            ticket.stall_s = hold
             await asyncio.sleep(hold)
-            ticket.stall_s = loop.time() - ticket.arrived_s
         limiter = state.limiter
         assert limiter is not None, "the app was not started by a runner"
         m.queued.inc()

@@ -1,0 +1,146 @@
+"""/v1/chat/completions: the OpenAI wire format, and TTFT/TPOT as configured.
+
+Chunk arrival times are measured client-side over loopback. TPOT follows the
+vLLM definition: (last content chunk - first content chunk) / (tokens - 1).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from surge.agent.latency import parse_latency, parse_tokens
+from tests.agent.conftest import alice, quiet_config
+
+MESSAGES = [{"role": "user", "content": "How do I reset my password?"}]
+
+
+async def _stream(
+    session: aiohttp.ClientSession, url: str, **body: Any
+) -> tuple[list[Any], list[float], float]:
+    """POST a streaming request; return (events, arrival times, send time), perf_counter s."""
+    payload = {"model": "alice", "messages": MESSAGES, "stream": True, **body}
+    events: list[Any] = []
+    arrivals: list[float] = []
+    sent = time.perf_counter()
+    async with session.post(url + "/v1/chat/completions", json=payload) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if not line:
+                continue
+            assert line.startswith("data: ")
+            data = line.removeprefix("data: ")
+            events.append(data if data == "[DONE]" else json.loads(data))
+            arrivals.append(time.perf_counter())
+    return events, arrivals, sent
+
+
+async def test_stream_format_with_usage() -> None:
+    config = quiet_config(output_tokens=parse_tokens("fixed:6"))
+    async with alice(config) as (url, _state, session):
+        events, _, _ = await _stream(session, url, stream_options={"include_usage": True})
+    role, *content, finish, usage, done = events
+    assert done == "[DONE]"
+    assert role["object"] == "chat.completion.chunk"
+    assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert len(content) == 6
+    assert all(len(c["choices"][0]["delta"]["content"]) > 0 for c in content)
+    assert "".join(c["choices"][0]["delta"]["content"] for c in content).startswith("Click Forgot")
+    assert finish["choices"][0]["finish_reason"] == "stop"
+    assert finish["choices"][0]["delta"] == {}
+    assert usage["choices"] == []
+    assert usage["usage"] == {"prompt_tokens": 7, "completion_tokens": 6, "total_tokens": 13}
+    assert all(e["usage"] is None for e in (role, *content, finish))
+    assert len({e["id"] for e in events[:-1]}) == 1
+
+
+async def test_stream_without_usage_and_max_tokens_cap() -> None:
+    config = quiet_config(output_tokens=parse_tokens("fixed:10"))
+    async with alice(config) as (url, state, session):
+        events, _, _ = await _stream(session, url, max_tokens=4)
+    role, *content, finish, done = events
+    assert done == "[DONE]"
+    assert len(content) == 4
+    assert finish["choices"][0]["finish_reason"] == "length"
+    assert "usage" not in role
+    assert state.records[-1].output_tokens == 4
+
+
+async def test_uniform_output_lengths_stay_in_range() -> None:
+    config = quiet_config(output_tokens=parse_tokens("uniform:2-5"))
+    async with alice(config) as (url, _state, session):
+        lengths = set()
+        for _ in range(30):
+            events, _, _ = await _stream(session, url)
+            lengths.add(len(events) - 3)
+    assert lengths == {2, 3, 4, 5}
+
+
+async def test_ttft_and_tpot_are_precise() -> None:
+    ttft, tpot, n, runs = 0.050, 0.010, 20, 5
+    config = quiet_config(
+        ttft=parse_latency(f"fixed:{ttft * 1000:g}ms"), tpot_s=tpot,
+        output_tokens=parse_tokens(f"fixed:{n}"),
+    )  # fmt: skip
+    async with alice(config) as (url, _state, session):
+        await _stream(session, url)  # warm the connection
+        offsets = []  # per run: each content chunk's arrival minus the send time
+        for _ in range(runs):
+            _events, arrivals, sent = await _stream(session, url)
+            offsets.append(np.array(arrivals[1 : 1 + n]) - sent)  # content chunks only
+    # Other processes on a busy machine can delay any one chunk, not the same
+    # chunk in every run: the best of 5 per token is the server's own precision.
+    # A drifting schedule (cumulative sleeps) would be late in every run.
+    best = np.min(np.vstack(offsets), axis=0)
+    due = ttft + tpot * np.arange(n)
+    assert float(np.min(np.vstack(offsets) - due)) >= 0.0  # never early
+    assert float(best[0]) == pytest.approx(ttft, abs=0.002)  # TTFT
+    late = best - due
+    assert float(np.median(late)) < 0.002  # tokens land within 2 ms of their deadline
+    assert float(np.max(late)) < 0.005
+    # No drift: the last tokens are no later than the first ones.
+    assert float(np.mean(late[-5:]) - np.mean(late[:5])) < 0.001
+    tpots = [(o[-1] - o[0]) / (n - 1) for o in offsets]  # vLLM's TPOT
+    assert float(np.median(tpots)) == pytest.approx(tpot, abs=0.002)
+
+
+async def test_non_streaming_completion() -> None:
+    config = quiet_config(
+        ttft=parse_latency("fixed:30ms"), tpot_s=0.005, output_tokens=parse_tokens("fixed:5")
+    )
+    async with alice(config) as (url, _state, session):
+        start = time.perf_counter()
+        async with session.post(
+            url + "/v1/chat/completions", json={"messages": MESSAGES, "model": "m1"}
+        ) as resp:
+            body = await resp.json()
+        elapsed = time.perf_counter() - start
+        async with session.post(url + "/v1/chat/completions", json={"messages": "hi"}) as resp:
+            assert resp.status == 400
+            assert "error" in await resp.json()
+    # Ready when the last token would have streamed: ttft + (n-1)*tpot.
+    assert elapsed >= 0.030 + 4 * 0.005
+    assert body["object"] == "chat.completion"
+    assert body["model"] == "m1"
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert body["choices"][0]["message"]["content"].startswith("Click Forgot password")
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"] == {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+
+
+async def test_chat_error_injection_and_metrics() -> None:
+    config = quiet_config(error_rate=1.0, output_tokens=parse_tokens("fixed:3"))
+    async with alice(config) as (url, _state, session):
+        async with session.post(
+            url + "/v1/chat/completions", json={"messages": MESSAGES, "stream": True}
+        ) as resp:
+            assert resp.status == 500
+        text = await (await session.get(url + "/metrics")).text()
+    assert 'alice_requests_total{endpoint="chat",status="500"} 1.0' in text
