@@ -161,6 +161,7 @@ def worker_job(
     *,
     image: str,
     command: tuple[str, ...],
+    metrics_port: int = 0,
 ) -> dict[str, Any]:
     """The Indexed Job whose pods are the load generators of one run."""
     name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
@@ -184,7 +185,7 @@ def worker_job(
         "name": CONTAINER,
         "image": image,
         "command": list(command),
-        "args": ["--configmap", f"{ns}/{job_name}"],
+        "args": ["--configmap", f"{ns}/{job_name}", "--termination-log", "/dev/termination-log"],
         "env": env,
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
         "terminationMessagePath": "/dev/termination-log",
@@ -193,6 +194,9 @@ def worker_job(
     }
     if placement.resources:
         container["resources"] = placement.resources
+    if metrics_port:
+        container["args"] += ["--metrics-port", str(metrics_port)]
+        container["ports"] = [{"name": "metrics", "containerPort": metrics_port}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": worker_account(name),

@@ -65,6 +65,7 @@ def operator(
         start_delay_s=settings.start_delay_s,
         interval_s=settings.interval_s,
         namespaces=tuple(namespace or ()),
+        worker_metrics_port=settings.worker_metrics_port,
     )
     log_format = kopf.LogFormat.FULL if sys.stderr.isatty() else kopf.LogFormat.JSON
     kopf.configure(verbose=verbose, log_format=log_format)

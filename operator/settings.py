@@ -24,6 +24,8 @@ class Settings:
     """Glob patterns a target host must match (empty: any host)."""
     start_delay_s: float = 2.0
     """Lead time between the start barrier opening and the first request."""
+    worker_metrics_port: int = 9464
+    """Workers serve /metrics here (0: off, e.g. when pods share one host in tests)."""
     history_limit: int = 5
     interval_s: float = 2.0
     namespaces: tuple[str, ...] = field(default_factory=tuple)
@@ -40,6 +42,7 @@ class Settings:
             start_delay_s=float(os.environ.get("SURGE_START_DELAY_S", "2")),
             interval_s=float(os.environ.get("SURGE_INTERVAL_S", "2")),
             namespaces=tuple(_env_list("SURGE_NAMESPACES")),
+            worker_metrics_port=int(os.environ.get("SURGE_WORKER_METRICS_PORT", "9464")),
         )
 
     def host_allowed(self, host: str) -> bool:

@@ -70,6 +70,20 @@ REASONS: dict[str, str] = {
     "NoThresholds": "No thresholds were set; the run succeeds when the load completes.",
     "NoData": "A metric a threshold needs had no data; the threshold cannot pass.",
     "TargetBusy": "Another LoadTest is running against the same target.",
+    "TargetFree": "No other run holds the target.",
+    "Accepted": "The spec is valid; the run's plan is stored in its ConfigMap.",
+    "RunStarted": "A run began (first apply, or a new spec.runId).",
+    "Waiting": "Still waiting; the message says for what.",
+    "WaitingForTarget": "The run waits for its target to be ready.",
+    "TargetReady": "The target answered its readiness checks.",
+    "WorkersCreated": "The worker Job was created.",
+    "WorkersNotReady": "Worker pods exist but are not all Running yet.",
+    "BarrierOpened": "Every worker runs; the load starts at the given instant.",
+    "WorkersFinished": "Every worker pod ended.",
+    "Analyzing": "The workers finished; results are being merged.",
+    "SpecChanged": "The spec changed during the run (SpecDrifted).",
+    "SpecDrifted": "Event: the spec changed during the run; the change waits for the next run.",
+    "RunLost": "The run's ConfigMap disappeared, so the run cannot go on.",
 }
 
 

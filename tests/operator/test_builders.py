@@ -55,7 +55,13 @@ def test_default_job() -> None:
         "app.kubernetes.io/managed-by": "surge",
     }
     assert c["command"] == ["surge", "worker"]
-    assert c["args"] == ["--configmap", "shop/alice-run-7"]
+    assert c["args"] == [
+        "--configmap",
+        "shop/alice-run-7",
+        "--termination-log",
+        "/dev/termination-log",
+    ]
+    assert "ports" not in c
     assert pod["restartPolicy"] == "Never"
     assert pod["serviceAccountName"] == "alice-surge-worker"
     assert "nodeSelector" not in pod and "affinity" not in pod and "tolerations" not in pod
@@ -121,6 +127,16 @@ def test_pod_meets_restricted_standard() -> None:
 )
 def test_job_mutations(changes: dict[str, Any], check: Any) -> None:
     assert check(_job(_spec(**changes))["spec"]["template"]["spec"])
+
+
+def test_metrics_port_is_served_and_declared() -> None:
+    spec = _spec()
+    job = builders.worker_job(
+        OWNER, spec, "7", image="i", command=("surge", "worker"), metrics_port=9464
+    )
+    c = job["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][-2:] == ["--metrics-port", "9464"]
+    assert c["ports"] == [{"name": "metrics", "containerPort": 9464}]
 
 
 def test_ttl_goes_on_the_job() -> None:
