@@ -188,7 +188,8 @@ class TransformerFaq:
                 "--model transformer needs sentence-transformers and a local model: "
                 "pip install sentence-transformers, then pass --transformer-model PATH"
             ) from exc
-        self._encoder: Any = st.SentenceTransformer(model, device="cpu")
+        # No device given: sentence-transformers takes CUDA when present (GPU pool).
+        self._encoder: Any = st.SentenceTransformer(model)
         self._entries = list(entries)
         texts: list[str] = []
         self._owner: list[int] = []
