@@ -148,36 +148,48 @@ class AgentMetrics:
 
 
 class Limiter:
-    """At most `limit` requests at once (0 = unlimited) and `queue_size` waiting."""
+    """At most `limit` requests at once (0 = unlimited) and `queue_size` waiting, FIFO.
+
+    A released slot is handed straight to the oldest waiter, so a new arrival can
+    never overtake the queue.
+    """
 
     def __init__(self, limit: int, queue_size: int) -> None:
         self.limit = limit
         self.queue_size = queue_size
         self.active = 0
-        self.waiting = 0
-        self._cond = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def acquire(self) -> bool:
-        """Take a slot, waiting in FIFO order if needed; False when the queue is full."""
-        if self.limit == 0:
+        """Take a slot, waiting in line if needed; False at once when the queue is full."""
+        if self.limit == 0 or (self.active < self.limit and not self._waiters):
             self.active += 1
             return True
-        if self.active >= self.limit and self.waiting >= self.queue_size:
+        if len(self._waiters) >= self.queue_size:
             return False
-        async with self._cond:
-            self.waiting += 1
-            try:
-                await self._cond.wait_for(lambda: self.active < self.limit)
-            finally:
-                self.waiting -= 1
-            self.active += 1
+        slot = asyncio.get_running_loop().create_future()
+        self._waiters.append(slot)
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self.release()  # the slot arrived as we were cancelled: pass it on
+            elif slot in self._waiters:
+                self._waiters.remove(slot)
+            raise
         return True
 
-    async def release(self) -> None:
+    def release(self) -> None:
+        while self._waiters:
+            slot = self._waiters.popleft()
+            if not slot.done():
+                slot.set_result(None)  # the slot moves to the waiter; active is unchanged
+                return
         self.active -= 1
-        if self.limit:
-            async with self._cond:
-                self._cond.notify(1)
 
 
 @dataclass
@@ -259,7 +271,7 @@ async def _pipeline(state: AgentState, endpoint: str) -> AsyncIterator[_Ticket |
         yield ticket
     finally:
         if admitted and state.limiter is not None:
-            await state.limiter.release()
+            state.limiter.release()
         m.in_flight.dec()
 
 

@@ -6,6 +6,7 @@ vLLM definition: (last content chunk - first content chunk) / (tokens - 1).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -144,3 +145,19 @@ async def test_chat_error_injection_and_metrics() -> None:
             assert resp.status == 500
         text = await (await session.get(url + "/metrics")).text()
     assert 'alice_requests_total{endpoint="chat",status="500"} 1.0' in text
+
+
+async def test_client_disconnect_mid_stream_is_499() -> None:
+    config = quiet_config(tpot_s=0.05, output_tokens=parse_tokens("fixed:20"))
+    async with alice(config) as (url, state, session):
+        body = {"messages": MESSAGES, "stream": True}
+        async with session.post(url + "/v1/chat/completions", json=body) as resp:
+            await resp.content.readline()  # the role chunk
+            resp.close()  # hang up with 19 tokens to go
+        for _ in range(40):  # bounded: up to 2 s
+            if state.records:
+                break
+            await asyncio.sleep(0.05)
+    (record,) = state.records
+    assert record.status == 499
+    assert record.output_tokens < 20
