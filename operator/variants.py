@@ -1,0 +1,182 @@
+"""ScalingExperiment variants as pure functions: desired specs, restores, cost and ranking.
+
+The original Deployment and HPA specs are snapshotted once; every variant's spec is
+computed from that snapshot (never from the live object), so variants never leak into
+each other and restoring is writing the snapshot back.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from statistics import mean
+from typing import Any, Literal
+
+from surge.api.experiment import Cost, HpaSpec, Variant
+
+Objective = Literal["cheapest-passing", "lowest-p95", "highest-sustainable-rate"]
+
+
+def apply_variant(original: dict[str, Any], variant: Variant) -> dict[str, Any]:
+    """The Deployment spec a variant runs with (camelCase JSON, as the API serves it).
+
+    Semantics (those of a strategic merge patch): nodeSelector, tolerations and affinity
+    replace the original's when given; resources replace requests/limits of the first
+    container key by key; env entries merge by name; replicas apply when set.
+    """
+    spec = copy.deepcopy(original)
+    pod = spec.setdefault("template", {}).setdefault("spec", {})
+    if variant.node_selector is not None:
+        pod["nodeSelector"] = dict(variant.node_selector)
+    if variant.tolerations is not None:
+        pod["tolerations"] = list(variant.tolerations)
+    if variant.affinity is not None:
+        pod["affinity"] = dict(variant.affinity)
+    container = (pod.get("containers") or [{}])[0]
+    if variant.resources is not None:
+        res = container.setdefault("resources", {})
+        for part in ("requests", "limits"):
+            if part in variant.resources:
+                res[part] = {**(res.get(part) or {}), **variant.resources[part]}
+    if variant.env is not None:
+        env = {e["name"]: e for e in container.get("env") or []}
+        env.update({e["name"]: e for e in variant.env})
+        container["env"] = list(env.values())
+    if variant.replicas is not None:
+        spec["replicas"] = variant.replicas
+    return spec
+
+
+def apply_hpa(
+    original: dict[str, Any] | None, hpa: HpaSpec | None, deployment: str
+) -> dict[str, Any] | None:
+    """The HPA spec (autoscaling/v2) a variant runs with; None keeps the original as is."""
+    if hpa is None:
+        return None
+    spec: dict[str, Any] = (
+        copy.deepcopy(original)
+        if original
+        else {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        }
+    )
+    spec["maxReplicas"] = hpa.max_replicas
+    if hpa.min_replicas is not None:
+        spec["minReplicas"] = hpa.min_replicas
+    if hpa.metrics:
+        spec["metrics"] = list(hpa.metrics)
+    if hpa.behavior is not None:
+        spec["behavior"] = dict(hpa.behavior)
+    return spec
+
+
+def price_per_replica_hour(variant: Variant, cost: Cost) -> float | None:
+    """The variant's own price, else its pool's (from nodeSelector[cost.poolLabel])."""
+    if variant.cost_per_replica_hour is not None:
+        return variant.cost_per_replica_hour
+    pool = (variant.node_selector or {}).get(cost.pool_label)
+    return cost.per_pool.get(pool) if pool is not None else None
+
+
+def run_cost(
+    replica_seconds: float | None, price: float | None, requests: int | None
+) -> dict[str, float | None]:
+    """replicaHours = replica-seconds / 3600; cost = replicaHours × price;
+    costPer1kRequests = cost / (requests / 1000). None where an input is missing."""
+    hours = None if replica_seconds is None else replica_seconds / 3600.0
+    total = None if hours is None or price is None else hours * price
+    per_1k = None if total is None or not requests else total / (requests / 1000.0)
+    return {"replicaHours": hours, "cost": total, "costPer1kRequests": per_1k}
+
+
+COMPARED = (
+    "achievedRps",
+    "p95Ms",
+    "p99Ms",
+    "ttftP95Ms",
+    "errorRate",
+    "replicasMin",
+    "replicasMean",
+    "replicasMax",
+    "timeToScaleUpS",
+    "replicaSeconds",
+    "scaleEvents",
+    "cost",
+    "costPer1kRequests",
+)
+
+
+@dataclass(frozen=True)
+class Spread:
+    mean: float
+    low: float
+    high: float
+
+    def overlaps(self, other: Spread) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+
+def spread(values: list[float | None]) -> Spread | None:
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    if not known:
+        return None
+    return Spread(mean(known), min(known), max(known))
+
+
+def aggregate(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the comparison table: mean and [low, high] of each metric over
+    repetitions; passed only when every repetition passed."""
+    row: dict[str, Any] = {
+        "name": name,
+        "repetitions": len(runs),
+        "passed": bool(runs) and all(r.get("passed") for r in runs),
+    }
+    for key in COMPARED:
+        s = spread([r.get(key) for r in runs])
+        row[key] = None if s is None else s.mean
+        row[f"{key}Range"] = None if s is None else [s.low, s.high]
+    return row
+
+
+def _key(row: dict[str, Any], objective: Objective) -> tuple[float, ...]:
+    inf = math.inf
+    if objective == "lowest-p95":
+        return (0 if row["passed"] else 1, row["p95Ms"] if row["p95Ms"] is not None else inf)
+    if objective == "highest-sustainable-rate":
+        rps = row["achievedRps"] if row["achievedRps"] is not None else -inf
+        return (0 if row["passed"] else 1, -rps)
+    cost = row["costPer1kRequests"] if row["costPer1kRequests"] is not None else inf
+    return (0 if row["passed"] else 1, cost)
+
+
+def rank(rows: list[dict[str, Any]], objective: Objective) -> list[dict[str, Any]]:
+    """Rows best first: passing variants before failing ones, then by the objective."""
+    return sorted(rows, key=lambda r: (_key(r, objective), r["name"]))
+
+
+_METRIC_OF: dict[str, str] = {
+    "cheapest-passing": "costPer1kRequests",
+    "lowest-p95": "p95Ms",
+    "highest-sustainable-rate": "achievedRps",
+}
+
+
+def recommendation(ranked: list[dict[str, Any]], objective: Objective) -> str:
+    """One line: the winner, why, and whether the runner-up is statistically apart."""
+    passing = [r for r in ranked if r["passed"]]
+    if not passing:
+        return "No variant met the SLO; none is recommended."
+    best = passing[0]
+    metric = _METRIC_OF[objective]
+    value = best.get(metric)
+    shown = "n/a" if value is None else f"{value:.4g}"
+    line = f"{best['name']}: passes the SLO with the best {metric} ({shown})"
+    if len(passing) > 1:
+        other = passing[1]
+        a, b = best.get(f"{metric}Range"), other.get(f"{metric}Range")
+        if a and b and Spread(0, *a).overlaps(Spread(0, *b)):
+            line += f"; indistinguishable from {other['name']} (their spreads overlap)"
+        else:
+            line += f"; ahead of {other['name']}"
+    return line + "."

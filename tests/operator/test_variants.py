@@ -1,0 +1,171 @@
+"""Variant specs, restores, cost arithmetic (checked by hand) and ranking."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from surge.api.experiment import Cost, HpaSpec, Variant
+from surge.operator.variants import (
+    aggregate,
+    apply_hpa,
+    apply_variant,
+    price_per_replica_hour,
+    rank,
+    recommendation,
+    run_cost,
+)
+
+ORIGINAL: dict[str, Any] = {
+    "replicas": 2,
+    "selector": {"matchLabels": {"app": "alice"}},
+    "template": {
+        "metadata": {"labels": {"app": "alice"}},
+        "spec": {
+            "nodeSelector": {"surge.dev/pool": "cpu", "zone": "a"},
+            "containers": [
+                {
+                    "name": "alice",
+                    "image": "alice:1",
+                    "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
+                    "env": [
+                        {"name": "ALICE_CPU_MS", "value": "20"},
+                        {"name": "LOG", "value": "info"},
+                    ],
+                }
+            ],
+        },
+    },
+}
+
+
+def test_gpu_variant_spec() -> None:
+    v = Variant.model_validate(
+        {
+            "name": "gpu",
+            "nodeSelector": {"surge.dev/pool": "gpu"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+            "resources": {"limits": {"nvidia.com/gpu": 1}, "requests": {"cpu": "1"}},
+            "env": [{"name": "ALICE_CPU_MS", "value": "2"}],
+            "replicas": 1,
+        }
+    )
+    before = copy.deepcopy(ORIGINAL)
+    spec = apply_variant(ORIGINAL, v)
+    assert before == ORIGINAL  # the snapshot is never mutated
+    pod = spec["template"]["spec"]
+    assert pod["nodeSelector"] == {"surge.dev/pool": "gpu"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    c = pod["containers"][0]
+    assert c["resources"] == {
+        "requests": {"cpu": "1", "memory": "256Mi"},
+        "limits": {"nvidia.com/gpu": 1},
+    }
+    assert c["env"] == [{"name": "ALICE_CPU_MS", "value": "2"}, {"name": "LOG", "value": "info"}]
+    assert spec["replicas"] == 1
+    assert spec["selector"] == ORIGINAL["selector"]
+
+
+def test_empty_variant_is_the_original() -> None:
+    assert apply_variant(ORIGINAL, Variant(name="same")) == ORIGINAL
+
+
+def test_hpa_from_scratch_and_over_original() -> None:
+    hpa = HpaSpec.model_validate(
+        {
+            "minReplicas": 1,
+            "maxReplicas": 5,
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}},
+        }
+    )
+    fresh = apply_hpa(None, hpa, "alice")
+    assert fresh == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "alice"},
+        "minReplicas": 1,
+        "maxReplicas": 5,
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 30}},
+    }
+    original = {
+        "scaleTargetRef": {"kind": "Deployment", "name": "alice"},
+        "minReplicas": 2,
+        "maxReplicas": 10,
+        "metrics": [{"type": "Resource"}],
+    }
+    over = apply_hpa(original, HpaSpec(max_replicas=3), "alice")
+    assert over is not None
+    assert over["maxReplicas"] == 3
+    assert over["minReplicas"] == 2
+    assert over["metrics"] == [{"type": "Resource"}]
+    assert apply_hpa(original, None, "alice") is None
+
+
+@pytest.mark.parametrize(
+    ("variant", "price"),
+    [
+        ({"name": "a", "nodeSelector": {"surge.dev/pool": "gpu"}}, 2.48),
+        ({"name": "b", "nodeSelector": {"surge.dev/pool": "cpu"}}, 0.12),
+        ({"name": "c", "nodeSelector": {"surge.dev/pool": "gpu"}, "costPerReplicaHour": 3.0}, 3.0),
+        ({"name": "d"}, None),
+    ],
+)
+def test_price(variant: dict[str, Any], price: float | None) -> None:
+    cost = Cost.model_validate({"perPool": {"cpu": 0.12, "gpu": 2.48}})
+    assert price_per_replica_hour(Variant.model_validate(variant), cost) == price
+
+
+def test_cost_arithmetic_by_hand() -> None:
+    # 3 GPU replicas for 10 minutes = 1800 replica-seconds = 0.5 replica-hours.
+    # At 2.48/replica-hour that is 1.24; for 120,000 requests, 1.24 / 120 = 0.010333.. per 1k.
+    out = run_cost(1800.0, 2.48, 120_000)
+    assert out["replicaHours"] == pytest.approx(0.5)
+    assert out["cost"] == pytest.approx(1.24)
+    assert out["costPer1kRequests"] == pytest.approx(1.24 / 120)
+    assert run_cost(None, 2.48, 10) == {
+        "replicaHours": None,
+        "cost": None,
+        "costPer1kRequests": None,
+    }
+
+
+def _run(cost: float, p95: float, rps: float, passed: bool = True) -> dict[str, Any]:
+    return {"costPer1kRequests": cost, "p95Ms": p95, "achievedRps": rps, "passed": passed}
+
+
+def test_rank_and_recommend() -> None:
+    rows = [
+        aggregate("gpu", [_run(0.010, 120, 200), _run(0.012, 130, 199)]),
+        aggregate("cpu", [_run(0.004, 600, 198), _run(0.005, 640, 197)]),
+        aggregate("tiny", [_run(0.001, 2500, 90, passed=False), _run(0.001, 2400, 91)]),
+    ]
+    cheapest = rank(rows, "cheapest-passing")
+    assert [r["name"] for r in cheapest] == ["cpu", "gpu", "tiny"]
+    assert cheapest[0]["costPer1kRequests"] == pytest.approx(0.0045)
+    assert cheapest[0]["costPer1kRequestsRange"] == [0.004, 0.005]
+    assert cheapest[2]["passed"] is False  # one failed repetition fails the variant
+    assert [r["name"] for r in rank(rows, "lowest-p95")] == ["gpu", "cpu", "tiny"]
+    assert next(r["name"] for r in rank(rows, "highest-sustainable-rate")) == "gpu"
+    line = recommendation(cheapest, "cheapest-passing")
+    assert line.startswith("cpu: passes the SLO with the best costPer1kRequests (0.0045)")
+    assert "ahead of gpu" in line
+
+
+def test_overlapping_spreads_are_indistinguishable() -> None:
+    rows = rank(
+        [
+            aggregate("a", [_run(0.004, 1, 1), _run(0.006, 1, 1)]),
+            aggregate("b", [_run(0.005, 1, 1), _run(0.007, 1, 1)]),
+        ],
+        "cheapest-passing",
+    )
+    assert "indistinguishable from b" in recommendation(rows, "cheapest-passing")
+
+
+def test_no_passing_variant() -> None:
+    rows = rank([aggregate("a", [_run(1, 1, 1, passed=False)])], "cheapest-passing")
+    assert (
+        recommendation(rows, "cheapest-passing") == "No variant met the SLO; none is recommended."
+    )
