@@ -45,7 +45,11 @@ class Engine:
         progress: TextIO | None = None,
         prom: bool = False,
         url_override: str | None = None,
+        connections: int | None = None,
     ) -> None:
+        """connections: cap on requests on the wire at once (like wrk2's -c); arrivals
+        beyond it wait for a slot and their latency, counted from the due time, shows
+        the wait. None: no cap besides maxInFlight (the default everywhere)."""
         self.plan = plan
         spec = plan.spec
         self.headers = resolve_headers(plan) if headers is None else headers
@@ -72,6 +76,8 @@ class Engine:
         )
         self.prom = PromMetrics(plan.labels, lambda: self.in_flight) if prom else None
         self.recorder: Recorder | None = None
+        self.connections = connections
+        self._slots: asyncio.Semaphore | None = None
         self.stopped_at_s: float | None = None
 
     def stop(self) -> None:
@@ -95,6 +101,9 @@ class Engine:
             prom=self.prom,
         )
         limit = self.plan.max_in_flight if self.open_loop else int(load.peak) + 1
+        if self.connections is not None:
+            limit = min(limit, self.connections)
+            self._slots = asyncio.Semaphore(self.connections)
         timeout_s = self.plan.spec.scenario.timeout
         session = make_session(limit, timeout_s)
         reporter = loop.create_task(self._report(t0)) if self.progress is not None else None
@@ -193,18 +202,25 @@ class Engine:
 
     async def _one(self, session: aiohttp.ClientSession, due: float) -> None:
         try:
-            out = await execute(
-                session,
-                self.url,
-                self.scenario.single(),
-                self.headers,
-                streaming=self.plan.spec.scenario.streaming,
-                timeout_s=self.plan.spec.scenario.timeout,
-            )
-            assert self.recorder is not None
-            self.recorder.record(due, out)
+            if self._slots is not None:
+                async with self._slots:
+                    await self._send_one(session, due)
+            else:
+                await self._send_one(session, due)
         finally:
             self.in_flight -= 1
+
+    async def _send_one(self, session: aiohttp.ClientSession, due: float) -> None:
+        out = await execute(
+            session,
+            self.url,
+            self.scenario.single(),
+            self.headers,
+            streaming=self.plan.spec.scenario.streaming,
+            timeout_s=self.plan.spec.scenario.timeout,
+        )
+        assert self.recorder is not None
+        self.recorder.record(due, out)
 
     async def _conversation(self, session: aiohttp.ClientSession, due: float | None) -> None:
         """One conversation; `due` is the first turn's due time (None: closed loop)."""

@@ -92,6 +92,8 @@ def cumulative(segs: Sequence[Segment], t: float) -> float:
 
 def _solve_in_segment(s: Segment, c: float) -> float:
     """u in [0, duration] with r0·u + (r1-r0)/(2d)·u² = c (c within the segment's area)."""
+    if c <= 0.0:
+        return 0.0
     a = (s.rate1 - s.rate0) / (2.0 * s.duration_s)
     b = s.rate0
     if abs(a) < 1e-15:

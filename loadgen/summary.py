@@ -12,16 +12,19 @@ Wire forms:
 - JSON (`to_json`): {"v": 1, "kind": "surge-worker-summary", ..., "hists": {name:
   HdrHistogram's own base64+zlib encoding}}.
 - One line (`summary_line`): "SURGE-SUMMARY " + the JSON, the last line of stdout.
-- Compact (`compact`): "SURGE-SUMMARY-Z " + base64(zlib(JSON)), for the 4 KiB
-  Kubernetes termination message; `termination_message` drops the per-second
-  series and then writes a marker ("SURGE-SUMMARY-TOO-LARGE") when even that
-  does not fit, so the reader falls back to the pod log.
+- Compact (`compact`): "SURGE-SUMMARY-Z " + base64 of zlib(JSON) and the raw HDR
+  payloads, for the 4 KiB Kubernetes termination message. `termination_message`
+  drops the per-second series and then writes a marker ("SURGE-SUMMARY-TOO-LARGE")
+  when even that does not fit: the reader then takes the last SURGE-SUMMARY line of
+  the pod log. A narrow distribution fits (a few hundred distinct 3-digit buckets);
+  thousands of requests spread over two decades of latency usually do not.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -213,8 +216,34 @@ def summary_line(summary: WorkerSummary) -> str:
 
 
 def compact(summary: WorkerSummary, *, with_series: bool = True) -> str:
-    raw = json.dumps(summary.to_json(with_series=with_series), separators=(",", ":")).encode()
-    return COMPACT_PREFIX + base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+    """COMPACT_PREFIX + base64 of length-prefixed parts: zlib(JSON without the histograms),
+    then (name, raw HdrHistogram encoding) pairs. The HDR payloads are already
+    zlib-compressed, so they are not base64-encoded twice."""
+    data = summary.to_json(with_series=with_series)
+    hists: dict[str, str] = data.pop("hists")
+    parts = [zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)]
+    for name, text in hists.items():
+        parts += [name.encode(), base64.b64decode(text)]
+    blob = b"".join(struct.pack(">I", len(p)) + p for p in parts)
+    return COMPACT_PREFIX + base64.b64encode(blob).decode("ascii")
+
+
+def _uncompact(text: str) -> WorkerSummary:
+    blob = base64.b64decode(text, validate=True)
+    parts: list[bytes] = []
+    pos = 0
+    while pos < len(blob):
+        (n,) = struct.unpack_from(">I", blob, pos)
+        parts.append(blob[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    if not parts or len(parts) % 2 != 1:
+        raise ValueError("truncated compact summary")
+    data = json.loads(zlib.decompress(parts[0]))
+    data["hists"] = {
+        parts[i].decode(): base64.b64encode(parts[i + 1]).decode("ascii")
+        for i in range(1, len(parts), 2)
+    }
+    return WorkerSummary.from_json(data)
 
 
 def termination_message(summary: WorkerSummary, limit: int = TERMINATION_LIMIT) -> str:
@@ -242,10 +271,9 @@ def parse_summary(text: str) -> WorkerSummary | None:
         line = line.strip()
         if line.startswith(COMPACT_PREFIX):
             try:
-                raw = zlib.decompress(base64.b64decode(line[len(COMPACT_PREFIX) :]))
-            except (ValueError, zlib.error) as exc:
+                return _uncompact(line[len(COMPACT_PREFIX) :])
+            except (ValueError, zlib.error, struct.error) as exc:
                 raise ValueError(f"unreadable compact summary: {exc}") from None
-            return WorkerSummary.from_json(json.loads(raw))
         if line.startswith(SUMMARY_PREFIX):
             return WorkerSummary.from_json(json.loads(line[len(SUMMARY_PREFIX) :]))
     return None

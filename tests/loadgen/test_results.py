@@ -1,0 +1,83 @@
+"""The results dict: every threshold metric, base units, stated denominators."""
+
+from __future__ import annotations
+
+import pytest
+
+from surge.api.thresholds import METRICS
+from surge.loadgen.results import compute_results, hist_stats_s
+from surge.loadgen.summary import WorkerSummary, record_seconds
+
+LOADGEN_FAMILIES = (
+    "latency.",
+    "ttft.",
+    "tpot.",
+    "itl.",
+    "schedule_lag.",
+    "errors.",
+    "throughput.",
+    "goodput.",
+    "requests.",
+    "dropped.",
+    "tokens.",
+)
+
+
+def _summary() -> WorkerSummary:
+    s = WorkerSummary(model="constant", measured_s=10.0, expected=1000.0, window_start_s=2.0)
+    s.start_epoch = 1_700_000_000.0
+    for i in range(900):
+        record_seconds(s.hists["latency"], 0.010 + i * 0.0001)
+    s.counts.update(sent=950, ok=900, good=850, dropped=50, timeout=30, http_5xx=20)
+    return s
+
+
+def test_every_loadgen_metric_is_reported() -> None:
+    r = compute_results(_summary())
+    wanted = {m for m in METRICS if m.startswith(LOADGEN_FAMILIES)}
+    assert wanted <= set(r["metrics"])
+    assert set(r["metrics"]) <= set(METRICS)
+
+
+def test_rates_ratios_and_denominators() -> None:
+    r = compute_results(_summary())
+    m = r["metrics"]
+    assert m["throughput.rps"] == pytest.approx(90.0)  # ok / measured seconds
+    assert m["throughput.achieved"] == pytest.approx(0.9)  # 90 of a 100/s target
+    assert m["errors.rate"] == pytest.approx(50 / 950)  # errors / sent
+    assert m["errors.timeout.rate"] == pytest.approx(30 / 950)
+    assert m["errors.http_5xx.count"] == 20
+    assert m["dropped.rate"] == pytest.approx(50 / 1000)  # dropped / (sent + dropped)
+    assert m["goodput.rps"] == pytest.approx(85.0)
+    assert m["goodput.ratio"] == pytest.approx(850 / 1000)
+    assert m["requests.count"] == 950
+    assert m["latency.p50"] == pytest.approx(0.0549, rel=2e-3)  # rank round(0.5·900)
+    assert m["ttft.p95"] is None  # no streaming: no data, not zero
+    assert m["tokens.output_rps"] is None
+    s = r["summary"]
+    assert s == {
+        "targetRps": 100.0,
+        "achievedRps": 90.0,
+        "p95Ms": pytest.approx(r["latency"]["p95"]),
+        "errorRate": pytest.approx(50 / 950),
+    }
+    assert r["window"]["measuredSeconds"] == 10.0
+    assert r["window"]["start"] == 1_700_000_002.0
+    assert r["requests"] == {"sent": 950, "completed": 950, "ok": 900, "dropped": 50}
+
+
+def test_closed_model_has_no_target_rate() -> None:
+    s = _summary()
+    s.model, s.expected = "closed", None
+    r = compute_results(s)
+    assert r["summary"]["targetRps"] is None
+    assert r["metrics"]["throughput.achieved"] is None
+    assert r["latency"]["from"] == "actual send"
+
+
+def test_empty_run_reports_no_data() -> None:
+    r = compute_results(WorkerSummary())
+    assert r["metrics"]["latency.p95"] is None
+    assert r["metrics"]["errors.rate"] is None
+    assert r["summary"]["achievedRps"] is None
+    assert hist_stats_s(WorkerSummary().hists["latency"])["max"] is None
