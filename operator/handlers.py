@@ -11,7 +11,7 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
-from surge.operator import builders, lifecycle
+from surge.operator import builders, experiments, lifecycle
 from surge.operator.kube import Kube
 from surge.operator.settings import Settings
 
@@ -43,11 +43,29 @@ def reconcile(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     step = lifecycle.reconcile(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    _apply(body, patch, logger, step)
+
+
+def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: lifecycle.Step) -> None:
     for key, value in step.status.items():
         patch.status[key] = value
     for type_, reason, message in step.events:
         kopf.event(body, type=type_, reason=reason, message=message)
         logger.info("%s %s: %s", type_, reason, message)
+
+
+@kopf.timer(GROUP, VERSION, "scalingexperiments", interval=INTERVAL_S)
+def reconcile_experiment(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    step = experiments.reconcile_experiment(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    _apply(body, patch, logger, step)
+
+
+@kopf.on.delete(GROUP, VERSION, "scalingexperiments")
+def restore_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    experiments.restore_on_delete(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    logger.info("ScalingExperiment deleted: originals restored, child LoadTests deleted")
 
 
 @kopf.on.delete(GROUP, VERSION, "loadtests")

@@ -102,3 +102,89 @@ class Kube:
     def loadtests(self, namespace: str) -> list[dict[str, Any]]:
         res: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "loadtests")
         return list(res.get("items", []))
+
+    # -- ScalingExperiment: the target's Deployment and HPA, child LoadTests ----------------
+
+    def replace_deployment_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        """Write `spec` as the whole Deployment spec (optimistic concurrency via
+        resourceVersion; a conflict raises and the next reconcile retries)."""
+        live = self._json(self.apps.read_namespaced_deployment(name, namespace))
+        body: Any = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": live["metadata"],
+            "spec": spec,
+        }
+        self.apps.replace_namespaced_deployment(name, namespace, body)
+
+    def hpa(self, namespace: str, name: str) -> dict[str, Any] | None:
+        api = client.AutoscalingV2Api(self.api)
+        try:
+            return self._json(api.read_namespaced_horizontal_pod_autoscaler(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def put_hpa_spec(
+        self, namespace: str, name: str, spec: dict[str, Any] | None, labels: dict[str, str]
+    ) -> None:
+        """Make the HPA's spec `spec`: replace, create when missing, delete when None."""
+        api = client.AutoscalingV2Api(self.api)
+        live = self.hpa(namespace, name)
+        if spec is None:
+            if live is not None:
+                api.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
+            return
+        body: Any = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "spec": spec,
+        }
+        if live is None:
+            body["metadata"] = {"name": name, "namespace": namespace, "labels": labels}
+            api.create_namespaced_horizontal_pod_autoscaler(namespace, body)
+        else:
+            body["metadata"] = live["metadata"]
+            api.replace_namespaced_horizontal_pod_autoscaler(name, namespace, body)
+
+    def loadtest(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            res: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "loadtests", name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(res)
+
+    def create_loadtest(self, obj: dict[str, Any]) -> bool:
+        try:
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, obj["metadata"]["namespace"], "loadtests", obj
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_loadtests(self, namespace: str, selector: str) -> None:
+        items: Any = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "loadtests", label_selector=selector
+        )
+        for item in items.get("items", []):
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "loadtests", item["metadata"]["name"]
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+    def experiments(self, namespace: str) -> list[dict[str, Any]]:
+        res: Any = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "scalingexperiments"
+        )
+        return list(res.get("items", []))

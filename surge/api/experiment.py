@@ -88,6 +88,10 @@ class ScalingExperimentSpec(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
+        for i, v in enumerate(self.variants):
+            if v.hpa is not None and self.target_ref.hpa is None:
+                raise ValueError(f"variants[{i}].hpa needs spec.targetRef.hpa, the name of the "
+                                 "HPA to change (it is created if missing)")
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(
                 f"baseline {self.baseline!r} is not a variant name; "
@@ -96,22 +100,24 @@ class ScalingExperimentSpec(Model):
         return self
 
 
-class VariantResult(Model):
-    name: str
-    repetition: int = 0
-    phase: Phase = Phase.PENDING
-    load_test: str | None = None
-    summary: dict[str, Any] | None = None
-
-
 class ScalingExperimentStatus(Model):
     phase: Phase = Phase.PENDING
     observed_generation: int | None = None
     message: str = ""
     conditions: list[Condition] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
     current_variant: str | None = None
-    variants: list[VariantResult] = Field(default_factory=list)
+    step: dict[str, Any] | None = None
+    """Where the experiment is: run index, stage (Apply, RollOut, Test, Restore, Cooldown),
+    since when, and the replica samples of the current run."""
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+    """One row per variant and repetition, in the order they ran."""
+    comparison: list[dict[str, Any]] = Field(default_factory=list)
+    """One row per variant (mean and range over repetitions), best first."""
     recommendation: str | None = None
+    plan: list[dict[str, Any]] = Field(default_factory=list)
+    """dryRun: the Deployment and HPA specs each variant would run with."""
 
 
 class ScalingExperiment(Model):

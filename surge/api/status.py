@@ -84,6 +84,14 @@ REASONS: dict[str, str] = {
     "SpecChanged": "The spec changed during the run (SpecDrifted).",
     "SpecDrifted": "Event: the spec changed during the run; the change waits for the next run.",
     "RunLost": "The run's ConfigMap disappeared, so the run cannot go on.",
+    "VariantApplied": "An experiment variant's Deployment and HPA specs were written.",
+    "VariantMeasured": "A variant's child LoadTest ended; its row is in status.runs.",
+    "Restored": "The target's original Deployment and HPA specs were written back.",
+    "RolloutTimeout": "A variant did not roll out within rolloutTimeout (e.g. no GPU node free).",
+    "BudgetExhausted": "The experiment's budget was spent; the originals were restored.",
+    "ExperimentTimeout": "The experiment ran past spec.timeout; the originals were restored.",
+    "Recommended": "Every variant ran; status.recommendation names the best.",
+    "DryRun": "dryRun: the plan is in status.plan and nothing was applied.",
 }
 
 
