@@ -6,11 +6,8 @@ Each test has its own namespace and its own operator watching only that namespac
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,159 +15,30 @@ import pytest
 import yaml
 from kubernetes import client
 
-from surge.agent import start_agent_process, stop_agent_process
-from tests.support.cluster import REPO_ROOT, wait_until
+from tests.e2e.operator_support import (
+    BIN,
+    GROUP,
+    PLURAL,
+    VERSION,
+    Operator,
+    alice,
+    condition,
+    create,
+    events,
+    get,
+    jobs,
+    loadtest,
+    operator,
+    plain,
+    pods,
+    wait_phase,
+)
+from tests.support.cluster import wait_until
 from tests.support.podrunner import PodRunner
 
+__all__ = ["alice", "operator"]  # fixtures used by the tests below
+
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
-
-BIN = REPO_ROOT / ".venv" / "bin"
-GROUP, VERSION, PLURAL = "surge.dev", "v1alpha1", "loadtests"
-LOCAL_PLACEMENT = {
-    "nodeSelector": {"kubernetes.io/hostname": "local-0"},
-    "tolerations": [{"key": "surge.dev/local", "operator": "Exists", "effect": "NoSchedule"}],
-}
-
-
-class Operator:
-    """`surge operator -n NS` as a subprocess; restartable, to test resumption."""
-
-    def __init__(self, namespace: str, log: Path) -> None:
-        self.namespace, self.log = namespace, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "SURGE_WORKER_METRICS_PORT": "0",
-            "SURGE_INTERVAL_S": "1",
-            "SURGE_START_DELAY_S": "1",
-            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-        }
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(BIN / "surge"), "operator", "-n", self.namespace],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-
-
-@pytest.fixture
-def operator(namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    op = Operator(namespace, tmp_path / "operator.log")
-    op.start()
-    yield op
-    op.stop()
-
-
-@pytest.fixture(scope="module")
-def alice() -> Iterator[str]:
-    proc, url = start_agent_process(["--latency", "fixed:20ms"], stderr=subprocess.DEVNULL)
-    yield url
-    stop_agent_process(proc)
-
-
-def loadtest(
-    name: str, url: str, *, load: dict[str, Any] | None = None, **spec: Any
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "target": {"url": url, "readiness": {"http": {"path": "/readyz"}, "timeout": "20s"}},
-        "scenario": {
-            "path": "/respond",
-            "body": {"query": "{{q}}"},
-            "dataset": {"inline": [{"q": "Where is my order?"}]},
-            "timeout": "5s",
-        },
-        "load": {
-            "model": "constant",
-            "stages": [{"duration": "4s", "target": 20}],
-            "warmup": "1s",
-            "workers": 2,
-            "placement": LOCAL_PLACEMENT,
-            **(load or {}),
-        },
-        "thresholds": ["latency.p95 < 2s", "errors.rate < 5%"],
-        "timeouts": {"workersReady": "60s", "runGrace": "60s"},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LoadTest",
-        "metadata": {"name": name},
-        "spec": body,
-    }
-
-
-def create(api: client.ApiClient, ns: str, obj: dict[str, Any]) -> None:
-    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, obj)
-
-
-def get(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
-    obj: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, name
-    )
-    return dict(obj)
-
-
-def wait_phase(
-    api: client.ApiClient,
-    ns: str,
-    name: str,
-    phases: set[str],
-    op: Operator,
-    timeout_s: float = 120,
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        obj = get(api, ns, name)
-        return obj if (obj.get("status") or {}).get("phase") in phases else None
-
-    try:
-        return wait_until(probe, timeout_s=timeout_s, interval_s=0.5, what=f"{name} in {phases}")
-    except TimeoutError:
-        status = get(api, ns, name).get("status") or {}
-        pytest.fail(
-            f"{name} stuck in {status.get('phase')}: {status.get('message')}\n"
-            f"conditions: {status.get('conditions')}\noperator log:\n{op.tail()}"
-        )
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return next(c for c in conds if c["type"] == type_)
-
-
-def _plain(api: client.ApiClient, items: Any) -> list[dict[str, Any]]:
-    return [dict(api.sanitize_for_serialization(i)) for i in items]  # type: ignore[no-untyped-call]
-
-
-def events(api: client.ApiClient, ns: str, name: str) -> list[dict[str, Any]]:
-    items = _plain(api, client.CoreV1Api(api).list_namespaced_event(ns).items)
-    return [e for e in items if e["involvedObject"].get("name") == name]
-
-
-def jobs(api: client.ApiClient, ns: str) -> list[dict[str, Any]]:
-    return _plain(api, client.BatchV1Api(api).list_namespaced_job(ns).items)
-
-
-def pods(api: client.ApiClient, ns: str) -> list[dict[str, Any]]:
-    return _plain(api, client.CoreV1Api(api).list_namespaced_pod(ns).items)
 
 
 def test_valid_run_succeeds_with_real_numbers(
@@ -314,7 +182,7 @@ def test_gpu_placement_lands_on_gpu_pool(
     nodes = wait_until(scheduled, timeout_s=60, what="worker pods scheduled")
     pools = {
         n["metadata"]["labels"].get("surge.dev/pool")
-        for n in _plain(api_client, client.CoreV1Api(api_client).list_node().items)
+        for n in plain(api_client, client.CoreV1Api(api_client).list_node().items)
         if n["metadata"]["name"] in nodes
     }
     assert pools == {"gpu"}
