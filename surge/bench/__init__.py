@@ -1,0 +1,1 @@
+"""`make bench`: Surge's loadgen against other generators on one loopback target."""
