@@ -1,0 +1,142 @@
+{{/* Names, labels and the shared RBAC rules of the Surge chart. */}}
+
+{{- define "surge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "surge.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "surge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "surge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "surge.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "surge.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: surge
+{{- end -}}
+
+{{- define "surge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "surge.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The image reference: digest wins over tag; the tag defaults to appVersion. */}}
+{{- define "surge.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces served, as a JSON list (empty in cluster-wide mode). */}}
+{{- define "surge.watchNamespaces" -}}
+{{- if .Values.operator.clusterWide -}}
+[]
+{{- else if .Values.operator.watchNamespaces -}}
+{{- toJson .Values.operator.watchNamespaces -}}
+{{- else -}}
+{{- toJson (list .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The operator's rules: exactly the API calls of surge/operator/kube.py and kopf.
+docs/deploy.md explains each one; tests/e2e/test_chart.py proves each verb is needed.
+Argument: a dict with "root" (the chart context) and "cluster" (true for the ClusterRole,
+which names cluster-scoped peering objects).
+*/}}
+{{- define "surge.operatorRules" -}}
+{{- $v := .root.Values -}}
+# kopf lists and watches LoadTests, patches finalizers and progress annotations.
+- apiGroups: ["surge.dev"]
+  resources: ["loadtests"]
+  verbs: ["list", "watch", "patch"]
+# The lifecycle writes status through the status subresource.
+- apiGroups: ["surge.dev"]
+  resources: ["loadtests/status"]
+  verbs: ["patch"]
+# kopf.event(): RunStarted, WorkersCreated, BarrierOpened, ...
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# The plan ConfigMap (create, then patch startAt); scenario ConfigMaps are read.
+# get is also what the worker Role grants, and RBAC only lets the operator grant what it holds.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
+# One Indexed Job per run: find it, create it, delete it when done or on LoadTest deletion.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "create", "delete"]
+# Worker pods: diagnose scheduling and exits; delete leftovers on LoadTest deletion.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "deletecollection"]
+# The last lines of a failed worker's log go into the LoadTest's status.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# Per-LoadTest worker identity that can read only its run's ConfigMap.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles"]
+  verbs: ["create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["create"]
+# Target readiness: spec.target.deploymentRef.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get"]
+{{- if $v.operator.peering.enabled }}
+# kopf peering (HA): replicas see each other and pause all but one.
+- apiGroups: ["kopf.dev"]
+  resources: [{{ if .cluster }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+{{- if $v.rbac.experiments }}
+# ScalingExperiment (future): the operator will patch a Deployment and manage its HPA.
+- apiGroups: ["surge.dev"]
+  resources: ["scalingexperiments"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["surge.dev"]
+  resources: ["scalingexperiments/status"]
+  verbs: ["patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["patch"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
+{{- end -}}
+
+{{/* Restricted Pod Security Standard, shared by every container the chart renders. */}}
+{{- define "surge.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+{{- end -}}
