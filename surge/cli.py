@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "surge.agent.command",
     "surge.loadgen.commands",
     "surge.operator.commands",
+    "surge.results.commands",
 )
 
 app = typer.Typer(

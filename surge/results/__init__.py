@@ -22,15 +22,18 @@ from surge.results.queries import (
     check_templates,
     render_queries,
 )
+from surge.results.report import FORMATS, ReportError, render_report
 from surge.results.timeline import Window, measured_window
 
 __all__ = [
     "CLUSTER_METRICS",
     "DEFAULT_QUERIES",
+    "FORMATS",
     "ClusterMetrics",
     "QueryOutcome",
     "QueryTemplateError",
     "QueryVars",
+    "ReportError",
     "Window",
     "build_cluster",
     "check_templates",
@@ -40,4 +43,5 @@ __all__ = [
     "measured_window",
     "metrics_available_condition",
     "render_queries",
+    "render_report",
 ]

@@ -159,3 +159,30 @@ def test_placeholder_list_matches_the_api_doc() -> None:
     source = inspect.getsource(Prometheus)
     for p in PLACEHOLDERS:
         assert "{" + p + "}" in source
+
+
+def test_public_surface() -> None:
+    import surge.results as results
+
+    assert set(results.__all__) == {
+        "CLUSTER_METRICS",
+        "DEFAULT_QUERIES",
+        "FORMATS",
+        "ClusterMetrics",
+        "QueryOutcome",
+        "QueryTemplateError",
+        "QueryVars",
+        "ReportError",
+        "Window",
+        "build_cluster",
+        "check_templates",
+        "collect_cluster_metrics",
+        "connect",
+        "fetch_range",
+        "measured_window",
+        "metrics_available_condition",
+        "render_queries",
+        "render_report",
+    }
+    for name in results.__all__:
+        assert getattr(results, name) is not None

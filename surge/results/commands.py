@@ -1,0 +1,117 @@
+"""CLI: `surge report SOURCE`: a report from a LoadTest in the cluster or a results file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from surge.results.report import FORMATS, ReportError, render_report
+
+
+def inputs_from_document(doc: Any, source: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(results, thresholds) from a `surge run --out` file or a LoadTest object (as
+    `kubectl get -o json` or the API returns it). Raises ReportError with the reason."""
+    if not isinstance(doc, Mapping):
+        raise ReportError(f"{source}: not a JSON object")
+    if doc.get("kind") == "LoadTest":
+        status = doc.get("status") or {}
+        results = status.get("results")
+        if not results:
+            phase = status.get("phase", "Pending")
+            raise ReportError(f"{source}: the LoadTest has no results yet (phase {phase})")
+        return dict(results), list(status.get("thresholds") or [])
+    if "metrics" in doc:
+        return dict(doc), list(doc.get("thresholds") or [])
+    raise ReportError(f"{source}: neither a results file (surge run --out) nor a LoadTest")
+
+
+def format_for(out: Path | None, fmt: str | None) -> str:
+    """--format wins; else the output file's suffix (.html, .json, .md); else md."""
+    if fmt:
+        return fmt
+    suffix = out.suffix.lower().lstrip(".") if out else ""
+    return {"htm": "html", "html": "html", "json": "json"}.get(suffix, "md")
+
+
+def _read_loadtest(name: str, namespace: str | None) -> dict[str, Any]:
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    from surge.api.base import GROUP, VERSION
+
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+        if namespace is None:
+            _, active = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+            namespace = (active or {}).get("context", {}).get("namespace") or "default"
+    except (ConfigException, FileNotFoundError, TypeError):
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        namespace = (
+            namespace
+            or Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
+        )
+    try:
+        obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "loadtests", name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ReportError(f"LoadTest {namespace}/{name} not found") from None
+        raise ReportError(
+            f"reading LoadTest {namespace}/{name}: {exc.status} {exc.reason}"
+        ) from None
+    return dict(obj)
+
+
+def report(
+    source: Annotated[
+        str, typer.Argument(help="A results JSON file (surge run --out) or a LoadTest name.")
+    ],
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="LoadTest namespace; default: the context's."),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help="md, html or json; default: from -o's suffix, else md."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here, not stdout.")] = None,
+) -> None:
+    """Render a report: thresholds with measured values, load and cluster tables, plots (html)."""
+    from surge.results.plots import MissingMatplotlib
+
+    chosen = format_for(out, fmt)
+    if chosen not in FORMATS:
+        typer.echo(f"error: unknown format {chosen!r}; use one of {', '.join(FORMATS)}", err=True)
+        raise typer.Exit(2)
+    path = Path(source)
+    try:
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ReportError(f"{source}: not JSON ({exc})") from None
+        else:
+            doc = _read_loadtest(source, namespace)
+        results, thresholds = inputs_from_document(doc, source)
+        text = render_report(results, thresholds, chosen)
+    except (ReportError, MissingMatplotlib) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    data = text.encode() if isinstance(text, str) else text
+    if out is None:
+        typer.echo(data.decode(errors="replace"), nl=False)
+    else:
+        out.write_bytes(data)
+        typer.echo(f"report written to {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

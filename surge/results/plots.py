@@ -1,0 +1,240 @@
+"""Plots for reports: what to draw (pure, `plot_specs`) and drawing it (`render_png`).
+
+The x axis is seconds since the load started (warm-up shaded), so loadgen and cluster
+series line up. Thresholds are horizontal lines in the plot's unit. matplotlib is an
+optional dependency (the `report` extra), imported only when drawing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Point = tuple[float, float]
+
+
+class MissingMatplotlib(RuntimeError):
+    """Drawing needs matplotlib."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    label: str
+    points: list[Point]
+    steps: bool = False
+    """Draw as a step function (replicas), not a polyline."""
+
+
+@dataclass(frozen=True, slots=True)
+class HLine:
+    label: str
+    y: float
+    kind: Literal["threshold", "reference"] = "threshold"
+
+
+@dataclass(frozen=True, slots=True)
+class PlotSpec:
+    name: str
+    title: str
+    ylabel: str
+    lines: list[Line]
+    hlines: list[HLine] = field(default_factory=list)
+    warmup_s: float = 0.0
+
+    @property
+    def labels(self) -> list[str]:
+        """Every legend entry: the series, then the threshold lines."""
+        return [ln.label for ln in self.lines] + [h.label for h in self.hlines]
+
+
+# threshold metric family -> (plot name, factor from the base unit to the plot's unit)
+_THRESHOLD_PLOTS: dict[str, tuple[str, float]] = {
+    "latency": ("latency", 1000.0),
+    "throughput.rps": ("throughput", 1.0),
+    "goodput.rps": ("throughput", 1.0),
+    "errors.rate": ("errors", 100.0),
+    "replicas.min": ("replicas", 1.0),
+    "replicas.max": ("replicas", 1.0),
+    "replicas.mean": ("replicas", 1.0),
+    "cpu.mean": ("cpu", 1.0),
+    "cpu.max": ("cpu", 1.0),
+    "gpu.mean": ("gpu", 1.0),
+    "gpu.max": ("gpu", 1.0),
+}
+
+
+def _threshold_lines(thresholds: Sequence[Mapping[str, Any]]) -> dict[str, list[HLine]]:
+    out: dict[str, list[HLine]] = {}
+    for t in thresholds:
+        metric = str(t.get("metric", ""))
+        family = metric.split(".")[0]
+        key = metric if metric in _THRESHOLD_PLOTS else family
+        # latency.p95 and friends: every latency quantile threshold goes on the latency plot
+        if key not in _THRESHOLD_PLOTS or (key == "latency" and metric == family):
+            continue
+        plot, factor = _THRESHOLD_PLOTS[key]
+        label = str(t.get("expression") or f"{metric} {t.get('op', '')} {t.get('limit')}")
+        out.setdefault(plot, []).append(HLine(label, float(t["limit"]) * factor))
+    return out
+
+
+def _ts_line(
+    timeseries: Sequence[Mapping[str, Any]],
+    label: str,
+    value: Callable[[Mapping[str, Any]], float | None],
+) -> Line:
+    points = [(float(row["t"]), float(v)) for row in timeseries if (v := value(row)) is not None]
+    return Line(label, points)
+
+
+def _share(part: float, whole: float) -> float | None:
+    return 100.0 * part / whole if whole > 0 else None
+
+
+def _cluster_line(
+    part: Mapping[str, Any] | None, label: str, offset_s: float, end_s: float | None
+) -> Line | None:
+    """A stored cluster series on the load-start axis; the last value holds until the
+    window's end, as in the metrics (timeline.py)."""
+    if not part or not part.get("series"):
+        return None
+    points = [(float(t) + offset_s, float(v)) for t, v in part["series"]]
+    if end_s is not None and points[-1][0] < end_s:
+        points.append((end_s, points[-1][1]))
+    return Line(label, points, steps=True)
+
+
+def plot_specs(
+    results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]
+) -> list[PlotSpec]:
+    """Every plot the results have data for, in report order: latency, throughput,
+    errors, replicas, CPU, GPU. Pure: the tests read the series and thresholds here."""
+    ts = list(results.get("timeseries") or [])
+    window = results.get("window") or {}
+    warmup = float(window.get("warmupSeconds") or 0.0)
+    limits = _threshold_lines(thresholds)
+    cluster = results.get("cluster") or {}
+    cw = cluster.get("window") or {}
+    end_s = warmup + cw["end"] - cw["start"] if "end" in cw and "start" in cw else None
+    specs: list[PlotSpec] = []
+
+    def add(
+        name: str, title: str, ylabel: str, lines: list[Line | None], extra: list[HLine]
+    ) -> None:
+        drawn = [ln for ln in lines if ln is not None and ln.points]
+        if drawn:
+            specs.append(PlotSpec(name, title, ylabel, drawn, limits.get(name, []) + extra, warmup))
+
+    add(
+        "latency",
+        "Latency percentiles (per second)",
+        "ms",
+        [
+            _ts_line(ts, "p50", lambda r: r.get("p50Ms")),
+            _ts_line(ts, "p95", lambda r: r.get("p95Ms")),
+        ],
+        [],
+    )
+    target = (results.get("summary") or {}).get("targetRps")
+    add(
+        "throughput",
+        "Throughput",
+        "responses/s",
+        [_ts_line(ts, "ok responses/s", lambda r: r.get("rps"))],
+        [HLine(f"target {target:g}/s", float(target), "reference")] if target else [],
+    )
+    add(
+        "errors",
+        "Errors and drops",
+        "% of attempts",
+        [
+            _ts_line(
+                ts,
+                "errors %",
+                lambda r: _share(r.get("errors", 0), r.get("rps", 0) + r.get("errors", 0)),
+            ),
+            _ts_line(
+                ts,
+                "dropped %",
+                lambda r: _share(
+                    r.get("dropped", 0),
+                    r.get("rps", 0) + r.get("errors", 0) + r.get("dropped", 0),
+                ),
+            ),
+        ],
+        [],
+    )
+    hpa = cluster.get("hpa") or {}
+    add(
+        "replicas",
+        "Replicas",
+        "replicas",
+        [
+            _cluster_line(cluster.get("replicas"), "replicas", warmup, end_s),
+            _cluster_line(hpa.get("desiredReplicas"), "HPA desired", warmup, end_s),
+        ],
+        [],
+    )
+    add("cpu", "CPU", "cores", [_cluster_line(cluster.get("cpu"), "CPU cores", warmup, end_s)], [])
+    add(
+        "gpu",
+        "GPU utilisation",
+        "%",
+        [_cluster_line(cluster.get("gpu"), "GPU util %", warmup, end_s)],
+        [],
+    )
+    return specs
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingMatplotlib(
+            "plots need matplotlib; install it with: pip install 'surge[report]'"
+        ) from exc
+    matplotlib.use("Agg")  # no display, no GUI toolkit: files only
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+def _figure(spec: PlotSpec, width_in: float, height_in: float) -> Any:
+    figure_cls = _pyplot()
+    fig = figure_cls(figsize=(width_in, height_in), layout="constrained")
+    ax = fig.add_subplot()
+    if spec.warmup_s > 0:
+        ax.axvspan(0, spec.warmup_s, color="0.9", label="_warm-up")
+    for line in spec.lines:
+        xs = [p[0] for p in line.points]
+        ys = [p[1] for p in line.points]
+        ax.plot(xs, ys, label=line.label, drawstyle="steps-post" if line.steps else "default")
+    for h in spec.hlines:
+        style = "--" if h.kind == "threshold" else ":"
+        color = "tab:red" if h.kind == "threshold" else "0.4"
+        ax.axhline(h.y, linestyle=style, color=color, linewidth=1.2, label=h.label)
+    ax.set_title(spec.title)
+    ax.set_xlabel("seconds since load start (warm-up shaded)")
+    ax.set_ylabel(spec.ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    return fig
+
+
+def drawn_labels(spec: PlotSpec) -> list[str]:
+    """The legend labels matplotlib actually drew for `spec` (for tests and checks)."""
+    fig = _figure(spec, 8, 3.2)
+    return [str(label) for label in fig.axes[0].get_legend_handles_labels()[1]]
+
+
+def render_png(
+    spec: PlotSpec, *, width_in: float = 8.0, height_in: float = 3.2, dpi: int = 100
+) -> bytes:
+    """The plot as PNG bytes. Raises MissingMatplotlib without the `report` extra."""
+    fig = _figure(spec, width_in, height_in)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
