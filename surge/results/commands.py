@@ -70,7 +70,10 @@ def _read_loadtest(name: str, namespace: str | None) -> dict[str, Any]:
 
 def report(
     source: Annotated[
-        str, typer.Argument(help="A results JSON file (surge run --out) or a LoadTest name.")
+        str,
+        typer.Argument(
+            metavar="SOURCE", help="A results JSON file (surge run --out) or a LoadTest name."
+        ),
     ],
     namespace: Annotated[
         str | None,

@@ -203,3 +203,18 @@ def test_surge_report_refuses_what_is_not_results(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["report", str(bad)])
     assert done.exit_code == 2
     assert "neither a results file" in done.output
+
+
+def test_html_without_matplotlib_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(_results(cluster=False)))
+    done = CliRunner().invoke(app, ["report", str(source), "--format", "html"])
+    assert done.exit_code == 2
+    assert "pip install 'surge[report]'" in done.output
+    md = CliRunner().invoke(app, ["report", str(source)])  # Markdown needs no matplotlib
+    assert md.exit_code == 0 and "## Load" in md.output
