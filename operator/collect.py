@@ -15,9 +15,20 @@ from surge.api.loadtest import LoadTestSpec
 from surge.loadgen.results import compute_results
 from surge.loadgen.summary import WorkerSummary, merge, parse_summary
 from surge.operator.pods import Workers, termination_message
+from surge.results import ClusterMetrics, metrics_available_condition
 from surge.verdicts import evaluate
 
 LogReader = Callable[[dict[str, Any]], str | None]
+ClusterReader = Callable[[dict[str, Any]], ClusterMetrics]
+"""Given the merged results (for their measured window), what Prometheus says."""
+
+NO_PROMETHEUS = {
+    "type": "MetricsAvailable",
+    "status": "Unknown",
+    "reason": "NoPrometheus",
+    "message": "no Prometheus configured (spec.prometheus.url or the operator's "
+    "--prometheus-url): cluster metrics were not collected",
+}
 
 
 @dataclass
@@ -31,6 +42,7 @@ class Outcome:
     thresholds_status: Literal["True", "False"]
     reported: int = 0
     missing: list[int] = field(default_factory=list)
+    metrics_condition: dict[str, str] = field(default_factory=lambda: dict(NO_PROMETHEUS))
 
 
 def read_summary(pod: dict[str, Any] | None, read_log: LogReader) -> WorkerSummary | None:
@@ -50,7 +62,9 @@ def read_summary(pod: dict[str, Any] | None, read_log: LogReader) -> WorkerSumma
     return None
 
 
-def analyse(spec: LoadTestSpec, workers: Workers, read_log: LogReader) -> Outcome:
+def analyse(
+    spec: LoadTestSpec, workers: Workers, read_log: LogReader, cluster: ClusterReader | None = None
+) -> Outcome:
     n = spec.load.workers
     found: list[WorkerSummary] = []
     missing: list[int] = []
@@ -61,6 +75,12 @@ def analyse(spec: LoadTestSpec, workers: Workers, read_log: LogReader) -> Outcom
         else:
             found.append(s)
     results = compute_results(merge(found)) if found else None
+    metrics_condition = dict(NO_PROMETHEUS)
+    if results is not None and cluster is not None:
+        cm = cluster(results)
+        results["cluster"] = cm.section
+        results["metrics"].update(cm.metrics)
+        metrics_condition = metrics_available_condition(cm)
     metrics: dict[str, float | None] = dict(results["metrics"]) if results else {}
     verdicts = evaluate(spec.parsed_thresholds(), metrics)
     failed = [v for v in verdicts if not v.passed]
@@ -91,4 +111,5 @@ def analyse(spec: LoadTestSpec, workers: Workers, read_log: LogReader) -> Outcom
         thresholds_status="True" if passed else "False",
         reported=len(found),
         missing=missing,
+        metrics_condition=metrics_condition,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from kubernetes import client
@@ -62,6 +63,16 @@ class Kube:
 
     def patch_configmap_data(self, namespace: str, name: str, data: dict[str, str]) -> None:
         self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return base64.b64decode(raw).decode() if raw else None
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:

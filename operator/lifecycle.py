@@ -9,6 +9,7 @@ Pending -> WaitingForTarget -> Running -> Analyzing -> Succeeded | Failed | Abor
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from surge.operator.conditions import (
 from surge.operator.kube import Kube
 from surge.operator.pods import diagnose
 from surge.operator.settings import Settings
+from surge.results import ClusterMetrics, collect_cluster_metrics
 
 ACTIVE = {Phase.WAITING_FOR_TARGET.value, Phase.RUNNING.value, Phase.ANALYZING.value}
 
@@ -420,7 +422,10 @@ def analyzing(ctx: Ctx) -> None:
     pods = ctx.kube.pods(ctx.namespace, builders.selector(ctx.name, ctx.run_id))
     w = diagnose(pods, n)
     outcome = collect.analyse(
-        spec, w, lambda pod: ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"])
+        spec,
+        w,
+        lambda pod: ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"]),
+        _cluster_reader(ctx, spec),
     )
     ctx.step.status["results"] = outcome.results
     ctx.step.status["thresholds"] = outcome.thresholds
@@ -433,6 +438,8 @@ def analyzing(ctx: Ctx) -> None:
         "reported": outcome.reported,
         "missing": outcome.missing,
     }
+    mc = outcome.metrics_condition
+    ctx.condition("MetricsAvailable", mc["status"], mc["reason"], mc["message"])
     if outcome.missing:
         ctx.condition(
             "Completed",
@@ -454,6 +461,45 @@ def analyzing(ctx: Ctx) -> None:
     policy = spec.cleanup.workers
     if policy == "Delete" or (policy == "DeleteOnSuccess" and finished_ok):
         _stop_workers(ctx)
+
+
+def _cluster_reader(ctx: Ctx, spec: LoadTestSpec) -> collect.ClusterReader | None:
+    url = spec.prometheus.url or ctx.settings.prometheus_url
+    if url is None:
+        return None
+    headers = _prometheus_headers(ctx, spec)
+
+    def read(results: dict[str, Any]) -> ClusterMetrics:
+        window = results["window"]
+        return collect_cluster_metrics(
+            spec,
+            namespace=ctx.namespace,
+            loadtest=ctx.name,
+            run_id=ctx.run_id,
+            window_start=float(window["start"]),
+            window_end=float(window["end"]),
+            prometheus_url=url,
+            headers=headers,
+            settings_queries=ctx.settings.queries,
+        )
+
+    return read
+
+
+def _prometheus_headers(ctx: Ctx, spec: LoadTestSpec) -> dict[str, str]:
+    auth = spec.prometheus.auth
+    if auth is None:
+        return {}
+    if auth.bearer_token_secret_ref is not None:
+        ref = auth.bearer_token_secret_ref
+        token = ctx.kube.secret_value(ctx.namespace, ref.name, ref.key)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+    if auth.basic_auth_secret_ref is not None:
+        ref = auth.basic_auth_secret_ref
+        pair = ctx.kube.secret_value(ctx.namespace, ref.name, ref.key)
+        if pair:
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return {}
 
 
 # -- endings --------------------------------------------------------------------------------

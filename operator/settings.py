@@ -29,6 +29,8 @@ class Settings:
     history_limit: int = 5
     interval_s: float = 2.0
     namespaces: tuple[str, ...] = field(default_factory=tuple)
+    queries: dict[str, str] = field(default_factory=dict)
+    """PromQL overrides for every LoadTest (SURGE_QUERY_<NAME>=...); a spec's own win."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,6 +45,11 @@ class Settings:
             interval_s=float(os.environ.get("SURGE_INTERVAL_S", "2")),
             namespaces=tuple(_env_list("SURGE_NAMESPACES")),
             worker_metrics_port=int(os.environ.get("SURGE_WORKER_METRICS_PORT", "9464")),
+            queries={
+                k.removeprefix("SURGE_QUERY_").lower(): v
+                for k, v in os.environ.items()
+                if k.startswith("SURGE_QUERY_")
+            },
         )
 
     def host_allowed(self, host: str) -> bool:

@@ -90,8 +90,10 @@ class ScalingExperimentSpec(Model):
             raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
         for i, v in enumerate(self.variants):
             if v.hpa is not None and self.target_ref.hpa is None:
-                raise ValueError(f"variants[{i}].hpa needs spec.targetRef.hpa, the name of the "
-                                 "HPA to change (it is created if missing)")
+                raise ValueError(
+                    f"variants[{i}].hpa needs spec.targetRef.hpa, the name of the "
+                    "HPA to change (it is created if missing)"
+                )
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(
                 f"baseline {self.baseline!r} is not a variant name; "

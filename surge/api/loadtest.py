@@ -264,6 +264,18 @@ class Prometheus(Model):
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else _check_http_url(v)
 
+    @field_validator("queries")
+    @classmethod
+    def _queries(cls, v: dict[str, str]) -> dict[str, str]:
+        # Imported here: surge.results imports these models.
+        from surge.results.queries import QueryTemplateError, check_templates
+
+        try:
+            check_templates(v)
+        except QueryTemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
 
 class Cleanup(Model):
     workers: Literal["Delete", "Keep", "DeleteOnSuccess"] = "DeleteOnSuccess"

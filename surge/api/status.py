@@ -69,6 +69,8 @@ REASONS: dict[str, str] = {
     "AllThresholdsPassed": "Every threshold held.",
     "NoThresholds": "No thresholds were set; the run succeeds when the load completes.",
     "NoData": "A metric a threshold needs had no data; the threshold cannot pass.",
+    "AllQueriesReturnedData": "Every cluster query returned data for the measured window.",
+    "NoPrometheus": "No Prometheus is configured, so cluster metrics were not collected.",
     "TargetBusy": "Another LoadTest is running against the same target.",
     "TargetFree": "No other run holds the target.",
     "Accepted": "The spec is valid; the run's plan is stored in its ConfigMap.",

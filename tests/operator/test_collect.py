@@ -112,3 +112,39 @@ def test_no_summaries_fails_without_crashing() -> None:
     assert out.results is None and out.missing == [0, 1]
     assert not out.passed and out.reason == "WorkerMissingSummary"
     assert out.thresholds[0]["measured"] is None
+
+
+def test_cluster_metrics_join_the_thresholds() -> None:
+    from surge.results import ClusterMetrics
+
+    a = _summary(0, [0.010] * 10)
+    b = _summary(1, [0.010] * 10)
+    pods = [_pod(0, termination_message(a)), _pod(1, termination_message(b))]
+    seen: list[dict[str, Any]] = []
+
+    def reader(results: dict[str, Any]) -> ClusterMetrics:
+        seen.append(results["window"])
+        return ClusterMetrics(
+            section={"queries": {}, "replicas": {"max": 3}},
+            metrics={"replicas.max": 3.0, "gpu.mean": None},
+            no_data={"gpu_util": "no data"},
+        )
+
+    spec = _spec(["replicas.max <= 4", "gpu.mean < 50"])
+    out = analyse(spec, diagnose(pods, 2), lambda p: None, reader)
+    assert seen[0]["measuredSeconds"] == 10.0
+    assert out.results is not None
+    assert out.results["cluster"]["replicas"]["max"] == 3
+    assert [t["passed"] for t in out.thresholds] == [True, False]
+    assert out.reason == "NoData"
+    assert out.metrics_condition["status"] == "False"
+    assert "gpu_util" in out.metrics_condition["message"]
+
+
+def test_without_prometheus_cluster_thresholds_have_no_data() -> None:
+    a = _summary(0, [0.010] * 10)
+    pods = [_pod(0, termination_message(a)), _pod(1, termination_message(a))]
+    out = analyse(_spec(["replicas.max <= 4"]), diagnose(pods, 2), lambda p: None)
+    assert out.metrics_condition["reason"] == "NoPrometheus"
+    assert out.thresholds[0]["measured"] is None
+    assert not out.passed
