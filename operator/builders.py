@@ -221,8 +221,9 @@ def worker_job(
         "completionMode": "Indexed",
         "completions": n,
         "parallelism": n,
-        # A retried worker would send its share twice; a failure is reported, not retried.
-        "backoffLimit": 0,
+        # A retried worker would send its share twice, so a failed index is not retried; per
+        # index, so one failure does not make the Job controller stop the other workers.
+        "backoffLimitPerIndex": 0,
         "activeDeadlineSeconds": active_deadline_s(spec),
         "template": {"metadata": {"labels": lbls}, "spec": pod_spec},
     }

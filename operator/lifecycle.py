@@ -396,7 +396,12 @@ def running(ctx: Ctx) -> None:
                 f"workers not running after {spec.timeouts.workers_ready:g}s: {message}",
             )
         return
-    if w.finished:
+    job = ctx.kube.job(ctx.namespace, builders.run_name(ctx.name, ctx.run_id))
+    job_ended = any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in ((job or {}).get("status") or {}).get("conditions") or []
+    )
+    if w.finished or job_ended:
         ctx.condition(
             "Completed", "True", "WorkersFinished", f"{w.succeeded} of {n} workers succeeded"
         )

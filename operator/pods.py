@@ -95,12 +95,8 @@ def diagnose(pods: list[dict[str, Any]], expected: int) -> Workers:
             w.succeeded += 1
         elif phase == "Failed":
             w.failed += 1
-            if w.fatal is None and not _terminated(pod):
-                w.fatal = Problem(
-                    "WorkerFailed",
-                    f"pod {pod['metadata'].get('name')} failed: "
-                    f"{pod.get('status', {}).get('message', 'no message')}",
-                )
+            if w.fatal is None:
+                w.fatal = Problem("WorkerFailed", _failure(pod))
         problem = _container_problem(pod)
         if problem and w.fatal is None:
             w.fatal = problem
@@ -119,6 +115,14 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
         if term:
             return dict(term)
     return None
+
+
+def _failure(pod: dict[str, Any]) -> str:
+    name = pod.get("metadata", {}).get("name", "?")
+    term = _terminated(pod) or {}
+    why = term.get("message") or pod.get("status", {}).get("message") or term.get("reason") or ""
+    tail = " ".join(str(why).split())[-300:]
+    return f"pod {name} exited {term.get('exitCode', '?')}" + (f": {tail}" if tail else "")
 
 
 def termination_message(pod: dict[str, Any]) -> str | None:

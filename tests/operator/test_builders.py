@@ -45,7 +45,8 @@ def test_default_job() -> None:
     assert job["metadata"]["ownerReferences"][0]["controller"] is True
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
-    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["backoffLimitPerIndex"] == 0
+    assert "backoffLimit" not in job["spec"]
     # workersReady 180 + 60 s of load + runGrace 120 + 60 margin
     assert job["spec"]["activeDeadlineSeconds"] == 420
     assert job["spec"]["template"]["metadata"]["labels"] == {

@@ -82,6 +82,13 @@ def test_finished_and_messages() -> None:
     assert exit_code(w.by_index[1]) == 3
 
 
+def test_failed_worker_is_fatal_with_its_exit_code() -> None:
+    w = diagnose([pod(0), pod(1, "Failed", terminated={"exitCode": 2, "message": "bad plan"})], 2)
+    assert w.fatal is not None
+    assert w.fatal.reason == "WorkerFailed"
+    assert w.fatal.message == "pod w-1 exited 2: bad plan"
+
+
 def test_newest_pod_per_index_wins() -> None:
     old = pod(0, "Failed", created="2026-11-27T10:00:00Z")
     new = pod(0, "Running", created="2026-11-27T10:05:00Z")
