@@ -60,13 +60,18 @@ def kubectl(*args: str, stdin: str | None = None, timeout_s: float = 60) -> str:
 # ---- install and validation ---------------------------------------------------------------
 
 
+def _release_status(summary: dict[str, Any]) -> str:
+    """A release summary's status (flat in helm-c summaries, under `info` in Helm's JSON)."""
+    return str(summary.get("status") or (summary.get("info") or {}).get("status"))
+
+
 def test_helm_install_and_uninstall(cluster: support.Cluster, namespace: str) -> None:
     core: Any = client.CoreV1Api(cluster.api_client)
     with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace) as cfg:
         release = cfg.install(CHART, "surge", {"safety": {"maxRate": 100}}, timeout=120)
         try:
-            assert release["info"]["status"] == "deployed", release["info"]
-            assert cfg.status("surge")["info"]["status"] == "deployed"
+            assert _release_status(release) == "deployed", release
+            assert _release_status(cfg.status("surge")) == "deployed"
             apps: Any = client.AppsV1Api(cluster.api_client)
             dep = apps.read_namespaced_deployment("surge", namespace)
             assert dep.spec.replicas == 1
@@ -120,8 +125,22 @@ def restricted_namespace(api_client: client.ApiClient) -> Iterator[str]:
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    # Pods are refused until their ServiceAccount exists: the chart's and the worker's.
+    wait_until(lambda: _exists(core, name, "default"), timeout_s=30, what="default SA")
+    for account in ("surge", builders.worker_account("alice")):
+        core.create_namespaced_service_account(name, {"metadata": {"name": account}})
     yield name
     core.delete_namespace(name)
+
+
+def _exists(core: Any, namespace: str, account: str) -> bool:
+    try:
+        core.read_namespaced_service_account(account, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
 
 
 def _pod(name: str, template: dict[str, Any]) -> dict[str, Any]:
@@ -307,6 +326,7 @@ class OperatorCalls:
     def _watch(list_call: Callable[..., Any], *args: str) -> None:
         """kopf's watch request; the response headers are enough to know it was authorized."""
         resp = list_call(*args, watch=True, timeout_seconds=1, _preload_content=False)
+        resp.close()  # never back to the pool: the stream is unread
         resp.release_conn()
 
     def ops(self) -> list[Op]:
