@@ -104,8 +104,9 @@ async def execute(
     """Send `req` to `url` and time it. Never raises (except CancelledError)."""
     out = Outcome(sent_at=time.monotonic())
     hdrs = headers
-    if req.content_type is not None:
-        hdrs = {**headers, "Content-Type": req.content_type}
+    ctype = req.content_type
+    if ctype is not None and headers.get("Content-Type") != ctype:
+        hdrs = {**headers, "Content-Type": ctype}
     try:
         async with asyncio.timeout(timeout_s):
             async with session.request(req.method, url, data=req.body, headers=hdrs) as resp:
@@ -157,41 +158,22 @@ async def _read_stream(
     """
     parts: list[str] = []
     done = False
-    async for raw in resp.content:
-        line = raw.rstrip(b"\r\n")
-        if not line or line.startswith(b":"):
+    times = out.chunk_times
+    rest = b""
+    # One await per network read (not per line): a read usually holds one whole event,
+    # and every chunk in it gets the read's arrival time.
+    async for data in resp.content.iter_any():
+        now = time.monotonic()
+        if b"\n" not in data:
+            rest += data
             continue
-        if not line.startswith(b"data:"):
-            continue  # event:, id:, retry: fields
-        payload = line[5:].lstrip(b" ")
-        if openai:
-            if payload == b"[DONE]":
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for raw in lines:
+            if _take_line(raw, out, times, now, openai, parts if keep else None):
                 done = True
-                continue
-            try:
-                chunk = json.loads(payload)
-            except ValueError:
-                raise ProtocolError(f"stream chunk is not JSON: {payload[:60]!r}") from None
-            if not isinstance(chunk, dict):
-                raise ProtocolError("stream chunk is not a JSON object")
-            if "error" in chunk:
-                raise ProtocolError(f"error in stream: {str(chunk['error'])[:80]}")
-            usage = chunk.get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-                out.usage_tokens = usage["completion_tokens"]
-            choices = chunk.get("choices")
-            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-                delta = choices[0].get("delta") or {}
-                content = delta.get("content") if isinstance(delta, dict) else None
-                if isinstance(content, str) and content:
-                    now = time.monotonic()
-                    out.chunk_times.append(now)
-                    if keep:
-                        parts.append(content)
-        elif payload:
-            out.chunk_times.append(time.monotonic())
-            if keep:
-                parts.append(payload.decode(errors="replace"))
+    if rest and _take_line(rest, out, times, time.monotonic(), openai, parts if keep else None):
+        done = True
     if openai and not done and not out.chunk_times:
         raise ProtocolError("stream ended without content or [DONE]")
     if out.chunk_times:
@@ -199,3 +181,46 @@ async def _read_stream(
         out.last_token_at = out.chunk_times[-1]
     if keep:
         out.text = "".join(parts)
+
+
+def _take_line(
+    raw: bytes,
+    out: Outcome,
+    times: list[float],
+    now: float,
+    openai: bool,
+    parts: list[str] | None,
+) -> bool:
+    """One SSE line; appends `now` to times for a content-bearing chunk. True on [DONE]."""
+    line = raw.rstrip(b"\r")
+    if not line.startswith(b"data:"):
+        return False  # blank lines, comments (":"), event:, id:, retry: fields
+    payload = line[5:].lstrip(b" ")
+    if not openai:
+        if payload:
+            times.append(now)
+            if parts is not None:
+                parts.append(payload.decode(errors="replace"))
+        return False
+    if payload == b"[DONE]":
+        return True
+    try:
+        chunk = json.loads(payload)
+    except ValueError:
+        raise ProtocolError(f"stream chunk is not JSON: {payload[:60]!r}") from None
+    if not isinstance(chunk, dict):
+        raise ProtocolError("stream chunk is not a JSON object")
+    if "error" in chunk:
+        raise ProtocolError(f"error in stream: {str(chunk['error'])[:80]}")
+    usage = chunk.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+        out.usage_tokens = usage["completion_tokens"]
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        if isinstance(content, str) and content:
+            times.append(now)
+            if parts is not None:
+                parts.append(content)
+    return False

@@ -79,6 +79,17 @@ class Engine:
         self.connections = connections
         self._slots: asyncio.Semaphore | None = None
         self.stopped_at_s: float | None = None
+        self._hdr_cache: dict[str, dict[str, str]] = {}
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        """The request headers with this Content-Type, merged once per type."""
+        if content_type is None:
+            return self.headers
+        hdrs = self._hdr_cache.get(content_type)
+        if hdrs is None:
+            hdrs = {**self.headers, "Content-Type": content_type}
+            self._hdr_cache[content_type] = hdrs
+        return hdrs
 
     def stop(self) -> None:
         """Stop sending (SIGTERM); in-flight requests get a short grace, then the summary."""
@@ -106,7 +117,8 @@ class Engine:
             self._slots = asyncio.Semaphore(self.connections)
         timeout_s = self.plan.spec.scenario.timeout
         session = make_session(limit, timeout_s)
-        reporter = loop.create_task(self._report(t0)) if self.progress is not None else None
+        # Also without progress output: it flushes the recorder (Prometheus) every second.
+        reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
         try:
             delay = t0 - time.monotonic()
             if delay > 0:
@@ -211,11 +223,12 @@ class Engine:
             self.in_flight -= 1
 
     async def _send_one(self, session: aiohttp.ClientSession, due: float) -> None:
+        req = self.scenario.single()
         out = await execute(
             session,
             self.url,
-            self.scenario.single(),
-            self.headers,
+            req,
+            self._headers(req.content_type),
             streaming=self.plan.spec.scenario.streaming,
             timeout_s=self.plan.spec.scenario.timeout,
         )
@@ -250,7 +263,7 @@ class Engine:
                 session,
                 self.url,
                 req,
-                self.headers,
+                self._headers(req.content_type),
                 streaming=sc.streaming,
                 timeout_s=sc.timeout,
                 keep_text=True,
@@ -301,11 +314,12 @@ class Engine:
                 if sc.conversation is not None:
                     await self._run_conversation(session, None)
                 else:
+                    req = self.scenario.single()
                     out = await execute(
                         session,
                         self.url,
-                        self.scenario.single(),
-                        self.headers,
+                        req,
+                        self._headers(req.content_type),
                         streaming=sc.streaming,
                         timeout_s=sc.timeout,
                     )

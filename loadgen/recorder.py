@@ -8,15 +8,20 @@ and show in Prometheus, but not in any result.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+import numpy as np
 
 from surge.api.thresholds import Threshold
 from surge.loadgen.client import Outcome
-from surge.loadgen.summary import WorkerSummary, encode_histogram, new_histogram, record_seconds
+from surge.loadgen.summary import (
+    WorkerSummary,
+    encode_histogram,
+    new_histogram,
+    record_many_seconds,
+)
 
 _SLO_FAMILIES = {"latency": "latency_s", "ttft": "ttft_s", "tpot": "tpot_s"}
 _SLO_STATS = ("p50", "p75", "p90", "p95", "p99", "p999", "max")
@@ -56,7 +61,15 @@ def slo_bounds(thresholds: Iterable[Threshold]) -> SloBounds:
 
 
 class PromMetrics:
-    """Prometheus series on an own CollectorRegistry, labelled loadtest, variant, worker."""
+    """Prometheus series on an own CollectorRegistry, labelled loadtest, variant, worker.
+
+    The recorder does not touch these per request: it tallies outcomes and keeps the
+    latencies in lists, and `Recorder.flush` folds them in once a second (`add`). A
+    scrape therefore sees values at most about one second old; every request is still
+    counted and observed exactly once.
+    """
+
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
     def __init__(self, labels: dict[str, str], in_flight: Any) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -69,7 +82,7 @@ class PromMetrics:
             [*names, "outcome"],
             registry=self.registry,
         )
-        buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+        buckets = self.BUCKETS
         self.latency = Histogram(
             "surge_request_latency_seconds",
             "End-to-end latency (open loop: from the intended send).",
@@ -98,20 +111,63 @@ class PromMetrics:
             o: self._requests.labels(**labels, outcome=o)
             for o in ("ok", "connect", "timeout", "http_4xx", "http_5xx", "protocol")
         }
+        self._bounds = np.asarray([float(b) for b in buckets], dtype=np.float64)
+
+    def add(
+        self,
+        outcomes: dict[str, int],
+        dropped: int,
+        latencies_s: Sequence[float],
+        ttfts_s: Sequence[float],
+    ) -> None:
+        """Fold a batch in: what `inc()`/`observe()` per request would have produced."""
+        for name, n in outcomes.items():
+            if n:
+                self.outcome[name].inc(n)
+        if dropped:
+            self.dropped.inc(dropped)
+        for hist, values in ((self.latency, latencies_s), (self.ttft, ttfts_s)):
+            if values:
+                self._observe_many(hist, values)
+
+    def _observe_many(self, hist: Any, values: Sequence[float]) -> None:
+        buckets = getattr(hist, "_buckets", None)
+        total = getattr(hist, "_sum", None)
+        if buckets is None or total is None or len(buckets) != len(self._bounds) + 1:
+            for v in values:  # another prometheus_client layout: the public, slower way
+                hist.observe(v)
+            return
+        arr = np.asarray(values, dtype=np.float64)
+        # observe() puts a value in the first bucket whose bound is >= it (+Inf last).
+        where, counts = np.unique(
+            np.searchsorted(self._bounds, arr, side="left"), return_counts=True
+        )
+        for i, n in zip(where.tolist(), counts.tolist(), strict=True):
+            buckets[i].inc(n)
+        total.inc(float(arr.sum()))
 
 
 class Interval:
-    __slots__ = ("dropped", "errors", "hist", "ok")
+    __slots__ = ("dropped", "errors", "latencies", "ok")
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors = 0
         self.dropped = 0
-        self.hist: HdrHistogram | None = None
+        self.latencies: list[float] = []
+
+
+_OUTCOMES = ("ok", "connect", "timeout", "http_4xx", "http_5xx", "protocol")
 
 
 class Recorder:
-    """Collects one worker's results. Times are monotonic seconds; t0 is the load start."""
+    """Collects one worker's results. Times are monotonic seconds; t0 is the load start.
+
+    Per request it only counts and appends floats to lists; `flush()` folds the lists
+    into the HDR histograms (exactly: `record_many_seconds`) and into Prometheus. The
+    engine flushes once a second and at the end; `take_intervals` flushes first, so
+    the summary and the progress records are always complete when read.
+    """
 
     def __init__(
         self,
@@ -128,17 +184,27 @@ class Recorder:
         self.t0 = t0
         self.window_start_s = window_start_s
         self.window_end_s = window_end_s
+        self._win0 = t0 + window_start_s  # the window in monotonic time
+        self._win1 = t0 + window_end_s
         self.open_loop = open_loop
         self.slo = slo
+        self._slo_empty = slo.empty
         self.prom = prom
         self.counts = summary.counts
-        h = summary.hists
-        self._latency, self._service, self._lag = h["latency"], h["service"], h["schedule_lag"]
-        self._ttft, self._tpot, self._itl = h["ttft"], h["tpot"], h["itl"]
+        self._pending: dict[str, list[float]] = {n: [] for n in summary.hists}
+        p = self._pending
+        self._latency, self._service, self._lag = p["latency"], p["service"], p["schedule_lag"]
+        self._ttft, self._tpot, self._itl = p["ttft"], p["tpot"], p["itl"]
+        self._prom_outcomes = dict.fromkeys(_OUTCOMES, 0)
+        self._prom_dropped = 0
+        self._prom_latency: list[float] = []
+        self._prom_ttft: list[float] = []
         self.intervals: dict[int, Interval] = {}
 
     def _interval(self, t: float) -> Interval:
-        sec = max(int(t - self.t0), 0)
+        sec = int(t - self.t0)
+        if sec < 0:
+            sec = 0
         iv = self.intervals.get(sec)
         if iv is None:
             iv = self.intervals[sec] = Interval()
@@ -150,7 +216,7 @@ class Recorder:
     def drop(self, intended_rel_s: float, now: float) -> None:
         self.counts["dropped_total"] += 1
         if self.prom is not None:
-            self.prom.dropped.inc()
+            self._prom_dropped += 1
         if self.in_window(intended_rel_s):
             self.counts["dropped"] += 1
             self._interval(now).dropped += 1
@@ -159,50 +225,73 @@ class Recorder:
         """One finished request; intended_at is its due time (monotonic; = sent_at closed)."""
         c = self.counts
         c["sent_total"] += 1
-        latency = out.done_at - (intended_at if self.open_loop else out.sent_at)
+        sent = out.sent_at
+        done = out.done_at
+        start = intended_at if self.open_loop else sent
+        latency = done - start
+        error = out.error
+        times = out.chunk_times
         if self.prom is not None:
-            self.prom.outcome[out.error or "ok"].inc()
-            if out.error is None:
-                self.prom.latency.observe(latency)
-                if out.first_token_at is not None:
-                    self.prom.ttft.observe(out.first_token_at - out.sent_at)
-        rel = (intended_at if self.open_loop else out.sent_at) - self.t0
-        if not self.in_window(rel):
+            self._prom_outcomes[error or "ok"] += 1
+            if error is None:
+                self._prom_latency.append(latency)
+                if times:
+                    self._prom_ttft.append(times[0] - sent)
+        if not self._win0 <= start < self._win1:
             return
         c["sent"] += 1
-        iv = self._interval(out.done_at)
+        iv = self._interval(done)
         if self.open_loop:
-            record_seconds(self._lag, out.sent_at - intended_at)
-        if out.error is not None:
-            c[out.error] += 1
+            self._lag.append(sent - intended_at)
+        if error is not None:
+            c[error] += 1
             iv.errors += 1
             return
         c["ok"] += 1
         iv.ok += 1
-        record_seconds(self._latency, latency)
-        record_seconds(self._service, out.done_at - out.sent_at)
-        if iv.hist is None:
-            iv.hist = new_histogram()
-        record_seconds(iv.hist, latency)
+        self._latency.append(latency)
+        self._service.append(done - sent)
+        iv.latencies.append(latency)
         ttft = tpot = None
-        times = out.chunk_times
         if times:
             c["streamed"] += 1
-            ttft = times[0] - out.sent_at
-            record_seconds(self._ttft, ttft)
-            for a, b in itertools.pairwise(times):
-                record_seconds(self._itl, b - a)
+            ttft = times[0] - sent
+            self._ttft.append(ttft)
+            itl = self._itl
+            prev = times[0]
+            for t in itertools.islice(times, 1, None):
+                itl.append(t - prev)
+                prev = t
             tokens = out.output_tokens
             c["tokens"] += tokens
             c["tokens_from_usage" if out.usage_tokens is not None else "tokens_from_chunks"] += 1
             if tokens >= 2:
                 tpot = (times[-1] - times[0]) / (tokens - 1)
-                record_seconds(self._tpot, tpot)
-        if self.slo.met(latency, ttft, tpot):
+                self._tpot.append(tpot)
+        if self._slo_empty or self.slo.met(latency, ttft, tpot):
             c["good"] += 1
 
+    def flush(self) -> None:
+        """Fold the pending values into the summary's histograms and into Prometheus."""
+        hists = self.summary.hists
+        for name, values in self._pending.items():
+            if values:
+                record_many_seconds(hists[name], values)
+                values.clear()
+        if self.prom is not None:
+            self.prom.add(
+                self._prom_outcomes, self._prom_dropped, self._prom_latency, self._prom_ttft
+            )
+            for k in self._prom_outcomes:
+                self._prom_outcomes[k] = 0
+            self._prom_dropped = 0
+            self._prom_latency.clear()
+            self._prom_ttft.clear()
+
     def take_intervals(self, before_sec: int) -> list[dict[str, Any]]:
-        """Progress records for every finished second < before_sec (removed once taken)."""
+        """Progress records for every finished second < before_sec (removed once taken).
+        Flushes first."""
+        self.flush()
         out = []
         series = self.summary.series
         for sec in sorted(s for s in self.intervals if s < before_sec):
@@ -212,13 +301,17 @@ class Recorder:
                 if len(seq) <= sec:
                     seq.extend([0] * (sec + 1 - len(seq)))
                 seq[sec] += val
+            hist = None
+            if iv.latencies:
+                hist = new_histogram()
+                record_many_seconds(hist, iv.latencies)
             out.append(
                 {
                     "s": sec,
                     "ok": iv.ok,
                     "err": iv.errors,
                     "drop": iv.dropped,
-                    "h": encode_histogram(iv.hist) if iv.hist is not None else None,
+                    "h": encode_histogram(hist) if hist is not None else None,
                 }
             )
         return out

@@ -56,6 +56,16 @@ def render(template: Any, row: dict[str, Any], missing: set[str] | None = None) 
     return template
 
 
+def _has_placeholder(template: Any) -> bool:
+    if isinstance(template, str):
+        return _PLACEHOLDER.search(template) is not None
+    if isinstance(template, dict):
+        return any(_has_placeholder(v) for v in template.values())
+    if isinstance(template, list):
+        return any(_has_placeholder(v) for v in template)
+    return False
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file. Raises ValueError naming the line of a bad row."""
     rows: list[dict[str, Any]] = []
@@ -133,6 +143,8 @@ class Scenario:
         self.openai = spec.streaming == "openai" or (
             isinstance(spec.body, dict) and "messages" in spec.body
         )
+        # A body without placeholders is the same for every row: encode it once.
+        self._static = None if _has_placeholder(spec.body) else self._encode(spec.body)
 
     def _encode(self, body: Any) -> Prepared:
         if body is None:
@@ -148,6 +160,8 @@ class Scenario:
 
     def single(self, row: dict[str, Any] | None = None) -> Prepared:
         """A single-turn request from the next row (or the given one)."""
+        if self._static is not None:
+            return self._static
         row = self.rows.next() if row is None else row
         return self._encode(render(self.spec.body, row, self.missing_fields))
 

@@ -26,10 +26,11 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 SUMMARY_VERSION = 1
@@ -75,6 +76,34 @@ def record_seconds(hist: HdrHistogram, seconds: float) -> None:
     """Record a duration in seconds, rounded to µs and clamped to [1 µs, 1 h]."""
     us = int(seconds * 1_000_000 + 0.5)
     hist.record_value(min(max(us, LOWEST_US), HIGHEST_US))
+
+
+def record_many_seconds(hist: HdrHistogram, seconds: Sequence[float]) -> None:
+    """Record many durations at once: the same counts, min, max and total as calling
+    `record_seconds` on each (same rounding, same clamping, HdrHistogram's own bucket
+    index arithmetic), at a fraction of the cost: hdrh's `record_value` is pure Python
+    (~1 µs a value), this is a few numpy passes per batch. The hot path appends
+    durations to a list and folds them here once a second (`Recorder.flush`)."""
+    n = len(seconds)
+    if not n:
+        return
+    raw = np.floor(np.asarray(seconds, dtype=np.float64) * 1_000_000 + 0.5)
+    us = np.clip(raw, LOWEST_US, HIGHEST_US).astype(np.int64)
+    # bucket = bit_length(v | sub_bucket_mask) - unit_magnitude - (half_count_magnitude + 1);
+    # frexp's exponent is the bit length, exact for integers below 2**53.
+    ored = us | np.int64(hist.sub_bucket_mask)
+    bits = np.frexp(ored.astype(np.float64))[1].astype(np.int64)
+    bucket = bits - hist.unit_magnitude - (hist.sub_bucket_half_count_magnitude + 1)
+    sub = us >> (bucket + hist.unit_magnitude)
+    index = (
+        ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + sub - hist.sub_bucket_half_count
+    )
+    where, counts = np.unique(index, return_counts=True)
+    view = np.ctypeslib.as_array(hist.counts)
+    view[where] += counts.astype(view.dtype)
+    hist.total_count += n
+    hist.min_value = min(hist.min_value, int(us.min()))
+    hist.max_value = max(hist.max_value, int(us.max()))
 
 
 def encode_histogram(hist: HdrHistogram) -> str:

@@ -1,0 +1,123 @@
+"""Loopback targets for `make bench`, each run as its own process:
+
+    python -m surge.bench.targets fast PORT             # 200 "ok" at once
+    python -m surge.bench.targets slow PORT DELAY_MS    # 200 "ok" after DELAY_MS
+    python -m surge.bench.targets stream PORT TTFT_MS TPOT_MS TOKENS   # OpenAI SSE stream
+
+Raw asyncio protocols (on uvloop when installed), so one target core serves far more
+than the one client core under test asks of it: the bench measures the client. They
+understand keep-alive HTTP/1.1 requests without bodies (the bench sends GETs).
+Each prints "ready" once it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, cast
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+_TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class _Http(asyncio.Protocol):
+    """Counts complete request heads in the byte stream and answers each."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data
+        n = buf.count(b"\r\n\r\n")
+        if n:
+            buf = buf[buf.rfind(b"\r\n\r\n") + 4 :]
+            for _ in range(n):
+                self.answer(self)
+        self.buf = buf
+
+
+def _fast(p: _Http) -> None:
+    assert p.transport is not None
+    p.transport.write(_OK)
+
+
+def _slow(delay_s: float) -> Any:
+    loop = asyncio.get_running_loop()
+
+    def reply(p: _Http) -> None:
+        if p.transport is not None:
+            p.transport.write(_OK)
+
+    return lambda p: loop.call_later(delay_s, reply, p)
+
+
+def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
+    loop = asyncio.get_running_loop()
+    usage = b'data: {"choices":[],"usage":{"completion_tokens":%d}}\n\n' % tokens
+    tail = _chunk(usage) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+    token = _chunk(_TOKEN)
+
+    def step(p: _Http, t0: float, i: int) -> None:
+        if p.transport is None:
+            return
+        p.transport.write(token if i < tokens - 1 else token + tail)
+        if i < tokens - 1:
+            # Absolute deadlines: a late tick does not push the later tokens back.
+            loop.call_at(t0 + ttft_s + (i + 1) * tpot_s, step, p, t0, i + 1)
+
+    def start(p: _Http) -> None:
+        assert p.transport is not None
+        t0 = loop.time()
+        p.transport.write(
+            _SSE_HEAD + _chunk(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
+        )
+        loop.call_at(t0 + ttft_s, step, p, t0, 0)
+
+    return start
+
+
+async def serve(kind: str, port: int, args: list[float]) -> None:
+    if kind == "fast":
+        answer: Any = _fast
+    elif kind == "slow":
+        answer = _slow(args[0] / 1000)
+    elif kind == "stream":
+        answer = _stream(args[0] / 1000, args[1] / 1000, int(args[2]))
+    else:
+        raise SystemExit(f"unknown target {kind!r}")
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _Http(answer), "127.0.0.1", port, backlog=4096, reuse_address=True
+    )
+    print("ready", flush=True)
+    await server.serve_forever()
+
+
+def main(argv: list[str]) -> None:
+    kind, port, *rest = argv
+    coro = serve(kind, int(port), [float(a) for a in rest])
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
