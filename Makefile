@@ -21,6 +21,7 @@ venv: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/surge crds --out-dir crds
+	$(BIN)/surge crds --out-dir charts/surge/crds
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -87,14 +87,18 @@ class Kube:
         return [self._json(p) for p in items]
 
     def pod_log(self, namespace: str, name: str) -> str | None:
+        """The log's last lines; None when the pod or its log is gone. Other API errors
+        (a 403 from missing RBAC) raise, so they are seen rather than read as "no log"."""
         try:
             return str(
                 self.core.read_namespaced_pod_log(
                     name, namespace, container="worker", tail_lines=50
                 )
             )
-        except ApiException:
-            return None
+        except ApiException as exc:
+            if exc.status in (400, 404):  # gone, or never started
+                return None
+            raise
 
     def delete_jobs(self, namespace: str, selector: str) -> int:
         jobs = self.batch.list_namespaced_job(namespace, label_selector=selector).items

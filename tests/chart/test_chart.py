@@ -18,7 +18,7 @@ NON_DEFAULT: dict[str, Any] = {
     "prometheusUrl": "http://prometheus.monitoring:9090",
     "loadgen": {"image": "registry.example.com/surge-worker:0.2.0", "metricsPort": 9500},
     "safety": {"maxRate": 250.5, "allowedTargetHosts": ["*.svc.cluster.local", "agent.test"]},
-    "rbac": {"kopfScanning": True, "experiments": True},
+    "rbac": {"kopfScanning": True, "experiments": True, "prometheusSecrets": True},
     "metrics": {"podMonitor": {"enabled": True, "interval": "30s"}},
 }
 
@@ -65,12 +65,16 @@ EXPERIMENT_RULES = {
     ("surge.dev", "scalingexperiments", "watch"),
     ("surge.dev", "scalingexperiments", "patch"),
     ("surge.dev", "scalingexperiments/status", "patch"),
-    ("apps", "deployments", "patch"),
+    ("apps", "deployments", "update"),
     ("autoscaling", "horizontalpodautoscalers", "get"),
     ("autoscaling", "horizontalpodautoscalers", "create"),
-    ("autoscaling", "horizontalpodautoscalers", "patch"),
+    ("autoscaling", "horizontalpodautoscalers", "update"),
     ("autoscaling", "horizontalpodautoscalers", "delete"),
+    ("surge.dev", "loadtests", "get"),
+    ("surge.dev", "loadtests", "create"),
+    ("surge.dev", "loadtests", "delete"),
 }
+SECRET_RULES = {("", "secrets", "get")}
 
 
 def _check_objects(docs: list[dict[str, Any]]) -> None:
@@ -146,7 +150,7 @@ def test_default_render() -> None:
     assert "SURGE_MAX_RATE" not in _env(dep)
     role = one(docs, "Role")
     assert role["metadata"]["namespace"] == "surge-system"
-    assert rule_verbs(role["rules"]) == OPERATOR_RULES
+    assert rule_verbs(role["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES
     binding = one(docs, "RoleBinding")
     sa = one(docs, "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -172,7 +176,9 @@ def test_non_default_render() -> None:
     assert env["SURGE_ALLOWED_HOSTS"] == "*.svc.cluster.local,agent.test"
     roles = of_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert all(rule_verbs(r["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES for r in roles)
+    assert all(
+        rule_verbs(r["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES | SECRET_RULES for r in roles
+    )
     assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
         "team-a",
         "team-b",
@@ -198,7 +204,7 @@ def test_cluster_wide_uses_one_cluster_role() -> None:
     _check_objects(docs)
     assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
     (role,) = of_kind(docs, "ClusterRole")
-    assert rule_verbs(role["rules"]) == OPERATOR_RULES
+    assert rule_verbs(role["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -221,7 +227,7 @@ def test_peering_allows_standby_replicas(cluster_wide: bool) -> None:
     assert "--peering=ha" in _args(dep)
     role = one(docs, "ClusterRole" if cluster_wide else "Role")
     plural = "clusterkopfpeerings" if cluster_wide else "kopfpeerings"
-    assert rule_verbs(role["rules"]) - OPERATOR_RULES == {
+    assert rule_verbs(role["rules"]) - OPERATOR_RULES - EXPERIMENT_RULES == {
         ("kopf.dev", plural, "list"),
         ("kopf.dev", plural, "watch"),
         ("kopf.dev", plural, "patch"),

@@ -39,7 +39,7 @@ RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRo
 # Everything optional turned on, so every rule the chart can grant is proved needed.
 ALL_RBAC: dict[str, Any] = {
     "operator": {"peering": {"enabled": True}, "replicas": 2},
-    "rbac": {"kopfScanning": True, "experiments": True},
+    "rbac": {"kopfScanning": True, "experiments": True, "prometheusSecrets": True},
 }
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -341,7 +341,7 @@ class OperatorCalls:
         core: Any = k.core
         apps: Any = k.apps
         sa, role, binding = builders.worker_rbac(owner, run)
-        hpa = {
+        hpa: dict[str, Any] = {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "probe"},
@@ -352,7 +352,6 @@ class OperatorCalls:
             },
         }
         ext: Any = client.ApiextensionsV1Api(self.api)
-        autoscaling: Any = client.AutoscalingV2Api(self.api)
         event = {
             "metadata": {"generateName": "surge-probe-", "namespace": ns},
             "involvedObject": {
@@ -368,6 +367,16 @@ class OperatorCalls:
             "source": {"component": "surge"},
         }
         lt = ("surge.dev", "loadtests")
+        child = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LoadTest",
+            "metadata": {"name": "probe", "namespace": ns},
+            "spec": {
+                "target": {"url": "http://127.0.0.1:9"},
+                "load": {"model": "constant", "stages": [{"duration": "1s", "target": 1}]},
+                "suspend": True,
+            },
+        }
         return [
             Op("list loadtests", {(*lt, "list")}, lambda: k.loadtests(ns)),
             Op(
@@ -539,27 +548,45 @@ class OperatorCalls:
                 not_found_ok=True,
             ),
             Op(
-                "patch target Deployment",
-                {("apps", "deployments", "patch")},
-                lambda: apps.patch_namespaced_deployment("missing", ns, {"metadata": {}}),
+                "replace target Deployment spec",
+                {("apps", "deployments", "update")},
+                lambda: apps.replace_namespaced_deployment(
+                    "missing", ns, {"metadata": {"name": "missing"}, "spec": {}}
+                ),
                 not_found_ok=True,
             ),
             Op(
                 "manage the target's HPA",
                 {
                     ("autoscaling", "horizontalpodautoscalers", verb)
-                    for verb in ("create", "get", "patch", "delete")
+                    for verb in ("create", "get", "update", "delete")
                 },
-                lambda: (
-                    autoscaling.create_namespaced_horizontal_pod_autoscaler(ns, hpa),
-                    autoscaling.read_namespaced_horizontal_pod_autoscaler("probe", ns),
-                    autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                        "probe", ns, {"spec": {"maxReplicas": 3}}
-                    ),
-                    autoscaling.delete_namespaced_horizontal_pod_autoscaler("probe", ns),
-                ),
+                lambda: manage_hpa(k, ns, hpa["spec"]),
+            ),
+            Op(
+                "manage child LoadTests",
+                {("surge.dev", "loadtests", verb) for verb in ("get", "create", "delete")},
+                lambda: manage_child(k, ns, child),
+            ),
+            Op(
+                "read a Prometheus auth Secret",
+                {("", "secrets", "get")},
+                lambda: k.secret_value(ns, "missing", "token"),
             ),
         ]
+
+
+def manage_hpa(k: Kube, ns: str, spec: dict[str, Any]) -> None:
+    k.put_hpa_spec(ns, "probe", spec, {})  # get, create
+    k.put_hpa_spec(ns, "probe", {**spec, "maxReplicas": 3}, {})  # get, update
+    k.put_hpa_spec(ns, "probe", None, {})  # get, delete
+
+
+def manage_child(k: Kube, ns: str, child: dict[str, Any]) -> None:
+    k.loadtest(ns, "missing")
+    k.create_loadtest(child)
+    custom: Any = k.custom
+    custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "probe")
 
 
 def run_ops(ops: list[Op]) -> dict[str, int]:

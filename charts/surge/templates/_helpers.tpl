@@ -115,20 +115,33 @@ which names cluster-scoped peering objects).
   resources: [{{ if .cluster }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
   verbs: ["list", "watch", "patch"]
 {{- end }}
+{{- if $v.rbac.prometheusSecrets }}
+# spec.prometheus.auth: bearer token or basic-auth pair read from a Secret.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 {{- if $v.rbac.experiments }}
-# ScalingExperiment (future): the operator will patch a Deployment and manage its HPA.
+# ScalingExperiment: kopf watches experiments; the lifecycle writes their status.
 - apiGroups: ["surge.dev"]
   resources: ["scalingexperiments"]
   verbs: ["list", "watch", "patch"]
 - apiGroups: ["surge.dev"]
   resources: ["scalingexperiments/status"]
   verbs: ["patch"]
+# Each variant's spec, and the original's restore, replace the target Deployment's spec whole.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["patch"]
+  verbs: ["update"]
+# The target's HPA: read, replaced per variant, created when missing, deleted on restore
+# when the original had none.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "create", "update", "delete"]
+# One child LoadTest per variant and repetition; deleted with the experiment.
+- apiGroups: ["surge.dev"]
+  resources: ["loadtests"]
+  verbs: ["get", "create", "delete"]
 {{- end }}
 {{- end -}}
 
