@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from typing import Any, TextIO
@@ -119,6 +120,10 @@ class Engine:
         session = make_session(limit, timeout_s)
         # Also without progress output: it flushes the recorder (Prometheus) every second.
         reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
+        # Everything alive before the load (imports, the plan, the app around the engine)
+        # leaves the cyclic GC's view: a full collection mid-run then scans only what the
+        # run allocated, instead of stalling the loop for milliseconds (seen as p99 TTFT).
+        gc.freeze()
         try:
             delay = t0 - time.monotonic()
             if delay > 0:
@@ -140,6 +145,7 @@ class Engine:
                 if pending:
                     await asyncio.wait(pending, timeout=1.0)
         finally:
+            gc.unfreeze()  # back to normal for whatever the process does next
             await session.close()
             if reporter is not None:
                 reporter.cancel()

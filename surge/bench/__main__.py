@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from surge.bench import targets
+
 CLIENT_CORE, TARGET_CORE = 0, 1
 SPEED_SECS, SPEED_USERS, SPEED_ROUNDS = 7, 50, 2
 OPEN_RATE, OPEN_SECS, OPEN_DELAY_MS = 2000, 10, 200
@@ -137,23 +139,11 @@ class Target:
     url: str
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        targets.stop(self.proc)
 
 
 def start_target(kind: str, *args: float) -> Target:
-    port = free_port()
-    argv = [sys.executable, "-m", "surge.bench.targets", kind, str(port), *map(str, args)]
-    proc = subprocess.Popen(pinned(TARGET_CORE, *argv), stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
-        proc.kill()
-        raise RuntimeError(f"bench target {kind} did not start")
-    return Target(proc, f"http://127.0.0.1:{port}")
+    return Target(*targets.start(kind, *args, core=TARGET_CORE))
 
 
 def write_plan(tmp: Path, name: str, spec: dict[str, Any]) -> Path:

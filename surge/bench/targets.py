@@ -7,12 +7,14 @@
 Raw asyncio protocols (on uvloop when installed), so one target core serves far more
 than the one client core under test asks of it: the bench measures the client. They
 understand keep-alive HTTP/1.1 requests without bodies (the bench sends GETs).
-Each prints "ready" once it listens.
+PORT 0 picks a free port. Each prints "ready PORT" once it listens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
 from typing import Any, cast
 
@@ -21,6 +23,31 @@ _SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
 _TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
+
+
+def start(kind: str, *args: float, core: int | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Start a target process (pinned to `core` with taskset when given and available);
+    returns (process, base URL). Raises RuntimeError when it does not come up."""
+    argv = [sys.executable, "-m", "surge.bench.targets", kind, "0", *map(str, args)]
+    if core is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(core), *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    word, _, port = proc.stdout.readline().strip().partition(" ")
+    if word != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"bench target {kind} did not start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _chunk(data: bytes) -> bytes:
@@ -104,7 +131,7 @@ async def serve(kind: str, port: int, args: list[float]) -> None:
     server = await loop.create_server(
         lambda: _Http(answer), "127.0.0.1", port, backlog=4096, reuse_address=True
     )
-    print("ready", flush=True)
+    print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
     await server.serve_forever()
 
 
