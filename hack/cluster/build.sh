@@ -20,12 +20,11 @@ GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 KUBE_GO="$(go_line_of_module k8s.io/kubernetes "$K8S_VERSION")"
 HAVE_GO="$("$GO" env GOVERSION)"   # e.g. go1.26.8
 if [[ "$(minor_of "${HAVE_GO#go}")" != "$(minor_of "$KUBE_GO")" ]]; then
-  # The go command fetches the named toolchain through the module proxy.
-  export GOTOOLCHAIN="go${KUBE_GO}"
+  # The go command fetches the named toolchain through the module proxy; "+auto" lets a
+  # module that names a later patch release (addons/go.mod) switch up to it.
+  export GOTOOLCHAIN="go${KUBE_GO}+auto"
   log "Go ${HAVE_GO#go} does not match Kubernetes' go ${KUBE_GO}; using GOTOOLCHAIN=$GOTOOLCHAIN"
-  HAVE_GO="$("$GO" env GOVERSION)"
-else
-  export GOTOOLCHAIN=local
+  HAVE_GO="$(cd "$HERE" && "$GO" env GOVERSION)"
 fi
 
 mkdir -p "$BIN_DIR"

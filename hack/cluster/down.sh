@@ -12,33 +12,46 @@ if [[ -z "${SURGE_CLUSTER_LOCKED:-}" && -d "$STATE_DIR" ]]; then
   flock -w 600 9 || die "another up.sh/down.sh holds $STATE_DIR/.lock"
 fi
 
-# stop NAME: SIGTERM, then SIGKILL after 15 s.
-stop() {
-  local name="$1" f="$PIDS/$1.pid" pid exe
+# pid_of NAME: the recorded PID while it still runs the binary it was started with, else "".
+pid_of() {
+  local f="$PIDS/$1.pid" pid
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
-  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-  if [[ "$exe" != "$BIN_DIR/$name" ]]; then
-    log "$name (pid $pid) is not running"  # or the PID now belongs to something else
+  if [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$BIN_DIR/$1" ]]; then
+    echo "$pid"
+  else
+    log "$1 (pid $pid) is not running"  # or the PID now belongs to something else
     rm -f "$f"
-    return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local t0=$SECONDS
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS - t0 >= 15)); then
-      log "$name (pid $pid) ignored SIGTERM; killing"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
+}
+
+# stop NAME...: SIGTERM to all of them at once, SIGKILL to any left after 15 s.
+stop() {
+  local name pid t0=$SECONDS
+  local -A pids=()
+  for name in "$@"; do
+    pid="$(pid_of "$name")"
+    [[ -n "$pid" ]] || continue
+    pids[$name]=$pid
+    kill -TERM "$pid" 2>/dev/null || true
   done
-  rm -f "$f"
-  log "stopped $name (pid $pid)"
+  for name in "${!pids[@]}"; do
+    pid=${pids[$name]}
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((SECONDS - t0 >= 15)); then
+        log "$name (pid $pid) ignored SIGTERM; killing"
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 0.1
+    done
+    rm -f "$PIDS/$name.pid"
+    log "stopped $name (pid $pid)"
+  done
 }
 
 # Clients first, etcd last.
-for name in kube-state-metrics metrics-server kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-  stop "$name"
-done
+stop kube-state-metrics metrics-server kwok kube-scheduler kube-controller-manager
+stop kube-apiserver
+stop etcd
 rm -rf "$STATE_DIR/etcd" "$STATE_DIR/state.env" "$STATE_DIR/state.json"
