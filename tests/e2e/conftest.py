@@ -4,7 +4,8 @@
   hack/cluster, started when it is not running and stopped at the end unless --keep-cluster.
   Sets $KUBECONFIG for the session, so subprocesses (the operator) find the same cluster.
 - ``api_client`` (session): a kubernetes ApiClient for it.
-- ``crds`` (session, autouse): every CRD in the repo's crds/*.yaml, applied and Established.
+- ``crds`` (session; used automatically by every test marked ``cluster``): every CRD in the
+  repo's crds/*.yaml, applied and Established.
 - ``namespace`` (function): a fresh ``e2e-<uuid>`` namespace whose default ServiceAccount
   exists; deleted after the test.
 - ``pod_runner`` (session): tests/support/podrunner.py running the pods bound to local-0.
@@ -65,11 +66,18 @@ def api_client(cluster: support.Cluster) -> client.ApiClient:
     return cluster.api_client
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def crds(api_client: client.ApiClient) -> list[str]:
     """Names of the CRDs of crds/*.yaml, applied once per session and Established."""
     paths = sorted((support.REPO_ROOT / "crds").glob("*.yaml"))
     return support.apply_crds(api_client, paths)
+
+
+@pytest.fixture(autouse=True)
+def _crds_for_cluster_tests(request: pytest.FixtureRequest) -> None:
+    # Only tests marked `cluster` need (and start) the cluster; pure tests here stay pure.
+    if request.node.get_closest_marker("cluster") is not None:
+        request.getfixturevalue("crds")
 
 
 @pytest.fixture
