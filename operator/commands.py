@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Annotated
 
@@ -69,12 +70,16 @@ def operator(
     )
     log_format = kopf.LogFormat.FULL if sys.stderr.isatty() else kopf.LogFormat.JSON
     kopf.configure(verbose=verbose, log_format=log_format)
+    if not verbose:
+        # kopf logs every timer tick of every object; transitions are logged by surge.operator.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             clusterwide=not namespace,
             namespaces=list(namespace or ()),
             standalone=peering is None,
-            peering_name=peering or "default",
+            # Naming a peering makes it mandatory in kopf, even with standalone set.
+            peering_name=peering,
             liveness_endpoint=liveness,
             memo=kopf.Memo(surge=settings),
         )

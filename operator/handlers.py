@@ -16,6 +16,7 @@ from surge.operator.kube import Kube
 from surge.operator.settings import Settings
 
 INTERVAL_S = float(os.environ.get("SURGE_INTERVAL_S", "2"))
+log = logging.getLogger("surge.operator")
 
 
 @kopf.on.startup()
@@ -53,7 +54,22 @@ def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: lifecy
         patch.status[key] = value
     for type_, reason, message in step.events:
         kopf.event(body, type=type_, reason=reason, message=message)
-        logger.info("%s %s: %s", type_, reason, message)
+        meta = body["metadata"]
+        log.info(
+            "%s/%s %s %s: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            body.get("kind"),
+            reason,
+            message,
+            extra={
+                "object": {
+                    "kind": body.get("kind"),
+                    "namespace": meta.get("namespace"),
+                    "name": meta.get("name"),
+                }
+            },
+        )
 
 
 @kopf.timer(GROUP, VERSION, "scalingexperiments", interval=INTERVAL_S)
