@@ -1,0 +1,124 @@
+"""Batched recording gives exactly what per-value recording gives (HDR and Prometheus),
+and the SSE reader copes with lines split across network reads."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import numpy as np
+from prometheus_client import generate_latest
+
+from surge.loadgen.client import execute, make_session
+from surge.loadgen.recorder import PromMetrics
+from surge.loadgen.scenario import Prepared
+from surge.loadgen.summary import (
+    encode_histogram,
+    new_histogram,
+    record_many_seconds,
+    record_seconds,
+)
+from tests.loadgen.conftest import ThreadServer
+
+
+def test_record_many_seconds_is_exact() -> None:
+    rng = random.Random(5)
+    values = [rng.lognormvariate(-3, 2) for _ in range(50_000)]
+    # Edges: negative and zero (clamped to 1 µs), the rounding half-way, beyond 1 h.
+    values += [-1.0, -1e-7, 0.0, 4e-7, 5e-7, 1.5e-6, 0.0015, 0.001234567, 3600.0, 1e9]
+    one = new_histogram()
+    for v in values:
+        record_seconds(one, v)
+    many = new_histogram()
+    for i in range(0, len(values), 997):  # batches of odd sizes
+        record_many_seconds(many, values[i : i + 997])
+    record_many_seconds(many, [])
+    assert np.array_equal(np.ctypeslib.as_array(one.counts), np.ctypeslib.as_array(many.counts))
+    assert (one.total_count, one.min_value, one.max_value) == (
+        many.total_count,
+        many.min_value,
+        many.max_value,
+    )
+    assert encode_histogram(one) == encode_histogram(many)
+    for p in (50, 90, 99, 99.9, 100):
+        assert one.get_value_at_percentile(p) == many.get_value_at_percentile(p)
+
+
+def _exposition(prom: PromMetrics) -> list[str]:
+    text = generate_latest(prom.registry).decode()
+    # _created samples hold creation times, which differ between two registries.
+    return sorted(ln for ln in text.splitlines() if "_created" not in ln and ln[:1] != "#")
+
+
+def test_prometheus_batch_equals_per_request_updates() -> None:
+    labels = {"loadtest": "lt", "variant": "", "worker": "0"}
+    one = PromMetrics(labels, lambda: 3)
+    many = PromMetrics(labels, lambda: 3)
+    rng = random.Random(9)
+    # Bucket bounds themselves are included: observe() puts a value equal to a bound in
+    # that bound's bucket, and so must the batch.
+    latencies = [rng.expovariate(5) for _ in range(5000)] + [0.005, 0.1, 1.0, 60.0, 100.0]
+    ttfts = [rng.expovariate(20) for _ in range(300)]
+    outcomes = {"ok": 5005, "timeout": 7, "http_5xx": 2}
+    for name, n in outcomes.items():
+        for _ in range(n):
+            one.outcome[name].inc()
+    for _ in range(4):
+        one.dropped.inc()
+    for v in latencies:
+        one.latency.observe(v)
+    for v in ttfts:
+        one.ttft.observe(v)
+    half = len(latencies) // 2
+    many.add({"ok": 3000, "timeout": 7}, 1, latencies[:half], ttfts)
+    many.add({"ok": 2005, "http_5xx": 2, "connect": 0}, 3, latencies[half:], [])
+    got, want = _exposition(many), _exposition(one)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        name_a, value_a = a.rsplit(" ", 1)
+        name_b, value_b = b.rsplit(" ", 1)
+        assert name_a == name_b
+        # Bucket counts and counters are exact; a _sum adds the same floats in another
+        # order, so it may differ in the last bits.
+        tolerance = 1e-9 * max(1.0, abs(float(value_b))) if "_sum" in name_a else 0.0
+        assert abs(float(value_a) - float(value_b)) <= tolerance, (a, b)
+    timeouts = [ln for ln in got if "surge_requests_total" in ln and 'outcome="timeout"' in ln]
+    assert timeouts and timeouts[0].endswith(" 7.0")
+
+
+async def test_sse_lines_split_across_reads(thread_server: ThreadServer) -> None:
+    from aiohttp import web
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        # One chunk cut inside its JSON and inside "\r\n", then two events in one write,
+        # then a last line with no newline at all.
+        await resp.write(b'data: {"choices":[{"delta":{"cont')
+        await asyncio.sleep(0.05)
+        await resp.write(b'ent":"a"}}]}\r')
+        await asyncio.sleep(0.05)
+        await resp.write(b"\n\n")
+        await resp.write(
+            b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n'
+            b'data: {"choices":[{"delta":{"content":"c"}}]}\n\n'
+        )
+        await asyncio.sleep(0.05)
+        await resp.write(b"data: [DONE]")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", stream)
+    url = thread_server.serve_app(app)
+    async with make_session(2, 5) as session:
+        out = await execute(
+            session, url + "/", Prepared("GET", "/", None, None), {}, streaming="openai",
+            keep_text=True,
+        )  # fmt: skip
+    assert out.ok, out.detail
+    assert out.text == "abc"
+    assert len(out.chunk_times) == 3
+    # "a" is complete only when its newline arrives, 100 ms after its first bytes.
+    assert out.chunk_times[0] - out.sent_at >= 0.09
+    assert out.chunk_times[1] == out.chunk_times[2]  # one read, one arrival time
