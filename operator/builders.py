@@ -11,6 +11,7 @@ from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
 from surge.loadgen.plan import header_env_var
+from surge.operator.variants import quantities
 
 LABEL_LOADTEST = "surge.dev/loadtest"
 LABEL_RUN = "surge.dev/run"
@@ -193,7 +194,7 @@ def worker_job(
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if placement.resources:
-        container["resources"] = placement.resources
+        container["resources"] = quantities(placement.resources)
     if metrics_port:
         container["args"] += ["--metrics-port", str(metrics_port)]
         container["ports"] = [{"name": "metrics", "containerPort": metrics_port}]

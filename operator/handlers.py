@@ -41,7 +41,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         memo.surge = Settings.from_env()
 
 
-@kopf.timer(GROUP, VERSION, "loadtests", interval=INTERVAL_S)
+# backoff: a failed step (API conflict, Prometheus hiccup) is retried soon, not in kopf's 60 s.
+@kopf.timer(GROUP, VERSION, "loadtests", interval=INTERVAL_S, backoff=5)
 def reconcile(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -51,7 +52,7 @@ def reconcile(
 
 def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: lifecycle.Step) -> None:
     for key, value in step.status.items():
-        patch.status[key] = value
+        patch.status[key] = _integral(value)
     for type_, reason, message in step.events:
         kopf.event(body, type=type_, reason=reason, message=message)
         meta = body["metadata"]
@@ -72,7 +73,7 @@ def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: lifecy
         )
 
 
-@kopf.timer(GROUP, VERSION, "scalingexperiments", interval=INTERVAL_S)
+@kopf.timer(GROUP, VERSION, "scalingexperiments", interval=INTERVAL_S, backoff=5)
 def reconcile_experiment(
     body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -92,6 +93,18 @@ def stop_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: A
     removed = memo.kube.delete_jobs(ns, builders.selector(name))
     memo.kube.delete_pods(ns, builders.selector(name))
     logger.info("LoadTest deleted: stopped %d worker Jobs", removed)
+
+
+def _integral(value: Any) -> Any:
+    """1.0 -> 1: the API server stores JSON numbers, and kopf warns when what it reads back
+    differs from what it patched."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:

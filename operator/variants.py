@@ -18,6 +18,17 @@ from surge.api.experiment import Cost, HpaSpec, Variant
 Objective = Literal["cheapest-passing", "lowest-p95", "highest-sustainable-rate"]
 
 
+def quantities(resources: dict[str, Any]) -> dict[str, Any]:
+    """Resource quantities as strings ("1", "500m"): YAML reads `nvidia.com/gpu: 1` as an
+    int, and the API (and its Python client) take quantities as strings."""
+    return {
+        part: {k: str(v) for k, v in (values or {}).items()}
+        if part in ("requests", "limits")
+        else values
+        for part, values in resources.items()
+    }
+
+
 def apply_variant(original: dict[str, Any], variant: Variant) -> dict[str, Any]:
     """The Deployment spec a variant runs with (camelCase JSON, as the API serves it).
 
@@ -36,9 +47,10 @@ def apply_variant(original: dict[str, Any], variant: Variant) -> dict[str, Any]:
     container = (pod.get("containers") or [{}])[0]
     if variant.resources is not None:
         res = container.setdefault("resources", {})
+        wanted = quantities(variant.resources)
         for part in ("requests", "limits"):
-            if part in variant.resources:
-                res[part] = {**(res.get(part) or {}), **variant.resources[part]}
+            if part in wanted:
+                res[part] = {**(res.get(part) or {}), **wanted[part]}
     if variant.env is not None:
         env = {e["name"]: e for e in container.get("env") or []}
         env.update({e["name"]: e for e in variant.env})

@@ -63,7 +63,7 @@ def test_gpu_variant_spec() -> None:
     c = pod["containers"][0]
     assert c["resources"] == {
         "requests": {"cpu": "1", "memory": "256Mi"},
-        "limits": {"nvidia.com/gpu": 1},
+        "limits": {"nvidia.com/gpu": "1"},  # quantities are strings on the wire
     }
     assert c["env"] == [{"name": "ALICE_CPU_MS", "value": "2"}, {"name": "LOG", "value": "info"}]
     assert spec["replicas"] == 1
