@@ -370,7 +370,7 @@ class OperatorCalls:
         child = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "LoadTest",
-            "metadata": {"name": "probe", "namespace": ns},
+            "metadata": {"name": "probe-child", "namespace": ns},
             "spec": {
                 "target": {"url": "http://127.0.0.1:9"},
                 "load": {"model": "constant", "stages": [{"duration": "1s", "target": 1}]},
@@ -551,7 +551,18 @@ class OperatorCalls:
                 "replace target Deployment spec",
                 {("apps", "deployments", "update")},
                 lambda: apps.replace_namespaced_deployment(
-                    "missing", ns, {"metadata": {"name": "missing"}, "spec": {}}
+                    "missing",
+                    ns,
+                    {
+                        "metadata": {"name": "missing"},
+                        "spec": {
+                            "selector": {"matchLabels": {"app": "probe"}},
+                            "template": {
+                                "metadata": {"labels": {"app": "probe"}},
+                                "spec": {"containers": [{"name": "c", "image": "probe:1"}]},
+                            },
+                        },
+                    },
                 ),
                 not_found_ok=True,
             ),
@@ -586,7 +597,7 @@ def manage_child(k: Kube, ns: str, child: dict[str, Any]) -> None:
     k.loadtest(ns, "missing")
     k.create_loadtest(child)
     custom: Any = k.custom
-    custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "probe")
+    custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "probe-child")
 
 
 def run_ops(ops: list[Op]) -> dict[str, int]:
