@@ -35,6 +35,7 @@ from surge.operator.variants import (
 LABEL_EXPERIMENT = "surge.dev/experiment"
 LABEL_VARIANT = "surge.dev/variant"
 DEPLOYMENT_KEY, HPA_KEY = "deployment.json", "hpa.json"
+MAX_SERIES_POINTS = 120
 
 
 def snapshot_name(experiment: str) -> str:
@@ -338,6 +339,11 @@ def _sample_replicas(
     step["observedSeconds"] = float(step.get("observedSeconds", 0.0)) + dt
     step["replicasMin"] = min(replicas, step.get("replicasMin", replicas))
     step["replicasMax"] = max(replicas, step.get("replicasMax", replicas))
+    # A step series of changes only, [seconds since the load began, replicas], bounded.
+    series = list(step.get("replicaSeries") or [])
+    if (not series or series[-1][1] != replicas) and len(series) < MAX_SERIES_POINTS:
+        series.append([round(float(step["observedSeconds"]) - dt, 3), replicas])
+    step["replicaSeries"] = series
 
 
 def run_row(
@@ -388,6 +394,7 @@ def run_row(
         "pendingSeconds": step.get("pendingSeconds"),
         "rolloutSeconds": step.get("rolloutSeconds"),
         "hpaInForce": step.get("hpaInForce"),
+        "replicaSeries": replicas.get("series") if from_prom else step.get("replicaSeries"),
     }
 
 

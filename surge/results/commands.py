@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from surge.results.experiment_report import render_experiment
 from surge.results.report import FORMATS, ReportError, render_report
 
 
@@ -55,24 +56,28 @@ def _read_loadtest(name: str, namespace: str | None) -> dict[str, Any]:
             namespace
             or Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
         )
-    try:
-        obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "loadtests", name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ReportError(f"LoadTest {namespace}/{name} not found") from None
-        raise ReportError(
-            f"reading LoadTest {namespace}/{name}: {exc.status} {exc.reason}"
-        ) from None
-    return dict(obj)
+    for plural in ("loadtests", "scalingexperiments"):
+        try:
+            obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise ReportError(
+                f"reading {plural} {namespace}/{name}: {exc.status} {exc.reason}"
+            ) from None
+        return dict(obj)
+    raise ReportError(f"no LoadTest or ScalingExperiment {namespace}/{name}")
 
 
 def report(
     source: Annotated[
         str,
         typer.Argument(
-            metavar="SOURCE", help="A results JSON file (surge run --out) or a LoadTest name."
+            metavar="SOURCE",
+            help="A results JSON file (surge run --out), a LoadTest or ScalingExperiment "
+            "name, or either resource as JSON (kubectl get -o json).",
         ),
     ],
     namespace: Annotated[
@@ -103,8 +108,11 @@ def report(
                 raise ReportError(f"{source}: not JSON ({exc})") from None
         else:
             doc = _read_loadtest(source, namespace)
-        results, thresholds = inputs_from_document(doc, source)
-        text = render_report(results, thresholds, chosen)
+        if isinstance(doc, Mapping) and doc.get("kind") == "ScalingExperiment":
+            text: str | bytes = render_experiment(doc, chosen)
+        else:
+            results, thresholds = inputs_from_document(doc, source)
+            text = render_report(results, thresholds, chosen)
     except (ReportError, MissingMatplotlib) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -25,6 +25,8 @@ class Line:
     points: list[Point]
     steps: bool = False
     """Draw as a step function (replicas), not a polyline."""
+    markers: bool = False
+    """Draw the points alone (a scatter), not joined."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class PlotSpec:
     lines: list[Line]
     hlines: list[HLine] = field(default_factory=list)
     warmup_s: float = 0.0
+    xlabel: str = "seconds since load start (warm-up shaded)"
 
     @property
     def labels(self) -> list[str]:
@@ -210,13 +213,16 @@ def _figure(spec: PlotSpec, width_in: float, height_in: float) -> Any:
     for line in spec.lines:
         xs = [p[0] for p in line.points]
         ys = [p[1] for p in line.points]
-        ax.plot(xs, ys, label=line.label, drawstyle="steps-post" if line.steps else "default")
+        if line.markers:
+            ax.plot(xs, ys, label=line.label, marker="o", linestyle="none")
+        else:
+            ax.plot(xs, ys, label=line.label, drawstyle="steps-post" if line.steps else "default")
     for h in spec.hlines:
         style = "--" if h.kind == "threshold" else ":"
         color = "tab:red" if h.kind == "threshold" else "0.4"
         ax.axhline(h.y, linestyle=style, color=color, linewidth=1.2, label=h.label)
     ax.set_title(spec.title)
-    ax.set_xlabel("seconds since load start (warm-up shaded)")
+    ax.set_xlabel(spec.xlabel)
     ax.set_ylabel(spec.ylabel)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from surge.results.experiment_report import experiment_plot_specs, render_experiment
 from tests.e2e.operator_support import (
     GROUP,
     LOCAL_PLACEMENT,
@@ -230,6 +231,12 @@ def test_variants_land_in_their_pools_and_originals_come_back(
         assert run["achievedRps"] > 0
     assert status["recommendation"]
     assert status["recommendation"].startswith(status["comparison"][0]["name"])
+    # The report shows both plots, from this very object.
+    plots = {p.name: p for p in experiment_plot_specs(status)}
+    assert plots["replicas"].labels == ["cpu r0", "gpu r0"]
+    assert {ln.label for ln in plots["p95-cost"].lines} == {"cpu", "gpu"}
+    page = render_experiment(obj, "html")
+    assert page.count('src="data:image/png;base64,') == 2
 
 
 def test_unschedulable_variant_times_out_and_restores(
