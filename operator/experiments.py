@@ -395,6 +395,9 @@ def run_row(
         "rolloutSeconds": step.get("rolloutSeconds"),
         "hpaInForce": step.get("hpaInForce"),
         "replicaSeries": replicas.get("series") if from_prom else step.get("replicaSeries"),
+        "replicaSeriesEndS": (
+            (results.get("window") or {}).get("measuredSeconds") if from_prom else observed or None
+        ),
     }
 
 

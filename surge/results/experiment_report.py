@@ -53,21 +53,34 @@ def comparison_rows(status: Mapping[str, Any]) -> list[list[str]]:
     return [[_cell(row, key) for key, _ in COLUMNS] for row in status.get("comparison") or []]
 
 
+def _held(run: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """The run's replica steps, the last value held to the end of the run."""
+    points = [(float(t), float(v)) for t, v in run["replicaSeries"]]
+    end = run.get("replicaSeriesEndS")
+    if end is not None and float(end) > points[-1][0]:
+        points.append((float(end), points[-1][1]))
+    return points
+
+
 def experiment_plot_specs(status: Mapping[str, Any]) -> list[PlotSpec]:
     """Replicas over time, one line per run; p95 against cost per 1k requests, one point
     per variant (the mean over repetitions)."""
     specs: list[PlotSpec] = []
     lines = [
-        Line(
-            f"{run['name']} r{run.get('repetition', 0)}",
-            [(float(t), float(v)) for t, v in run["replicaSeries"]],
-            steps=True,
-        )
+        Line(f"{run['name']} r{run.get('repetition', 0)}", _held(run), steps=True)
         for run in status.get("runs") or []
         if run.get("replicaSeries")
     ]
     if lines:
-        specs.append(PlotSpec("replicas", "Replicas over time, per variant", "replicas", lines))
+        specs.append(
+            PlotSpec(
+                "replicas",
+                "Replicas over time, per variant",
+                "replicas",
+                lines,
+                xlabel="seconds since the run's load began",
+            )
+        )
     points = [
         Line(
             str(row["name"]), [(float(row["costPer1kRequests"]), float(row["p95Ms"]))], markers=True

@@ -19,6 +19,7 @@ from surge.results.report import ReportError
 
 def _run(name: str, rep: int, cost: float, p95: float, series: list[list[float]]) -> dict[str, Any]:
     return {
+        "replicaSeriesEndS": 60.0,
         "name": name,
         "repetition": rep,
         "passed": True,
@@ -65,7 +66,8 @@ def test_table_shows_means_and_spreads() -> None:
 def test_plots_have_one_line_per_run_and_one_point_per_variant() -> None:
     specs = {s.name: s for s in experiment_plot_specs(_experiment()["status"])}
     assert specs["replicas"].labels == ["cpu r0", "gpu r0", "cpu r1", "gpu r1"]
-    assert specs["replicas"].lines[0].points == [(0, 2), (20, 4), (45, 6)]
+    assert specs["replicas"].lines[0].points == [(0, 2), (20, 4), (45, 6), (60, 6)]
+    assert specs["replicas"].lines[3].points == [(0, 1), (60, 1)]  # no change: still drawn
     assert all(line.steps for line in specs["replicas"].lines)
     scatter = specs["p95-cost"]
     assert [ln.label for ln in scatter.lines] == ["cpu", "gpu"]
