@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-unit test-e2e lint crds bench cluster-build cluster-up cluster-down clean
+.PHONY: help venv system-deps demo test test-unit test-e2e lint crds bench cluster-build cluster-up cluster-down clean
 
 help:
 	@echo "make demo | test | test-unit | test-e2e | lint | crds | bench | cluster-build | cluster-up | cluster-down"
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+system-deps:
+	hack/system-deps.sh
 
 crds: $(STAMP)
 	$(BIN)/surge crds --out-dir crds
@@ -33,12 +36,14 @@ test-unit: $(STAMP)
 
 # Unit and integration tests first, then the e2e tests on the control plane, so that the
 # timing-sensitive tests never share the 2 cores with a running cluster.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(MAKE) lint
 	$(BIN)/pytest -m "not cluster" -q
+	hack/cluster/build.sh
 	$(BIN)/pytest -m cluster -q
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) system-deps
+	hack/cluster/build.sh
 	$(BIN)/pytest -m cluster -q
 
 demo: $(STAMP)
