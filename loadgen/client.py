@@ -18,11 +18,14 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 
 from surge.loadgen.scenario import Prepared
+
+if TYPE_CHECKING:
+    from surge.loadgen.http1 import Http1Client
 
 ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "protocol"]
 ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
@@ -100,13 +103,30 @@ async def execute(
     streaming: Streaming = "none",
     timeout_s: float = 30.0,
     keep_text: bool = False,
+    lean: Http1Client | None = None,
 ) -> Outcome:
-    """Send `req` to `url` and time it. Never raises (except CancelledError)."""
+    """Send `req` to `url` and time it. Never raises (except CancelledError).
+
+    lean: send through this lean HTTP/1.1 client (made for `url`) instead of the
+    session; only for streaming "none" without keep_text (surge.loadgen.http1)."""
     out = Outcome(sent_at=time.monotonic())
     hdrs = headers
     ctype = req.content_type
     if ctype is not None and headers.get("Content-Type") != ctype:
         hdrs = {**headers, "Content-Type": ctype}
+    if lean is not None and streaming == "none" and not keep_text:
+        try:
+            async with asyncio.timeout(timeout_s):
+                status = out.status = await lean.request(req.method, hdrs, req.body)
+            if status >= 400:
+                out.error = "http_5xx" if status >= 500 else "http_4xx"
+                out.detail = f"HTTP {status}"
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            out.error, out.detail = _classify(exc)
+        out.done_at = time.monotonic()
+        return out
     try:
         async with asyncio.timeout(timeout_s):
             async with session.request(req.method, url, data=req.body, headers=hdrs) as resp:
