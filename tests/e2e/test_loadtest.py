@@ -278,3 +278,98 @@ def test_run_id_bump_runs_again_and_keeps_both(
     history = obj["status"]["history"]
     assert [h["runId"] for h in history] == ["2", "1"]
     assert all(h["phase"] == "Succeeded" and h["summary"]["achievedRps"] > 0 for h in history)
+
+
+def _started(api: client.ApiClient, ns: str, name: str) -> Any:
+    return (get(api, ns, name).get("status") or {}).get("loadStartTime")
+
+
+def test_spec_edit_mid_run_drifts_without_disturbing(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+    pod_runner: PodRunner,
+) -> None:
+    lt = loadtest("drift", alice, load={"stages": [{"duration": "6s", "target": 10}], "workers": 1})
+    create(api_client, namespace, lt)
+    wait_until(lambda: _started(api_client, namespace, "drift"), timeout_s=60, what="started")
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "drift",
+        {"spec": {"load": {"stages": [{"duration": "6s", "target": 99}]}}},
+    )
+    obj = wait_phase(api_client, namespace, "drift", {"Succeeded", "Failed"}, operator)
+    assert obj["status"]["phase"] == "Succeeded"
+    drift = condition(obj, "SpecDrifted")
+    assert drift["status"] == "True"
+    assert "bump spec.runId" in drift["message"]
+    # The run kept the spec it started with: 10 req/s, not 99.
+    assert obj["status"]["summary"]["targetRps"] == 10
+    assert obj["status"]["results"]["requests"]["sent"] < 80
+
+
+def test_suspend_aborts_a_running_test(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+    pod_runner: PodRunner,
+) -> None:
+    create(
+        api_client,
+        namespace,
+        loadtest("pause", alice, load={"stages": [{"duration": "60s", "target": 5}], "workers": 1}),
+    )
+    wait_until(lambda: _started(api_client, namespace, "pause"), timeout_s=60, what="started")
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "pause", {"spec": {"suspend": True}}
+    )
+    obj = wait_phase(api_client, namespace, "pause", {"Aborted"}, operator, timeout_s=30)
+    assert condition(obj, "Completed")["reason"] == "Suspended"
+    assert obj["status"]["history"][0]["phase"] == "Aborted"
+    wait_until(lambda: not jobs(api_client, namespace), timeout_s=30, what="workers stopped")
+
+
+def test_second_run_on_a_busy_target_waits_with_a_reason(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+    pod_runner: PodRunner,
+) -> None:
+    create(
+        api_client,
+        namespace,
+        loadtest("first", alice, load={"stages": [{"duration": "8s", "target": 5}], "workers": 1}),
+    )
+    wait_until(lambda: _started(api_client, namespace, "first"), timeout_s=60, what="started")
+    create(
+        api_client,
+        namespace,
+        loadtest(
+            "second",
+            alice,
+            load={"stages": [{"duration": "2s", "target": 5}], "warmup": "0s", "workers": 1},
+        ),
+    )
+
+    def queued() -> dict[str, Any] | None:
+        obj = get(api_client, namespace, "second")
+        conds = (obj.get("status") or {}).get("conditions") or []
+        return obj if any(c["type"] == "Queued" and c["status"] == "True" for c in conds) else None
+
+    waiting = wait_until(queued, timeout_s=30, what="second queued")
+    assert waiting["status"]["phase"] == "Pending"
+    assert (
+        "LoadTest first is running against the same target"
+        in condition(waiting, "Queued")["message"]
+    )
+    first = wait_phase(api_client, namespace, "first", {"Succeeded"}, operator)
+    second = wait_phase(api_client, namespace, "second", {"Succeeded"}, operator)
+    assert second["status"]["startTime"] <= first["status"]["completionTime"]
+    assert condition(second, "Queued")["status"] == "False"
+    assert second["status"]["loadStartTime"] > first["status"]["completionTime"]
