@@ -108,19 +108,26 @@ async def execute(
     """Send `req` to `url` and time it. Never raises (except CancelledError).
 
     lean: send through this lean HTTP/1.1 client (made for `url`) instead of the
-    session; only for streaming "none" without keep_text (surge.loadgen.http1)."""
+    session (surge.loadgen.http1); streams and kept replies are parsed the same way."""
     out = Outcome(sent_at=time.monotonic())
     hdrs = headers
     ctype = req.content_type
     if ctype is not None and headers.get("Content-Type") != ctype:
         hdrs = {**headers, "Content-Type": ctype}
-    if lean is not None and streaming == "none" and not keep_text:
+    if lean is not None:
+        sse = _SseLines(out, streaming == "openai", keep_text) if streaming != "none" else None
+        kept: list[bytes] | None = [] if keep_text and sse is None else None
+        sink = sse.feed if sse is not None else (kept.append if kept is not None else None)
         try:
             async with asyncio.timeout(timeout_s):
-                status = out.status = await lean.request(req.method, hdrs, req.body)
+                status = out.status = await lean.request(req.method, hdrs, req.body, sink)
             if status >= 400:
                 out.error = "http_5xx" if status >= 500 else "http_4xx"
                 out.detail = f"HTTP {status}"
+            elif sse is not None:
+                sse.finish()
+            elif kept is not None:
+                out.text = _reply_text(b"".join(kept))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -201,6 +208,43 @@ async def _read_stream(
         out.last_token_at = out.chunk_times[-1]
     if keep:
         out.text = "".join(parts)
+
+
+class _SseLines:
+    """The SSE parser of `_read_stream`, fed with body bytes by the lean client."""
+
+    def __init__(self, out: Outcome, openai: bool, keep: bool) -> None:
+        self.out = out
+        self.openai = openai
+        self.parts: list[str] | None = [] if keep else None
+        self.rest = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        now = time.monotonic()
+        if b"\n" not in data:
+            self.rest += data
+            return
+        lines = (self.rest + data).split(b"\n")
+        self.rest = lines.pop()
+        out, times, parts = self.out, self.out.chunk_times, self.parts
+        for raw in lines:
+            if _take_line(raw, out, times, now, self.openai, parts):
+                self.done = True
+
+    def finish(self) -> None:
+        out = self.out
+        if self.rest and _take_line(
+            self.rest, out, out.chunk_times, time.monotonic(), self.openai, self.parts
+        ):
+            self.done = True
+        if self.openai and not self.done and not out.chunk_times:
+            raise ProtocolError("stream ended without content or [DONE]")
+        if out.chunk_times:
+            out.first_token_at = out.chunk_times[0]
+            out.last_token_at = out.chunk_times[-1]
+        if self.parts is not None:
+            out.text = "".join(self.parts)
 
 
 def _take_line(

@@ -120,15 +120,11 @@ class Engine:
             self._slots = asyncio.Semaphore(self.connections)
         timeout_s = self.plan.spec.scenario.timeout
         session = make_session(limit, timeout_s)
-        sc = self.plan.spec.scenario
-        if (
-            sc.streaming == "none"
-            and sc.conversation is None
-            and os.environ.get("SURGE_HTTP_CLIENT", "lean") != "aiohttp"
-            and http1.usable(self.url, self.headers)
+        if os.environ.get("SURGE_HTTP_CLIENT", "lean") != "aiohttp" and http1.usable(
+            self.url, self.headers
         ):
-            # Plain requests whose body is not needed: the lean client (~5x less CPU a
-            # request than aiohttp's session; surge.loadgen.http1).
+            # http:// targets: the lean client (several times less CPU a request than
+            # aiohttp's session; surge.loadgen.http1). https stays on aiohttp.
             self._lean = http1.Http1Client(self.url)
         # Also without progress output: it flushes the recorder (Prometheus) every second.
         reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
@@ -288,6 +284,7 @@ class Engine:
                 streaming=sc.streaming,
                 timeout_s=sc.timeout,
                 keep_text=True,
+                lean=self._lean,
             )
             self.recorder.record(due if (i == 0 and due is not None) else out.sent_at, out)
             if not out.ok:

@@ -3,15 +3,17 @@
 Why: per request, aiohttp's ClientSession costs ~70 µs of Python (request object,
 connector bookkeeping, header multidicts, response object, stream reader); a raw
 asyncio protocol on the same loop does a request in ~8 µs (docs/bench.md). The worker
-uses this client for plain `http://` requests whose body it does not need (streaming
-"none", no conversation); streams, conversations and https go through aiohttp.
+uses this client for every `http://` target (plain requests, SSE streams,
+conversations); https goes through aiohttp.
 
 What it does: one target (scheme http, host, port); a LIFO pool of idle keep-alive
 connections, opened on demand (the engine already bounds concurrency: users,
 maxInFlight, the connections knob); requests with Host, User-Agent, Accept,
 Content-Length and the scenario's headers; responses framed by Content-Length,
 chunked transfer coding, or the connection closing. The body is read to its last
-byte (that is the latency) and dropped, undecoded: no Accept-Encoding is sent.
+byte (that is the latency); a caller that needs it (streams, conversation replies)
+gets it through a sink, de-chunked and gzip/deflate-decoded (no Accept-Encoding is
+sent, so servers rarely compress; brotli is a protocol error).
 1xx interim responses are skipped. A connection is reused only after a complete
 response that did not ask to close; a timeout or error closes it.
 
@@ -23,6 +25,8 @@ is "connect"; a response that is not HTTP/1.x is "protocol" (`ProtocolError`).
 from __future__ import annotations
 
 import asyncio
+import zlib
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from surge.loadgen.client import ProtocolError
@@ -122,9 +126,17 @@ class Http1Client:
         self._heads[key] = (headers, head)
         return head
 
-    async def request(self, method: str, headers: dict[str, str], body: bytes | None) -> int:
+    async def request(
+        self,
+        method: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> int:
         """Send one request, read the whole response; returns its status.
 
+        sink: gets the body of a successful (< 400) response as it arrives, de-chunked
+        and, for gzip/deflate, decompressed (streams, replies kept for conversations).
         Raises OSError (connect), Disconnected, ProtocolError; CancelledError (a timeout
         around it) closes the connection."""
         conn = None
@@ -143,7 +155,7 @@ class Http1Client:
             if payload or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
                 head += b"Content-Length: %d\r\n" % len(payload)
             conn.transport.write(head + b"\r\n" + payload)
-            status, keep = await _read_response(conn, method == "HEAD")
+            status, keep = await _read_response(conn, method == "HEAD", sink)
             ok = keep
             return status
         finally:
@@ -158,7 +170,9 @@ class Http1Client:
         self._idle.clear()
 
 
-async def _read_response(conn: _Conn, head_only: bool) -> tuple[int, bool]:
+async def _read_response(
+    conn: _Conn, head_only: bool, sink: Callable[[bytes], None] | None = None
+) -> tuple[int, bool]:
     """(status, reusable) once the last byte of the final response has arrived."""
     buf = conn.buf
     while True:
@@ -182,6 +196,7 @@ async def _read_response(conn: _Conn, head_only: bool) -> tuple[int, bool]:
         break
     length: int | None = None
     chunked = False
+    encoding = b""
     keep = status_line[0] == b"HTTP/1.1"
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
@@ -195,30 +210,67 @@ async def _read_response(conn: _Conn, head_only: bool) -> tuple[int, bool]:
                 raise ProtocolError(f"bad Content-Length: {value[:20]!r}") from None
         elif name == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
+        elif name == b"content-encoding":
+            encoding = value.strip().lower()
         elif name == b"connection":
             v = value.strip().lower()
             keep = (keep and v != b"close") or v == b"keep-alive"
     if head_only or status in (204, 304):
         return status, keep
+    feed = _decoder(encoding, sink) if sink is not None and status < 400 else None
     if chunked:
-        await _read_chunked(conn)
+        await _read_chunked(conn, feed)
     elif length is not None:
-        while len(buf) < length:
-            await conn.more()
-        del buf[:length]
+        left = length
+        while left > 0:
+            if not buf:
+                await conn.more()
+                continue
+            take = min(len(buf), left)
+            if feed is not None:
+                feed(bytes(buf[:take]))
+            del buf[:take]
+            left -= take
     else:
         # Delimited by the close: read until the server closes.
-        while not conn.closed:
+        while True:
+            if buf:
+                if feed is not None:
+                    feed(bytes(buf))
+                buf.clear()
+            if conn.closed:
+                break
             try:
                 await conn.more()
             except Disconnected:
                 break
-        buf.clear()
         keep = False
+    if feed is not None:
+        feed(b"")  # end of body: flush a decompressor
     return status, keep
 
 
-async def _read_chunked(conn: _Conn) -> None:
+def _decoder(encoding: bytes, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    """sink behind a decompressor for Content-Encoding gzip/deflate; b"" ends the body."""
+    if encoding in (b"", b"identity"):
+        return lambda data: sink(data) if data else None
+    if encoding in (b"gzip", b"x-gzip", b"deflate"):
+        wbits = 16 + zlib.MAX_WBITS if encoding != b"deflate" else zlib.MAX_WBITS
+        dec = zlib.decompressobj(wbits)
+
+        def feed(data: bytes) -> None:
+            try:
+                out = dec.decompress(data) if data else dec.flush()
+            except zlib.error as exc:
+                raise ProtocolError(f"bad {encoding.decode()} body: {exc}") from None
+            if out:
+                sink(out)
+
+        return feed
+    raise ProtocolError(f"unsupported Content-Encoding {encoding[:20]!r}")
+
+
+async def _read_chunked(conn: _Conn, feed: Callable[[bytes], None] | None) -> None:
     buf = conn.buf
     while True:
         end = buf.find(b"\r\n")
@@ -245,4 +297,6 @@ async def _read_chunked(conn: _Conn) -> None:
         need = end + 2 + size + 2
         while len(buf) < need:
             await conn.more()
+        if feed is not None:
+            feed(bytes(buf[end + 2 : end + 2 + size]))
         del buf[:need]

@@ -3,6 +3,7 @@ the aiohttp path."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -136,3 +137,72 @@ def test_usable_only_for_plain_http_and_clean_headers() -> None:
     assert http1.usable("http://127.0.0.1:8080/x?y=1", {"Authorization": "Bearer t"})
     assert not http1.usable("https://example.com/", {})
     assert not http1.usable("http://127.0.0.1/", {"X": "a\r\nInjected: 1"})
+
+
+def _stream_app() -> web.Application:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        # A comment, a role-only chunk, a content chunk cut inside its JSON and inside
+        # "\r\n", two events in one write, usage, and [DONE] without a newline.
+        await resp.write(b': keep-alive\n\ndata: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
+        await resp.write(b'data: {"choices":[{"delta":{"cont')
+        await asyncio.sleep(0.05)
+        await resp.write(b'ent":"a"}}]}\r')
+        await asyncio.sleep(0.05)
+        await resp.write(b"\n\n")
+        await resp.write(
+            b'data: {"choices":[{"delta":{"content":"b"}}]}\n\n'
+            b'data: {"choices":[{"delta":{"content":"c"}}]}\n\n'
+            b'data: {"choices":[],"usage":{"completion_tokens":5}}\n\n'
+        )
+        await asyncio.sleep(0.05)
+        await resp.write(b"data: [DONE]")
+        await resp.write_eof()
+        return resp
+
+    async def reply(request: web.Request) -> web.Response:
+        resp = web.json_response({"answer": "hello there"})
+        if request.query.get("gzip"):
+            resp.enable_compression(web.ContentCoding.gzip)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/stream", stream)
+    app.router.add_get("/reply", reply)
+    return app
+
+
+@pytest.mark.parametrize("via", ["lean", "aiohttp"])
+async def test_streams_parse_the_same_on_both_clients(
+    thread_server: ThreadServer, truth: tuple[str, Truth], via: str
+) -> None:
+    base = thread_server.serve_app(_stream_app())
+    lean = http1.Http1Client(base + "/stream") if via == "lean" else None
+    async with make_session(2, 5) as session:
+        out = await execute(
+            session, base + "/stream", GET, {}, streaming="openai", keep_text=True, lean=lean
+        )
+    assert out.ok, out.detail
+    assert out.text == "abc"
+    assert len(out.chunk_times) == 3 and out.output_tokens == 5
+    assert out.first_token_at is not None and out.first_token_at - out.sent_at >= 0.09
+    assert out.chunk_times[1] == out.chunk_times[2]  # one read, one arrival time
+    url, _ = truth
+    bad_lean = http1.Http1Client(url + "/badsse") if via == "lean" else None
+    async with make_session(2, 5) as session:
+        bad = await execute(session, url + "/badsse", GET, {}, streaming="openai", lean=bad_lean)
+    assert bad.error == "protocol"
+
+
+@pytest.mark.parametrize("query", ["", "?gzip=1"])
+async def test_kept_replies_are_decoded(thread_server: ThreadServer, query: str) -> None:
+    base = thread_server.serve_app(_stream_app())
+    lean = http1.Http1Client(base + "/reply" + query)
+    async with make_session(2, 5) as session:
+        out = await execute(
+            session, base, GET, {"Accept-Encoding": "gzip"}, keep_text=True, lean=lean
+        )
+    lean.close()
+    assert out.ok, out.detail
+    assert out.text == "hello there"
