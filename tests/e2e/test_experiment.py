@@ -318,3 +318,31 @@ def test_operator_killed_mid_experiment_still_restores(
     )
     assert len(children["items"]) == 2
     assert specs(api_client, namespace) == original
+
+
+def test_dry_run_shows_the_patches_and_changes_nothing(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+) -> None:
+    original = make_target(api_client, namespace)
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, SX, experiment("dry", alice, dryRun=True)
+    )
+    obj, _ = observe(api_client, namespace, "dry", operator, timeout_s=60)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded"
+    plan = {p["variant"]: p for p in status["plan"]}
+    assert plan["gpu"]["deployment"]["template"]["spec"]["nodeSelector"] == {
+        "surge.dev/pool": "gpu"
+    }
+    assert plan["gpu"]["deployment"]["template"]["spec"]["containers"][0]["resources"][
+        "limits"
+    ] == {"nvidia.com/gpu": "1"}
+    assert (plan["cpu"]["hpa"]["minReplicas"], plan["cpu"]["hpa"]["maxReplicas"]) == (2, 4)
+    assert specs(api_client, namespace) == original
+    children: Any = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "loadtests"
+    )
+    assert children["items"] == []
