@@ -1,8 +1,10 @@
 """The hot path: send one request with aiohttp and time it, never raising.
 
-Why aiohttp and not httpx: with one shared pool httpx fell to 296 req/s at 50 in
-flight where a raw aiohttp loop did 13,421 per core (docs/metrics.md, `make bench`).
-One ClientSession per worker, a TCPConnector sized to maxInFlight, keep-alive on.
+http:// targets go through the lean HTTP/1.1 client (surge.loadgen.http1, passed as
+`lean`): aiohttp's ClientSession costs several times the CPU per request. https (and
+SURGE_HTTP_CLIENT=aiohttp) use aiohttp: one ClientSession per worker, a TCPConnector
+sized to maxInFlight, keep-alive on (httpx with one shared pool fell to 296 req/s at 50
+in flight). Both paths time, parse and classify the same way (tests/loadgen/test_http1.py).
 
 Every failure becomes an error class, never an exception:
 - connect: the connection could not be made, or was reset/closed before a response;
