@@ -15,6 +15,10 @@ def run(
         typer.Argument(help="LoadTest manifest; default: the embedded demo (surge/defaults)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the results JSON here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write a report: .html (with plots), .md or .json, by suffix."),
+    ] = None,
     start_demo_agent: Annotated[
         bool,
         typer.Option(help="Start the demo agent when the loopback target does not answer."),
@@ -27,7 +31,13 @@ def run(
     from surge.loadgen.local import execute
 
     raise typer.Exit(
-        execute(file, out=out, start_demo_agent=start_demo_agent, allow_remote=allow_remote)
+        execute(
+            file,
+            out=out,
+            report=report,
+            start_demo_agent=start_demo_agent,
+            allow_remote=allow_remote,
+        )
     )
 
 

@@ -408,12 +408,15 @@ def execute(
     path: Path | None,
     *,
     out: Path | None = None,
+    report: Path | None = None,
     start_demo_agent: bool = False,
     allow_remote: bool = False,
     console: Console | None = None,
     live: bool = True,
 ) -> int:
-    """The body of `surge run`; returns the exit code."""
+    """The body of `surge run`; returns the exit code. `report`: also render the report
+    (format from the suffix: .html with plots, .json, else Markdown) with `surge report`'s
+    renderer."""
     console = console or Console()
     err = Console(stderr=True)
     try:
@@ -477,7 +480,23 @@ def execute(
     if out is not None:
         out.write_text(json.dumps(results, indent=2))
         console.print(f"results written to {out}")
+    if report is not None:
+        _write_report(report, results, console, err)
     return EXIT_PASSED if outcome == "Passed" else EXIT_FAILED
+
+
+def _write_report(path: Path, results: dict[str, Any], console: Console, err: Console) -> None:
+    from surge.results.commands import format_for
+    from surge.results.plots import MissingMatplotlib
+    from surge.results.report import ReportError, render_report
+
+    try:
+        text = render_report(results, list(results.get("thresholds") or []), format_for(path, None))
+    except (ReportError, MissingMatplotlib) as exc:
+        err.print(f"[red]error[/red] report not written: {exc}", highlight=False)
+        return
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    console.print(f"report written to {path}")
 
 
 def _maybe_start_agent(spec: LoadTestSpec, console: Console) -> subprocess.Popen[str] | None:

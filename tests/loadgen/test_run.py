@@ -55,7 +55,8 @@ def test_run_with_demo_agent(tmp_path: Path) -> None:
     manifest = tmp_path / "lt.yaml"
     manifest.write_text(MANIFEST.format(port=_free_port(), extra="requests.count > 1000000"))
     out = tmp_path / "results.json"
-    p = _surge("run", str(manifest), "--start-demo-agent", "--out", str(out))
+    page = tmp_path / "report.html"
+    p = _surge("run", str(manifest), "--start-demo-agent", "--out", str(out), "--report", str(page))
     assert p.returncode == 1, p.stdout + p.stderr  # the impossible threshold fails
     assert "started the demo agent" in p.stdout
     assert "Thresholds" in p.stdout
@@ -67,6 +68,11 @@ def test_run_with_demo_agent(tmp_path: Path) -> None:
     assert [t["passed"] for t in r["thresholds"]] == [True, True, False]
     assert r["verdict"] == "Failed"
     assert r["timeseries"]
+    # --report: the same renderer as `surge report`, plots included.
+    html = page.read_text()
+    assert "Verdict: Failed" in html
+    assert html.count('src="data:image/png;base64,') >= 3
+    assert 'id="plot-latency"' in html
 
 
 def test_bad_input_exits_2_with_field_names(tmp_path: Path) -> None:
