@@ -1,7 +1,7 @@
 """The ScalingExperiment resource: one load, several scaling configurations, one recommendation.
 
-A first cut: the spec is complete enough to validate and generate the CRD; the
-execution lives with the operator (see the ScalingExperiment issue).
+The operator runs it (operator/experiments.py); docs/experiments.md describes the runs,
+the restore guarantees, the cost formula and the ranking.
 """
 
 from __future__ import annotations
