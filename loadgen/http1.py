@@ -9,17 +9,20 @@ conversations); https goes through aiohttp.
 What it does: one target (scheme http, host, port); a LIFO pool of idle keep-alive
 connections, opened on demand (the engine already bounds concurrency: users,
 maxInFlight, the connections knob); requests with Host, User-Agent, Accept,
-Content-Length and the scenario's headers; responses framed by Content-Length,
-chunked transfer coding, or the connection closing. The body is read to its last
-byte (that is the latency); a caller that needs it (streams, conversation replies)
-gets it through a sink, de-chunked and gzip/deflate-decoded (no Accept-Encoding is
-sent, so servers rarely compress; brotli is a protocol error).
-1xx interim responses are skipped. A connection is reused only after a complete
-response that did not ask to close; a timeout or error closes it.
+Content-Length and the scenario's headers. Responses are parsed by llhttp (Node's
+parser, through httptools, the binding uvicorn uses), fed from `data_received`:
+framing by Content-Length, chunked transfer coding, or the connection closing. The
+body is read to its last byte (that is the latency); a caller that needs it (streams,
+conversation replies) gets it through a sink as llhttp's body callbacks arrive,
+de-chunked and gzip/deflate-decoded (no Accept-Encoding is sent, so servers rarely
+compress; brotli is a protocol error). 1xx interim responses are skipped (llhttp
+reports them as messages of their own). A connection is reused only after a complete
+response that llhttp says may keep the connection alive; a timeout or error closes it.
 
 Errors, as the classes in surge.loadgen.client: OSError from connecting or the
 connection closing or resetting before the response is complete (`Disconnected`)
-is "connect"; a response that is not HTTP/1.x is "protocol" (`ProtocolError`).
+is "connect"; a response llhttp rejects (not HTTP/1.x, malformed) is "protocol"
+(`ProtocolError`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import asyncio
 import zlib
 from collections.abc import Callable
 from urllib.parse import urlsplit
+
+import httptools
 
 from surge.loadgen.client import ProtocolError
 
@@ -49,21 +54,63 @@ def usable(url: str, headers: dict[str, str]) -> bool:
 
 
 class _Conn(asyncio.Protocol):
+    """One connection: an asyncio protocol that feeds llhttp and answers one request
+    at a time through `waiter` (the final status; keep-alive in `keep`)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[None] | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[int] | None = None
         self.closed = False
+        self.keep = False
+        # Per request / per message (see start and on_message_begin).
+        self.head_only = False
+        self.sink: Callable[[bytes], None] | None = None
+        self.feed: Callable[[bytes], None] | None = None
+        self.error: BaseException | None = None
+        self.head_bytes = 0
+        self.header_bytes = 0
+        self.status = 0
+        self.headers_done = False
+        self.framed = False
+        self.encoding = b""
+
+    def start(self, head_only: bool, sink: Callable[[bytes], None] | None) -> asyncio.Future[int]:
+        """Expect the response to a request about to be written."""
+        self.head_only = head_only
+        self.sink = sink
+        self.feed = None
+        self.error = None
+        self.head_bytes = 0
+        self.keep = False
+        self.headers_done = False
+        self.waiter = w = self.loop.create_future()
+        return w
+
+    # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if self.waiter is None:  # bytes nobody asked for: the connection is unusable
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # 101 Switching Protocols: the response is complete (on_message_complete
+            # ran, keep is False); what follows is another protocol.
+            self.close()
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(self.error or ProtocolError(f"malformed HTTP response: {exc}"))
+            return
+        if not self.headers_done and self.waiter is not None:
+            self.head_bytes += len(data)
+            if self.head_bytes > _MAX_HEAD:
+                self._fail(ProtocolError("response head larger than 64 KiB"))
 
     def eof_received(self) -> bool:
         self._lost()
@@ -72,26 +119,109 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost()
 
+    # llhttp callbacks (httptools calls them from feed_data)
+
+    def on_message_begin(self) -> None:
+        if self.waiter is None:
+            raise ProtocolError("data after the response")
+        self.headers_done = False
+        self.framed = False
+        self.encoding = b""
+        self.header_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp has no size limit; data_received bounds a head that arrives in pieces,
+        # this one a head that arrived in one read.
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > _MAX_HEAD:
+            self.error = ProtocolError("response head larger than 64 KiB")
+            raise self.error
+        n = name.lower()
+        if n == b"content-length":
+            self.framed = True
+        elif n == b"transfer-encoding":
+            self.framed = self.framed or b"chunked" in value.lower()
+        elif n == b"content-encoding":
+            self.encoding = value.strip().lower()
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # an interim response (100 Continue, 103 Early Hints): skipped
+        self.status = status
+        self.headers_done = True
+        if self.head_only:
+            # A HEAD response has no body whatever its headers say; httptools cannot
+            # tell llhttp so, hence a fresh parser for the next request.
+            keep = self.parser.should_keep_alive() and self.framed
+            self.parser = httptools.HttpResponseParser(self)
+            self._finish(keep)
+            return
+        if self.sink is not None and status < 400:
+            try:
+                self.feed = _decoder(self.encoding, self.sink)
+            except BaseException as exc:
+                self.error = exc
+                raise
+
+    def on_body(self, body: bytes) -> None:
+        feed = self.feed
+        if feed is not None:
+            try:
+                feed(body)
+            except BaseException as exc:
+                self.error = exc
+                raise
+
+    def on_message_complete(self) -> None:
+        if not self.headers_done or self.waiter is None:
+            return  # the end of an interim response (or of a HEAD's, already done)
+        feed = self.feed
+        if feed is not None:
+            try:
+                feed(b"")  # end of body: flush a decompressor
+            except BaseException as exc:
+                self.error = exc
+                raise
+        self._finish(self.status != 101 and self.parser.should_keep_alive())
+
+    # outcome
+
+    def _finish(self, keep: bool) -> None:
+        w = self.waiter
+        self.waiter = None
+        self.keep = keep
+        if w is not None and not w.done():
+            w.set_result(self.status)
+
+    def _fail(self, exc: BaseException) -> None:
+        w = self.waiter
+        self.waiter = None
+        self.close()
+        if w is not None and not w.done():
+            w.set_exception(exc)
+
     def _lost(self) -> None:
         self.closed = True
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def more(self) -> None:
-        """Wait for more bytes; raises Disconnected when the connection has closed."""
-        if self.closed:
-            raise Disconnected("connection closed before the response was complete")
-        self.waiter = self.loop.create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-        if self.closed and not self.buf:
-            raise Disconnected("connection closed before the response was complete")
+        if self.waiter is None:
+            return
+        if self.headers_done and not self.framed:
+            # Delimited by the close. httptools has no llhttp_finish(), so llhttp never
+            # reports this message complete: the end of the stream after the headers
+            # of a response with neither Content-Length nor chunked coding ends it.
+            if self.feed is not None:
+                try:
+                    self.feed(b"")
+                except BaseException as exc:
+                    self._fail(exc)
+                    return
+            self._finish(False)
+        else:
+            self._fail(Disconnected("connection closed before the response was complete"))
 
     def close(self) -> None:
         self.closed = True
+        self.waiter = None
         if self.transport is not None:
             self.transport.close()
 
@@ -154,9 +284,10 @@ class Http1Client:
             head = self._head(method, headers)
             if payload or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
                 head += b"Content-Length: %d\r\n" % len(payload)
+            done = conn.start(method == "HEAD", sink)
             conn.transport.write(head + b"\r\n" + payload)
-            status, keep = await _read_response(conn, method == "HEAD", sink)
-            ok = keep
+            status = await done
+            ok = conn.keep
             return status
         finally:
             if ok and not conn.closed:
@@ -168,86 +299,6 @@ class Http1Client:
         for conn in self._idle:
             conn.close()
         self._idle.clear()
-
-
-async def _read_response(
-    conn: _Conn, head_only: bool, sink: Callable[[bytes], None] | None = None
-) -> tuple[int, bool]:
-    """(status, reusable) once the last byte of the final response has arrived."""
-    buf = conn.buf
-    while True:
-        end = buf.find(b"\r\n\r\n")
-        while end < 0:
-            if len(buf) > _MAX_HEAD:
-                raise ProtocolError("response head larger than 64 KiB")
-            await conn.more()
-            end = buf.find(b"\r\n\r\n")
-        lines = bytes(buf[:end]).split(b"\r\n")
-        del buf[: end + 4]
-        status_line = lines[0].split(b" ", 2)
-        if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
-            raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
-        try:
-            status = int(status_line[1])
-        except ValueError:
-            raise ProtocolError(f"bad status code: {status_line[1][:10]!r}") from None
-        if 100 <= status < 200 and status != 101:
-            continue  # an interim response (100 Continue, 103 Early Hints)
-        break
-    length: int | None = None
-    chunked = False
-    encoding = b""
-    keep = status_line[0] == b"HTTP/1.1"
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise ProtocolError(f"bad header line: {line[:40]!r}")
-        name = name.strip().lower()
-        if name == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                raise ProtocolError(f"bad Content-Length: {value[:20]!r}") from None
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif name == b"content-encoding":
-            encoding = value.strip().lower()
-        elif name == b"connection":
-            v = value.strip().lower()
-            keep = (keep and v != b"close") or v == b"keep-alive"
-    if head_only or status in (204, 304):
-        return status, keep
-    feed = _decoder(encoding, sink) if sink is not None and status < 400 else None
-    if chunked:
-        await _read_chunked(conn, feed)
-    elif length is not None:
-        left = length
-        while left > 0:
-            if not buf:
-                await conn.more()
-                continue
-            take = min(len(buf), left)
-            if feed is not None:
-                feed(bytes(buf[:take]))
-            del buf[:take]
-            left -= take
-    else:
-        # Delimited by the close: read until the server closes.
-        while True:
-            if buf:
-                if feed is not None:
-                    feed(bytes(buf))
-                buf.clear()
-            if conn.closed:
-                break
-            try:
-                await conn.more()
-            except Disconnected:
-                break
-        keep = False
-    if feed is not None:
-        feed(b"")  # end of body: flush a decompressor
-    return status, keep
 
 
 def _decoder(encoding: bytes, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
@@ -268,35 +319,3 @@ def _decoder(encoding: bytes, sink: Callable[[bytes], None]) -> Callable[[bytes]
 
         return feed
     raise ProtocolError(f"unsupported Content-Encoding {encoding[:20]!r}")
-
-
-async def _read_chunked(conn: _Conn, feed: Callable[[bytes], None] | None) -> None:
-    buf = conn.buf
-    while True:
-        end = buf.find(b"\r\n")
-        while end < 0:
-            await conn.more()
-            end = buf.find(b"\r\n")
-        size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"bad chunk size: {size_text[:20]!r}") from None
-        if size == 0:
-            del buf[: end + 2]
-            # Trailers (usually none) end with an empty line.
-            while True:
-                t = buf.find(b"\r\n")
-                while t < 0:
-                    await conn.more()
-                    t = buf.find(b"\r\n")
-                empty = t == 0
-                del buf[: t + 2]
-                if empty:
-                    return
-        need = end + 2 + size + 2
-        while len(buf) < need:
-            await conn.more()
-        if feed is not None:
-            feed(bytes(buf[end + 2 : end + 2 + size]))
-        del buf[:need]

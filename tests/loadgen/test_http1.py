@@ -64,6 +64,8 @@ async def test_error_classes_match_the_aiohttp_path(
          b"3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: 1\r\n\r\n", 201),
         (b"HTTP/1.0 200 OK\r\n\r\nbody until the close", 200),
         (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204),
+        (b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n"
+         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200),
     ],
 )  # fmt: skip
 async def test_framing(thread_server: ThreadServer, reply: bytes, status: int) -> None:
@@ -93,6 +95,7 @@ async def test_truncated_bodies_are_connect_errors(
         b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
         b"HTTP/1.1 OK 200\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",  # head > 64 KiB
     ],
 )
 async def test_malformed_responses_are_protocol_errors(
@@ -131,6 +134,42 @@ async def test_keep_alive_reuse_and_what_is_sent(thread_server: ThreadServer) ->
             assert (await execute(session, base, GET, {}, lean=closing)).ok
     closing.close()
     assert len({s[0] for s in seen[3:]}) == 2  # Connection: close is honoured
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nabcdefg",
+        b"HTTP/1.0 200 OK\r\n\r\nabcdefg",  # delimited by the close
+    ],
+)
+async def test_sink_gets_the_body(thread_server: ThreadServer, reply: bytes) -> None:
+    lean = http1.Http1Client(thread_server.serve_raw(reply) + "/")
+    got: list[bytes] = []
+    try:
+        assert await asyncio.wait_for(lean.request("GET", {}, None, got.append), 2) == 200
+    finally:
+        lean.close()
+    assert b"".join(got) == b"abcdefg"
+
+
+async def test_head_responses_have_no_body_and_keep_alive(thread_server: ThreadServer) -> None:
+    peers: list[object] = []
+
+    async def page(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        return web.Response(text="x" * 100)
+
+    app = web.Application()
+    app.router.add_get("/page", page)  # HEAD too: Content-Length 100, no body
+    lean = http1.Http1Client(thread_server.serve_app(app) + "/page")
+    try:
+        for method in ("HEAD", "HEAD", "GET"):
+            assert await asyncio.wait_for(lean.request(method, {}, None), 2) == 200
+    finally:
+        lean.close()
+    assert len(peers) == 3 and len(set(peers)) == 1
 
 
 def test_usable_only_for_plain_http_and_clean_headers() -> None:
