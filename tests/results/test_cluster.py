@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.thresholds import METRICS, parse_threshold
@@ -178,16 +179,24 @@ def test_collect_bounds_queries_to_the_window_and_names_failures() -> None:
 
 
 def test_collect_bad_override_is_a_named_no_data_entry() -> None:
+    # A spec with this override is refused at admission; the operator's own overrides
+    # (settings_queries) are not validated there, so a typo in them becomes no data.
     out = collect_cluster_metrics(
-        _spec(queries={"queue": 'sum(q{ns="{namespce}"})'}),
+        _spec(),
         namespace="shop",
         loadtest="peak",
         run_id="1",
         window_start=0.0,
         window_end=60.0,
+        settings_queries={"queue": 'sum(q{ns="{namespce}"})'},
         querier=FakePrometheus({}),
     )
     assert "{namespce}" in out.no_data["queue"] and "'queue'" in out.no_data["queue"]
+
+
+def test_bad_placeholder_in_a_spec_is_refused_at_admission() -> None:
+    with pytest.raises(ValidationError, match=r"query 'queue' uses unknown placeholder"):
+        _spec(queries={"queue": 'sum(q{ns="{namespce}"})'})
 
 
 def test_collect_without_deployment_skips_target_queries() -> None:
