@@ -52,6 +52,10 @@ def operator(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the LoadTest operator (kopf). Logs one JSON event per line when not on a TTY."""
+    problem = credentials_problem()
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     import kopf
 
     import surge.operator.handlers  # noqa: F401  (registers the handlers)
@@ -84,6 +88,27 @@ def operator(
             memo=kopf.Memo(surge=settings),
         )
     )
+
+
+def credentials_problem() -> str | None:
+    """Why no Kubernetes API can be reached with the available credentials, or None.
+    Checked before kopf starts, which would otherwise retry every minute with a traceback."""
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return None
+    except ConfigException:
+        pass
+    try:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError) as exc:
+        return (
+            f"no Kubernetes credentials: not running in a cluster, and the kubeconfig "
+            f"failed ({exc}); set KUBECONFIG or run inside a pod with a ServiceAccount"
+        )
+    return None
 
 
 def register(app: typer.Typer) -> None:
