@@ -123,6 +123,7 @@ def reconcile_experiment(
         return ctx.step
     started = parse_time(ctx.status.get("startTime")) or now
     if now - started > timedelta(seconds=spec.timeout):
+        _stop_current_child(ctx, spec)
         _restore(ctx, spec)
         _end(
             ctx,
@@ -416,6 +417,14 @@ def _over_budget(spec: ScalingExperimentSpec, runs: list[dict[str, Any]]) -> boo
         (b.max_replica_hours is not None and hours > b.max_replica_hours)
         or (b.max_gpu_hours is not None and gpu_hours > b.max_gpu_hours)
     )
+
+
+def _stop_current_child(ctx: Ctx, spec: ScalingExperimentSpec) -> None:
+    """An experiment ending early must not leave its current load running."""
+    step = ctx.status.get("step") or {}
+    if step.get("stage") == "Test":
+        variant, rep = runs_of(spec)[step["index"]]
+        ctx.kube.suspend_loadtest(ctx.namespace, child_name(ctx.name, variant.name, rep))
 
 
 def _restore(ctx: Ctx, spec: ScalingExperimentSpec) -> None:

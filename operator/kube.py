@@ -185,6 +185,16 @@ class Kube:
             raise
         return True
 
+    def suspend_loadtest(self, namespace: str, name: str) -> None:
+        """spec.suspend = true: the LoadTest's own lifecycle aborts it and stops its workers."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "loadtests", name, {"spec": {"suspend": True}}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def delete_loadtests(self, namespace: str, selector: str) -> None:
         items: Any = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, "loadtests", label_selector=selector

@@ -346,3 +346,52 @@ def test_dry_run_shows_the_patches_and_changes_nothing(
         GROUP, VERSION, namespace, "loadtests"
     )
     assert children["items"] == []
+
+
+def test_budget_spent_aborts_and_restores(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+    pod_runner: PodRunner,
+) -> None:
+    original = make_target(api_client, namespace)
+    # 0.0001 replica-hours = 0.36 replica-seconds: the first run spends it.
+    sx = experiment("budget", alice, budget={"maxReplicaHours": 0.0001})
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, SX, sx
+    )
+    obj, _ = observe(api_client, namespace, "budget", operator, timeout_s=120)
+    status = obj["status"]
+    assert status["phase"] == "Aborted"
+    assert "budget" in status["message"]
+    assert [r["name"] for r in status["runs"]] == ["cpu"]  # gpu never ran
+    assert status["runs"][0]["replicaHours"] > 0.0001
+    assert specs(api_client, namespace) == original
+
+
+def test_experiment_timeout_fails_and_restores(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: Operator,
+    alice: str,
+    pod_runner: PodRunner,
+) -> None:
+    original = make_target(api_client, namespace)
+    sx = experiment("late", alice, duration="60s", timeout="15s")
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, SX, sx
+    )
+    obj, _ = observe(api_client, namespace, "late", operator, timeout_s=90)
+    assert obj["status"]["phase"] == "Failed"
+    assert "spec.timeout" in obj["status"]["message"]
+    assert specs(api_client, namespace) == original
+
+    # The load under way when time ran out was stopped, not left running.
+    def child_aborted() -> bool:
+        child: Any = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "loadtests", "late-cpu-r0"
+        )
+        return bool((child.get("status") or {}).get("phase") == "Aborted")
+
+    wait_until(child_aborted, timeout_s=30, what="child LoadTest aborted")
