@@ -56,14 +56,20 @@ def clip(samples: Sequence[Sample], window: Window) -> list[Sample]:
 
 
 def downsample(samples: Sequence[Sample], max_points: int) -> list[Sample]:
-    """At most `max_points` samples: every k-th one, always keeping the first and last,
-    so a stored series still spans the whole window. Values are never averaged (a
-    replica count stays a whole number)."""
+    """At most `max_points` samples, always keeping the first and last, so a stored series
+    still spans the whole window. Samples that repeat the previous value go first: read as
+    steps, the series keeps every change at its exact time (a replica timeline loses
+    nothing). Only when the changes alone are too many is every k-th one kept. Values are
+    never averaged (a replica count stays a whole number)."""
     if max_points < 2:
         raise ValueError(f"max_points must be at least 2, not {max_points}")
     n = len(samples)
     if n <= max_points:
         return list(samples)
+    samples = [s for i, s in enumerate(samples) if i in (0, n - 1) or s[1] != samples[i - 1][1]]
+    n = len(samples)
+    if n <= max_points:
+        return samples
     k = math.ceil((n - 1) / (max_points - 1))
     picked = list(range(0, n, k))
     if picked[-1] != n - 1:

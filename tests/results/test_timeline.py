@@ -141,3 +141,15 @@ def test_query_step_stays_under_prometheus_limit(
     got = query_step(Window(0, seconds), step)
     assert got == expected
     assert seconds / got + 1 <= 11_000
+
+
+def test_downsampling_a_step_series_keeps_every_change_exactly() -> None:
+    # 400 samples a quarter-second apart; replicas 1 -> 3 at t=50.25 and a 1 s flap to 4.
+    samples = [(t * 0.25, 3.0 if 201 <= t < 300 else 1.0) for t in range(400)]
+    samples[250] = (62.5, 4.0)
+    samples[251] = (62.75, 4.0)
+    kept = downsample(samples, 120)
+    assert kept[0] == samples[0]
+    assert kept[-1] == samples[-1]
+    changes = [(t, v) for (t, v), (_, b) in zip(kept[1:], kept[:-1], strict=True) if v != b]
+    assert changes == [(50.25, 3.0), (62.5, 4.0), (63.0, 3.0), (75.0, 1.0)]
