@@ -136,13 +136,6 @@ def check_target(spec: LoadTestSpec, allow_remote: bool, source: str = "") -> No
             )
 
 
-def health_url(spec: LoadTestSpec) -> str | None:
-    http = spec.target.readiness.http
-    if http is None:
-        return None
-    return http.url or spec.target.url.rstrip("/") + str(http.path)
-
-
 def probe(url: str, expect: int = 200, timeout_s: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:
@@ -165,7 +158,7 @@ def port_open(url: str) -> bool:
 
 def wait_ready(spec: LoadTestSpec) -> str | None:
     """Wait for readiness.http (bounded by readiness.timeout); an error message or None."""
-    url = health_url(spec)
+    url = spec.target.health_url()
     if url is None:
         return None
     http = spec.target.readiness.http
@@ -504,7 +497,7 @@ def _maybe_start_agent(spec: LoadTestSpec, console: Console) -> subprocess.Popen
     url = spec.target.url
     if not is_loopback(url):
         return None
-    hurl = health_url(spec)
+    hurl = spec.target.health_url()
     if (hurl is not None and probe(hurl, timeout_s=0.5)) or (hurl is None and port_open(url)):
         console.print(f"a target already answers at {url}; not starting the demo agent")
         return None

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
-from surge.api.manifests import ManifestError, parse_spec
+from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.status import TERMINAL_PHASES, Phase
 from surge.loadgen.plan import build_plan, parse_plan, plan_json, with_inline_rows
 from surge.operator import builders, collect, probe
@@ -200,8 +200,6 @@ def start_run(ctx: Ctx, run_id: str) -> None:
 
 def _accepted_spec(ctx: Ctx) -> LoadTestSpec:
     """The validated spec with the operator's own guards applied and the dataset inlined."""
-    from surge.api.manifests import FieldError
-
     spec: LoadTestSpec = parse_spec("LoadTest", ctx.body.get("spec") or {})
     host = urlsplit(spec.target.url).hostname or ""
     if not ctx.settings.host_allowed(host):
@@ -306,7 +304,7 @@ def waiting_for_target(ctx: Ctx) -> None:
             ctx.kube.deployment(ref.namespace or ctx.namespace, ref.name), ref.name
         )
         ok, notes = ok and ready, [*notes, note]
-    url = probe.health_url(spec)
+    url = spec.target.health_url()
     if url is not None and ok:
         check = spec.target.readiness.http
         ready, note = probe.http_ready(url, check.expect_status if check else 200)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
-
-from surge.api.loadtest import LoadTestSpec
 
 
 def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool, str]:
@@ -23,15 +20,6 @@ def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool
     if available and ready >= 1:
         return True, f"Deployment {name} available with {ready} ready replicas"
     return False, f"Deployment {name} not available ({ready} ready replicas)"
-
-
-def health_url(spec: LoadTestSpec) -> str | None:
-    check = spec.target.readiness.http
-    if check is None:
-        return None
-    return check.url or urljoin(
-        spec.target.url.rstrip("/") + "/", check.path.lstrip("/") if check.path else ""
-    )
 
 
 def http_ready(

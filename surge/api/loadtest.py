@@ -97,6 +97,13 @@ class Target(Model):
     def _url(cls, v: str) -> str:
         return _check_http_url(v)
 
+    def health_url(self) -> str | None:
+        """readiness.http as a full URL (its url, or url + path); None without one."""
+        check = self.readiness.http
+        if check is None:
+            return None
+        return check.url or self.url.rstrip("/") + str(check.path)
+
 
 class Dataset(Model):
     inline: list[dict[str, Any]] | None = None

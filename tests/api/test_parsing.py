@@ -70,3 +70,20 @@ def test_threshold_check_and_display() -> None:
 )
 def test_phases_only_move_forward(old: Phase | None, new: Phase, ok: bool) -> None:
     assert can_transition(old, new) is ok
+
+
+@pytest.mark.parametrize(
+    ("readiness", "expected"),
+    [
+        ({}, None),
+        ({"http": {"path": "/readyz"}}, "http://alice:8080/v1/readyz"),
+        ({"http": {"url": "http://alice:9000/healthz"}}, "http://alice:9000/healthz"),
+    ],
+)
+def test_health_url_derives_from_the_target(
+    readiness: dict[str, object], expected: str | None
+) -> None:
+    from surge.api.loadtest import Target
+
+    target = Target.model_validate({"url": "http://alice:8080/v1/", "readiness": readiness})
+    assert target.health_url() == expected
