@@ -22,7 +22,7 @@ START_KEY = "startAt"
 CONTAINER = "worker"
 
 
-def _fit(name: str, limit: int = 63) -> str:
+def fit_name(name: str, limit: int = 63) -> str:
     """Kubernetes names are bounded; long ones keep a hash so they stay unique."""
     if len(name) <= limit:
         return name
@@ -32,16 +32,16 @@ def _fit(name: str, limit: int = 63) -> str:
 
 def run_name(loadtest: str, run_id: str) -> str:
     """The Job and ConfigMap name of one run (Job names feed pod labels: 63 chars)."""
-    return _fit(f"{loadtest}-run-{run_id}", 52)
+    return fit_name(f"{loadtest}-run-{run_id}", 52)
 
 
 def worker_account(loadtest: str) -> str:
-    return _fit(f"{loadtest}-surge-worker")
+    return fit_name(f"{loadtest}-surge-worker")
 
 
 def labels(loadtest: str, run_id: str) -> dict[str, str]:
     return {
-        LABEL_LOADTEST: _fit(loadtest),
+        LABEL_LOADTEST: fit_name(loadtest),
         LABEL_RUN: run_id,
         LABEL_COMPONENT: "loadgen",
         LABEL_MANAGED: "surge",
@@ -49,7 +49,7 @@ def labels(loadtest: str, run_id: str) -> dict[str, str]:
 
 
 def selector(loadtest: str, run_id: str | None = None) -> str:
-    sel = f"{LABEL_LOADTEST}={_fit(loadtest)}"
+    sel = f"{LABEL_LOADTEST}={fit_name(loadtest)}"
     return sel if run_id is None else f"{sel},{LABEL_RUN}={run_id}"
 
 
@@ -141,7 +141,7 @@ def _anti_affinity(loadtest: str, run_id: str) -> dict[str, Any]:
                 {
                     "topologyKey": "kubernetes.io/hostname",
                     "labelSelector": {
-                        "matchLabels": {LABEL_LOADTEST: _fit(loadtest), LABEL_RUN: run_id}
+                        "matchLabels": {LABEL_LOADTEST: fit_name(loadtest), LABEL_RUN: run_id}
                     },
                 }
             ]

@@ -68,8 +68,6 @@ def operator(
         max_rate=max_rate,
         allowed_hosts=tuple(allowed_host or settings.allowed_hosts),
         start_delay_s=settings.start_delay_s,
-        interval_s=settings.interval_s,
-        namespaces=tuple(namespace or ()),
         worker_metrics_port=settings.worker_metrics_port,
     )
     log_format = kopf.LogFormat.FULL if sys.stderr.isatty() else kopf.LogFormat.JSON

@@ -39,11 +39,11 @@ MAX_SERIES_POINTS = 120
 
 
 def snapshot_name(experiment: str) -> str:
-    return builders._fit(f"{experiment}-snapshot")
+    return builders.fit_name(f"{experiment}-snapshot")
 
 
 def child_name(experiment: str, variant: str, repetition: int) -> str:
-    return builders._fit(f"{experiment}-{variant}-r{repetition}", 40)
+    return builders.fit_name(f"{experiment}-{variant}-r{repetition}", 40)
 
 
 def runs_of(spec: ScalingExperimentSpec) -> list[tuple[Variant, int]]:
@@ -60,7 +60,7 @@ def snapshot_configmap(
         "metadata": {
             "name": snapshot_name(name),
             "namespace": ns,
-            "labels": {LABEL_EXPERIMENT: builders._fit(name)},
+            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
             "ownerReferences": [builders.owner_reference(owner)],
         },
         "data": {
@@ -84,7 +84,7 @@ def child_loadtest(
         "metadata": {
             "name": child_name(name, variant.name, repetition),
             "namespace": ns,
-            "labels": {LABEL_EXPERIMENT: builders._fit(name), LABEL_VARIANT: variant.name},
+            "labels": {LABEL_EXPERIMENT: builders.fit_name(name), LABEL_VARIANT: variant.name},
             "ownerReferences": [builders.owner_reference(owner)],
         },
         "spec": lt.wire(),
@@ -234,7 +234,7 @@ def _apply(ctx: Ctx, spec: ScalingExperimentSpec, step: dict[str, Any]) -> None:
             ctx.namespace,
             spec.target_ref.hpa,
             desired if desired is not None else hpa_spec,
-            {LABEL_EXPERIMENT: builders._fit(ctx.name)},
+            {LABEL_EXPERIMENT: builders.fit_name(ctx.name)},
         )
     ctx.event("Normal", "VariantApplied", f"{variant.name}: applied to {target}")
     _enter(ctx, spec, step["index"], "RollOut", pendingSeconds=0.0)
@@ -479,6 +479,6 @@ def restore_on_delete(body: dict[str, Any], kube: Kube, settings: Settings, now:
         spec: ScalingExperimentSpec = parse_spec("ScalingExperiment", body.get("spec") or {})
     except ManifestError:
         return
-    kube.delete_loadtests(ctx.namespace, f"{LABEL_EXPERIMENT}={builders._fit(ctx.name)}")
+    kube.delete_loadtests(ctx.namespace, f"{LABEL_EXPERIMENT}={builders.fit_name(ctx.name)}")
     if not spec.dry_run:
         _restore(ctx, spec)

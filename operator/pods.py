@@ -41,10 +41,6 @@ class Workers:
     by_index: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
-    def all_running(self) -> bool:
-        return self.running + self.succeeded + self.failed >= self.expected and self.failed == 0
-
-    @property
     def finished(self) -> bool:
         return len(self.by_index) >= self.expected and all(
             _phase(p) in ("Succeeded", "Failed") for p in self.by_index.values()

@@ -27,8 +27,6 @@ class Settings:
     worker_metrics_port: int = 9464
     """Workers serve /metrics here (0: off, e.g. when pods share one host in tests)."""
     history_limit: int = 5
-    interval_s: float = 2.0
-    namespaces: tuple[str, ...] = field(default_factory=tuple)
     queries: dict[str, str] = field(default_factory=dict)
     """PromQL overrides for every LoadTest (SURGE_QUERY_<NAME>=...); a spec's own win."""
 
@@ -42,8 +40,6 @@ class Settings:
             max_rate=float(rate) if rate else None,
             allowed_hosts=tuple(_env_list("SURGE_ALLOWED_HOSTS")),
             start_delay_s=float(os.environ.get("SURGE_START_DELAY_S", "2")),
-            interval_s=float(os.environ.get("SURGE_INTERVAL_S", "2")),
-            namespaces=tuple(_env_list("SURGE_NAMESPACES")),
             worker_metrics_port=int(os.environ.get("SURGE_WORKER_METRICS_PORT", "9464")),
             queries={
                 k.removeprefix("SURGE_QUERY_").lower(): v

@@ -42,16 +42,16 @@ def pod(
     }
 
 
-def test_all_running() -> None:
+def test_all_pods_running() -> None:
     w = diagnose([pod(0), pod(1)], 2)
-    assert w.running == 2 and w.all_running and not w.finished
+    assert w.running == 2 and not w.finished
     assert w.fatal is None
 
 
 def test_missing_pods_wait() -> None:
     w = diagnose([pod(0)], 3)
     assert w.waiting is not None and "1 of 3" in w.waiting.message
-    assert not w.all_running
+    assert w.running == 1
 
 
 def test_unschedulable_is_reported_not_fatal() -> None:
