@@ -197,6 +197,10 @@ def observe(
     pytest.fail(f"{name} did not finish in {timeout_s}s\n{op.tail()}")
 
 
+def variant_under_test(obj: dict[str, Any]) -> bool:
+    return ((obj.get("status") or {}).get("step") or {}).get("stage") == "Test"
+
+
 def test_variants_land_in_their_pools_and_originals_come_back(
     api_client: client.ApiClient,
     namespace: str,
@@ -277,10 +281,7 @@ def test_delete_mid_experiment_restores(
         GROUP, VERSION, namespace, SX, experiment("gone", alice, duration="60s")
     )
 
-    def testing(o: dict[str, Any]) -> bool:
-        return ((o.get("status") or {}).get("step") or {}).get("stage") == "Test"
-
-    observe(api_client, namespace, "gone", operator, timeout_s=90, until=testing)
+    observe(api_client, namespace, "gone", operator, timeout_s=90, until=variant_under_test)
     assert specs(api_client, namespace) != original  # the variant is in force
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, SX, "gone"
@@ -303,10 +304,7 @@ def test_operator_killed_mid_experiment_still_restores(
         GROUP, VERSION, namespace, SX, experiment("killed", alice)
     )
 
-    def testing(o: dict[str, Any]) -> bool:
-        return ((o.get("status") or {}).get("step") or {}).get("stage") == "Test"
-
-    observe(api_client, namespace, "killed", operator, timeout_s=90, until=testing)
+    observe(api_client, namespace, "killed", operator, timeout_s=90, until=variant_under_test)
     operator.kill()
     time.sleep(2)
     operator.start()
