@@ -64,6 +64,7 @@ class Engine:
         )
         self.progress = progress
         self.in_flight = 0
+        self.sending = False  # the scheduler still has arrivals to send (progress: "late")
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.summary = WorkerSummary(
@@ -138,10 +139,14 @@ class Engine:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
             if not self._stop.is_set():
-                if self.open_loop:
-                    await self._open_loop(session, t0)
-                else:
-                    await self._closed_loop(session, t0)
+                self.sending = True
+                try:
+                    if self.open_loop:
+                        await self._open_loop(session, t0)
+                    else:
+                        await self._closed_loop(session, t0)
+                finally:
+                    self.sending = False
             end = time.monotonic()
             self.stopped_at_s = min(end - t0, self.duration_s)
             # In-flight requests finish (each is bounded by the request timeout).
@@ -364,6 +369,7 @@ class Engine:
         for iv in intervals:
             iv["w"] = self.plan.index
             iv["inflight"] = self.in_flight
+            iv["sending"] = self.sending
             self.progress.write(PROGRESS_PREFIX + json.dumps(iv, separators=(",", ":")) + "\n")
         if intervals or final:
             self.progress.flush()

@@ -184,6 +184,8 @@ class Progress:
     errors: int = 0
     dropped: int = 0
     in_flight: dict[int, int] = field(default_factory=dict)
+    sending: dict[int, bool] = field(default_factory=dict)
+    """Per worker: its scheduler still had arrivals to send at its last record."""
 
     def add(self, rec: dict[str, Any]) -> None:
         iv = self.intervals.setdefault(
@@ -199,6 +201,7 @@ class Progress:
         self.errors += rec.get("err", 0)
         self.dropped += rec.get("drop", 0)
         self.in_flight[int(rec.get("w", 0))] = int(rec.get("inflight", 0))
+        self.sending[int(rec.get("w", 0))] = bool(rec.get("sending", False))
 
     def latest(self) -> tuple[int, int, float | None]:
         """(second, ok responses in it, its p95 in ms) for the last complete second."""
@@ -213,13 +216,22 @@ class Progress:
         return sec, int(iv["ok"]), p95
 
 
+def elapsed_label(duration_s: float, elapsed_s: float, late: bool) -> str:
+    """'4/6s'; past the plan the real time shows: '6/6s +18s late' while a worker is still
+    sending its schedule, '6/6s +2s draining' while only replies are awaited."""
+    if elapsed_s <= duration_s + 0.5:
+        return f"{min(elapsed_s, duration_s):.0f}/{duration_s:.0f}s"
+    over = elapsed_s - duration_s
+    return f"{duration_s:.0f}/{duration_s:.0f}s +{over:.0f}s {'late' if late else 'draining'}"
+
+
 def _progress_table(spec: LoadTestSpec, prog: Progress, elapsed: float, workers: int) -> Table:
     _, rps, p95 = prog.latest()
     t = Table(title=None, box=None, show_header=True, header_style="bold")
     for col in ("elapsed", "rps", "p95", "ok", "errors", "dropped", "in flight", "workers"):
         t.add_column(col, justify="right")
     t.add_row(
-        f"{min(elapsed, spec.load.duration_s):.0f}/{spec.load.duration_s:.0f}s",
+        elapsed_label(spec.load.duration_s, elapsed, any(prog.sending.values())),
         str(rps),
         "-" if p95 is None else f"{p95:.1f}ms",
         str(prog.ok),
@@ -385,7 +397,17 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
         s.add_row("goodput", f"{g['rps']:.1f} req/s")
     if results["tokens"]["output"]:
         s.add_row("output tokens", f"{results['tokens']['outputRps']:.1f}/s")
-    s.add_row("window", f"{results['window']['measuredSeconds']:.1f}s measured (after warm-up)")
+    win = results["window"]
+    s.add_row(
+        "window",
+        f"{win['measuredSeconds']:.1f}s measured (after warm-up)"
+        + (
+            f", {win['lateSeconds']:.1f}s past the planned {win['plannedSeconds']:.1f}s: "
+            f"{req['late']} sends late, the generator fell behind"
+            if req.get("late")
+            else ""
+        ),
+    )
     tables = [t, s]
     if checks:
         v = Table(title="Thresholds", show_header=False)

@@ -200,6 +200,9 @@ class Recorder:
         self._prom_latency: list[float] = []
         self._prom_ttft: list[float] = []
         self.intervals: dict[int, Interval] = {}
+        # Latest actual send (or drop) of a window request, monotonic: where the real
+        # span of the window ends when the generator fell behind (docs/metrics.md).
+        self.last_attempt = 0.0
 
     def _interval(self, t: float) -> Interval:
         sec = int(t - self.t0)
@@ -220,6 +223,17 @@ class Recorder:
         if self.in_window(intended_rel_s):
             self.counts["dropped"] += 1
             self._interval(now).dropped += 1
+            self._attempted(now)
+
+    def _attempted(self, at: float) -> None:
+        """A window request left (or was dropped) at `at`; after the window's end it is late."""
+        if at > self.last_attempt:
+            self.last_attempt = at
+        if at >= self._win1:
+            self.counts["late"] += 1
+            past = at - self._win1
+            if past > self.summary.late_max_s:
+                self.summary.late_max_s = past
 
     def record(self, intended_at: float, out: Outcome) -> None:
         """One finished request; intended_at is its due time (monotonic; = sent_at closed)."""
@@ -243,6 +257,7 @@ class Recorder:
         iv = self._interval(done)
         if self.open_loop:
             self._lag.append(sent - intended_at)
+            self._attempted(sent)
         if error is not None:
             c[error] += 1
             iv.errors += 1
@@ -273,6 +288,8 @@ class Recorder:
 
     def flush(self) -> None:
         """Fold the pending values into the summary's histograms and into Prometheus."""
+        if self.last_attempt:
+            self.summary.last_attempt_s = self.last_attempt - self.t0
         hists = self.summary.hists
         for name, values in self._pending.items():
             if values:

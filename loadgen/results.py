@@ -66,25 +66,39 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+def real_span_s(merged: WorkerSummary) -> float:
+    """Seconds in which the window's requests were really sent: the planned window M, or
+    from its start to the last actual send (or drop) of a window arrival when that came
+    later, i.e. when the generator fell behind its schedule (docs/metrics.md)."""
+    planned = merged.measured_s
+    if merged.model == "closed" or merged.last_attempt_s is None:
+        return planned
+    return max(planned, merged.last_attempt_s - merged.window_start_s)
+
+
 def compute_results(
     merged: WorkerSummary, *, timeseries: Sequence[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """The results dict: `summary`, flat `metrics` (base units, None = no data), readable
     sections and the optional per-second `timeseries`. Pure."""
     c = merged.counts
-    measured = merged.measured_s
+    planned = merged.measured_s
+    measured = real_span_s(merged)
     sent, ok, dropped = c.get("sent", 0), c.get("ok", 0), c.get("dropped", 0)
     errors = {cls: c.get(cls, 0) for cls in ERROR_CLASSES}
     n_err = sum(errors.values())
     attempted = sent + dropped
     open_loop = merged.model != "closed"
+    # The target is what the schedule asked for over the planned window; every achieved
+    # rate is over the real span, so a generator that fell behind shows it.
     target_rps = (
-        merged.expected / measured
-        if open_loop and merged.expected is not None and measured > 0
+        merged.expected / planned
+        if open_loop and merged.expected is not None and planned > 0
         else None
     )
     achieved_rps = ok / measured if measured > 0 else None
     sent_rps = sent / measured if measured > 0 else None
+    late = c.get("late", 0)
 
     fams = {f: hist_stats_s(merged.hists.get(h) or new_histogram()) for f, h in _FAMILIES.items()}
     metrics: dict[str, float | None] = {}
@@ -105,6 +119,7 @@ def compute_results(
     metrics["goodput.ratio"] = _ratio(good, attempted)
     metrics["requests.count"] = float(sent)
     metrics["dropped.count"] = float(dropped)
+    metrics["requests.late"] = float(late) if open_loop else None
     metrics["dropped.rate"] = _ratio(dropped, attempted)
     tokens = c.get("tokens", 0)
     metrics["tokens.output_rps"] = (
@@ -136,7 +151,7 @@ def compute_results(
             "achievedRps": achieved_rps,
             "sentRps": sent_rps,
             "achievedRatio": metrics["throughput.achieved"],
-            "denominator": "measured window seconds",
+            "denominator": "real span seconds (window.measuredSeconds)",
         },
         "latency": {
             **_ms(lat),
@@ -148,7 +163,14 @@ def compute_results(
         "itl": _ms(fams["itl"]),
         "scheduleLag": _ms(fams["schedule_lag"]),
         "errors": {"rate": metrics["errors.rate"], "count": n_err, "byClass": errors},
-        "requests": {"sent": sent, "completed": ok + n_err, "ok": ok, "dropped": dropped},
+        "requests": {
+            "sent": sent,
+            "completed": ok + n_err,
+            "ok": ok,
+            "dropped": dropped,
+            "late": late,
+            "lateMaxSeconds": round(merged.late_max_s, 6) if late else None,
+        },
         "goodput": {"rps": metrics["goodput.rps"], "ratio": metrics["goodput.ratio"]},
         "tokens": {
             "output": tokens,
@@ -160,6 +182,8 @@ def compute_results(
             "start": start,
             "end": start + measured,
             "measuredSeconds": measured,
+            "plannedSeconds": planned,
+            "lateSeconds": max(measured - planned, 0.0),
             "warmupSeconds": merged.window_start_s,
         },
         "timeseries": list(timeseries or []),

@@ -65,6 +65,7 @@ COUNT_NAMES = (
     "protocol",
     "sent_total",
     "dropped_total",
+    "late",
 )
 
 
@@ -137,6 +138,11 @@ class WorkerSummary:
     """Length of the measured window in seconds (shorter when stopped early)."""
     expected: float | None = None
     """Open model: arrivals the schedule called for in the window (target × time)."""
+    last_attempt_s: float | None = None
+    """Open model: seconds after start_epoch of the last actual send or drop of a window
+    arrival; past the window's end when the generator fell behind (counts["late"])."""
+    late_max_s: float = 0.0
+    """Open model: how far past the window's end the latest late send left, seconds."""
     interrupted: bool = False
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
     hists: dict[str, HdrHistogram] = field(
@@ -160,6 +166,8 @@ class WorkerSummary:
             "windowStartS": self.window_start_s,
             "measuredS": self.measured_s,
             "expected": self.expected,
+            "lastAttemptS": self.last_attempt_s,
+            "lateMaxS": self.late_max_s,
             "interrupted": self.interrupted,
             "counts": self.counts,
             "hists": {n: encode_histogram(h) for n, h in self.hists.items() if h.get_total_count()},
@@ -191,6 +199,10 @@ class WorkerSummary:
             window_start_s=float(data.get("windowStartS", 0.0)),
             measured_s=float(data.get("measuredS", 0.0)),
             expected=None if data.get("expected") is None else float(data["expected"]),
+            last_attempt_s=(
+                None if data.get("lastAttemptS") is None else float(data["lastAttemptS"])
+            ),
+            late_max_s=float(data.get("lateMaxS", 0.0)),
             interrupted=bool(data.get("interrupted", False)),
             counts=counts,
             hists=hists,
@@ -223,6 +235,14 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
     )
     expected = [s.expected for s in items if s.expected is not None]
     out.expected = sum(expected) if expected else None
+    # Each worker's times are from its own start_epoch; the merge's are from the earliest.
+    attempts = [
+        s.start_epoch + s.last_attempt_s - out.start_epoch
+        for s in items
+        if s.last_attempt_s is not None
+    ]
+    out.last_attempt_s = max(attempts) if attempts else None
+    out.late_max_s = max(s.late_max_s for s in items)
     for s in items:
         out.workers.extend(s.workers)
         for k, v in s.counts.items():

@@ -44,6 +44,7 @@ def _build_metrics() -> dict[str, Kind]:
     m["goodput.ratio"] = Kind.RATIO
     m["requests.count"] = Kind.COUNT
     m["dropped.count"] = Kind.COUNT
+    m["requests.late"] = Kind.COUNT  # window arrivals sent after the window ended
     m["dropped.rate"] = Kind.RATIO
     m["tokens.output_rps"] = Kind.RATE
     for stat in ("min", "max", "mean"):

@@ -63,7 +63,48 @@ def test_rates_ratios_and_denominators() -> None:
     }
     assert r["window"]["measuredSeconds"] == 10.0
     assert r["window"]["start"] == 1_700_000_002.0
-    assert r["requests"] == {"sent": 950, "completed": 950, "ok": 900, "dropped": 50}
+    assert r["requests"] == {
+        "sent": 950,
+        "completed": 950,
+        "ok": 900,
+        "dropped": 50,
+        "late": 0,
+        "lateMaxSeconds": None,
+    }
+
+
+def test_a_late_schedule_stretches_every_rate_to_the_real_span() -> None:
+    # The window's last arrival left 15 s after the planned 10 s window ended (t = 2 + 10
+    # + 15): every rate is over 25 s, the target stays what the schedule asked for.
+    s = _summary()
+    s.last_attempt_s, s.late_max_s = 27.0, 15.0
+    s.counts["late"] = 600
+    r = compute_results(s)
+    assert r["window"]["measuredSeconds"] == 25.0
+    assert r["window"]["plannedSeconds"] == 10.0
+    assert r["window"]["lateSeconds"] == 15.0
+    assert r["window"]["end"] - r["window"]["start"] == 25.0
+    assert r["throughput"]["targetRps"] == 100.0
+    assert r["throughput"]["achievedRps"] == pytest.approx(900 / 25)
+    assert r["throughput"]["sentRps"] == pytest.approx(950 / 25)
+    assert r["metrics"]["throughput.achieved"] == pytest.approx(900 / 25 / 100)
+    assert r["metrics"]["goodput.rps"] == pytest.approx(850 / 25)
+    assert r["metrics"]["requests.late"] == 600
+    assert r["requests"]["lateMaxSeconds"] == 15.0
+
+
+def test_an_on_time_schedule_keeps_the_planned_window() -> None:
+    s = _summary()
+    s.last_attempt_s = 11.99  # the last arrival of [2, 12) left on time
+    r = compute_results(s)
+    assert r["window"]["measuredSeconds"] == 10.0
+    assert r["throughput"]["achievedRps"] == pytest.approx(90.0)
+
+
+def test_closed_loop_span_is_the_window() -> None:
+    s = _summary()
+    s.model, s.expected, s.last_attempt_s = "closed", None, 30.0
+    assert compute_results(s)["window"]["measuredSeconds"] == 10.0
 
 
 def test_closed_model_has_no_target_rate() -> None:

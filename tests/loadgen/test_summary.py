@@ -101,3 +101,16 @@ def test_other_versions_are_refused() -> None:
         WorkerSummary.from_json(data)
     with pytest.raises(ValueError, match="no summaries"):
         merge([])
+
+
+def test_merge_takes_the_latest_attempt_on_the_earliest_timeline() -> None:
+    a, b = _worker(0, [0.01]), _worker(1, [0.01])
+    a.start_epoch, b.start_epoch = 1000.0, 1000.5  # b passed the barrier 0.5 s later
+    a.last_attempt_s, a.late_max_s, a.counts["late"] = 12.0, 2.0, 7
+    b.last_attempt_s, b.late_max_s, b.counts["late"] = 12.0, 2.5, 3
+    back = [parse_summary(termination_message(w)) for w in (a, b)]
+    assert None not in back
+    merged = merge([w for w in back if w is not None])
+    assert merged.last_attempt_s == pytest.approx(12.5)
+    assert merged.late_max_s == 2.5
+    assert merged.counts["late"] == 10
