@@ -22,8 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +34,19 @@ from rich.table import Table
 from surge.api.loadtest import LoadTest, LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, load_documents, parse_resource
 from surge.api.status import ThresholdResult
+from surge.loadgen.aggregate import build_timeseries, compute_results
 from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
-from surge.loadgen.results import build_timeseries, compute_results
 from surge.loadgen.scenario import read_jsonl
 from surge.loadgen.summary import (
     PROGRESS_PREFIX,
     WorkerSummary,
     decode_histogram,
+    first_summary,
     merge,
     new_histogram,
-    parse_summary,
 )
-from surge.verdicts import evaluate, verdict
+from surge.readiness import http_ready, wait_ready
+from surge.verdicts import judge
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 START_DELAY_S = 2.0
@@ -136,16 +135,6 @@ def check_target(spec: LoadTestSpec, allow_remote: bool, source: str = "") -> No
             )
 
 
-def probe(url: str, expect: int = 200, timeout_s: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return int(resp.status) == expect
-    except urllib.error.HTTPError as exc:
-        return int(exc.code) == expect
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
 def port_open(url: str) -> bool:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -154,25 +143,6 @@ def port_open(url: str) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_ready(spec: LoadTestSpec) -> str | None:
-    """Wait for readiness.http (bounded by readiness.timeout); an error message or None."""
-    url = spec.target.health_url()
-    if url is None:
-        return None
-    http = spec.target.readiness.http
-    assert http is not None
-    timeout = spec.timeouts.target_ready or spec.target.readiness.timeout
-    deadline = time.monotonic() + timeout
-    while True:
-        if probe(url, http.expect_status):
-            return None
-        if time.monotonic() >= deadline:
-            return (
-                f"target not ready: {url} did not answer {http.expect_status} within {timeout:g}s"
-            )
-        time.sleep(0.25)
 
 
 @dataclass
@@ -265,8 +235,9 @@ async def run_workers(
     console: Console,
     *,
     live: bool = True,
-) -> tuple[list[WorkerSummary], Progress, list[str]]:
-    """Spawn the worker processes, follow their progress, and collect their summaries."""
+) -> tuple[list[WorkerSummary], Progress, dict[int, str]]:
+    """Spawn the worker processes, follow their progress, and collect their summaries;
+    the third item names each worker that left no summary, with why."""
     plan_file = workdir / "plan.json"
     plan_file.write_text(plan_text)
     start_at = time.time() + START_DELAY_S + 0.1 * workers
@@ -336,25 +307,19 @@ async def run_workers(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     summaries: list[WorkerSummary] = []
-    problems: list[str] = []
+    problems: dict[int, str] = {}
     for i, p in enumerate(procs):
         s = _read_summary(workdir / f"summary-{i}.json", outs[i])
         if s is None:
             tail = errs[i].read_text(errors="replace").strip().splitlines()[-3:]
-            problems.append(
-                f"worker {i} exited {p.returncode} without a summary: {' | '.join(tail)}"
-            )
+            problems[i] = f"worker {i} exited {p.returncode} without a summary: {' | '.join(tail)}"
         else:
             summaries.append(s)
     return summaries, prog, problems
 
 
 def _read_summary(path: Path, stdout_tail: list[str]) -> WorkerSummary | None:
-    with contextlib.suppress(OSError, ValueError):
-        return parse_summary(path.read_text())
-    with contextlib.suppress(ValueError):
-        return parse_summary("\n".join(stdout_tail))
-    return None
+    return first_summary([path.read_text, lambda: "\n".join(stdout_tail)])
 
 
 def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> list[Table]:
@@ -476,15 +441,15 @@ def execute(
             from surge.agent.server import stop_agent_process
 
             stop_agent_process(agent)
-    for p in problems:
+    for p in problems.values():
         err.print(f"[red]error[/red] {p}", highlight=False)
     if not summaries:
         return EXIT_FAILED
     merged = merge(summaries)
     merged.worker_count = plan.workers
     results = compute_results(merged, timeseries=build_timeseries(prog.intervals, spec.load.warmup))
-    checks = evaluate(spec.parsed_thresholds(), results["metrics"])
-    outcome = verdict(checks) if not problems else "Failed"
+    judged = judge(spec.parsed_thresholds(), results["metrics"], missing_workers=sorted(problems))
+    checks, outcome = judged.thresholds, judged.verdict
     results["thresholds"] = [c.model_dump(mode="json", by_alias=True) for c in checks]
     results["verdict"] = outcome
     results["summary"]["verdict"] = outcome
@@ -520,7 +485,9 @@ def _maybe_start_agent(spec: LoadTestSpec, console: Console) -> subprocess.Popen
     if not is_loopback(url):
         return None
     hurl = spec.target.health_url()
-    if (hurl is not None and probe(hurl, timeout_s=0.5)) or (hurl is None and port_open(url)):
+    if (hurl is not None and http_ready(hurl, 200, timeout_s=0.5)[0]) or (
+        hurl is None and port_open(url)
+    ):
         console.print(f"a target already answers at {url}; not starting the demo agent")
         return None
     from surge.agent.server import start_agent_process

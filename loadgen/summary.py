@@ -26,7 +26,7 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -325,4 +325,25 @@ def parse_summary(text: str) -> WorkerSummary | None:
                 raise ValueError(f"unreadable compact summary: {exc}") from None
         if line.startswith(SUMMARY_PREFIX):
             return WorkerSummary.from_json(json.loads(line[len(SUMMARY_PREFIX) :]))
+    return None
+
+
+def first_summary(sources: Iterable[Callable[[], str | None]]) -> WorkerSummary | None:
+    """The one summary reader (the operator and `surge run`): the summary in the first
+    source that holds a readable one. Sources are tried in order, lazily (a pod log is
+    fetched only when the termination message has none); a source that raises OSError,
+    returns nothing or holds an unreadable summary is skipped."""
+    for source in sources:
+        try:
+            text = source()
+        except OSError:
+            continue
+        if not text:
+            continue
+        try:
+            summary = parse_summary(text)
+        except ValueError:
+            continue
+        if summary is not None:
+            return summary
     return None

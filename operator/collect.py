@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from surge.api.loadtest import LoadTestSpec
-from surge.loadgen.results import compute_results
-from surge.loadgen.summary import WorkerSummary, merge, parse_summary
+from surge.loadgen.aggregate import compute_results
+from surge.loadgen.summary import WorkerSummary, first_summary, merge
 from surge.operator.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
 from surge.verdicts import evaluate
@@ -46,20 +46,11 @@ class Outcome:
 
 
 def read_summary(pod: dict[str, Any] | None, read_log: LogReader) -> WorkerSummary | None:
-    """The worker's summary, or None when neither its message nor its log holds one."""
+    """The worker's summary from its termination message, else its log; None when neither
+    holds one."""
     if pod is None:
         return None
-    for source in ("message", "log"):
-        text = termination_message(pod) if source == "message" else read_log(pod)
-        if not text:
-            continue
-        try:
-            summary = parse_summary(text)
-        except ValueError:
-            summary = None
-        if summary is not None:
-            return summary
-    return None
+    return first_summary([lambda: termination_message(pod), lambda: read_log(pod)])
 
 
 def analyse(

@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from surge import readiness
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.status import TERMINAL_PHASES, Phase
 from surge.loadgen.plan import build_plan, parse_plan, plan_json, with_inline_rows
-from surge.operator import builders, collect, probe
+from surge.operator import builders, collect
 from surge.operator.conditions import (
     checked_phase,
     condition_since,
@@ -300,14 +301,14 @@ def waiting_for_target(ctx: Ctx) -> None:
     ok, notes = True, list[str]()
     ref = spec.target.deployment_ref
     if ref is not None and spec.target.readiness.deployment_available:
-        ready, note = probe.deployment_ready(
+        ready, note = readiness.deployment_ready(
             ctx.kube.deployment(ref.namespace or ctx.namespace, ref.name), ref.name
         )
         ok, notes = ok and ready, [*notes, note]
     url = spec.target.health_url()
     if url is not None and ok:
         check = spec.target.readiness.http
-        ready, note = probe.http_ready(url, check.expect_status if check else 200)
+        ready, note = readiness.http_ready(url, check.expect_status if check else 200)
         ok, notes = ok and ready, [*notes, note]
     message = "; ".join(notes) or "no readiness check configured"
     if ok:

@@ -7,6 +7,7 @@ nothing must not pass.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from surge.api.status import ThresholdResult
@@ -42,6 +43,51 @@ def evaluate(
     return out
 
 
-def verdict(results: Sequence[ThresholdResult]) -> Literal["Passed", "Failed"]:
-    """Passed when every threshold held (and when there are none)."""
-    return "Passed" if all(r.passed for r in results) else "Failed"
+Verdict = Literal["Passed", "Failed", "Inconclusive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A run's verdict with the reason (a REASONS key in surge.api.status) and why."""
+
+    verdict: Verdict
+    reason: str
+    message: str
+    thresholds: list[ThresholdResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "Passed"
+
+
+def judge(
+    thresholds: Sequence[Threshold],
+    metrics: Mapping[str, float | None] | None,
+    *,
+    missing_workers: Sequence[int] = (),
+    failed_workers: int = 0,
+) -> Judgement:
+    """The one verdict path, for `surge run` and the operator.
+
+    metrics None: no worker reported anything (Failed, WorkerMissingSummary). A threshold
+    that failed (or had no data) fails the run. Thresholds that held while some worker
+    reported nothing are Inconclusive: the missing share could have broken them. A worker
+    that exited non-zero fails a run whose thresholds held (WorkerFailed).
+    """
+    if metrics is None:
+        return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary")
+    checks = evaluate(thresholds, metrics)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
+        return Judgement("Failed", reason, "; ".join(c.display for c in failed), checks)
+    if missing_workers:
+        names = ", ".join(map(str, missing_workers))
+        return Judgement(
+            "Inconclusive", "WorkerMissingSummary", f"workers {names} reported nothing", checks
+        )
+    if failed_workers:
+        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed", checks)
+    if not checks:
+        return Judgement("Passed", "NoThresholds", "no thresholds set", checks)
+    return Judgement("Passed", "AllThresholdsPassed", "; ".join(c.display for c in checks), checks)

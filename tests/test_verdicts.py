@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from surge.api.thresholds import parse_threshold
-from surge.verdicts import evaluate, verdict
+import pytest
+
+from surge.verdicts import evaluate, judge
 
 
 def test_evaluate_and_display() -> None:
@@ -15,9 +17,6 @@ def test_evaluate_and_display() -> None:
     assert "no data" in res[2].display
     assert res[2].measured is None
     assert res[0].limit == 0.8
-    assert verdict(res) == "Failed"
-    assert verdict(res[:1]) == "Passed"
-    assert verdict([]) == "Passed"
 
 
 def test_none_is_no_data() -> None:
@@ -28,3 +27,36 @@ def test_none_is_no_data() -> None:
     (ok,) = evaluate([t], {"throughput.achieved": 0.99})
     assert ok.passed
     assert ok.display == "throughput.achieved = 99% > 95% ✓"
+
+
+P95 = [parse_threshold("latency.p95 < 800ms")]
+
+
+@pytest.mark.parametrize(
+    ("metrics", "missing", "failed", "verdict", "reason"),
+    [
+        (None, (), 0, "Failed", "WorkerMissingSummary"),
+        ({"latency.p95": 0.9}, (), 0, "Failed", "ThresholdFailed"),
+        ({"latency.p95": None}, (), 0, "Failed", "NoData"),
+        ({"latency.p95": 0.9}, (1,), 0, "Failed", "ThresholdFailed"),
+        ({"latency.p95": 0.4}, (1,), 0, "Inconclusive", "WorkerMissingSummary"),
+        ({"latency.p95": 0.4}, (), 2, "Failed", "WorkerFailed"),
+        ({"latency.p95": 0.4}, (), 0, "Passed", "AllThresholdsPassed"),
+    ],
+)
+def test_judge(
+    metrics: dict[str, float | None] | None,
+    missing: tuple[int, ...],
+    failed: int,
+    verdict: str,
+    reason: str,
+) -> None:
+    j = judge(P95, metrics, missing_workers=missing, failed_workers=failed)
+    assert (j.verdict, j.reason) == (verdict, reason)
+    assert j.passed == (verdict == "Passed")
+    assert j.message
+
+
+def test_judge_without_thresholds_passes_a_complete_run() -> None:
+    j = judge([], {})
+    assert (j.verdict, j.reason, j.thresholds) == ("Passed", "NoThresholds", [])

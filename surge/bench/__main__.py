@@ -259,7 +259,7 @@ def speed(tmp: Path) -> dict[str, Any]:
 
 
 def open_loop(tmp: Path) -> dict[str, Any]:
-    from surge.loadgen.results import compute_results
+    from surge.loadgen.aggregate import compute_results
 
     target = start_target("slow", OPEN_DELAY_MS)
     try:
@@ -291,7 +291,7 @@ def open_loop(tmp: Path) -> dict[str, Any]:
 
 
 def in_flight(tmp: Path) -> list[dict[str, Any]]:
-    from surge.loadgen.results import compute_results
+    from surge.loadgen.aggregate import compute_results
 
     stream_s = (STREAM_TTFT_MS + (STREAM_TOKENS - 1) * STREAM_TPOT_MS) / 1000
     target = start_target("stream", STREAM_TTFT_MS, STREAM_TPOT_MS, STREAM_TOKENS)

@@ -23,7 +23,12 @@ class ReportError(ValueError):
     """The inputs cannot make a report (unknown format, not a results dict)."""
 
 
-def verdict(thresholds: Sequence[Mapping[str, Any]]) -> str:
+def headline(results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]) -> str:
+    """The verdict the run recorded (surge.verdicts.judge, in results["verdict"]); for results
+    written without one, what the thresholds say ("No thresholds" when there are none)."""
+    recorded = results.get("verdict")
+    if isinstance(recorded, str) and recorded:
+        return recorded
     if not thresholds:
         return "No thresholds"
     return "Passed" if all(t.get("passed") for t in thresholds) else "Failed"
@@ -123,7 +128,7 @@ def _title(results: Mapping[str, Any]) -> str:
 
 
 def render_markdown(results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]) -> str:
-    out = [f"# {_title(results)}", "", f"**Verdict: {verdict(thresholds)}**", ""]
+    out = [f"# {_title(results)}", "", f"**Verdict: {headline(results, thresholds)}**", ""]
     if thresholds:
         out += ["## Thresholds", "", "| threshold | measured | verdict |", "|---|---|---|"]
         out += [f"| `{e}` | {d} | {v} |" for e, d, v in threshold_rows(thresholds)] + [""]
@@ -171,7 +176,7 @@ def render_html(
     Raises plots.MissingMatplotlib without matplotlib."""
     esc = html.escape
     title = _title(results)
-    v = verdict(thresholds)
+    v = headline(results, thresholds)
     mark = "pass" if v == "Passed" else "fail"
     body = [f"<h1>{esc(title)}</h1>", f'<p><strong class="{mark}">Verdict: {esc(v)}</strong></p>']
     if thresholds:
@@ -204,13 +209,13 @@ def render_report(
     results: dict[str, Any], thresholds: list[dict[str, Any]], fmt: str
 ) -> str | bytes:
     """The report as `fmt` ('md', 'html' or 'json'). `results` is the dict of
-    loadgen.results.compute_results (plus results["cluster"]); `thresholds` are
+    loadgen.aggregate.compute_results (plus results["cluster"]); `thresholds` are
     ThresholdResult dicts. Raises ReportError on an unknown format, and
     plots.MissingMatplotlib for html without matplotlib."""
     if not isinstance(results, Mapping) or "metrics" not in results:
         raise ReportError("not a Surge results dict (no 'metrics'); see docs/results.md")
     if fmt == "json":
-        return json.dumps({"verdict": verdict(thresholds), "thresholds": thresholds,
+        return json.dumps({"verdict": headline(results, thresholds), "thresholds": thresholds,
                            "results": results}, indent=2, default=str) + "\n"  # fmt: skip
     if fmt == "md":
         return render_markdown(results, thresholds)

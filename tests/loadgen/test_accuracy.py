@@ -36,7 +36,7 @@ from surge.agent.server import start_agent_process, stop_agent_process
 from surge.bench import targets
 from surge.loadgen.engine import Engine
 from surge.loadgen.plan import build_plan
-from surge.loadgen.results import compute_results
+from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary
 from tests.loadgen.conftest import Truth, hdr_percentile, make_spec
 

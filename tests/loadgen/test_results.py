@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from surge.api.thresholds import METRICS
-from surge.loadgen.results import compute_results, hist_stats_s
+from surge.loadgen.aggregate import compute_results, hist_stats_s
 from surge.loadgen.summary import WorkerSummary, record_seconds
 
 LOADGEN_FAMILIES = (

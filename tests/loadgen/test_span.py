@@ -15,7 +15,7 @@ from surge.bench import targets
 from surge.loadgen.engine import Engine
 from surge.loadgen.local import elapsed_label
 from surge.loadgen.plan import build_plan
-from surge.loadgen.results import compute_results
+from surge.loadgen.aggregate import compute_results
 from surge.verdicts import evaluate
 from tests.loadgen.conftest import make_spec
 

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from surge.api.thresholds import parse_threshold
 from surge.cli import app
-from surge.loadgen.results import build_timeseries, compute_results
+from surge.loadgen.aggregate import build_timeseries, compute_results
 from surge.loadgen.summary import WorkerSummary, encode_histogram, new_histogram, record_seconds
 from surge.results.cluster import QueryOutcome, build_cluster
 from surge.results.commands import format_for, inputs_from_document
 from surge.results.plots import drawn_labels, plot_specs, render_png
-from surge.results.report import ReportError, render_report, verdict
+from surge.results.report import ReportError, headline, render_report
 from surge.results.timeline import Window
 from surge.verdicts import evaluate
 
@@ -149,8 +149,12 @@ def test_report_without_cluster_or_thresholds() -> None:
         ([{"passed": True}, {"passed": False}], "Failed"),
     ],
 )
-def test_verdict(thresholds: list[dict[str, Any]], expected: str) -> None:
-    assert verdict(thresholds) == expected
+def test_headline_from_thresholds(thresholds: list[dict[str, Any]], expected: str) -> None:
+    assert headline({}, thresholds) == expected
+
+
+def test_headline_prefers_the_recorded_verdict() -> None:
+    assert headline({"verdict": "Inconclusive"}, [{"passed": True}]) == "Inconclusive"
 
 
 def test_bad_inputs_are_report_errors() -> None:

@@ -1,0 +1,70 @@
+"""Is the target ready? Deployment availability (from a dict) and an HTTP health check,
+shared by the operator (one check per reconcile) and `surge run` (`wait_ready` polls)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from surge.api.loadtest import LoadTestSpec
+
+
+def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool, str]:
+    """Available=True with at least one ready replica."""
+    if deployment is None:
+        return False, f"Deployment {name} not found"
+    status = deployment.get("status") or {}
+    available = any(
+        c.get("type") == "Available" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    ready = int(status.get("readyReplicas") or 0)
+    if available and ready >= 1:
+        return True, f"Deployment {name} available with {ready} ready replicas"
+    return False, f"Deployment {name} not available ({ready} ready replicas)"
+
+
+def http_ready(
+    url: str,
+    expect_status: int,
+    timeout_s: float = 2.0,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[bool, str]:
+    """One bounded GET; never raises."""
+    try:
+        with httpx.Client(timeout=timeout_s, transport=transport) as c:
+            r = c.get(url)
+    except httpx.HTTPError as exc:
+        return False, f"GET {url}: {type(exc).__name__}"
+    if r.status_code == expect_status:
+        return True, f"GET {url}: {r.status_code}"
+    return False, f"GET {url}: {r.status_code}, want {expect_status}"
+
+
+def wait_ready(
+    spec: LoadTestSpec,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    check: Callable[[str, int], tuple[bool, str]] = http_ready,
+) -> str | None:
+    """Poll the target's health URL until it answers (bounded by timeouts.targetReady, else
+    readiness.timeout): None when ready or when there is nothing to check, else why not.
+    `surge run` calls this; the operator polls `http_ready` once per reconcile instead."""
+    url = spec.target.health_url()
+    if url is None:
+        return None
+    http = spec.target.readiness.http
+    expect = http.expect_status if http is not None else 200
+    timeout_s = spec.timeouts.target_ready or spec.target.readiness.timeout
+    deadline = clock() + timeout_s
+    while True:
+        ready, note = check(url, expect)
+        if ready:
+            return None
+        if clock() >= deadline:
+            return f"target not ready: {note}; not ready within {timeout_s:g}s"
+        sleep(0.25)
