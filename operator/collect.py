@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.status import Summary
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
 from surge.operator.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
-from surge.verdicts import evaluate
+from surge.verdicts import Judgement, judge, thresholds_outcome
 
 LogReader = Callable[[dict[str, Any]], str | None]
 ClusterReader = Callable[[dict[str, Any]], ClusterMetrics]
@@ -33,13 +34,14 @@ NO_PROMETHEUS = {
 
 @dataclass
 class Outcome:
+    """The merged results of a run and what they mean."""
+
     results: dict[str, Any] | None
-    thresholds: list[dict[str, Any]]
-    summary: dict[str, Any]
-    passed: bool
-    reason: str
-    message: str
-    thresholds_status: Literal["True", "False"]
+    judgement: Judgement
+    summary: Summary
+    thresholds_held: bool
+    thresholds_reason: str
+    thresholds_message: str
     reported: int = 0
     missing: list[int] = field(default_factory=list)
     metrics_condition: dict[str, str] = field(default_factory=lambda: dict(NO_PROMETHEUS))
@@ -72,34 +74,27 @@ def analyse(
         results["cluster"] = cm.section
         results["metrics"].update(cm.metrics)
         metrics_condition = metrics_available_condition(cm)
-    metrics: dict[str, float | None] = dict(results["metrics"]) if results else {}
-    verdicts = evaluate(spec.parsed_thresholds(), metrics)
-    failed = [v for v in verdicts if not v.passed]
-    if not verdicts:
-        reason, message = "NoThresholds", "no thresholds set"
-    elif failed:
-        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
-        message = "; ".join(v.display for v in failed)
-    else:
-        reason, message = "AllThresholdsPassed", "; ".join(v.display for v in verdicts)
-    passed = not failed and results is not None
+    judged = judge(
+        spec.parsed_thresholds(),
+        results["metrics"] if results is not None else None,
+        missing_workers=missing,
+        failed_workers=workers.failed,
+    )
     if results is None:
-        reason, message = "WorkerMissingSummary", "no worker reported a summary"
-    summary = dict((results or {}).get("summary") or {})
-    if summary.get("targetRps") is None and spec.load.model != "closed":
-        summary["targetRps"] = spec.load.peak
-    if not passed:
-        summary["verdict"] = "Failed"
+        held, reason, message = False, judged.reason, judged.message
     else:
-        summary["verdict"] = "Inconclusive" if missing else "Passed"
+        held, reason, message = thresholds_outcome(judged.thresholds)
+    summary = Summary.model_validate((results or {}).get("summary") or {})
+    if summary.target_rps is None and spec.load.model != "closed":
+        summary.target_rps = spec.load.peak
+    summary.verdict = judged.verdict
     return Outcome(
         results=results,
-        thresholds=[v.model_dump(mode="json", by_alias=True) for v in verdicts],
+        judgement=judged,
         summary=summary,
-        passed=passed,
-        reason=reason,
-        message=message,
-        thresholds_status="True" if passed else "False",
+        thresholds_held=held,
+        thresholds_reason=reason,
+        thresholds_message=message,
         reported=len(found),
         missing=missing,
         metrics_condition=metrics_condition,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from surge.operator.settings import DEFAULT_IMAGE, Settings
+from surge.operator.settings import Settings, SettingsError, install
 
 
 def operator(
@@ -21,22 +21,28 @@ def operator(
     ] = None,
     prometheus_url: Annotated[
         str | None,
-        typer.Option(envvar="SURGE_PROMETHEUS_URL", help="Default Prometheus for cluster metrics"),
+        typer.Option(help="Default Prometheus for cluster metrics [env SURGE_PROMETHEUS_URL]"),
     ] = None,
     loadgen_image: Annotated[
-        str, typer.Option(envvar="SURGE_LOADGEN_IMAGE", help="Default worker image")
-    ] = DEFAULT_IMAGE,
+        str | None, typer.Option(help="Default worker image [env SURGE_LOADGEN_IMAGE]")
+    ] = None,
     worker_command: Annotated[
-        str, typer.Option(envvar="SURGE_WORKER_COMMAND", help="Worker container command")
-    ] = "surge worker",
+        str | None,
+        typer.Option(help="Worker container command [env SURGE_WORKER_COMMAND]"),
+    ] = None,
     max_rate: Annotated[
         float | None,
-        typer.Option(envvar="SURGE_MAX_RATE", help="Cluster-wide cap on any LoadTest's peak req/s"),
+        typer.Option(help="Cluster-wide cap on any LoadTest's peak req/s [env SURGE_MAX_RATE]"),
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between reconciles of a run in flight [env SURGE_INTERVAL_S]"),
     ] = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
-            "--allowed-host", help="Glob a target host must match (repeatable); default: any"
+            "--allowed-host",
+            help="Glob a target host must match (repeatable) [env SURGE_ALLOWED_HOSTS]",
         ),
     ] = None,
     peering: Annotated[
@@ -58,18 +64,22 @@ def operator(
         raise typer.Exit(2)
     import kopf
 
+    try:
+        settings = Settings.load(
+            loadgen_image=loadgen_image,
+            worker_command=tuple(worker_command.split()) if worker_command else None,
+            prometheus_url=prometheus_url,
+            max_rate=max_rate,
+            allowed_hosts=tuple(allowed_host or ()),
+            interval_s=interval,
+        )
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    install(settings)  # before the handlers' module reads the interval at import
+
     import surge.operator.handlers  # noqa: F401  (registers the handlers)
 
-    settings = Settings.from_env()
-    settings = Settings(
-        loadgen_image=loadgen_image,
-        worker_command=tuple(worker_command.split()),
-        prometheus_url=prometheus_url,
-        max_rate=max_rate,
-        allowed_hosts=tuple(allowed_host or settings.allowed_hosts),
-        start_delay_s=settings.start_delay_s,
-        worker_metrics_port=settings.worker_metrics_port,
-    )
     log_format = kopf.LogFormat.FULL if sys.stderr.isatty() else kopf.LogFormat.JSON
     kopf.configure(verbose=verbose, log_format=log_format)
     if not verbose:

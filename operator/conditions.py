@@ -7,9 +7,8 @@ time a phase started can be read back from the condition that guards it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from surge.api.status import CONDITION_TYPES, Phase, can_transition
+from surge.api.status import CONDITION_TYPES, Condition, ConditionStatus, Phase, can_transition
 
 
 def now_rfc3339(now: datetime | None = None) -> str:
@@ -23,47 +22,51 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def set_condition(
-    conditions: list[dict[str, Any]],
+    conditions: list[Condition],
     type_: str,
-    status: str,
+    status: ConditionStatus,
     reason: str,
     message: str,
     now: str,
     generation: int | None = None,
-) -> list[dict[str, Any]]:
-    """A new list with `type_` set; the transition time moves only when the status changes."""
+) -> list[Condition]:
+    """A new list with `type_` set; the transition time moves only when the status changes.
+    Raises ValueError for a type not listed in CONDITION_TYPES."""
     if type_ not in CONDITION_TYPES:
         raise ValueError(f"unknown condition type {type_!r}")
-    old = next((c for c in conditions if c.get("type") == type_), None)
-    since = old["lastTransitionTime"] if old and old.get("status") == status else now
-    new = {
-        "type": type_,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-    }
-    if generation is not None:
-        new["observedGeneration"] = generation
-    return [c for c in conditions if c.get("type") != type_] + [new]
+    old = get_condition(conditions, type_)
+    since = old.last_transition_time if old and old.status == status else now
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    return [c for c in conditions if c.type != type_] + [new]
 
 
-def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
+def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
 
 
-def condition_since(conditions: list[dict[str, Any]], type_: str) -> datetime | None:
+def condition_since(conditions: list[Condition], type_: str) -> datetime | None:
     c = get_condition(conditions, type_)
-    return parse_time(c.get("lastTransitionTime")) if c else None
+    return parse_time(c.last_transition_time) if c else None
+
+
+def condition_is(conditions: list[Condition], type_: str, status: ConditionStatus) -> bool:
+    c = get_condition(conditions, type_)
+    return c is not None and c.status == status
 
 
 class BackwardTransition(Exception):
     pass
 
 
-def checked_phase(old: str | None, new: Phase) -> str:
-    """`new` as a string, or BackwardTransition when it would move the run backwards."""
-    old_phase = Phase(old) if old else None
-    if not can_transition(old_phase, new):
+def checked_phase(old: Phase | None, new: Phase) -> Phase:
+    """`new`, or BackwardTransition when it would move the run backwards."""
+    if not can_transition(old, new):
         raise BackwardTransition(f"refusing {old} -> {new.value}")
-    return new.value
+    return new

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,10 +11,11 @@ from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
 from surge.operator import builders, experiments, lifecycle
+from surge.operator.context import Step
 from surge.operator.kube import Kube
-from surge.operator.settings import Settings
+from surge.operator.settings import current
 
-INTERVAL_S = float(os.environ.get("SURGE_INTERVAL_S", "2"))
+INTERVAL_S = current().interval_s  # kopf takes the interval at decoration time
 log = logging.getLogger("surge.operator")
 
 
@@ -37,8 +37,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     except kube_config.ConfigException:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     memo.kube = Kube()
-    if not isinstance(getattr(memo, "surge", None), Settings):
-        memo.surge = Settings.from_env()
+    memo.surge = current()
 
 
 # backoff: a failed step (API conflict, Prometheus hiccup) is retried soon, not in kopf's 60 s.
@@ -50,7 +49,7 @@ def reconcile(
     _apply(body, patch, logger, step)
 
 
-def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: lifecycle.Step) -> None:
+def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: Step) -> None:
     for key, value in step.status.items():
         patch.status[key] = _integral(value)
     for type_, reason, message in step.events:

@@ -1,16 +1,23 @@
-"""Operator-wide settings, read once at start-up from flags and SURGE_* env vars."""
+"""Operator-wide settings: built once, from defaults < SURGE_* environment < `surge operator` flags.
+
+`load()` is the only constructor the operator uses; kopf's handlers read the installed
+instance (`install`/`current`), so the reconcile interval a decorator needs at import
+comes from the same place as everything else.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 DEFAULT_IMAGE = "ghcr.io/surge-dev/surge:0.1.0"
 
 
-def _env_list(name: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+class SettingsError(ValueError):
+    """A SURGE_* variable that cannot be read; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -26,27 +33,77 @@ class Settings:
     """Lead time between the start barrier opening and the first request."""
     worker_metrics_port: int = 9464
     """Workers serve /metrics here (0: off, e.g. when pods share one host in tests)."""
+    interval_s: float = 2.0
+    """How often an in-flight run is reconciled."""
     history_limit: int = 5
     queries: dict[str, str] = field(default_factory=dict)
     """PromQL overrides for every LoadTest (SURGE_QUERY_<NAME>=...); a spec's own win."""
 
     @classmethod
-    def from_env(cls) -> Settings:
-        rate = os.environ.get("SURGE_MAX_RATE")
-        return cls(
-            loadgen_image=os.environ.get("SURGE_LOADGEN_IMAGE", DEFAULT_IMAGE),
-            worker_command=tuple(os.environ.get("SURGE_WORKER_COMMAND", "surge worker").split()),
-            prometheus_url=os.environ.get("SURGE_PROMETHEUS_URL") or None,
-            max_rate=float(rate) if rate else None,
-            allowed_hosts=tuple(_env_list("SURGE_ALLOWED_HOSTS")),
-            start_delay_s=float(os.environ.get("SURGE_START_DELAY_S", "2")),
-            worker_metrics_port=int(os.environ.get("SURGE_WORKER_METRICS_PORT", "9464")),
-            queries={
-                k.removeprefix("SURGE_QUERY_").lower(): v
-                for k, v in os.environ.items()
-                if k.startswith("SURGE_QUERY_")
-            },
-        )
+    def load(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+        """Defaults, overridden by SURGE_* variables in `env` (default: os.environ), overridden
+        by the flags that are not None. Raises SettingsError naming a bad variable."""
+        env = os.environ if env is None else env
+        out = cls()
+        from_env: dict[str, Any] = {}
+        for name, var, parse in _ENV:
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                from_env[name] = parse(raw)
+            except ValueError:
+                raise SettingsError(f"{var}={raw!r} is not a valid value") from None
+        queries = {
+            k.removeprefix("SURGE_QUERY_").lower(): v
+            for k, v in env.items()
+            if k.startswith("SURGE_QUERY_")
+        }
+        if queries:
+            from_env["queries"] = queries
+        out = replace(out, **from_env)
+        known = {f.name for f in fields(cls)}
+        unknown = set(flags) - known
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        given = {k: v for k, v in flags.items() if v is not None and v != ()}
+        return replace(out, **given)
 
     def host_allowed(self, host: str) -> bool:
         return not self.allowed_hosts or any(fnmatch.fnmatch(host, p) for p in self.allowed_hosts)
+
+
+def _words(raw: str) -> tuple[str, ...]:
+    return tuple(raw.split())
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
+_ENV: tuple[tuple[str, str, Any], ...] = (
+    ("loadgen_image", "SURGE_LOADGEN_IMAGE", str),
+    ("worker_command", "SURGE_WORKER_COMMAND", _words),
+    ("prometheus_url", "SURGE_PROMETHEUS_URL", str),
+    ("max_rate", "SURGE_MAX_RATE", float),
+    ("allowed_hosts", "SURGE_ALLOWED_HOSTS", _list),
+    ("start_delay_s", "SURGE_START_DELAY_S", float),
+    ("worker_metrics_port", "SURGE_WORKER_METRICS_PORT", int),
+    ("interval_s", "SURGE_INTERVAL_S", float),
+)
+
+_installed: Settings | None = None
+
+
+def install(settings: Settings) -> None:
+    """Make `settings` the operator's (before surge.operator.handlers is imported)."""
+    global _installed
+    _installed = settings
+
+
+def current() -> Settings:
+    """The installed settings; without `surge operator` (kopf run, tests), from the env."""
+    global _installed
+    if _installed is None:
+        _installed = Settings.load()
+    return _installed

@@ -14,6 +14,7 @@ from statistics import mean
 from typing import Any, Literal
 
 from surge.api.experiment import Cost, HpaSpec, Variant
+from surge.api.experiment_status import COMPARED, ComparisonRow, RunRow
 
 Objective = Literal["cheapest-passing", "lowest-p95", "highest-sustainable-rate"]
 
@@ -93,30 +94,14 @@ def price_per_replica_hour(variant: Variant, cost: Cost) -> float | None:
 
 def run_cost(
     replica_seconds: float | None, price: float | None, requests: int | None
-) -> dict[str, float | None]:
-    """replicaHours = replica-seconds / 3600; cost = replicaHours × price;
-    costPer1kRequests = cost / (requests / 1000). None where an input is missing."""
+) -> tuple[float | None, float | None, float | None]:
+    """(replicaHours, cost, costPer1kRequests): replicaHours = replica-seconds / 3600;
+    cost = replicaHours × price; costPer1kRequests = cost / (requests / 1000). None where an
+    input is missing."""
     hours = None if replica_seconds is None else replica_seconds / 3600.0
     total = None if hours is None or price is None else hours * price
     per_1k = None if total is None or not requests else total / (requests / 1000.0)
-    return {"replicaHours": hours, "cost": total, "costPer1kRequests": per_1k}
-
-
-COMPARED = (
-    "achievedRps",
-    "p95Ms",
-    "p99Ms",
-    "ttftP95Ms",
-    "errorRate",
-    "replicasMin",
-    "replicasMean",
-    "replicasMax",
-    "timeToScaleUpS",
-    "replicaSeconds",
-    "scaleEvents",
-    "cost",
-    "costPer1kRequests",
-)
+    return hours, total, per_1k
 
 
 @dataclass(frozen=True)
@@ -136,59 +121,57 @@ def spread(values: list[float | None]) -> Spread | None:
     return Spread(mean(known), min(known), max(known))
 
 
-def aggregate(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def aggregate(name: str, runs: list[RunRow]) -> ComparisonRow:
     """One row of the comparison table: mean and [low, high] of each metric over
     repetitions; passed only when every repetition passed."""
-    row: dict[str, Any] = {
-        "name": name,
-        "repetitions": len(runs),
-        "passed": bool(runs) and all(r.get("passed") for r in runs),
-    }
+    values: dict[str, Any] = {}
     for key in COMPARED:
-        s = spread([r.get(key) for r in runs])
-        row[key] = None if s is None else s.mean
-        row[f"{key}Range"] = None if s is None else [s.low, s.high]
-    return row
-
-
-def _key(row: dict[str, Any], objective: Objective) -> tuple[float, ...]:
-    inf = math.inf
-    if objective == "lowest-p95":
-        return (0 if row["passed"] else 1, row["p95Ms"] if row["p95Ms"] is not None else inf)
-    if objective == "highest-sustainable-rate":
-        rps = row["achievedRps"] if row["achievedRps"] is not None else -inf
-        return (0 if row["passed"] else 1, -rps)
-    cost = row["costPer1kRequests"] if row["costPer1kRequests"] is not None else inf
-    return (0 if row["passed"] else 1, cost)
-
-
-def rank(rows: list[dict[str, Any]], objective: Objective) -> list[dict[str, Any]]:
-    """Rows best first: passing variants before failing ones, then by the objective."""
-    return sorted(rows, key=lambda r: (_key(r, objective), r["name"]))
+        s = spread([getattr(r, key) for r in runs])
+        values[key] = None if s is None else s.mean
+        values[f"{key}_range"] = None if s is None else [s.low, s.high]
+    return ComparisonRow(
+        name=name,
+        repetitions=len(runs),
+        passed=bool(runs) and all(r.passed for r in runs),
+        **values,
+    )
 
 
 _METRIC_OF: dict[str, str] = {
-    "cheapest-passing": "costPer1kRequests",
-    "lowest-p95": "p95Ms",
-    "highest-sustainable-rate": "achievedRps",
+    "cheapest-passing": "cost_per1k_requests",
+    "lowest-p95": "p95_ms",
+    "highest-sustainable-rate": "achieved_rps",
 }
 
 
-def recommendation(ranked: list[dict[str, Any]], objective: Objective) -> str:
+def _key(row: ComparisonRow, objective: Objective) -> tuple[float, ...]:
+    value = getattr(row, _METRIC_OF[objective])
+    if objective == "highest-sustainable-rate":
+        return (0 if row.passed else 1, -(value if value is not None else -math.inf))
+    return (0 if row.passed else 1, value if value is not None else math.inf)
+
+
+def rank(rows: list[ComparisonRow], objective: Objective) -> list[ComparisonRow]:
+    """Rows best first: passing variants before failing ones, then by the objective."""
+    return sorted(rows, key=lambda r: (_key(r, objective), r.name))
+
+
+def recommendation(ranked: list[ComparisonRow], objective: Objective) -> str:
     """One line: the winner, why, and whether the runner-up is statistically apart."""
-    passing = [r for r in ranked if r["passed"]]
+    passing = [r for r in ranked if r.passed]
     if not passing:
         return "No variant met the SLO; none is recommended."
     best = passing[0]
-    metric = _METRIC_OF[objective]
-    value = best.get(metric)
+    field = _METRIC_OF[objective]
+    alias = ComparisonRow.model_fields[field].alias or field
+    value = getattr(best, field)
     shown = "n/a" if value is None else f"{value:.4g}"
-    line = f"{best['name']}: passes the SLO with the best {metric} ({shown})"
+    line = f"{best.name}: passes the SLO with the best {alias} ({shown})"
     if len(passing) > 1:
         other = passing[1]
-        a, b = best.get(f"{metric}Range"), other.get(f"{metric}Range")
+        a, b = getattr(best, f"{field}_range"), getattr(other, f"{field}_range")
         if a and b and Spread(0, *a).overlaps(Spread(0, *b)):
-            line += f"; indistinguishable from {other['name']} (their spreads overlap)"
+            line += f"; indistinguishable from {other.name} (their spreads overlap)"
         else:
-            line += f"; ahead of {other['name']}"
+            line += f"; ahead of {other.name}"
     return line + "."

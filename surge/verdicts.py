@@ -74,13 +74,12 @@ def judge(
     reported nothing are Inconclusive: the missing share could have broken them. A worker
     that exited non-zero fails a run whose thresholds held (WorkerFailed).
     """
+    checks = evaluate(thresholds, metrics or {})
     if metrics is None:
-        return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary")
-    checks = evaluate(thresholds, metrics)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
-        return Judgement("Failed", reason, "; ".join(c.display for c in failed), checks)
+        return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary", checks)
+    held, reason, message = thresholds_outcome(checks)
+    if not held:
+        return Judgement("Failed", reason, message, checks)
     if missing_workers:
         names = ", ".join(map(str, missing_workers))
         return Judgement(
@@ -88,6 +87,15 @@ def judge(
         )
     if failed_workers:
         return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed", checks)
+    return Judgement("Passed", reason, message, checks)
+
+
+def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, str, str]:
+    """(all held, reason, message) for the thresholds alone (the ThresholdsPassed condition)."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
+        return False, reason, "; ".join(c.display for c in failed)
     if not checks:
-        return Judgement("Passed", "NoThresholds", "no thresholds set", checks)
-    return Judgement("Passed", "AllThresholdsPassed", "; ".join(c.display for c in checks), checks)
+        return True, "NoThresholds", "no thresholds set"
+    return True, "AllThresholdsPassed", "; ".join(c.display for c in checks)

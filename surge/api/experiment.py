@@ -12,8 +12,8 @@ from pydantic import Field, model_validator
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
+from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
-from surge.api.status import Condition, Phase
 
 
 class TargetRef(Model):
@@ -100,26 +100,6 @@ class ScalingExperimentSpec(Model):
                 f"choose one of {', '.join(names)}"
             )
         return self
-
-
-class ScalingExperimentStatus(Model):
-    phase: Phase = Phase.PENDING
-    observed_generation: int | None = None
-    message: str = ""
-    conditions: list[Condition] = Field(default_factory=list)
-    start_time: str | None = None
-    completion_time: str | None = None
-    current_variant: str | None = None
-    step: dict[str, Any] | None = None
-    """Where the experiment is: run index, stage (Apply, RollOut, Test, Restore, Cooldown),
-    since when, and the replica samples of the current run."""
-    runs: list[dict[str, Any]] = Field(default_factory=list)
-    """One row per variant and repetition, in the order they ran."""
-    comparison: list[dict[str, Any]] = Field(default_factory=list)
-    """One row per variant (mean and range over repetitions), best first."""
-    recommendation: str | None = None
-    plan: list[dict[str, Any]] = Field(default_factory=list)
-    """dryRun: the Deployment and HPA specs each variant would run with."""
 
 
 class ScalingExperiment(Model):

@@ -97,9 +97,12 @@ REASONS: dict[str, str] = {
 }
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 class Condition(Model):
     type: str
-    status: Literal["True", "False", "Unknown"]
+    status: ConditionStatus
     reason: str = ""
     message: str = ""
     last_transition_time: str | None = None
@@ -152,7 +155,8 @@ class RunRecord(Model):
 
 
 class LoadTestStatus(Model):
-    phase: Phase = Phase.PENDING
+    phase: Phase | None = None
+    """None until the operator accepts the run."""
     run_id: str | None = None
     observed_generation: int | None = None
     message: str = ""

@@ -77,9 +77,9 @@ def test_merges_message_and_log_fallback() -> None:
     assert out.results["requests"]["sent"] == 20
     assert out.results["latency"]["p50"] == pytest.approx(10.0, rel=0.01)
     assert out.results["latency"]["p95"] == pytest.approx(30.0, rel=0.01)
-    assert out.passed and out.summary["verdict"] == "Passed"
-    assert out.thresholds[0]["passed"] is True
-    assert out.thresholds[0]["display"].startswith("latency.p95 = ")
+    assert out.judgement.passed and out.summary.verdict == "Passed"
+    assert out.judgement.thresholds[0].passed is True
+    assert out.judgement.thresholds[0].display.startswith("latency.p95 = ")
 
 
 def test_missing_worker_is_named() -> None:
@@ -88,7 +88,7 @@ def test_missing_worker_is_named() -> None:
     out = analyse(_spec([]), diagnose(pods, 2), lambda p: "no summary here")
     assert out.missing == [1]
     assert out.reported == 1
-    assert out.summary["verdict"] == "Inconclusive"
+    assert out.summary.verdict == "Inconclusive"
 
 
 def test_failing_threshold_shows_measured_value() -> None:
@@ -98,11 +98,14 @@ def test_failing_threshold_shows_measured_value() -> None:
     out = analyse(
         _spec(["latency.p95 < 100ms", "errors.rate < 1%"]), diagnose(pods, 2), lambda p: None
     )
-    assert not out.passed and out.reason == "ThresholdFailed"
-    assert out.summary["verdict"] == "Failed"
-    assert [t["passed"] for t in out.thresholds] == [False, False]
-    assert out.thresholds[0]["measured"] == pytest.approx(0.2, rel=0.01)
-    assert "latency.p95 = 200" in out.message and "errors.rate = 20%" in out.message
+    assert not out.judgement.passed and out.judgement.reason == "ThresholdFailed"
+    assert out.summary.verdict == "Failed"
+    assert [t.passed for t in out.judgement.thresholds] == [False, False]
+    assert out.judgement.thresholds[0].measured == pytest.approx(0.2, rel=0.01)
+    assert (
+        "latency.p95 = 200" in out.judgement.message
+        and "errors.rate = 20%" in out.judgement.message
+    )
 
 
 def test_no_summaries_fails_without_crashing() -> None:
@@ -110,8 +113,8 @@ def test_no_summaries_fails_without_crashing() -> None:
         _spec(["latency.p95 < 100ms"]), diagnose([_pod(0, None), _pod(1, None)], 2), lambda p: None
     )
     assert out.results is None and out.missing == [0, 1]
-    assert not out.passed and out.reason == "WorkerMissingSummary"
-    assert out.thresholds[0]["measured"] is None
+    assert not out.judgement.passed and out.judgement.reason == "WorkerMissingSummary"
+    assert out.judgement.thresholds[0].measured is None
 
 
 def test_cluster_metrics_join_the_thresholds() -> None:
@@ -135,8 +138,8 @@ def test_cluster_metrics_join_the_thresholds() -> None:
     assert seen[0]["measuredSeconds"] == 10.0
     assert out.results is not None
     assert out.results["cluster"]["replicas"]["max"] == 3
-    assert [t["passed"] for t in out.thresholds] == [True, False]
-    assert out.reason == "NoData"
+    assert [t.passed for t in out.judgement.thresholds] == [True, False]
+    assert out.judgement.reason == "NoData"
     assert out.metrics_condition["status"] == "False"
     assert "gpu_util" in out.metrics_condition["message"]
 
@@ -146,5 +149,5 @@ def test_without_prometheus_cluster_thresholds_have_no_data() -> None:
     pods = [_pod(0, termination_message(a)), _pod(1, termination_message(a))]
     out = analyse(_spec(["replicas.max <= 4"]), diagnose(pods, 2), lambda p: None)
     assert out.metrics_condition["reason"] == "NoPrometheus"
-    assert out.thresholds[0]["measured"] is None
-    assert not out.passed
+    assert out.judgement.thresholds[0].measured is None
+    assert not out.judgement.passed

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from surge.cli import app
+from surge.operator.settings import Settings
 
 
 def test_operator_without_credentials_exits_2(
@@ -20,4 +22,63 @@ def test_operator_without_credentials_exits_2(
     assert result.exit_code == 2
     assert "no Kubernetes credentials" in result.output
     assert "set KUBECONFIG" in result.output
+    assert "Traceback" not in result.output
+
+
+def _captured_settings(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> Settings:
+    """Run `surge operator ARGS` up to the point kopf would start, and return the settings
+    it would run with (kopf.operator is replaced; credentials are not needed)."""
+    import kopf
+
+    from surge.operator import commands, settings
+
+    seen: dict[str, Any] = {}
+
+    async def fake_operator(**kwargs: Any) -> None:
+        seen["settings"] = kwargs["memo"].surge
+
+    monkeypatch.setattr(commands, "credentials_problem", lambda: None)
+    monkeypatch.setattr(kopf, "operator", fake_operator)
+    monkeypatch.setattr(settings, "_installed", None)
+    result = CliRunner().invoke(app, ["operator", *args])
+    assert result.exit_code == 0, result.output
+    out = seen["settings"]
+    assert isinstance(out, Settings)
+    assert settings.current() is out  # the handlers read the same instance
+    return out
+
+
+def test_query_overrides_from_the_environment_reach_the_operator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/operator.md promises SURGE_QUERY_<NAME>; `surge operator` used to drop them.
+    monkeypatch.setenv("SURGE_QUERY_CPU", "sum(rate(x[1m]))")
+    monkeypatch.setenv("SURGE_INTERVAL_S", "0.5")
+    s = _captured_settings(monkeypatch, ["-n", "x"])
+    assert s.queries == {"cpu": "sum(rate(x[1m]))"}
+    assert s.interval_s == 0.5
+
+
+def test_flags_override_the_environment_which_overrides_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SURGE_LOADGEN_IMAGE", "env/image:1")
+    monkeypatch.setenv("SURGE_MAX_RATE", "50")
+    monkeypatch.setenv("SURGE_WORKER_METRICS_PORT", "9999")
+    s = _captured_settings(monkeypatch, ["-n", "x", "--max-rate", "10", "--interval", "3"])
+    assert s.loadgen_image == "env/image:1"  # env over default
+    assert s.max_rate == 10.0  # flag over env
+    assert s.interval_s == 3.0
+    assert s.worker_metrics_port == 9999
+    assert s.start_delay_s == Settings().start_delay_s  # default
+
+
+def test_a_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from surge.operator import commands
+
+    monkeypatch.setattr(commands, "credentials_problem", lambda: None)
+    monkeypatch.setenv("SURGE_MAX_RATE", "lots")
+    result = CliRunner().invoke(app, ["operator", "-n", "x"])
+    assert result.exit_code == 2
+    assert "SURGE_MAX_RATE='lots'" in result.output
     assert "Traceback" not in result.output

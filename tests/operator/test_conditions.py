@@ -9,10 +9,10 @@ from surge.operator.conditions import BackwardTransition, checked_phase, set_con
 def test_transition_time_moves_only_on_status_change() -> None:
     c1 = set_condition([], "TargetReady", "False", "Waiting", "a", "2026-01-01T00:00:00Z")
     c2 = set_condition(c1, "TargetReady", "False", "Waiting", "b", "2026-01-01T00:00:05Z")
-    assert c2[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-    assert c2[0]["message"] == "b"
+    assert c2[0].last_transition_time == "2026-01-01T00:00:00Z"
+    assert c2[0].message == "b"
     c3 = set_condition(c2, "TargetReady", "True", "TargetReady", "ok", "2026-01-01T00:00:09Z", 4)
-    assert c3 == [
+    assert [c.model_dump(by_alias=True) for c in c3] == [
         {
             "type": "TargetReady",
             "status": "True",
@@ -30,8 +30,8 @@ def test_unknown_condition_type_is_refused() -> None:
 
 
 def test_phase_never_moves_back() -> None:
-    assert checked_phase("Pending", Phase.RUNNING) == "Running"
+    assert checked_phase(Phase.PENDING, Phase.RUNNING) == "Running"
     with pytest.raises(BackwardTransition):
-        checked_phase("Succeeded", Phase.RUNNING)
+        checked_phase(Phase.SUCCEEDED, Phase.RUNNING)
     with pytest.raises(BackwardTransition):
-        checked_phase("Analyzing", Phase.WAITING_FOR_TARGET)
+        checked_phase(Phase.ANALYZING, Phase.WAITING_FOR_TARGET)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from surge.api.experiment import Cost, HpaSpec, Variant
+from surge.api.experiment_status import RunRow
 from surge.operator.variants import (
     aggregate,
     apply_hpa,
@@ -120,19 +121,22 @@ def test_price(variant: dict[str, Any], price: float | None) -> None:
 def test_cost_arithmetic_by_hand() -> None:
     # 3 GPU replicas for 10 minutes = 1800 replica-seconds = 0.5 replica-hours.
     # At 2.48/replica-hour that is 1.24; for 120,000 requests, 1.24 / 120 = 0.010333.. per 1k.
-    out = run_cost(1800.0, 2.48, 120_000)
-    assert out["replicaHours"] == pytest.approx(0.5)
-    assert out["cost"] == pytest.approx(1.24)
-    assert out["costPer1kRequests"] == pytest.approx(1.24 / 120)
-    assert run_cost(None, 2.48, 10) == {
-        "replicaHours": None,
-        "cost": None,
-        "costPer1kRequests": None,
-    }
+    hours, cost, per_1k = run_cost(1800.0, 2.48, 120_000)
+    assert hours == pytest.approx(0.5)
+    assert cost == pytest.approx(1.24)
+    assert per_1k == pytest.approx(1.24 / 120)
+    assert run_cost(None, 2.48, 10) == (None, None, None)
 
 
-def _run(cost: float, p95: float, rps: float, passed: bool = True) -> dict[str, Any]:
-    return {"costPer1kRequests": cost, "p95Ms": p95, "achievedRps": rps, "passed": passed}
+def _run(cost: float, p95: float, rps: float, passed: bool = True) -> RunRow:
+    return RunRow(
+        name="x",
+        repetition=0,
+        cost_per1k_requests=cost,
+        p95_ms=p95,
+        achieved_rps=rps,
+        passed=passed,
+    )
 
 
 def test_rank_and_recommend() -> None:
@@ -142,12 +146,13 @@ def test_rank_and_recommend() -> None:
         aggregate("tiny", [_run(0.001, 2500, 90, passed=False), _run(0.001, 2400, 91)]),
     ]
     cheapest = rank(rows, "cheapest-passing")
-    assert [r["name"] for r in cheapest] == ["cpu", "gpu", "tiny"]
-    assert cheapest[0]["costPer1kRequests"] == pytest.approx(0.0045)
-    assert cheapest[0]["costPer1kRequestsRange"] == [0.004, 0.005]
-    assert cheapest[2]["passed"] is False  # one failed repetition fails the variant
-    assert [r["name"] for r in rank(rows, "lowest-p95")] == ["gpu", "cpu", "tiny"]
-    assert next(r["name"] for r in rank(rows, "highest-sustainable-rate")) == "gpu"
+    assert [r.name for r in cheapest] == ["cpu", "gpu", "tiny"]
+    assert cheapest[0].cost_per1k_requests == pytest.approx(0.0045)
+    wire = cheapest[0].model_dump(by_alias=True)
+    assert wire["costPer1kRequestsRange"] == [0.004, 0.005]
+    assert cheapest[2].passed is False  # one failed repetition fails the variant
+    assert [r.name for r in rank(rows, "lowest-p95")] == ["gpu", "cpu", "tiny"]
+    assert next(r.name for r in rank(rows, "highest-sustainable-rate")) == "gpu"
     line = recommendation(cheapest, "cheapest-passing")
     assert line.startswith("cpu: passes the SLO with the best costPer1kRequests (0.0045)")
     assert "ahead of gpu" in line

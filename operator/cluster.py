@@ -1,0 +1,60 @@
+"""Where a run's cluster metrics come from: the Prometheus URL, auth headers read from Secrets."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from surge.api.loadtest import LoadTestSpec
+from surge.operator.collect import ClusterReader
+from surge.operator.kube import Kube
+from surge.operator.settings import Settings
+from surge.results import ClusterMetrics, collect_cluster_metrics
+
+
+def cluster_reader(
+    spec: LoadTestSpec,
+    *,
+    namespace: str,
+    loadtest: str,
+    run_id: str,
+    kube: Kube,
+    settings: Settings,
+) -> ClusterReader | None:
+    """Reads Prometheus over the results' window; None when no Prometheus is configured."""
+    url = spec.prometheus.url or settings.prometheus_url
+    if url is None:
+        return None
+    headers = prometheus_headers(spec, namespace, kube)
+
+    def read(results: dict[str, Any]) -> ClusterMetrics:
+        window = results["window"]
+        return collect_cluster_metrics(
+            spec,
+            namespace=namespace,
+            loadtest=loadtest,
+            run_id=run_id,
+            window_start=float(window["start"]),
+            window_end=float(window["end"]),
+            prometheus_url=url,
+            headers=headers,
+            settings_queries=settings.queries,
+        )
+
+    return read
+
+
+def prometheus_headers(spec: LoadTestSpec, namespace: str, kube: Kube) -> dict[str, str]:
+    auth = spec.prometheus.auth
+    if auth is None:
+        return {}
+    if auth.bearer_token_secret_ref is not None:
+        ref = auth.bearer_token_secret_ref
+        token = kube.secret_value(namespace, ref.name, ref.key)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+    if auth.basic_auth_secret_ref is not None:
+        ref = auth.basic_auth_secret_ref
+        pair = kube.secret_value(namespace, ref.name, ref.key)
+        if pair:
+            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return {}

@@ -1,0 +1,108 @@
+"""One reconcile's context: the object, its typed status, the clients, and what the step decided.
+
+The status is read into its pydantic model (LoadTestStatus or ScalingExperimentStatus), the
+state machines change the model, and `Ctx.step()` turns the change into the status patch:
+each top-level field whose dump (by alias) differs from what was read, written whole. A
+nested object is dumped with every key (None included), so a JSON merge patch clears what
+the model no longer holds; nothing in status is written except through the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import ValidationError
+
+from surge.api.experiment_status import ScalingExperimentStatus
+from surge.api.status import ConditionStatus, LoadTestStatus, Phase
+from surge.operator.conditions import checked_phase, now_rfc3339, set_condition
+from surge.operator.kube import Kube
+from surge.operator.settings import Settings
+
+S = TypeVar("S", LoadTestStatus, ScalingExperimentStatus)
+
+
+@dataclass
+class Step:
+    """What one reconcile decided: status fields to merge, and Events to post."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def dump_status(status: LoadTestStatus | ScalingExperimentStatus) -> dict[str, Any]:
+    """The wire form of a status model: camelCase, JSON-safe, every field present."""
+    return status.model_dump(mode="json", by_alias=True)
+
+
+class Ctx(Generic[S]):
+    """The reconcile of one object. `status` is the typed status to change in place."""
+
+    def __init__(
+        self,
+        body: dict[str, Any],
+        kube: Kube,
+        settings: Settings,
+        now: datetime,
+        model: type[S],
+    ) -> None:
+        self.body = body
+        self.kube = kube
+        self.settings = settings
+        self.now = now
+        try:
+            self.status: S = model.model_validate(body.get("status") or {})
+            self._before = dump_status(self.status.model_copy(deep=True))
+        except ValidationError:
+            # Written by another version: start from an empty status, written whole by the
+            # first patch (nothing counts as unchanged).
+            self.status = model()
+            self._before = {}
+        self.events: list[tuple[str, str, str]] = []
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def generation(self) -> int | None:
+        g = self.body["metadata"].get("generation")
+        return int(g) if g is not None else None
+
+    @property
+    def stamp(self) -> str:
+        return now_rfc3339(self.now)
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+        """Set a condition (CONDITION_TYPES); status is "True", "False" or "Unknown"."""
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type_,
+            cast(ConditionStatus, status),  # Condition validates it
+            reason,
+            message,
+            self.stamp,
+            self.generation,
+        )
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    def goto(self, phase: Phase, reason: str, message: str) -> None:
+        self.status.phase = checked_phase(self.status.phase, phase)
+        self.status.message = message
+        warn = phase in (Phase.FAILED, Phase.ABORTED)
+        self.event("Warning" if warn else "Normal", reason, f"{phase.value}: {message}")
+
+    def step(self) -> Step:
+        """The status patch (changed top-level fields) and the Events to post."""
+        after = dump_status(self.status)
+        # Absent from what was read means the default (None, [], ""), so it is unchanged.
+        patch = {k: v for k, v in after.items() if k not in self._before or self._before[k] != v}
+        return Step(status=patch, events=list(self.events))

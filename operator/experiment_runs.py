@@ -1,0 +1,195 @@
+"""A ScalingExperiment's runs, pure: their order and names, the objects they need (snapshot
+ConfigMap, child LoadTest), rollout completion, replica sampling, the row each run leaves
+in status, and the budget check. No API calls."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from surge.api.experiment import ScalingExperimentSpec, Variant
+from surge.api.experiment_status import ExperimentStep, RunRow
+from surge.api.loadtest import DeploymentRef
+from surge.api.status import Phase
+from surge.operator import builders
+from surge.operator.conditions import now_rfc3339, parse_time
+from surge.operator.variants import run_cost
+
+LABEL_EXPERIMENT = "surge.dev/experiment"
+LABEL_VARIANT = "surge.dev/variant"
+DEPLOYMENT_KEY, HPA_KEY = "deployment.json", "hpa.json"
+MAX_SERIES_POINTS = 120
+
+
+def snapshot_name(experiment: str) -> str:
+    return builders.fit_name(f"{experiment}-snapshot")
+
+
+def child_name(experiment: str, variant: str, repetition: int) -> str:
+    return builders.fit_name(f"{experiment}-{variant}-r{repetition}", 40)
+
+
+def runs_of(spec: ScalingExperimentSpec) -> list[tuple[Variant, int]]:
+    """Variant by variant, repetition after repetition (a, b, a, b)."""
+    return [(v, r) for r in range(spec.repetitions) for v in spec.variants]
+
+
+def snapshot_configmap(
+    owner: dict[str, Any], deployment_spec: dict[str, Any], hpa_spec: dict[str, Any] | None
+) -> dict[str, Any]:
+    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": snapshot_name(name),
+            "namespace": ns,
+            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
+            "ownerReferences": [builders.owner_reference(owner)],
+        },
+        "data": {
+            DEPLOYMENT_KEY: json.dumps(deployment_spec, sort_keys=True),
+            HPA_KEY: json.dumps(hpa_spec, sort_keys=True),
+        },
+    }
+
+
+def read_snapshot(cm: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """(Deployment spec, HPA spec) from the snapshot ConfigMap; None when it is gone."""
+    if cm is None:
+        return None
+    data = cm.get("data") or {}
+    return json.loads(data[DEPLOYMENT_KEY]), json.loads(data.get(HPA_KEY, "null"))
+
+
+def child_loadtest(
+    owner: dict[str, Any], spec: ScalingExperimentSpec, variant: Variant, repetition: int
+) -> dict[str, Any]:
+    """The LoadTest of one run: the template, pointed at the target Deployment."""
+    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
+    lt = spec.load_test.model_copy(deep=True)
+    if lt.target.deployment_ref is None:
+        lt.target.deployment_ref = DeploymentRef(name=spec.target_ref.deployment)
+    return {
+        "apiVersion": "surge.dev/v1alpha1",
+        "kind": "LoadTest",
+        "metadata": {
+            "name": child_name(name, variant.name, repetition),
+            "namespace": ns,
+            "labels": {LABEL_EXPERIMENT: builders.fit_name(name), LABEL_VARIANT: variant.name},
+            "ownerReferences": [builders.owner_reference(owner)],
+        },
+        "spec": lt.wire(),
+    }
+
+
+def rollout_done(dep: dict[str, Any] | None) -> bool:
+    if dep is None:
+        return False
+    meta, spec, st = dep["metadata"], dep.get("spec") or {}, dep.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    return (
+        int(st.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+        and int(st.get("updatedReplicas") or 0) == want
+        and int(st.get("availableReplicas") or 0) >= want
+        and int(st.get("replicas") or 0) == want
+    )
+
+
+def sample_replicas(step: ExperimentStep, replicas: int | None, now: datetime) -> None:
+    """Integrates the Deployment's replicas over the load (replicas None: not loading yet),
+    so cost needs no Prometheus; keeps a bounded series of changes."""
+    last = parse_time(step.last_sample) or now
+    step.last_sample = now_rfc3339(now)
+    if replicas is None:
+        return
+    dt = (now - last).total_seconds()
+    step.replica_seconds = (step.replica_seconds or 0.0) + replicas * dt
+    step.observed_seconds = (step.observed_seconds or 0.0) + dt
+    step.replicas_min = min(
+        replicas, step.replicas_min if step.replicas_min is not None else replicas
+    )
+    step.replicas_max = max(
+        replicas, step.replicas_max if step.replicas_max is not None else replicas
+    )
+    # [seconds since the load began, replicas] at each change, bounded.
+    series = list(step.replica_series or [])
+    if (not series or series[-1][1] != replicas) and len(series) < MAX_SERIES_POINTS:
+        series.append([round(step.observed_seconds - dt, 3), float(replicas)])
+    step.replica_series = series
+
+
+def run_row(
+    variant: Variant,
+    rep: int,
+    loadtest: str,
+    status: dict[str, Any],
+    step: ExperimentStep,
+    price: float | None,
+) -> RunRow:
+    """One run's row: the child's results, cluster replicas (Prometheus when it had them,
+    else the operator's own samples), and cost."""
+    results = status.get("results") or {}
+    summary = status.get("summary") or {}
+    replicas = (results.get("cluster") or {}).get("replicas") or {}
+    observed = float(step.observed_seconds or 0.0)
+    from_prom = replicas.get("replicaSeconds") is not None
+    replica_seconds = (
+        replicas.get("replicaSeconds")
+        if from_prom
+        else (step.replica_seconds if observed else None)
+    )
+    requests = (results.get("requests") or {}).get("sent")
+    hours, cost, per_1k = run_cost(replica_seconds, price, requests)
+    return RunRow(
+        name=variant.name,
+        repetition=rep,
+        load_test=loadtest,
+        phase=status.get("phase"),
+        passed=status.get("phase") == Phase.SUCCEEDED.value,
+        achieved_rps=summary.get("achievedRps"),
+        p95_ms=summary.get("p95Ms"),
+        p99_ms=(results.get("latency") or {}).get("p99"),
+        ttft_p95_ms=(results.get("ttft") or {}).get("p95"),
+        error_rate=summary.get("errorRate"),
+        requests=requests,
+        replicas_min=replicas.get("min", step.replicas_min),
+        replicas_max=replicas.get("max", step.replicas_max),
+        replicas_mean=replicas.get(
+            "mean",
+            (replica_seconds / observed) if replica_seconds is not None and observed else None,
+        ),
+        time_to_scale_up_s=replicas.get("timeToFirstScaleUpS"),
+        scale_events=replicas.get("scaleEvents"),
+        replica_seconds=replica_seconds,
+        replica_source="prometheus" if from_prom else "operator",
+        price_per_replica_hour=price,
+        replica_hours=hours,
+        cost=cost,
+        cost_per1k_requests=per_1k,
+        pending_seconds=step.pending_seconds,
+        rollout_seconds=step.rollout_seconds,
+        hpa_in_force=step.hpa_in_force,
+        replica_series=replicas.get("series") if from_prom else step.replica_series,
+        replica_series_end_s=(
+            (results.get("window") or {}).get("measuredSeconds") if from_prom else observed or None
+        ),
+    )
+
+
+def over_budget(spec: ScalingExperimentSpec, runs: list[RunRow]) -> bool:
+    if spec.budget is None:
+        return False
+    hours = sum(r.replica_hours or 0.0 for r in runs)
+    gpu_variants = {
+        v.name
+        for v in spec.variants
+        if "nvidia.com/gpu" in str((v.resources or {}).get("limits") or {})
+    }
+    gpu_hours = sum(r.replica_hours or 0.0 for r in runs if r.name in gpu_variants)
+    b = spec.budget
+    return bool(
+        (b.max_replica_hours is not None and hours > b.max_replica_hours)
+        or (b.max_gpu_hours is not None and gpu_hours > b.max_gpu_hours)
+    )

@@ -1,0 +1,152 @@
+"""What the operator writes into a ScalingExperiment's status: the step it is at, one row per
+run, one comparison row per variant, the dry-run plan. The CRD's status schema is generated
+from these models and the operator writes only through them (dumped by alias)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from surge.api.base import Model
+from surge.api.status import Condition, Phase
+
+Stage = Literal["Apply", "RollOut", "Test", "Restore", "Cooldown"]
+
+
+class ExperimentStep(Model):
+    """Where the experiment is: run index, stage, since when, and the current run's samples."""
+
+    index: int
+    stage: Stage
+    since: str
+    variant: str
+    repetition: int
+    pending_seconds: float | None = None
+    """RollOut: seconds the variant's pods sat unschedulable (a node pool scaling up)."""
+    pending_reason: str | None = None
+    rollout_seconds: float | None = None
+    last_sample: str | None = None
+    hpa_in_force: dict[str, Any] | None = None
+    """The HPA spec read back when the run's load started."""
+    replica_seconds: float | None = None
+    observed_seconds: float | None = None
+    replicas_min: int | None = None
+    replicas_max: int | None = None
+    replica_series: list[list[float]] | None = None
+    """[seconds since the load began, replicas] at each change."""
+
+
+class RunRow(Model):
+    """One run of one variant: the child LoadTest's numbers, replicas and cost."""
+
+    name: str
+    repetition: int
+    load_test: str | None = None
+    phase: str | None = None
+    passed: bool = False
+    reason: str | None = None
+    message: str | None = None
+    achieved_rps: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    error_rate: float | None = None
+    requests: int | None = None
+    replicas_min: float | None = None
+    replicas_max: float | None = None
+    replicas_mean: float | None = None
+    time_to_scale_up_s: float | None = None
+    scale_events: float | None = None
+    replica_seconds: float | None = None
+    replica_source: Literal["prometheus", "operator"] | None = None
+    price_per_replica_hour: float | None = None
+    replica_hours: float | None = None
+    cost: float | None = None
+    cost_per1k_requests: float | None = Field(None, alias="costPer1kRequests")
+    pending_seconds: float | None = None
+    rollout_seconds: float | None = None
+    hpa_in_force: dict[str, Any] | None = None
+    replica_series: list[list[float]] | None = None
+    replica_series_end_s: float | None = None
+
+
+Range = list[float] | None
+
+
+class ComparisonRow(Model):
+    """One variant over its repetitions: the mean of each metric and its [low, high]."""
+
+    name: str
+    repetitions: int
+    passed: bool
+    achieved_rps: float | None = None
+    achieved_rps_range: Range = None
+    p95_ms: float | None = None
+    p95_ms_range: Range = None
+    p99_ms: float | None = None
+    p99_ms_range: Range = None
+    ttft_p95_ms: float | None = None
+    ttft_p95_ms_range: Range = None
+    error_rate: float | None = None
+    error_rate_range: Range = None
+    replicas_min: float | None = None
+    replicas_min_range: Range = None
+    replicas_mean: float | None = None
+    replicas_mean_range: Range = None
+    replicas_max: float | None = None
+    replicas_max_range: Range = None
+    time_to_scale_up_s: float | None = None
+    time_to_scale_up_s_range: Range = None
+    replica_seconds: float | None = None
+    replica_seconds_range: Range = None
+    scale_events: float | None = None
+    scale_events_range: Range = None
+    cost: float | None = None
+    cost_range: Range = None
+    cost_per1k_requests: float | None = Field(None, alias="costPer1kRequests")
+    cost_per1k_requests_range: Range = Field(None, alias="costPer1kRequestsRange")
+
+
+COMPARED: tuple[str, ...] = (
+    "achieved_rps",
+    "p95_ms",
+    "p99_ms",
+    "ttft_p95_ms",
+    "error_rate",
+    "replicas_min",
+    "replicas_mean",
+    "replicas_max",
+    "time_to_scale_up_s",
+    "replica_seconds",
+    "scale_events",
+    "cost",
+    "cost_per1k_requests",
+)
+"""The RunRow fields a ComparisonRow aggregates (each has a `<field>_range` beside it)."""
+
+
+class PlanEntry(Model):
+    """dryRun: the Deployment and HPA specs one variant would run with."""
+
+    variant: str
+    deployment: dict[str, Any]
+    hpa: dict[str, Any] | None = None
+
+
+class ScalingExperimentStatus(Model):
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    message: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
+    current_variant: str | None = None
+    step: ExperimentStep | None = None
+    runs: list[RunRow] = Field(default_factory=list)
+    """One row per variant and repetition, in the order they ran."""
+    comparison: list[ComparisonRow] = Field(default_factory=list)
+    """One row per variant (mean and range over repetitions), best first."""
+    recommendation: str | None = None
+    plan: list[PlanEntry] = Field(default_factory=list)
+    """dryRun: the Deployment and HPA specs each variant would run with."""
