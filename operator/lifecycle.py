@@ -1,12 +1,7 @@
-"""The LoadTest state machine, one reconcile step at a time.
-
-Level-triggered: each step reads the run's state from the cluster (status, the run's
-ConfigMap, Job and pods) and moves it on, so an operator restarted at any point resumes
-where the cluster says the run is. Nothing lives only in memory. Status is changed only
-through the typed LoadTestStatus (operator/context.py turns it into the patch).
-
-Pending -> WaitingForTarget -> Running -> Analyzing -> Succeeded | Failed | Aborted
-"""
+"""The LoadTest state machine: Pending -> WaitingForTarget -> Running -> Analyzing -> Succeeded
+| Failed | Aborted. Level-triggered: each step reads the run's state from the cluster (status,
+the run's ConfigMap, Job and pods) and moves it on, so a restarted operator resumes where the
+cluster says the run is. Status changes only through LoadTestStatus (operator/context.py)."""
 
 from __future__ import annotations
 
@@ -74,10 +69,7 @@ def _snapshot(ctx: Run) -> LoadTestSpec | None:
 
 
 def _run_id(ctx: Run) -> str:
-    return ctx.status.run_id or str((ctx.body.get("spec") or {}).get("runId", "1"))
-
-
-# -- starting a run -------------------------------------------------------------------------
+    return ctx.status.run_id or "1"  # set by start_run before any phase runs
 
 
 def start_run(ctx: Run, run_id: str) -> None:
@@ -116,9 +108,6 @@ def start_run(ctx: Run, run_id: str) -> None:
         ctx.status.summary.target_rps = spec.load.peak
     ctx.condition("Ready", "True", "Accepted", f"run {run_id} accepted")
     ctx.goto(Phase.PENDING, "RunStarted", f"run {run_id} accepted")
-
-
-# -- phases ---------------------------------------------------------------------------------
 
 
 def pending(ctx: Run) -> None:
@@ -319,9 +308,6 @@ PHASES: dict[Phase, Callable[[Run], None]] = {
     Phase.RUNNING: running,
     Phase.ANALYZING: analyzing,
 }
-
-
-# -- endings --------------------------------------------------------------------------------
 
 
 def _stop_workers(ctx: Run) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from surge.api.experiment_status import RunRow, ScalingExperimentStatus
+from surge.api.status import Phase
 from surge.operator.variants import aggregate, rank, recommendation
 from surge.results.experiment_report import (
     comparison_rows,
@@ -38,19 +40,22 @@ def _experiment() -> dict[str, Any]:
         _run("cpu", 1, 0.005, 640.0, [[0, 2], [25, 5]]),
         _run("gpu", 1, 0.012, 130.0, [[0, 1]]),
     ]
+    typed = [RunRow.model_validate(r) for r in runs]
     rows = rank(
-        [aggregate(n, [r for r in runs if r["name"] == n]) for n in ("cpu", "gpu")],
+        [aggregate(n, [r for r in typed if r.name == n]) for n in ("cpu", "gpu")],
         "cheapest-passing",
+    )
+    # The status as the operator writes it: through the models, by alias.
+    status = ScalingExperimentStatus(
+        phase=Phase.SUCCEEDED,
+        runs=typed,
+        comparison=rows,
+        recommendation=recommendation(rows, "cheapest-passing"),
     )
     return {
         "kind": "ScalingExperiment",
         "metadata": {"name": "alice-pools"},
-        "status": {
-            "phase": "Succeeded",
-            "runs": runs,
-            "comparison": rows,
-            "recommendation": recommendation(rows, "cheapest-passing"),
-        },
+        "status": status.model_dump(mode="json", by_alias=True),
     }
 
 

@@ -1,0 +1,314 @@
+"""Every transition of the ScalingExperiment state machine, on the in-memory FakeKube.
+
+Stages: Apply -> RollOut -> Test -> Restore -> Cooldown per run, then Analyzing; plus the
+start (snapshot, dry run, queue, missing target), the guardrails (rollout timeout, budget,
+spec.timeout) and the finalizer. Each patch is checked against the CRD's generated schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from surge.api.crd import experiment_crd
+from surge.api.experiment_status import ScalingExperimentStatus
+from surge.operator import experiments
+from surge.operator.context import Step
+from surge.operator.experiment_runs import child_name, snapshot_name
+from surge.operator.settings import Settings
+from tests.operator.fake_kube import FakeKube, merge_patch
+from tests.operator.schema import pruned
+
+NS, NAME = "team", "sx"
+T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+SCHEMA = experiment_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+ORIGINAL = {
+    "replicas": 1,
+    "selector": {"matchLabels": {"app": "alice"}},
+    "template": {"spec": {"containers": [{"name": "alice", "image": "alice:1"}]}},
+}
+HPA = {"minReplicas": 1, "maxReplicas": 4, "scaleTargetRef": {"name": "alice"}}
+
+
+def _spec(**over: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "targetRef": {"deployment": "alice", "hpa": "alice"},
+        "loadTest": {
+            "target": {"url": "http://alice.team:8080"},
+            "load": {"model": "constant", "stages": [{"duration": "10s", "target": 5}]},
+        },
+        "variants": [
+            {"name": "cpu", "nodeSelector": {"surge.dev/pool": "cpu"}, "hpa": {"maxReplicas": 3}},
+            {"name": "gpu", "nodeSelector": {"surge.dev/pool": "gpu"}},
+        ],
+        "cost": {"perPool": {"cpu": 0.1, "gpu": 2.0}},
+        "cooldown": "30s",
+        "rolloutTimeout": "60s",
+    }
+    spec.update(over)
+    return spec
+
+
+def _body(spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "surge.dev/v1alpha1",
+        "kind": "ScalingExperiment",
+        "metadata": {"name": NAME, "namespace": NS, "uid": "u-sx", "generation": 1},
+        "spec": spec or _spec(),
+        "status": {},
+    }
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    k = FakeKube()
+    k.put(
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "alice", "namespace": NS, "generation": 1},
+            "spec": copy.deepcopy(ORIGINAL),
+            "status": {},
+        }
+    )
+    k.put(
+        {
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "alice", "namespace": NS},
+            "spec": dict(HPA),
+        }
+    )
+    return k
+
+
+def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:
+    step = experiments.reconcile_experiment(body, kube, Settings(), now)  # type: ignore[arg-type]
+    assert pruned(step.status, SCHEMA["status"]) == []
+    body["status"] = merge_patch(body.get("status") or {}, step.status)
+    ScalingExperimentStatus.model_validate(body["status"])
+    return step
+
+
+def reasons(step: Step) -> list[str]:
+    return [reason for _, reason, _ in step.events]
+
+
+def stage(body: dict[str, Any]) -> tuple[str, str | None, int | None]:
+    st = body["status"]
+    step = st.get("step") or {}
+    return st["phase"], step.get("stage"), step.get("index")
+
+
+def rolled_out(kube: FakeKube) -> None:
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    n = dep["spec"].get("replicas", 1)
+    dep["status"] = {
+        "observedGeneration": dep["metadata"]["generation"],
+        "updatedReplicas": n,
+        "availableReplicas": n,
+        "replicas": n,
+    }
+
+
+def child_ends(kube: FakeKube, index: int, phase: str = "Succeeded") -> None:
+    variant = ["cpu", "gpu"][index % 2]
+    child = kube.loadtest(NS, child_name(NAME, variant, index // 2))
+    assert child is not None
+    child["status"] = {
+        "phase": phase,
+        "summary": {"achievedRps": 5.0, "p95Ms": 120.0, "errorRate": 0.0},
+        "results": {"requests": {"sent": 50}},
+    }
+
+
+def test_start_snapshots_the_original_and_enters_apply(kube: FakeKube) -> None:
+    body = _body()
+    step = tick(kube, body, T0)
+    assert stage(body) == ("Running", "Apply", 0)
+    assert reasons(step) == ["RunStarted"]
+    assert body["status"]["currentVariant"] == "cpu"
+    assert kube.configmap(NS, snapshot_name(NAME)) is not None
+
+
+def test_dry_run_shows_each_variant_and_applies_nothing(kube: FakeKube) -> None:
+    body = _body(_spec(dryRun=True))
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Succeeded" and reasons(step) == ["DryRun"]
+    plan = body["status"]["plan"]
+    assert [p["variant"] for p in plan] == ["cpu", "gpu"]
+    assert plan[0]["hpa"]["maxReplicas"] == 3
+    assert plan[1]["deployment"]["template"]["spec"]["nodeSelector"] == {"surge.dev/pool": "gpu"}
+    assert not [c for c in kube.calls if c[0] in ("replace_deployment_spec", "put_hpa_spec")]
+
+
+def test_missing_target_fails(kube: FakeKube) -> None:
+    del kube.objects[("Deployment", NS, "alice")]
+    step = tick(kube, _body(), T0)
+    assert step.status["phase"] == "Failed" and reasons(step) == ["TargetNotReady"]
+
+
+def test_a_second_experiment_on_the_target_waits(kube: FakeKube) -> None:
+    other = _body()
+    other["metadata"]["name"] = "other"
+    other["status"] = {"phase": "Running"}
+    kube.put(other)
+    body = _body()
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "Pending"
+    assert body["status"]["conditions"][0]["reason"] == "TargetBusy"
+
+
+def test_invalid_spec_fails(kube: FakeKube) -> None:
+    step = tick(kube, _body(_spec(variants=[])), T0)
+    assert step.status["phase"] == "Failed" and reasons(step) == ["InvalidSpec"]
+
+
+def _at(kube: FakeKube, want: tuple[str, str | None, int | None]) -> dict[str, Any]:
+    """A body driven through the real stages (rollouts complete, children succeed)."""
+    body = _body()
+    now = T0
+    for _ in range(40):
+        now_at = stage(body) if body["status"] else (None, None, None)
+        if now_at == want:
+            return body
+        _, st, index = now_at
+        if st == "RollOut":
+            rolled_out(kube)
+        if st == "Test" and index is not None:
+            name = child_name(NAME, ["cpu", "gpu"][index % 2], index // 2)
+            if kube.loadtest(NS, name) is not None:
+                child_ends(kube, index)
+        now += timedelta(seconds=31)
+        tick(kube, body, now)
+    raise AssertionError(f"never reached {want}: {body['status']}")
+
+
+def test_apply_writes_the_variant_and_its_hpa(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Apply", 0))
+    step = tick(kube, body, T0)
+    assert stage(body) == ("Running", "RollOut", 0)
+    assert reasons(step) == ["VariantApplied"]
+    dep, hpa = kube.deployment(NS, "alice"), kube.hpa(NS, "alice")
+    assert dep is not None and hpa is not None
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"surge.dev/pool": "cpu"}
+    assert hpa["spec"]["maxReplicas"] == 3
+
+
+def test_apply_without_the_snapshot_fails(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Apply", 0))
+    del kube.objects[("ConfigMap", NS, snapshot_name(NAME))]
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["RunLost"]
+
+
+def test_rollout_done_moves_to_test(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "RollOut", 0))
+    rolled_out(kube)
+    tick(kube, body, T0 + timedelta(seconds=40))
+    assert stage(body) == ("Running", "Test", 0)
+    assert body["status"]["step"]["rolloutSeconds"] is not None
+
+
+def test_rollout_timeout_records_a_failed_row_and_restores(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "RollOut", 0))
+    step = tick(kube, body, T0 + timedelta(hours=1))
+    assert stage(body) == ("Running", "Restore", 0)
+    assert reasons(step) == ["RolloutTimeout"]
+    row = body["status"]["runs"][0]
+    assert (row["name"], row["passed"], row["reason"]) == ("cpu", False, "RolloutTimeout")
+
+
+def test_test_creates_the_child_then_records_its_row(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    tick(kube, body, T0 + timedelta(seconds=100))
+    child = kube.loadtest(NS, child_name(NAME, "cpu", 0))
+    assert child is not None and child["metadata"]["labels"]["surge.dev/variant"] == "cpu"
+    assert body["status"]["step"]["hpaInForce"]["maxReplicas"] == 3
+    child_ends(kube, 0)
+    step = tick(kube, body, T0 + timedelta(seconds=110))
+    assert stage(body) == ("Running", "Restore", 0)
+    assert reasons(step) == ["VariantMeasured"]
+    row = body["status"]["runs"][0]
+    assert (row["name"], row["passed"], row["achievedRps"], row["requests"]) == (
+        "cpu",
+        True,
+        5.0,
+        50,
+    )
+
+
+def test_restore_writes_the_original_back_then_cools_down(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Restore", 0))
+    step = tick(kube, body, T0 + timedelta(minutes=5))
+    assert stage(body) == ("Running", "Cooldown", 0)
+    assert reasons(step) == ["Restored"]
+    dep, hpa = kube.deployment(NS, "alice"), kube.hpa(NS, "alice")
+    assert dep is not None and dep["spec"] == ORIGINAL
+    assert hpa is not None and hpa["spec"] == HPA
+
+
+def test_cooldown_waits_then_applies_the_next_variant(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Cooldown", 0))
+    since = datetime.strptime(body["status"]["step"]["since"], "%Y-%m-%dT%H:%M:%SZ")
+    since = since.replace(tzinfo=UTC)
+    tick(kube, body, since + timedelta(seconds=10))
+    assert stage(body) == ("Running", "Cooldown", 0)
+    tick(kube, body, since + timedelta(seconds=30))
+    assert stage(body) == ("Running", "Apply", 1)
+    assert body["status"]["currentVariant"] == "gpu"
+
+
+def test_last_restore_goes_to_analysis_which_recommends(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Restore", 1))
+    step = tick(kube, body, T0 + timedelta(minutes=10))
+    assert body["status"]["phase"] == "Analyzing" and reasons(step) == ["Restored", "Analyzing"]
+    step = tick(kube, body, T0 + timedelta(minutes=10))
+    st = body["status"]
+    assert st["phase"] == "Succeeded" and reasons(step) == ["Recommended"]
+    assert [r["name"] for r in st["comparison"]] == ["cpu", "gpu"]
+    assert st["recommendation"].startswith("cpu: passes the SLO")
+
+
+def test_budget_spent_aborts_and_restores(kube: FakeKube) -> None:
+    body = _body(_spec(budget={"maxReplicaHours": 0.0001}))
+    body["status"] = _at(kube, ("Running", "Test", 0))["status"]
+    tick(kube, body, T0 + timedelta(seconds=100))  # creates the child
+    child = kube.loadtest(NS, child_name(NAME, "cpu", 0))
+    assert child is not None
+    child["status"] = {"phase": "Running", "loadStartTime": "2026-11-29T12:00:00Z"}
+    tick(kube, body, T0 + timedelta(seconds=200))  # samples 100 s of 1 replica
+    child_ends(kube, 0)
+    step = tick(kube, body, T0 + timedelta(seconds=210))
+    assert body["status"]["phase"] == "Aborted"
+    assert "BudgetExhausted" in reasons(step)
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None and dep["spec"] == ORIGINAL
+
+
+def test_spec_timeout_suspends_the_child_and_restores(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    tick(kube, body, T0 + timedelta(seconds=100))
+    step = tick(kube, body, T0 + timedelta(hours=5))
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["ExperimentTimeout"]
+    assert ("suspend_loadtest", NS, child_name(NAME, "cpu", 0)) in kube.calls
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None and dep["spec"] == ORIGINAL
+
+
+def test_a_finished_experiment_is_left_alone(kube: FakeKube) -> None:
+    body = _body()
+    body["status"] = {"phase": "Succeeded"}
+    step = tick(kube, body, T0)
+    assert step.status == {} and step.events == [] and kube.calls == []
+
+
+def test_delete_restores_and_removes_the_children(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    tick(kube, body, T0 + timedelta(seconds=100))
+    experiments.restore_on_delete(body, kube, Settings(), T0)  # type: ignore[arg-type]
+    assert kube.loadtest(NS, child_name(NAME, "cpu", 0)) is None
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None and dep["spec"] == ORIGINAL
