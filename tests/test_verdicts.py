@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from surge.api.thresholds import parse_threshold
 import pytest
 
+from surge.api.thresholds import parse_threshold
 from surge.verdicts import evaluate, judge
 
 
