@@ -1,0 +1,82 @@
+-- Argo CD health check for surge.dev/ScalingExperiment (docs/deploy.md, "Argo CD health").
+-- Argo CD sets the global `obj` and reads the returned table: status and message.
+-- Argo CD runs configmap scripts without Lua's standard libraries (only base, table and
+-- a reduced os), so this script uses no string.* or math.* functions.
+local function text(v)
+  if type(v) == "string" then
+    return v
+  end
+  if type(v) == "number" or type(v) == "boolean" then
+    return tostring(v)
+  end
+  return ""
+end
+
+local function field(t, key)
+  if type(t) == "table" then
+    return t[key]
+  end
+  return nil
+end
+
+local function joined(head, tail)
+  if tail == "" then
+    return head
+  end
+  return head .. ": " .. tail
+end
+
+local function suspended(status)
+  local conditions = field(status, "conditions")
+  if type(conditions) == "table" then
+    for _, c in ipairs(conditions) do
+      if field(c, "type") == "Completed" and field(c, "reason") == "Suspended" then
+        return true
+      end
+    end
+  end
+  return text(field(status, "message")) == "spec.suspend is true"
+end
+
+local IN_FLIGHT = {Pending = true, WaitingForTarget = true, Running = true, Analyzing = true}
+
+local hs = {}
+local status = field(obj, "status")
+local phase = text(field(status, "phase"))
+local message = text(field(status, "message"))
+
+if phase == "" then
+  hs.status = "Progressing"
+  hs.message = "Pending: waiting for the operator to accept the ScalingExperiment"
+elseif IN_FLIGHT[phase] then
+  hs.status = "Progressing"
+  local variant = text(field(status, "currentVariant"))
+  if variant ~= "" then
+    hs.message = joined(phase .. " (variant " .. variant .. ")", message)
+  else
+    hs.message = joined(phase, message)
+  end
+elseif phase == "Succeeded" then
+  hs.status = "Healthy"
+  local recommendation = text(field(status, "recommendation"))
+  if recommendation ~= "" then
+    hs.message = joined("Succeeded", recommendation)
+  else
+    hs.message = joined("Succeeded", message)
+  end
+elseif phase == "Failed" then
+  hs.status = "Degraded"
+  hs.message = joined("Failed", message)
+elseif phase == "Aborted" then
+  if suspended(status) then
+    hs.status = "Suspended"
+    hs.message = joined("Aborted (suspended)", message)
+  else
+    hs.status = "Degraded"
+    hs.message = joined("Aborted", message)
+  end
+else
+  hs.status = "Unknown"
+  hs.message = "unknown phase " .. phase
+end
+return hs
