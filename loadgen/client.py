@@ -19,47 +19,30 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 import aiohttp
 
+from surge.loadgen.outcome import ErrorClass, Outcome, ProtocolError
 from surge.loadgen.scenario import Prepared
 
-if TYPE_CHECKING:
-    from surge.loadgen.http1 import Http1Client
-
-ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "protocol"]
-ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 Streaming = Literal["none", "sse", "openai"]
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one request. Times are time.monotonic() seconds."""
+class LeanClient(Protocol):
+    """The lean HTTP/1.1 client as execute uses it (surge.loadgen.http1.Http1Client).
 
-    sent_at: float
-    done_at: float = 0.0
-    status: int = 0
-    error: ErrorClass | None = None
-    detail: str = ""
-    first_token_at: float | None = None
-    last_token_at: float | None = None
-    chunk_times: list[float] = field(default_factory=list)
-    """Arrival time of every content-bearing chunk (streaming only)."""
-    usage_tokens: int | None = None
-    """completion_tokens from the server's usage, when it sent one."""
-    text: str = ""
-    """The reply (assistant content), kept for conversation history only."""
+    Typed by shape so this module does not import http1, which imports the outcome types.
+    """
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def output_tokens(self) -> int:
-        """usage.completion_tokens when present, else the number of content chunks."""
-        return self.usage_tokens if self.usage_tokens is not None else len(self.chunk_times)
+    async def request(
+        self,
+        method: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> int: ...
 
 
 def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
@@ -92,10 +75,6 @@ def _classify(exc: BaseException) -> tuple[ErrorClass, str]:
     return "protocol", f"{type(exc).__name__}: {exc}"
 
 
-class ProtocolError(Exception):
-    """The stream was not what the scenario said it would be."""
-
-
 async def execute(
     session: aiohttp.ClientSession,
     url: str,
@@ -105,7 +84,7 @@ async def execute(
     streaming: Streaming = "none",
     timeout_s: float = 30.0,
     keep_text: bool = False,
-    lean: Http1Client | None = None,
+    lean: LeanClient | None = None,
 ) -> Outcome:
     """Send `req` to `url` and time it. Never raises (except CancelledError).
 

@@ -12,6 +12,8 @@ request. Latency is measured from the actual send.
 Conversations: each arrival (open) or iteration (closed) is one conversation; its
 turns go one after another with conversation.thinkTime between them. In the open
 loop the first turn is due at the arrival; the others are timed from their send.
+
+The engine decides when to send; sending and recording is surge.loadgen.sender's job.
 """
 
 from __future__ import annotations
@@ -20,17 +22,14 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
 import time
 from typing import Any, TextIO
 
-import aiohttp
-
-from surge.loadgen import http1, schedule
-from surge.loadgen.client import execute, make_session
+from surge.loadgen import schedule
 from surge.loadgen.plan import WorkerPlan, resolve_headers
 from surge.loadgen.recorder import PromMetrics, Recorder, slo_bounds
 from surge.loadgen.scenario import Scenario
+from surge.loadgen.sender import Sender, sleep_unless
 from surge.loadgen.summary import PROGRESS_PREFIX, WorkerSummary
 
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
@@ -82,18 +81,6 @@ class Engine:
         self.connections = connections
         self._slots: asyncio.Semaphore | None = None
         self.stopped_at_s: float | None = None
-        self._hdr_cache: dict[str, dict[str, str]] = {}
-        self._lean: http1.Http1Client | None = None
-
-    def _headers(self, content_type: str | None) -> dict[str, str]:
-        """The request headers with this Content-Type, merged once per type."""
-        if content_type is None:
-            return self.headers
-        hdrs = self._hdr_cache.get(content_type)
-        if hdrs is None:
-            hdrs = {**self.headers, "Content-Type": content_type}
-            self._hdr_cache[content_type] = hdrs
-        return hdrs
 
     def stop(self) -> None:
         """Stop sending (SIGTERM); in-flight requests get a short grace, then the summary."""
@@ -120,13 +107,15 @@ class Engine:
             limit = min(limit, self.connections)
             self._slots = asyncio.Semaphore(self.connections)
         timeout_s = self.plan.spec.scenario.timeout
-        session = make_session(limit, timeout_s)
-        if os.environ.get("SURGE_HTTP_CLIENT", "lean") != "aiohttp" and http1.usable(
-            self.url, self.headers
-        ):
-            # http:// targets: the lean client (several times less CPU a request than
-            # aiohttp's session; surge.loadgen.http1). https stays on aiohttp.
-            self._lean = http1.Http1Client(self.url)
+        sender = Sender(
+            self.plan.spec.scenario,
+            self.scenario,
+            self.url,
+            self.headers,
+            self.recorder,
+            self._stop,
+            limit=limit,
+        )
         # Also without progress output: it flushes the recorder (Prometheus) every second.
         reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
         # Everything alive before the load (imports, the plan, the app around the engine)
@@ -142,9 +131,9 @@ class Engine:
                 self.sending = True
                 try:
                     if self.open_loop:
-                        await self._open_loop(session, t0)
+                        await self._open_loop(sender, t0)
                     else:
-                        await self._closed_loop(session, t0)
+                        await self._closed_loop(sender, t0)
                 finally:
                     self.sending = False
             end = time.monotonic()
@@ -159,9 +148,7 @@ class Engine:
                     await asyncio.wait(pending, timeout=1.0)
         finally:
             gc.unfreeze()  # back to normal for whatever the process does next
-            if self._lean is not None:
-                self._lean.close()
-            await session.close()
+            await sender.close()
             if reporter is not None:
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -185,7 +172,7 @@ class Engine:
 
     # -- open loop ---------------------------------------------------------------------
 
-    async def _open_loop(self, session: aiohttp.ClientSession, t0: float) -> None:
+    async def _open_loop(self, sender: Sender, t0: float) -> None:
         load = self.plan.spec.load
         assert load.model != "closed"
         rec = self.recorder
@@ -223,7 +210,7 @@ class Engine:
                 rec.drop(due_rel, time.monotonic())
                 continue
             self.in_flight += 1
-            coro = self._conversation(session, due) if conversational else self._one(session, due)
+            coro = self._conversation(sender, due) if conversational else self._one(sender, due)
             task = loop.create_task(coro)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -233,77 +220,28 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), rest)
 
-    async def _one(self, session: aiohttp.ClientSession, due: float) -> None:
+    async def _one(self, sender: Sender, due: float) -> None:
         try:
             if self._slots is not None:
                 async with self._slots:
-                    await self._send_one(session, due)
+                    await sender.single(due)
             else:
-                await self._send_one(session, due)
+                await sender.single(due)
         finally:
             self.in_flight -= 1
 
-    async def _send_one(self, session: aiohttp.ClientSession, due: float) -> None:
-        req = self.scenario.single()
-        out = await execute(
-            session,
-            self.url,
-            req,
-            self._headers(req.content_type),
-            streaming=self.plan.spec.scenario.streaming,
-            timeout_s=self.plan.spec.scenario.timeout,
-            lean=self._lean,
-        )
-        assert self.recorder is not None
-        self.recorder.record(due, out)
-
-    async def _conversation(self, session: aiohttp.ClientSession, due: float | None) -> None:
-        """One conversation; `due` is the first turn's due time (None: closed loop)."""
+    async def _conversation(self, sender: Sender, due: float) -> None:
         try:
-            await self._run_conversation(session, due)
+            await sender.conversation(due)
         finally:
-            if due is not None:
-                self.in_flight -= 1
-
-    async def _run_conversation(self, session: aiohttp.ClientSession, due: float | None) -> None:
-        sc = self.plan.spec.scenario
-        conv = sc.conversation
-        assert conv is not None
-        assert self.recorder is not None
-        picked = self.scenario.next_conversation()
-        if picked is None:
-            return
-        row, turns = picked
-        history: list[dict[str, str]] = []
-        for i, turn in enumerate(turns):
-            if i and conv.think_time:
-                await self._sleep(conv.think_time)
-            if self._stop.is_set():
-                return
-            req = self.scenario.turn_request(row, turn, history)
-            out = await execute(
-                session,
-                self.url,
-                req,
-                self._headers(req.content_type),
-                streaming=sc.streaming,
-                timeout_s=sc.timeout,
-                keep_text=True,
-                lean=self._lean,
-            )
-            self.recorder.record(due if (i == 0 and due is not None) else out.sent_at, out)
-            if not out.ok:
-                return  # a broken conversation ends; its later turns make no sense
-            history.append({"role": "user", "content": turn})
-            history.append({"role": "assistant", "content": out.text})
+            self.in_flight -= 1
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), seconds)
+        await sleep_unless(self._stop, seconds)
 
     # -- closed loop -------------------------------------------------------------------
 
-    async def _closed_loop(self, session: aiohttp.ClientSession, t0: float) -> None:
+    async def _closed_loop(self, sender: Sender, t0: float) -> None:
         users: dict[int, asyncio.Task[None]] = {}
         target = [0]
         loop = asyncio.get_running_loop()
@@ -317,37 +255,24 @@ class Engine:
             for uid in range(target[0]):
                 task = users.get(uid)
                 if task is None or task.done():
-                    users[uid] = loop.create_task(self._user(session, uid, target, t0))
+                    users[uid] = loop.create_task(self._user(sender, uid, target, t0))
                     self._tasks.add(users[uid])
                     users[uid].add_done_callback(self._tasks.discard)
             await self._sleep(0.05)
         target[0] = 0
 
-    async def _user(
-        self, session: aiohttp.ClientSession, uid: int, target: list[int], t0: float
-    ) -> None:
-        sc = self.plan.spec.scenario
+    async def _user(self, sender: Sender, uid: int, target: list[int], t0: float) -> None:
+        conversational = self.plan.spec.scenario.conversation is not None
         think = self.plan.spec.load.think_time
-        assert self.recorder is not None
         while uid < target[0] and not self._stop.is_set():
             if time.monotonic() - t0 >= self.duration_s:
                 return
             self.in_flight += 1
             try:
-                if sc.conversation is not None:
-                    await self._run_conversation(session, None)
+                if conversational:
+                    await sender.conversation(None)
                 else:
-                    req = self.scenario.single()
-                    out = await execute(
-                        session,
-                        self.url,
-                        req,
-                        self._headers(req.content_type),
-                        streaming=sc.streaming,
-                        timeout_s=sc.timeout,
-                        lean=self._lean,
-                    )
-                    self.recorder.record(out.sent_at, out)
+                    await sender.single(None)
             finally:
                 self.in_flight -= 1
             if think:

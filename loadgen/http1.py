@@ -19,7 +19,7 @@ compress; brotli is a protocol error). 1xx interim responses are skipped (llhttp
 reports them as messages of their own). A connection is reused only after a complete
 response that llhttp says may keep the connection alive; a timeout or error closes it.
 
-Errors, as the classes in surge.loadgen.client: OSError from connecting or the
+Errors, as the classes in surge.loadgen.outcome: OSError from connecting or the
 connection closing or resetting before the response is complete (`Disconnected`)
 is "connect"; a response llhttp rejects (not HTTP/1.x, malformed) is "protocol"
 (`ProtocolError`).
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from surge.loadgen.client import ProtocolError
+from surge.loadgen.outcome import ProtocolError
 
 _MAX_HEAD = 64 * 1024
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from surge.api.thresholds import Threshold
-from surge.loadgen.client import Outcome
+from surge.loadgen.outcome import Outcome
 from surge.loadgen.summary import (
     WorkerSummary,
     encode_histogram,

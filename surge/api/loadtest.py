@@ -1,108 +1,64 @@
-"""The LoadTest resource (surge.dev/v1alpha1): what to hit, how hard, and what counts as passing."""
+"""The LoadTest resource (surge.dev/v1alpha1): how hard to load the target, and what passes.
+
+The target models (URL, headers, readiness) are surge.api.target, re-exported here.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
+from surge.api.promql import QueryTemplateError, check_templates
 from surge.api.status import LoadTestStatus
+from surge.api.target import (
+    DeploymentRef,
+    Header,
+    HeaderValueFrom,
+    HttpCheck,
+    Name,
+    Readiness,
+    SecretKeyRef,
+    Target,
+    check_http_url,
+)
 from surge.api.thresholds import Threshold, parse_threshold
 
-PositiveInt = Annotated[int, Field(ge=1)]
-Name = Annotated[
-    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+__all__ = [
+    "Cleanup",
+    "ConfigMapKeyRef",
+    "Conversation",
+    "Dataset",
+    "DeploymentRef",
+    "Header",
+    "HeaderValueFrom",
+    "HttpCheck",
+    "Load",
+    "LoadTest",
+    "LoadTestSpec",
+    "Name",
+    "ObjectMeta",
+    "Placement",
+    "PositiveInt",
+    "Prometheus",
+    "PrometheusAuth",
+    "Readiness",
+    "Safety",
+    "Scenario",
+    "SecretKeyRef",
+    "Stage",
+    "Target",
+    "Timeouts",
 ]
 
-
-class SecretKeyRef(Model):
-    name: Name
-    """Secret in the LoadTest's namespace."""
-    key: str = Field(min_length=1)
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class ConfigMapKeyRef(Model):
     name: Name
     key: str = Field(min_length=1)
-
-
-class HeaderValueFrom(Model):
-    secret_key_ref: SecretKeyRef
-
-
-class Header(Model):
-    name: str = Field(min_length=1, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-    value: str | None = None
-    value_from: HeaderValueFrom | None = None
-    """Read the value from a Secret, so tokens stay out of the manifest."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Header:
-        if (self.value is None) == (self.value_from is None):
-            raise ValueError("set exactly one of value or valueFrom")
-        return self
-
-
-class DeploymentRef(Model):
-    name: Name
-    namespace: Name | None = None
-    """Defaults to the LoadTest's namespace."""
-
-
-class HttpCheck(Model):
-    url: str | None = None
-    """Absolute health URL; when unset, `path` is joined to target.url."""
-    path: str | None = None
-    expect_status: int = Field(200, ge=100, le=599)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> HttpCheck:
-        if (self.url is None) == (self.path is None):
-            raise ValueError("set exactly one of url or path")
-        if self.path is not None and not self.path.startswith("/"):
-            raise ValueError(f"path {self.path!r} must start with '/'")
-        if self.url is not None:
-            _check_http_url(self.url)
-        return self
-
-
-class Readiness(Model):
-    deployment_available: bool = True
-    """Wait for target.deploymentRef to report Available (ignored without a deploymentRef)."""
-    http: HttpCheck | None = None
-    timeout: Duration = 300.0
-    """Fail the run with TargetReady=False when the target is not ready by then."""
-
-
-def _check_http_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL with a host; write e.g. http://alice:8080")
-    return url
-
-
-class Target(Model):
-    url: str
-    """Base URL of the agent, e.g. http://alice.shop.svc:8080; requests go to url + path."""
-    deployment_ref: DeploymentRef | None = None
-    """The Deployment serving `url`: Surge waits for it and records its replicas."""
-    headers: list[Header] = Field(default_factory=list)
-    readiness: Readiness = Field(default_factory=Readiness)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _check_http_url(v)
-
-    def health_url(self) -> str | None:
-        """readiness.http as a full URL (its url, or url + path); None without one."""
-        check = self.readiness.http
-        if check is None:
-            return None
-        return check.url or self.url.rstrip("/") + str(check.path)
 
 
 class Dataset(Model):
@@ -269,14 +225,11 @@ class Prometheus(Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        return None if v is None else _check_http_url(v)
+        return None if v is None else check_http_url(v)
 
     @field_validator("queries")
     @classmethod
     def _queries(cls, v: dict[str, str]) -> dict[str, str]:
-        # Imported here: surge.results imports these models.
-        from surge.results.queries import QueryTemplateError, check_templates
-
         try:
             check_templates(v)
         except QueryTemplateError as exc:
@@ -292,6 +245,10 @@ class Cleanup(Model):
 
 
 class Timeouts(Model):
+    """Every waiting phase ends by its timeout, with its own reason (docs/status.md)."""
+
+    queued: Duration = 7200.0
+    """Pending: how long the run may wait while another run holds its target (QueueTimeout)."""
     target_ready: Duration | None = None
     """Overrides target.readiness.timeout."""
     workers_ready: Duration = 180.0
@@ -299,6 +256,7 @@ class Timeouts(Model):
     run_grace: Duration = 120.0
     """Allowed beyond the load's own duration before workers are stopped and the run fails."""
     analysis: Duration = 120.0
+    """Analyzing: merging results and querying Prometheus, retries included (AnalysisTimeout)."""
 
 
 class Safety(Model):

@@ -13,11 +13,12 @@ PORT 0 picks a free port. Each prints "ready PORT" once it listens.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import time
 from typing import Any, cast
+
+from surge.bench.cpu import pin_prefix
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _SSE_HEAD = (
@@ -30,8 +31,8 @@ def start(kind: str, *args: float, core: int | None = None) -> tuple[subprocess.
     """Start a target process (pinned to `core` with taskset when given and available);
     returns (process, base URL). Raises RuntimeError when it does not come up."""
     argv = [sys.executable, "-m", "surge.bench.targets", kind, "0", *map(str, args)]
-    if core is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(core), *argv]
+    if core is not None:
+        argv = [*pin_prefix(core), *argv]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     word, _, port = proc.stdout.readline().strip().partition(" ")

@@ -1,29 +1,39 @@
 """PromQL templates for cluster metrics: the defaults, overrides, and rendering. Pure.
 
-A template is PromQL with placeholders `{namespace}`, `{deployment}`, `{pod_regex}`,
-`{loadtest}`, `{run}`, `{window}`, `{step}`. A placeholder is a brace pair around a
-bare identifier; PromQL's own braces always hold a matcher (`{pod=~"..."}`), so the
-two never collide and templates need no escaping.
+Placeholders and the check of one template live in surge.api.promql, since LoadTest
+validation needs them without importing surge.results; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-PLACEHOLDERS: tuple[str, ...] = (
-    "namespace",
-    "deployment",
-    "pod_regex",
-    "loadtest",
-    "run",
-    "window",
-    "step",
+from surge.api.promql import (
+    PLACEHOLDERS,
+    QueryTemplateError,
+    UnsetPlaceholder,
+    check_templates,
+    placeholders,
+    render_template,
 )
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Queries that describe the target Deployment; without a deploymentRef they are skipped.
-_TARGET_VARS = frozenset({"deployment", "pod_regex"})
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "PLACEHOLDERS",
+    "QueryTemplateError",
+    "QueryVars",
+    "RenderedQueries",
+    "UnsetPlaceholder",
+    "check_templates",
+    "default_pod_regex",
+    "merge_templates",
+    "placeholders",
+    "promql_duration",
+    "render_queries",
+    "render_template",
+]
+
 _CONTAINERS = 'container!="", container!="POD"'  # cAdvisor's pod-level and pause rows
 
 
@@ -65,10 +75,6 @@ DEFAULT_QUERIES: dict[str, str] = {
 gpu_util (percent), gpu_memory (MiB), loadgen_* (per second, count, seconds)."""
 
 
-class QueryTemplateError(ValueError):
-    """A template names a placeholder Surge does not fill."""
-
-
 @dataclass(frozen=True, slots=True)
 class QueryVars:
     """What a template may refer to. `window` and `step` are PromQL durations ("60s")."""
@@ -101,10 +107,6 @@ def promql_duration(seconds: float) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
-def placeholders(template: str) -> set[str]:
-    return set(_PLACEHOLDER.findall(template))
-
-
 def merge_templates(*layers: Mapping[str, str]) -> dict[str, str]:
     """Defaults, then the operator's settings, then the LoadTest's spec: the last layer
     wins per name. An empty template switches a query off (e.g. gpu_util without GPUs);
@@ -115,10 +117,6 @@ def merge_templates(*layers: Mapping[str, str]) -> dict[str, str]:
     return {name: t for name, t in merged.items() if t.strip()}
 
 
-class UnsetPlaceholder(QueryTemplateError):
-    """A template needs a value this run does not have (no deploymentRef)."""
-
-
 @dataclass(frozen=True, slots=True)
 class RenderedQueries:
     queries: dict[str, str]
@@ -127,30 +125,6 @@ class RenderedQueries:
     """Name -> why it was not sent (e.g. no deploymentRef to fill {deployment})."""
     errors: dict[str, str]
     """Name -> the template error (unknown placeholder)."""
-
-
-def render_template(name: str, template: str, values: Mapping[str, str | None]) -> str:
-    """Fill one template. Raises QueryTemplateError naming the query and the placeholder
-    (UnsetPlaceholder when a known placeholder has no value)."""
-    unknown = sorted(placeholders(template) - set(PLACEHOLDERS))
-    if unknown:
-        raise QueryTemplateError(
-            f"query {name!r} uses unknown placeholder(s) "
-            + ", ".join("{" + u + "}" for u in unknown)
-            + "; known: "
-            + ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-        )
-
-    def fill(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        if value is None:
-            raise UnsetPlaceholder(
-                f"query {name!r} needs {{{match.group(1)}}}, which is unset"
-                + (" (no target.deploymentRef)" if match.group(1) in _TARGET_VARS else "")
-            )
-        return value
-
-    return _PLACEHOLDER.sub(fill, template)
 
 
 def render_queries(templates: Mapping[str, str], qvars: QueryVars) -> RenderedQueries:
@@ -168,10 +142,3 @@ def render_queries(templates: Mapping[str, str], qvars: QueryVars) -> RenderedQu
         except QueryTemplateError as exc:
             errors[name] = str(exc)
     return RenderedQueries(queries, skipped, errors)
-
-
-def check_templates(templates: Mapping[str, str]) -> None:
-    """For validation at admission: raises QueryTemplateError for the first template
-    with an unknown placeholder."""
-    for name, template in templates.items():
-        render_template(name, template, dict.fromkeys(PLACEHOLDERS, "x"))

@@ -9,7 +9,8 @@ import aiohttp
 
 from surge.agent.config import AgentConfig
 from surge.agent.latency import parse_latency
-from surge.agent.server import AgentState, agent_state, build_app, running_app
+from surge.agent.pipeline import AgentState, agent_state
+from surge.agent.server import build_app, running_app
 
 
 def quiet_config(**overrides: object) -> AgentConfig:

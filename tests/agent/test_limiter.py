@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from surge.agent.server import Limiter
+from surge.agent.limiter import Limiter
 
 
 async def test_unlimited() -> None:

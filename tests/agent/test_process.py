@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from surge.agent.server import start_agent_process, stop_agent_process
+from surge.agent.process import start_agent_process, stop_agent_process
 
 USERS = 8
 CPU_MS = 20.0

@@ -32,11 +32,11 @@ import numpy as np
 import pytest
 
 from surge.agent.latency import parse_latency, sample_latency_s
-from surge.agent.server import start_agent_process, stop_agent_process
+from surge.agent.process import start_agent_process, stop_agent_process
 from surge.bench import targets
+from surge.loadgen.aggregate import compute_results
 from surge.loadgen.engine import Engine
 from surge.loadgen.plan import build_plan
-from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary
 from tests.loadgen.conftest import Truth, hdr_percentile, make_spec
 

@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from surge.loadgen import http1
-from surge.loadgen.client import Outcome, execute, make_session
+from surge.loadgen.client import execute, make_session
+from surge.loadgen.outcome import Outcome
 from surge.loadgen.scenario import Prepared
 from tests.loadgen.conftest import ThreadServer, Truth
 

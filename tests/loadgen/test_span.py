@@ -12,10 +12,10 @@ import pytest
 
 from surge.api.thresholds import parse_threshold
 from surge.bench import targets
-from surge.loadgen.engine import Engine
-from surge.loadgen.local import elapsed_label
-from surge.loadgen.plan import build_plan
 from surge.loadgen.aggregate import compute_results
+from surge.loadgen.engine import Engine
+from surge.loadgen.plan import build_plan
+from surge.loadgen.progress import elapsed_label
 from surge.verdicts import evaluate
 from tests.loadgen.conftest import make_spec
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from surge.agent.server import start_agent_process, stop_agent_process
+from surge.agent.process import start_agent_process, stop_agent_process
 from surge.loadgen.barrier import BarrierTimeout, wait_for_start_at
 from surge.loadgen.plan import build_plan, plan_json
 from surge.loadgen.summary import parse_summary

@@ -1,0 +1,75 @@
+"""The bench's cores and CPU accounting: which core each process is pinned to, and how
+many CPU seconds a client process used in a wall-clock window (/proc/PID/stat)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CLIENT_CORE, TARGET_CORE = 0, 1
+
+
+def pin_prefix(core: int) -> list[str]:
+    """`taskset -c CORE`, to put before a command line; nothing when taskset is missing."""
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+
+
+class CpuSampler:
+    """Polls a process's user+system CPU seconds (/proc/PID/stat) with wall-clock stamps."""
+
+    def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        self.pid = pid
+        self.every_s = every_s
+        self.samples: list[tuple[float, float]] = []
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        path = Path(f"/proc/{self.pid}/stat")
+        while True:
+            try:
+                fields = path.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                return
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime, stime
+            self.samples.append((time.time(), cpu))
+            time.sleep(self.every_s)
+
+    def cpu_between(self, a: float, b: float) -> float:
+        """CPU seconds used between wall-clock instants a and b (linear between samples)."""
+        return interp(self.samples, b) - interp(self.samples, a)
+
+
+def interp(samples: list[tuple[float, float]], t: float) -> float:
+    """The value at time t of a (time, value) series, linear between samples."""
+    if not samples:
+        return 0.0
+    if t <= samples[0][0]:
+        return samples[0][1]
+    for (t0, v0), (t1, v1) in itertools.pairwise(samples):
+        if t0 <= t <= t1:
+            return v0 + (v1 - v0) * ((t - t0) / (t1 - t0) if t1 > t0 else 0.0)
+    return samples[-1][1]
+
+
+@dataclass
+class Rate:
+    """Requests a client sent in a window, with the window's wall and CPU seconds."""
+
+    requests: float
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def per_wall_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.requests / self.cpu_s if self.cpu_s > 0 else 0.0

@@ -1,0 +1,142 @@
+"""The bench's three measurements, each against its own loopback target on the target
+core: speed (Surge and Locust, closed loop), open-loop accuracy, in-flight streams."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from surge.bench import targets
+from surge.bench.cpu import TARGET_CORE, Rate
+from surge.bench.peers import locust_speed
+from surge.bench.worker import run_worker
+from surge.loadgen.aggregate import compute_results
+
+SPEED_SECS, SPEED_USERS, SPEED_ROUNDS = 7, 50, 3
+OPEN_RATE, OPEN_SECS, OPEN_DELAY_MS = 2000, 10, 200
+STREAM_TTFT_MS, STREAM_TPOT_MS, STREAM_TOKENS = 100, 50, 100
+STREAM_LEVELS = (250, 500, 1000, 1500, 2000)
+ITL_LIMIT_S, TTFT_LIMIT_S = 0.075, 0.200
+
+
+@dataclass
+class Target:
+    proc: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> None:
+        targets.stop(self.proc)
+
+
+def start_target(kind: str, *args: float) -> Target:
+    return Target(*targets.start(kind, *args, core=TARGET_CORE))
+
+
+def surge_speed(tmp: Path, url: str, rnd: int) -> tuple[Rate, dict[str, float]]:
+    warmup = 1.0
+    spec = {
+        "target": {"url": url},
+        "scenario": {"method": "GET", "path": "/"},
+        "load": {"model": "closed", "warmup": f"{warmup}s",
+                 "stages": [{"duration": f"{SPEED_SECS}s", "target": SPEED_USERS}]},
+    }  # fmt: skip
+    run = run_worker(tmp, f"speed{rnd}", spec, scrape_at_s=SPEED_SECS / 2)
+    a, b = run.start_at + warmup, run.start_at + SPEED_SECS
+    sent = run.summary.counts["sent"]
+    return Rate(sent, b - a, run.sampler.cpu_between(a, b)), run.scraped
+
+
+def speed(tmp: Path) -> dict[str, Any]:
+    target = start_target("fast")
+    surge: list[Rate] = []
+    locust: list[Rate] = []
+    scraped: dict[str, float] = {}
+    try:
+        for rnd in range(SPEED_ROUNDS):
+            rate, scraped = surge_speed(tmp, target.url, rnd)
+            surge.append(rate)
+            lo = locust_speed(tmp, target.url, users=SPEED_USERS, secs=SPEED_SECS)
+            if lo is not None:
+                locust.append(lo)
+    finally:
+        target.stop()
+    return {"surge": surge, "locust": locust, "scraped": scraped}
+
+
+def open_loop(tmp: Path) -> dict[str, Any]:
+    target = start_target("slow", OPEN_DELAY_MS)
+    try:
+        spec = {
+            "target": {"url": target.url},
+            "scenario": {"method": "GET", "path": "/", "timeout": "5s"},
+            "load": {"model": "constant", "warmup": "1s", "maxInFlight": 2000,
+                     "stages": [{"duration": f"{OPEN_SECS + 1}s", "target": OPEN_RATE}]},
+            "safety": {"maxRate": OPEN_RATE},
+        }  # fmt: skip
+        run = run_worker(tmp, "openloop", spec)
+    finally:
+        target.stop()
+    s = run.summary
+    r = compute_results(s)
+    m = r["metrics"]
+    return {
+        "expected": s.expected,
+        "sent": s.counts["sent"],
+        "ok": s.counts["ok"],
+        "errors": s.counts["sent"] - s.counts["ok"],
+        "dropped": s.counts["dropped"],
+        "rate": r["throughput"]["sentRps"],  # over the real span: a late worker shows
+        "late": s.counts["late"],
+        "lag_p99": m["schedule_lag.p99"],
+        "p50": m["latency.p50"],
+        "p99": m["latency.p99"],
+    }
+
+
+def in_flight(tmp: Path) -> list[dict[str, Any]]:
+    stream_s = (STREAM_TTFT_MS + (STREAM_TOKENS - 1) * STREAM_TPOT_MS) / 1000
+    target = start_target("stream", STREAM_TTFT_MS, STREAM_TPOT_MS, STREAM_TOKENS)
+    levels: list[dict[str, Any]] = []
+    try:
+        for users in STREAM_LEVELS:
+            # Users start over 2 s (connects spread out), each opens one stream and holds
+            # it; the stages end before a user's stream does, so none sends a second one
+            # and all `users` streams are in flight at once from 2 s to 5 s.
+            spec = {
+                "target": {"url": target.url},
+                "scenario": {"method": "GET", "path": "/v1/chat/completions",
+                             "streaming": "openai", "timeout": "20s"},
+                "load": {"model": "closed", "startTarget": 0,
+                         "stages": [{"duration": "2s", "target": users},
+                                    {"duration": f"{stream_s - 2.2:.2f}s", "target": users}]},
+                "safety": {"maxUsers": users},
+            }  # fmt: skip
+            # A level that misses is run once more: contention only ever adds lag.
+            for attempt in range(2):
+                s = run_worker(tmp, f"streams{users}-{attempt}", spec).summary
+                m = compute_results(s)["metrics"]
+                row = {
+                    "users": users,
+                    "ok": s.counts["ok"],
+                    "errors": s.counts["sent"] - s.counts["ok"],
+                    "ttft_p99": m["ttft.p99"],
+                    "itl_p99": m["itl.p99"],
+                    "tpot_p99": m["tpot.p99"],
+                    "tries": attempt + 1,
+                }
+                row["held"] = (
+                    row["errors"] == 0
+                    and row["ok"] == users
+                    and (row["itl_p99"] or 1e9) < ITL_LIMIT_S
+                    and (row["ttft_p99"] or 1e9) < TTFT_LIMIT_S
+                )
+                if row["held"]:
+                    break
+            levels.append(row)
+            if not row["held"]:
+                break
+    finally:
+        target.stop()
+    return levels
