@@ -15,6 +15,7 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
 from surge.operator import builders
+from surge.operator.context import Ctx
 from surge.operator.kube import Kube
 from surge.operator.settings import Settings
 
@@ -66,11 +67,27 @@ def _dataset_rows(kube: Kube, namespace: str, ref: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def store_plan(owner: dict[str, Any], spec: LoadTestSpec, run_id: str, kube: Kube) -> None:
-    """Write the run's plan ConfigMap (the spec as accepted, frozen for the run)."""
-    meta = owner["metadata"]
-    plan = build_plan(spec, name=meta["name"], namespace=meta["namespace"], run_id=run_id)
-    kube.ensure(builders.plan_configmap(owner, run_id, plan_json(plan)))
+PLAN_LIMIT_BYTES = 1_000_000
+"""A ConfigMap holds at most 1 MiB of data; the rest of the object needs a little room."""
+
+
+class PlanTooLarge(ValueError):
+    """The run's plan (the spec with its dataset inlined) does not fit a ConfigMap."""
+
+
+def store_plan(ctx: Ctx[Any], spec: LoadTestSpec, run_id: str) -> None:
+    """Write the run's plan ConfigMap (the spec as accepted, frozen for the run). Raises
+    PlanTooLarge before asking the API server when it cannot fit, NotOwned when a ConfigMap
+    of that name exists and is someone else's, KubeError."""
+    plan = build_plan(spec, name=ctx.name, namespace=ctx.namespace, run_id=run_id)
+    text = plan_json(plan)
+    size = len(text.encode())
+    if size > PLAN_LIMIT_BYTES:
+        raise PlanTooLarge(
+            f"the run's plan is {size:,} bytes, over the {PLAN_LIMIT_BYTES:,} a ConfigMap holds; "
+            "make spec.scenario.dataset smaller (fewer or shorter rows)"
+        )
+    ctx.create(builders.plan_configmap(ctx.body, run_id, text))
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:

@@ -24,6 +24,10 @@ from surge.operator.settings import Settings
 S = TypeVar("S", LoadTestStatus, ScalingExperimentStatus)
 
 
+class NotOwned(Exception):
+    """An object the run would create exists already, owned by someone else."""
+
+
 @dataclass
 class Step:
     """What one reconcile decided: status fields to merge, and Events to post."""
@@ -99,6 +103,24 @@ class Ctx(Generic[S]):
         self.status.message = message
         warn = phase in (Phase.FAILED, Phase.ABORTED)
         self.event("Warning" if warn else "Normal", reason, f"{phase.value}: {message}")
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid") or "")
+
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create a child; one that exists already is adopted only if this object owns it.
+        Raises NotOwned (nothing adopted) or KubeError."""
+        live = self.kube.ensure(obj)
+        if live is None:
+            return
+        owners = {r.get("uid") for r in (live.get("metadata") or {}).get("ownerReferences") or []}
+        if self.uid not in owners:
+            meta = obj["metadata"]
+            raise NotOwned(
+                f"{obj['kind']} {meta['namespace']}/{meta['name']} exists already and is not "
+                f"owned by {self.body.get('kind')} {self.name}; delete it or rename the resource"
+            )
 
     def step(self) -> Step:
         """The status patch (changed top-level fields) and the Events to post."""

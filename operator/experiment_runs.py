@@ -4,7 +4,6 @@ in status, and the budget check. No API calls."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,6 @@ from surge.operator.variants import run_cost
 
 LABEL_EXPERIMENT = "surge.dev/experiment"
 LABEL_VARIANT = "surge.dev/variant"
-DEPLOYMENT_KEY, HPA_KEY = "deployment.json", "hpa.json"
 MAX_SERIES_POINTS = 120
 
 
@@ -33,34 +31,6 @@ def child_name(experiment: str, variant: str, repetition: int) -> str:
 def runs_of(spec: ScalingExperimentSpec) -> list[tuple[Variant, int]]:
     """Variant by variant, repetition after repetition (a, b, a, b)."""
     return [(v, r) for r in range(spec.repetitions) for v in spec.variants]
-
-
-def snapshot_configmap(
-    owner: dict[str, Any], deployment_spec: dict[str, Any], hpa_spec: dict[str, Any] | None
-) -> dict[str, Any]:
-    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": snapshot_name(name),
-            "namespace": ns,
-            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
-            "ownerReferences": [builders.owner_reference(owner)],
-        },
-        "data": {
-            DEPLOYMENT_KEY: json.dumps(deployment_spec, sort_keys=True),
-            HPA_KEY: json.dumps(hpa_spec, sort_keys=True),
-        },
-    }
-
-
-def read_snapshot(cm: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
-    """(Deployment spec, HPA spec) from the snapshot ConfigMap; None when it is gone."""
-    if cm is None:
-        return None
-    data = cm.get("data") or {}
-    return json.loads(data[DEPLOYMENT_KEY]), json.loads(data.get(HPA_KEY, "null"))
 
 
 def child_loadtest(

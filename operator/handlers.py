@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,11 +12,12 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
-from surge.operator import builders, experiments, lifecycle
+from surge.operator import experiments, lifecycle
 from surge.operator.context import Step
 from surge.operator.kube import Kube
 from surge.operator.settings import current
 
+TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
 INTERVAL_S = current().interval_s  # kopf takes the interval at decoration time
 log = logging.getLogger("surge.operator")
 
@@ -38,18 +41,62 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     memo.kube = Kube()
     memo.surge = current()
+    memo.locks = {}
 
 
-# backoff: a failed step (API conflict, Prometheus hiccup) is retried soon, not in kopf's 60 s.
-@kopf.timer(GROUP, VERSION, "loadtests", interval=INTERVAL_S, backoff=5)
-def reconcile(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+def _in_flight(status: kopf.Status, **_: Any) -> bool:
+    """A run that has not ended: only these are polled, and only these carry the finalizer
+    (kopf puts one on every object a timer matches)."""
+    phase: Any = dict(status or {}).get("phase")
+    return phase not in TERMINAL
+
+
+def _reconcile_loadtest(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    uid = str(body["metadata"].get("uid"))
+    # The watch handler and the timer may fire together for one object: one at a time.
+    with memo.locks.setdefault(uid, threading.Lock()):
+        step = lifecycle.reconcile(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    _fault_after_verdict(step)
+    _apply(body, patch, step)
+
+
+@kopf.on.event(GROUP, VERSION, "loadtests")
+def loadtest_event(
+    type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    step = lifecycle.reconcile(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
-    _apply(body, patch, logger, step)
+    """Every watch event: a new object or a spec edit reacts at once, and a finished run's
+    persisted end releases what it held. Progress of a run in flight is the timer's."""
+    if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        return
+    status = body.get("status") or {}
+    new_spec = body["metadata"].get("generation") != status.get("observedGeneration")
+    ended = status.get("phase") in TERMINAL and (
+        status.get("lease") or status.get("workersToDelete")
+    )
+    if new_spec or ended or not status:
+        _reconcile_loadtest(body, patch, memo)
 
 
-def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: Step) -> None:
+# The first tick waits one interval: a new object is handled by its watch event first.
+@kopf.timer(
+    GROUP, VERSION, "loadtests", interval=INTERVAL_S, initial_delay=INTERVAL_S, when=_in_flight
+)
+def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile_loadtest(body, patch, memo)
+
+
+def _fault_after_verdict(step: Step) -> None:
+    """Tests only (SURGE_TEST_FAULT=exit-after-verdict): die after a verdict is computed and
+    before it is written, as a crash at the worst moment would."""
+    if (
+        os.environ.get("SURGE_TEST_FAULT") == "exit-after-verdict"
+        and step.status.get("phase") in TERMINAL
+    ):
+        log.warning("SURGE_TEST_FAULT: exiting after the verdict, before writing it")
+        os._exit(3)
+
+
+def _apply(body: kopf.Body, patch: kopf.Patch, step: Step) -> None:
     for key, value in step.status.items():
         patch.status[key] = _integral(value)
     for type_, reason, message in step.events:
@@ -72,26 +119,44 @@ def _apply(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, step: Step) 
         )
 
 
-@kopf.timer(GROUP, VERSION, "scalingexperiments", interval=INTERVAL_S, backoff=5)
-def reconcile_experiment(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+@kopf.on.event(GROUP, VERSION, "scalingexperiments")
+def experiment_event(
+    type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    step = experiments.reconcile_experiment(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
-    _apply(body, patch, logger, step)
+    if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        return
+    status = body.get("status") or {}
+    ended = status.get("phase") in TERMINAL and status.get("lease")
+    if not status or ended:
+        _reconcile_experiment(body, patch, memo)
 
 
-@kopf.on.delete(GROUP, VERSION, "scalingexperiments")
+@kopf.timer(
+    GROUP,
+    VERSION,
+    "scalingexperiments",
+    interval=INTERVAL_S,
+    initial_delay=INTERVAL_S,
+    when=_in_flight,
+)
+def reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile_experiment(body, patch, memo)
+
+
+def _reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    uid = str(body["metadata"].get("uid"))
+    with memo.locks.setdefault(uid, threading.Lock()):
+        step = experiments.reconcile_experiment(
+            _plain(body), memo.kube, memo.surge, datetime.now(UTC)
+        )
+    _apply(body, patch, step)
+
+
+# Only an experiment in flight has the target changed: only then is there anything to undo.
+@kopf.on.delete(GROUP, VERSION, "scalingexperiments", when=_in_flight)
 def restore_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     experiments.restore_on_delete(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
-    logger.info("ScalingExperiment deleted: originals restored, child LoadTests deleted")
-
-
-@kopf.on.delete(GROUP, VERSION, "loadtests")
-def stop_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
-    removed = memo.kube.delete_jobs(ns, builders.selector(name))
-    memo.kube.delete_pods(ns, builders.selector(name))
-    logger.info("LoadTest deleted: stopped %d worker Jobs", removed)
+    logger.info("ScalingExperiment deleted mid-run: originals restored, child LoadTests deleted")
 
 
 def _integral(value: Any) -> Any:

@@ -1,14 +1,71 @@
-"""The operator's only door to the Kubernetes API. Everything returns plain JSON dicts."""
+"""The operator's only door to the Kubernetes API. Everything returns plain JSON dicts.
+
+Every failure leaves as a KubeError naming what was attempted on which object, with the API
+server's own message; `permanent` tells a 4xx that will never succeed (other than 409 and
+429) from what may (5xx, 429, a broken connection).
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
+from collections.abc import Iterator
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from surge.api.base import GROUP, VERSION
+
+
+class KubeError(Exception):
+    """An API call that failed: `action` ("create Job ns/name"), the HTTP status (None when
+    no answer came) and the API server's message."""
+
+    def __init__(self, action: str, status: int | None, message: str) -> None:
+        super().__init__(f"{action}: {message}")
+        self.action = action
+        self.status = status
+        self.message = message
+
+    @property
+    def permanent(self) -> bool:
+        return (
+            self.status is not None
+            and 400 <= self.status < 500
+            and self.status
+            not in (
+                409,
+                429,
+            )
+        )
+
+
+def server_message(exc: ApiException) -> str:
+    """The `message` of the API server's Status body, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"{exc.status} {exc.reason}"
+
+
+@contextlib.contextmanager
+def _call(action: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        raise KubeError(action, exc.status, server_message(exc)) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise KubeError(action, None, f"no answer from the API server ({exc})") from exc
+
+
+def _absent(exc: ApiException) -> bool:
+    return bool(exc.status == 404)
 
 
 class Kube:
@@ -19,13 +76,26 @@ class Kube:
         self.batch = client.BatchV1Api(self.api)
         self.rbac = client.RbacAuthorizationV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.autoscaling = client.AutoscalingV2Api(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
 
     def _json(self, obj: Any) -> dict[str, Any]:
         return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
-    def ensure(self, obj: dict[str, Any]) -> bool:
-        """Create `obj` unless it exists (check-then-create; 409 counts as existing)."""
-        kind, ns = obj["kind"], obj["metadata"]["namespace"]
+    def _read(self, action: str, read: Any, *args: Any) -> dict[str, Any] | None:
+        """`read(*args)` as JSON; None on 404."""
+        with _call(action):
+            try:
+                return self._json(read(*args))
+            except ApiException as exc:
+                if _absent(exc):
+                    return None
+                raise
+
+    def ensure(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create `obj`; when it exists already, return the live object (the caller checks
+        its owner) — None means it was created now."""
+        kind, ns, name = obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]
         create: Any = {
             "ConfigMap": self.core.create_namespaced_config_map,
             "ServiceAccount": self.core.create_namespaced_service_account,
@@ -33,183 +103,248 @@ class Kube:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }[kind]
-        try:
-            create(ns, obj)
-        except ApiException as exc:
-            if exc.status == 409:
-                if kind == "Role":  # resourceNames follow the current run
-                    self.rbac.patch_namespaced_role(
-                        obj["metadata"]["name"], ns, {"rules": obj["rules"]}
-                    )
-                return False
-            raise
-        return True
+        read: Any = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "ServiceAccount": self.core.read_namespaced_service_account,
+            "Job": self.batch.read_namespaced_job,
+            "Role": self.rbac.read_namespaced_role,
+            "RoleBinding": self.rbac.read_namespaced_role_binding,
+        }[kind]
+        with _call(f"create {kind} {ns}/{name}"):
+            try:
+                create(ns, obj)
+                return None
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        live = self._read(f"read {kind} {ns}/{name}", read, name, ns)
+        if kind == "Role" and live is not None:  # resourceNames follow the current run
+            with _call(f"patch Role {ns}/{name}"):
+                self.rbac.patch_namespaced_role(name, ns, {"rules": obj["rules"]})
+        return live or {}
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._json(self.apps.read_namespaced_deployment(name, namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._read(
+            f"read Deployment {namespace}/{name}",
+            self.apps.read_namespaced_deployment,
+            name,
+            namespace,
+        )
 
     def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._json(self.core.read_namespaced_config_map(name, namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._read(
+            f"read ConfigMap {namespace}/{name}",
+            self.core.read_namespaced_config_map,
+            name,
+            namespace,
+        )
 
     def patch_configmap_data(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+        with _call(f"patch ConfigMap {namespace}/{name}"):
+            self.core.patch_namespaced_config_map(name, namespace, {"data": data})
+
+    def delete_configmaps(self, namespace: str, selector: str) -> None:
+        with _call(f"delete ConfigMaps in {namespace} ({selector})"):
+            self.core.delete_collection_namespaced_config_map(namespace, label_selector=selector)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        raw = (secret.data or {}).get(key)
+        secret = self._read(
+            f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+        raw = ((secret or {}).get("data") or {}).get(key)
         return base64.b64decode(raw).decode() if raw else None
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._json(self.batch.read_namespaced_job(name, namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._read(
+            f"read Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace
+        )
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        with _call(f"list Pods in {namespace} ({selector})"):
+            items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self._json(p) for p in items]
 
     def pod_log(self, namespace: str, name: str) -> str | None:
         """The log's last lines; None when the pod or its log is gone. Other API errors
         (a 403 from missing RBAC) raise, so they are seen rather than read as "no log"."""
-        try:
-            return str(
-                self.core.read_namespaced_pod_log(
-                    name, namespace, container="worker", tail_lines=50
+        with _call(f"read the log of Pod {namespace}/{name}"):
+            try:
+                return str(
+                    self.core.read_namespaced_pod_log(
+                        name, namespace, container="worker", tail_lines=50
+                    )
                 )
-            )
-        except ApiException as exc:
-            if exc.status in (400, 404):  # gone, or never started
-                return None
-            raise
+            except ApiException as exc:
+                if exc.status in (400, 404):  # gone, or never started
+                    return None
+                raise
 
     def delete_jobs(self, namespace: str, selector: str) -> int:
-        jobs = self.batch.list_namespaced_job(namespace, label_selector=selector).items
-        for job in jobs:
-            name = str(job.metadata.name) if job.metadata else ""
-            try:
-                self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+        with _call(f"delete Jobs in {namespace} ({selector})"):
+            jobs = self.batch.list_namespaced_job(namespace, label_selector=selector).items
+            for job in jobs:
+                name = str(job.metadata.name) if job.metadata else ""
+                try:
+                    self.batch.delete_namespaced_job(
+                        name, namespace, propagation_policy="Background"
+                    )
+                except ApiException as exc:
+                    if not _absent(exc):
+                        raise
         return len(jobs)
 
-    def delete_pods(self, namespace: str, selector: str) -> None:
-        self.core.delete_collection_namespaced_pod(namespace, label_selector=selector)
+    def experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        def read(n: str, ns: str) -> Any:
+            return self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, ns, "scalingexperiments", n
+            )
+
+        return self._read(f"read ScalingExperiment {namespace}/{name}", read, name, namespace)
 
     def loadtests(self, namespace: str) -> list[dict[str, Any]]:
-        res: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "loadtests")
+        with _call(f"list LoadTests in {namespace}"):
+            res: Any = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "loadtests"
+            )
         return list(res.get("items", []))
 
-    # -- ScalingExperiment: the target's Deployment and HPA, child LoadTests ----------------
+    # -- one run per target: coordination.k8s.io Leases ------------------------------------
 
-    def replace_deployment_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        """Write `spec` as the whole Deployment spec (optimistic concurrency via
-        resourceVersion; a conflict raises and the next reconcile retries)."""
-        live = self._json(self.apps.read_namespaced_deployment(name, namespace))
-        body: Any = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": live["metadata"],
-            "spec": spec,
-        }
-        self.apps.replace_namespaced_deployment(name, namespace, body)
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._read(
+            f"read Lease {namespace}/{name}",
+            self.coordination.read_namespaced_lease,
+            name,
+            namespace,
+        )
+
+    def create_lease(self, obj: dict[str, Any]) -> bool:
+        """False when a Lease of that name exists already."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        with _call(f"create Lease {ns}/{name}"):
+            try:
+                body: Any = obj
+                self.coordination.create_namespaced_lease(ns, body)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return False
+                raise
+        return True
+
+    def replace_lease(self, obj: dict[str, Any]) -> bool:
+        """Write `obj` (carrying the resourceVersion read); False when someone wrote first."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        with _call(f"update Lease {ns}/{name}"):
+            try:
+                body: Any = obj
+                self.coordination.replace_namespaced_lease(name, ns, body)
+            except ApiException as exc:
+                if exc.status in (404, 409):
+                    return False
+                raise
+        return True
+
+    def delete_lease(self, namespace: str, name: str, resource_version: str) -> None:
+        """Delete the Lease only if it is still the version read (the holder's own)."""
+        with _call(f"delete Lease {namespace}/{name}"):
+            try:
+                self.coordination.delete_namespaced_lease(
+                    name,
+                    namespace,
+                    body=client.V1DeleteOptions(
+                        preconditions=client.V1Preconditions(resource_version=resource_version)
+                    ),
+                )
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+
+    # ScalingExperiment: the target's Deployment and HPA, child LoadTests.
+    def patch_deployment(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply RFC 6902 operations (a `test` of the uid first, so they land on that object
+        or on none); returns the Deployment as written."""
+        with _call(f"patch Deployment {namespace}/{name}"):
+            body: Any = ops
+            return self._json(self.apps.patch_namespaced_deployment(name, namespace, body))
 
     def hpa(self, namespace: str, name: str) -> dict[str, Any] | None:
-        api = client.AutoscalingV2Api(self.api)
-        try:
-            return self._json(api.read_namespaced_horizontal_pod_autoscaler(name, namespace))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._read(
+            f"read HorizontalPodAutoscaler {namespace}/{name}",
+            self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
+            name,
+            namespace,
+        )
 
     def put_hpa_spec(
         self, namespace: str, name: str, spec: dict[str, Any] | None, labels: dict[str, str]
     ) -> None:
         """Make the HPA's spec `spec`: replace, create when missing, delete when None."""
-        api = client.AutoscalingV2Api(self.api)
+        api = self.autoscaling
         live = self.hpa(namespace, name)
-        if spec is None:
-            if live is not None:
-                api.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
-            return
-        body: Any = {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "spec": spec,
-        }
-        if live is None:
-            body["metadata"] = {"name": name, "namespace": namespace, "labels": labels}
-            api.create_namespaced_horizontal_pod_autoscaler(namespace, body)
-        else:
-            body["metadata"] = live["metadata"]
-            api.replace_namespaced_horizontal_pod_autoscaler(name, namespace, body)
+        with _call(f"write HorizontalPodAutoscaler {namespace}/{name}"):
+            if spec is None:
+                if live is not None:
+                    api.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
+                return
+            body: Any = {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "spec": spec,
+            }
+            if live is None:
+                body["metadata"] = {"name": name, "namespace": namespace, "labels": labels}
+                api.create_namespaced_horizontal_pod_autoscaler(namespace, body)
+            else:
+                body["metadata"] = live["metadata"]
+                api.replace_namespaced_horizontal_pod_autoscaler(name, namespace, body)
 
     def loadtest(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            res: Any = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "loadtests", name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return dict(res)
+        def read(n: str, ns: str) -> Any:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "loadtests", n)
+
+        return self._read(f"read LoadTest {namespace}/{name}", read, name, namespace)
 
     def create_loadtest(self, obj: dict[str, Any]) -> bool:
-        try:
-            self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, obj["metadata"]["namespace"], "loadtests", obj
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        with _call(f"create LoadTest {ns}/{name}"):
+            try:
+                self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "loadtests", obj)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return False
+                raise
         return True
 
     def suspend_loadtest(self, namespace: str, name: str) -> None:
         """spec.suspend = true: the LoadTest's own lifecycle aborts it and stops its workers."""
-        try:
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, "loadtests", name, {"spec": {"suspend": True}}
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-    def delete_loadtests(self, namespace: str, selector: str) -> None:
-        items: Any = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "loadtests", label_selector=selector
-        )
-        for item in items.get("items", []):
+        with _call(f"patch LoadTest {namespace}/{name}"):
             try:
-                self.custom.delete_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "loadtests", item["metadata"]["name"]
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "loadtests", name, {"spec": {"suspend": True}}
                 )
             except ApiException as exc:
-                if exc.status != 404:
+                if not _absent(exc):
                     raise
 
+    def delete_loadtests(self, namespace: str, selector: str) -> None:
+        with _call(f"delete LoadTests in {namespace} ({selector})"):
+            items: Any = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "loadtests", label_selector=selector
+            )
+            for item in items.get("items", []):
+                try:
+                    self.custom.delete_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "loadtests", item["metadata"]["name"]
+                    )
+                except ApiException as exc:
+                    if not _absent(exc):
+                        raise
+
     def experiments(self, namespace: str) -> list[dict[str, Any]]:
-        res: Any = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "scalingexperiments"
-        )
+        with _call(f"list ScalingExperiments in {namespace}"):
+            res: Any = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "scalingexperiments"
+            )
         return list(res.get("items", []))

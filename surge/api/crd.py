@@ -101,6 +101,9 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["x-kubernetes-preserve-unknown-fields"] = True
     elif kind == "array":
         out["items"] = _convert(node.get("items", {}), defs)
+    for k, v in node.items():  # list-type and other structural markers set on a Field
+        if k.startswith("x-kubernetes-") and k not in out:
+            out[k] = v
     if nullable:
         out["nullable"] = True
     return {k: v for k, v in out.items() if k not in _DROP or k == "additionalProperties"}

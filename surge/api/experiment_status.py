@@ -9,9 +9,17 @@ from typing import Any, Literal
 from pydantic import Field
 
 from surge.api.base import Model
-from surge.api.status import Condition, Phase
+from surge.api.status import CONDITIONS_AS_MAP, Condition, LeaseRef, Phase
 
 Stage = Literal["Apply", "RollOut", "Test", "Restore", "Cooldown"]
+
+
+class WrittenField(Model):
+    """One field of the target the current variant wrote (operator/owned_fields.py paths),
+    with the value read back after the write."""
+
+    path: list[str]
+    value: Any = None
 
 
 class ExperimentStep(Model):
@@ -35,6 +43,12 @@ class ExperimentStep(Model):
     replicas_max: int | None = None
     replica_series: list[list[float]] | None = None
     """[seconds since the load began, replicas] at each change."""
+    written: list[WrittenField] | None = None
+    """The Deployment fields this variant wrote (only these are restored, three-way)."""
+    rest_digest: str | None = None
+    """A digest of the rest of the Deployment spec after the write: a change is an owner's edit."""
+    hpa_written: dict[str, Any] | None = None
+    """The HPA spec this variant wrote; None when the variant leaves the HPA alone."""
 
 
 class RunRow(Model):
@@ -137,8 +151,17 @@ class PlanEntry(Model):
 class ScalingExperimentStatus(Model):
     phase: Phase | None = None
     observed_generation: int | None = None
+    """The metadata.generation the operator last processed."""
+    run_generation: int | None = None
+    """The generation the experiment started with; its spec is frozen from then on."""
+    target_uid: str | None = None
+    """The uid of the Deployment the experiment started on; writes go only to that object."""
+    snapshot_digest: str | None = None
+    """Digest of the snapshot ConfigMap's data: a changed or missing snapshot stops the
+    experiment (SnapshotLost) before anything is written from it."""
     message: str = ""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_AS_MAP)
+    lease: LeaseRef | None = None
     start_time: str | None = None
     completion_time: str | None = None
     current_variant: str | None = None

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from surge.api.base import Model
 
@@ -44,14 +45,20 @@ def can_transition(old: Phase | None, new: Phase) -> bool:
 
 
 CONDITION_TYPES: dict[str, str] = {
-    "Ready": "The resource is valid and the operator has accepted it.",
+    "Ready": "The current run is accepted and healthy (True), or it ended without succeeding "
+    "(False, with the reason).",
     "TargetReady": "The target Deployment is available and its health URL answers.",
     "WorkersScheduled": "Every worker pod is Running and passed the start barrier.",
-    "Completed": "The load finished and every worker reported, or the run ended early.",
+    "Completed": "The run ended, on every path (True in every terminal phase); the reason says "
+    "how. `kubectl wait --for=condition=Completed` returns for any ending.",
     "ThresholdsPassed": "Every threshold held; False names the first that did not.",
     "SpecDrifted": "The spec changed during a run; the run goes on with the spec it started with.",
     "MetricsAvailable": "Every cluster query returned data for the measured window.",
     "Queued": "Another run holds the same target; this one waits.",
+    "Retrying": "The last step hit a transient error (API server, network); it is retried with "
+    "backoff until the phase's timeout. False once a step succeeds again.",
+    "Suspended": "spec.suspend holds a run whose workers do not exist yet; it resumes when "
+    "spec.suspend is false again.",
 }
 
 REASONS: dict[str, str] = {
@@ -94,6 +101,29 @@ REASONS: dict[str, str] = {
     "ExperimentTimeout": "The experiment ran past spec.timeout; the originals were restored.",
     "Recommended": "Every variant ran; status.recommendation names the best.",
     "DryRun": "dryRun: the plan is in status.plan and nothing was applied.",
+    "JobRejected": "The API server refused the worker Job; the message is the server's.",
+    "PlanTooLarge": "The run's plan does not fit a ConfigMap (1 MiB); use a smaller dataset.",
+    "Forbidden": "The operator is not allowed to do what the run needs (RBAC); the message "
+    "names the request.",
+    "ApiRejected": "The API server refused a request for good (4xx); the message is the server's.",
+    "TransientError": "A request failed in a way that may pass (5xx, 429, no answer); retried.",
+    "Recovered": "A step succeeded after transient errors.",
+    "QueueTimeout": "Another run held the target for longer than timeouts.queued.",
+    "AnalysisTimeout": "Results could not be collected within timeouts.analysis.",
+    "WorkersTimeout": "The workers could not be created or observed within timeouts.workersReady.",
+    "RunIdReused": "spec.runId names a run in status.history; runs are never repeated, choose "
+    "a new runId.",
+    "ObjectNotOwned": "An object the run would create exists already and is not owned by this "
+    "resource; nothing was adopted.",
+    "Resumed": "spec.suspend was set back to false before the workers were created.",
+    "Finished": "The run ended; the phase and the Completed condition's reason say how.",
+    "TargetModified": "Someone else changed the target during the experiment (a rollout, a "
+    "revert of the variant): the experiment stopped, their values were kept, the variant's "
+    "other fields restored.",
+    "TargetDeleted": "The target Deployment was deleted (or replaced by another object of that "
+    "name) during the experiment; nothing was written to it.",
+    "SnapshotLost": "The snapshot of the originals is missing, altered or not the experiment's "
+    "own; nothing was written from it.",
 }
 
 
@@ -154,13 +184,47 @@ class RunRecord(Model):
     message: str = ""
 
 
+class Retry(Model):
+    """A step that hit a transient error: how often, and not before when it is tried again."""
+
+    attempts: int
+    after: str
+    message: str = ""
+
+
+class LeaseRef(Model):
+    """The target Lease this run holds (operator/target_lease.py)."""
+
+    namespace: str
+    name: str
+    target: str
+    """The target key: deployment/<namespace>/<name>, or url/<host:port>."""
+
+
+CONDITIONS_AS_MAP: JsonDict = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
+"""Conditions are a map keyed by type (API conventions): one entry per type, merged by type."""
+
+
 class LoadTestStatus(Model):
     phase: Phase | None = None
     """None until the operator accepts the run."""
     run_id: str | None = None
     observed_generation: int | None = None
+    """The metadata.generation the operator last processed."""
+    run_generation: int | None = None
+    """The generation the current run started with (later edits set SpecDrifted)."""
     message: str = ""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_AS_MAP)
+    deadline: str | None = None
+    """When the current waiting phase times out (RFC 3339), with `deadlineReason`."""
+    deadline_reason: str | None = None
+    retry: Retry | None = None
+    lease: LeaseRef | None = None
+    workers_to_delete: bool = False
+    """The verdict is written; the worker Job is deleted once that write is read back."""
     start_time: str | None = None
     load_start_time: str | None = None
     """The start barrier: the instant every worker began sending (RFC 3339)."""

@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from surge.agent import start_agent_process, stop_agent_process
-from surge.operator import builders
-from surge.operator.kube import Kube
+from surge.operator import builders, target_lease
+from surge.operator.kube import Kube, KubeError
 from tests.chart.rendering import CHART, of_kind, one, render, rule_verbs
 from tests.chart.workloads import pod_templates, worker_job
 from tests.e2e.operator_support import Operator, create, loadtest, wait_phase
@@ -339,7 +340,6 @@ class OperatorCalls:
         cm_name = cm["metadata"]["name"]
         custom: Any = k.custom
         core: Any = k.core
-        apps: Any = k.apps
         sa, role, binding = builders.worker_rbac(owner, run)
         hpa: dict[str, Any] = {
             "apiVersion": "autoscaling/v2",
@@ -423,10 +423,12 @@ class OperatorCalls:
                 lambda: k.ensure(sa),
             ),
             Op(
-                # Twice: create, then (409) patch. Granting `get` on a ConfigMap needs `get`.
+                # Twice: create, then (409) read back and patch. Granting `get` on a ConfigMap
+                # needs `get`.
                 "create and patch worker Role",
                 {
                     ("rbac.authorization.k8s.io", "roles", "create"),
+                    ("rbac.authorization.k8s.io", "roles", "get"),
                     ("rbac.authorization.k8s.io", "roles", "patch"),
                     ("", "configmaps", "get"),
                 },
@@ -438,6 +440,39 @@ class OperatorCalls:
                 lambda: k.ensure(binding),
             ),
             Op("create worker Job", {("batch", "jobs", "create")}, lambda: k.ensure(job)),
+            Op(
+                # After a crash every child exists: each is read back to check its owner.
+                "adopt existing children",
+                {
+                    ("", "serviceaccounts", "create"),
+                    ("", "serviceaccounts", "get"),
+                    ("rbac.authorization.k8s.io", "rolebindings", "create"),
+                    ("rbac.authorization.k8s.io", "rolebindings", "get"),
+                    ("", "configmaps", "create"),
+                    ("", "configmaps", "get"),
+                    ("batch", "jobs", "create"),
+                    ("batch", "jobs", "get"),
+                },
+                lambda: [k.ensure(o) for o in (sa, binding, cm, job)],
+            ),
+            Op(
+                "delete an old run's plan",
+                {("", "configmaps", "deletecollection")},
+                lambda: k.delete_configmaps(ns, builders.selector(name, "0")),
+            ),
+            Op(
+                "take and give back the target's Lease",
+                {
+                    ("coordination.k8s.io", "leases", v)
+                    for v in ("get", "create", "update", "delete")
+                },
+                lambda: manage_lease(k, ns),
+            ),
+            Op(
+                "ask whether a target's holder still runs",
+                {("surge.dev", "loadtests", "get")},
+                lambda: k.loadtest(ns, "missing"),
+            ),
             Op(
                 "read worker Job",
                 {("batch", "jobs", "get")},
@@ -461,11 +496,6 @@ class OperatorCalls:
                 "delete worker Jobs",
                 {("batch", "jobs", "list"), ("batch", "jobs", "delete")},
                 lambda: k.delete_jobs(ns, builders.selector(name)),
-            ),
-            Op(
-                "delete worker pods",
-                {("", "pods", "deletecollection")},
-                lambda: k.delete_pods(ns, builders.selector(name)),
             ),
             Op(
                 "read target Deployment",
@@ -548,21 +578,10 @@ class OperatorCalls:
                 not_found_ok=True,
             ),
             Op(
-                "replace target Deployment spec",
-                {("apps", "deployments", "update")},
-                lambda: apps.replace_namespaced_deployment(
-                    "missing",
-                    ns,
-                    {
-                        "metadata": {"name": "missing"},
-                        "spec": {
-                            "selector": {"matchLabels": {"app": "probe"}},
-                            "template": {
-                                "metadata": {"labels": {"app": "probe"}},
-                                "spec": {"containers": [{"name": "c", "image": "probe:1"}]},
-                            },
-                        },
-                    },
+                "patch the target Deployment's fields",
+                {("apps", "deployments", "patch")},
+                lambda: k.patch_deployment(
+                    ns, "missing", [{"op": "test", "path": "/metadata/uid", "value": "u"}]
                 ),
                 not_found_ok=True,
             ),
@@ -573,6 +592,11 @@ class OperatorCalls:
                     for verb in ("create", "get", "update", "delete")
                 },
                 lambda: manage_hpa(k, ns, hpa["spec"]),
+            ),
+            Op(
+                "ask whether an experiment holding a target still runs",
+                {("surge.dev", "scalingexperiments", "get")},
+                lambda: k.experiment(ns, "missing"),
             ),
             Op(
                 "manage child LoadTests",
@@ -593,6 +617,20 @@ def manage_hpa(k: Kube, ns: str, spec: dict[str, Any]) -> None:
     k.put_hpa_spec(ns, "probe", None, {})  # get, delete
 
 
+def manage_lease(k: Kube, ns: str) -> None:
+    holder = target_lease.Holder("LoadTest", ns, "probe", "u", "1")
+    key = "url/probe:80"
+    obj = target_lease.lease_object(
+        ns, target_lease.lease_name(key), key, holder, datetime.now(UTC), 60
+    )
+    k.create_lease(obj)  # create
+    live = k.lease(ns, obj["metadata"]["name"])  # get
+    assert live is not None
+    obj["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+    assert k.replace_lease(obj)  # update
+    target_lease.release(k, target_key=key, run_namespace=ns, holder=holder)  # get, delete
+
+
 def manage_child(k: Kube, ns: str, child: dict[str, Any]) -> None:
     k.loadtest(ns, "missing")
     k.create_loadtest(child)
@@ -606,7 +644,7 @@ def run_ops(ops: list[Op]) -> dict[str, int]:
     for op in ops:
         try:
             op.call()
-        except ApiException as exc:
+        except (ApiException, KubeError) as exc:
             if exc.status == 404 and op.not_found_ok:
                 continue
             failed[op.name] = int(exc.status or 0)

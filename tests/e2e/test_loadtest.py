@@ -365,8 +365,8 @@ def test_second_run_on_a_busy_target_waits_with_a_reason(
     waiting = wait_until(queued, timeout_s=30, what="second queued")
     assert waiting["status"]["phase"] == "Pending"
     assert (
-        "LoadTest first is running against the same target"
-        in condition(waiting, "Queued")["message"]
+        f"LoadTest {namespace}/first run 1 holds the target"
+        in (condition(waiting, "Queued")["message"])
     )
     first = wait_phase(api_client, namespace, "first", {"Succeeded"}, operator)
     second = wait_phase(api_client, namespace, "second", {"Succeeded"}, operator)

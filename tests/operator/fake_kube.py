@@ -10,6 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonpatch
+import jsonpointer
+
+from surge.operator.kube import KubeError
+
 Key = tuple[str, str, str]
 
 
@@ -27,6 +32,18 @@ class FakeKube:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.logs: dict[str, str] = {}
         self.calls: list[tuple[str, ...]] = []
+        self.failures: dict[str, KubeError] = {}
+        """Method name (ensure: "ensure:<Kind>") -> the error its next call raises, once."""
+        self._version = 0
+
+    def _maybe_fail(self, method: str) -> None:
+        err = self.failures.pop(method, None)
+        if err is not None:
+            raise err
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
 
     # -- test set-up --------------------------------------------------------------------
 
@@ -47,19 +64,27 @@ class FakeKube:
 
     # -- the Kube interface -------------------------------------------------------------
 
-    def ensure(self, obj: dict[str, Any]) -> bool:
+    def ensure(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
         self.calls.append(("ensure", *key))
+        self._maybe_fail(f"ensure:{obj['kind']}")
         if key in self.objects:
-            return False
+            return self.objects[key]
         self.objects[key] = copy.deepcopy(obj)
-        return True
+        return None
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._maybe_fail("deployment")
         return self.get("Deployment", namespace, name)
 
     def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._maybe_fail("configmap")
         return self.get("ConfigMap", namespace, name)
+
+    def delete_configmaps(self, namespace: str, selector: str) -> None:
+        self.calls.append(("delete_configmaps", namespace, selector))
+        for cm in self.of_kind("ConfigMap", namespace, selector):
+            del self.objects[("ConfigMap", namespace, cm["metadata"]["name"])]
 
     def patch_configmap_data(self, namespace: str, name: str, data: dict[str, str]) -> None:
         self.calls.append(("patch_configmap_data", namespace, name))
@@ -74,6 +99,7 @@ class FakeKube:
         return self.get("Job", namespace, name)
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._maybe_fail("pods")
         return self.of_kind("Pod", namespace, selector)
 
     def pod_log(self, namespace: str, name: str) -> str | None:
@@ -86,18 +112,26 @@ class FakeKube:
             del self.objects[("Job", namespace, j["metadata"]["name"])]
         return len(jobs)
 
-    def delete_pods(self, namespace: str, selector: str) -> None:
-        for p in self.of_kind("Pod", namespace, selector):
-            del self.objects[("Pod", namespace, p["metadata"]["name"])]
-
     def loadtests(self, namespace: str) -> list[dict[str, Any]]:
         return self.of_kind("LoadTest", namespace)
 
-    def replace_deployment_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self.calls.append(("replace_deployment_spec", namespace, name))
-        dep = self.objects[("Deployment", namespace, name)]
-        dep["spec"] = copy.deepcopy(spec)
-        dep["metadata"]["generation"] = int(dep["metadata"].get("generation", 1)) + 1
+    def patch_deployment(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """RFC 6902, as the API server applies it: all or nothing (a failed `test` is a 422)."""
+        self.calls.append(("patch_deployment", namespace, name))
+        self._maybe_fail("patch_deployment")
+        key = ("Deployment", namespace, name)
+        if key not in self.objects:
+            raise KubeError(f"patch Deployment {namespace}/{name}", 404, "not found")
+        try:
+            patched = jsonpatch.apply_patch(self.objects[key], ops)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise KubeError(f"patch Deployment {namespace}/{name}", 422, str(exc)) from None
+        if patched["spec"] != self.objects[key]["spec"]:
+            patched["metadata"]["generation"] = int(patched["metadata"].get("generation", 1)) + 1
+        self.objects[key] = patched
+        return copy.deepcopy(patched)
 
     def hpa(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get("HorizontalPodAutoscaler", namespace, name)
@@ -116,8 +150,43 @@ class FakeKube:
     def loadtest(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get("LoadTest", namespace, name)
 
+    def experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get("ScalingExperiment", namespace, name)
+
     def create_loadtest(self, obj: dict[str, Any]) -> bool:
-        return self.ensure(obj)
+        return self.ensure(obj) is None
+
+    # -- Leases: create/replace/delete with the API server's version semantics -----------
+
+    def lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.get("Lease", namespace, name))
+
+    def create_lease(self, obj: dict[str, Any]) -> bool:
+        key = ("Lease", obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.calls.append(("create_lease", *key[1:]))
+        if key in self.objects:
+            return False
+        self.objects[key] = copy.deepcopy(obj)
+        self._bump(self.objects[key])
+        return True
+
+    def replace_lease(self, obj: dict[str, Any]) -> bool:
+        key = ("Lease", obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.calls.append(("replace_lease", *key[1:]))
+        live = self.objects.get(key)
+        if live is None or live["metadata"]["resourceVersion"] != obj["metadata"].get(
+            "resourceVersion"
+        ):
+            return False
+        self.objects[key] = copy.deepcopy(obj)
+        self._bump(self.objects[key])
+        return True
+
+    def delete_lease(self, namespace: str, name: str, resource_version: str) -> None:
+        self.calls.append(("delete_lease", namespace, name))
+        live = self.objects.get(("Lease", namespace, name))
+        if live is not None and live["metadata"]["resourceVersion"] == resource_version:
+            del self.objects[("Lease", namespace, name)]
 
     def suspend_loadtest(self, namespace: str, name: str) -> None:
         self.calls.append(("suspend_loadtest", namespace, name))

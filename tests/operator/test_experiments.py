@@ -68,7 +68,7 @@ def kube() -> FakeKube:
     k.put(
         {
             "kind": "Deployment",
-            "metadata": {"name": "alice", "namespace": NS, "generation": 1},
+            "metadata": {"name": "alice", "namespace": NS, "generation": 1, "uid": "u-dep"},
             "spec": copy.deepcopy(ORIGINAL),
             "status": {},
         }
@@ -141,7 +141,7 @@ def test_dry_run_shows_each_variant_and_applies_nothing(kube: FakeKube) -> None:
     assert [p["variant"] for p in plan] == ["cpu", "gpu"]
     assert plan[0]["hpa"]["maxReplicas"] == 3
     assert plan[1]["deployment"]["template"]["spec"]["nodeSelector"] == {"surge.dev/pool": "gpu"}
-    assert not [c for c in kube.calls if c[0] in ("replace_deployment_spec", "put_hpa_spec")]
+    assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
 
 
 def test_missing_target_fails(kube: FakeKube) -> None:
@@ -152,13 +152,21 @@ def test_missing_target_fails(kube: FakeKube) -> None:
 
 def test_a_second_experiment_on_the_target_waits(kube: FakeKube) -> None:
     other = _body()
-    other["metadata"]["name"] = "other"
-    other["status"] = {"phase": "Running"}
+    other["metadata"].update(name="other", uid="u-other")
+    tick(kube, other, T0)  # takes the target's Lease
+    assert other["status"]["phase"] == "Running" and other["status"]["lease"]
     kube.put(other)
     body = _body()
     tick(kube, body, T0)
     assert body["status"]["phase"] == "Pending"
-    assert body["status"]["conditions"][0]["reason"] == "TargetBusy"
+    queued = body["status"]["conditions"][0]
+    assert queued["reason"] == "TargetBusy" and "ScalingExperiment team/other" in queued["message"]
+    # The other one ends; its persisted end releases the Lease, and this one starts.
+    other["status"]["phase"] = "Succeeded"
+    tick(kube, other, T0)
+    assert "lease" not in other["status"]
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "Running"
 
 
 def test_invalid_spec_fails(kube: FakeKube) -> None:
@@ -166,9 +174,11 @@ def test_invalid_spec_fails(kube: FakeKube) -> None:
     assert step.status["phase"] == "Failed" and reasons(step) == ["InvalidSpec"]
 
 
-def _at(kube: FakeKube, want: tuple[str, str | None, int | None]) -> dict[str, Any]:
+def _at(
+    kube: FakeKube, want: tuple[str, str | None, int | None], spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A body driven through the real stages (rollouts complete, children succeed)."""
-    body = _body()
+    body = _body(spec)
     now = T0
     for _ in range(40):
         now_at = stage(body) if body["status"] else (None, None, None)
@@ -201,7 +211,8 @@ def test_apply_without_the_snapshot_fails(kube: FakeKube) -> None:
     body = _at(kube, ("Running", "Apply", 0))
     del kube.objects[("ConfigMap", NS, snapshot_name(NAME))]
     step = tick(kube, body, T0)
-    assert body["status"]["phase"] == "Failed" and reasons(step) == ["RunLost"]
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["SnapshotLost"]
+    assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
 
 
 def test_rollout_done_moves_to_test(kube: FakeKube) -> None:
@@ -273,8 +284,7 @@ def test_last_restore_goes_to_analysis_which_recommends(kube: FakeKube) -> None:
 
 
 def test_budget_spent_aborts_and_restores(kube: FakeKube) -> None:
-    body = _body(_spec(budget={"maxReplicaHours": 0.0001}))
-    body["status"] = _at(kube, ("Running", "Test", 0))["status"]
+    body = _at(kube, ("Running", "Test", 0), _spec(budget={"maxReplicaHours": 0.0001}))
     tick(kube, body, T0 + timedelta(seconds=100))  # creates the child
     child = kube.loadtest(NS, child_name(NAME, "cpu", 0))
     assert child is not None
@@ -300,7 +310,7 @@ def test_spec_timeout_suspends_the_child_and_restores(kube: FakeKube) -> None:
 
 def test_a_finished_experiment_is_left_alone(kube: FakeKube) -> None:
     body = _body()
-    body["status"] = {"phase": "Succeeded"}
+    body["status"] = {"phase": "Succeeded", "observedGeneration": 1}
     step = tick(kube, body, T0)
     assert step.status == {} and step.events == [] and kube.calls == []
 
@@ -312,3 +322,111 @@ def test_delete_restores_and_removes_the_children(kube: FakeKube) -> None:
     assert kube.loadtest(NS, child_name(NAME, "cpu", 0)) is None
     dep = kube.deployment(NS, "alice")
     assert dep is not None and dep["spec"] == ORIGINAL
+
+
+# -- never undo the owner's work (docs/experiments.md, "Guarantees") -------------------------
+
+
+def _container(kube: FakeKube) -> dict[str, Any]:
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    return dict(dep["spec"]["template"]["spec"]["containers"][0])
+
+
+def _pod_spec(kube: FakeKube) -> dict[str, Any]:
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    return dict(dep["spec"]["template"]["spec"])
+
+
+def test_an_owner_rollout_mid_run_aborts_and_keeps_their_image(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    _container(kube)  # the cpu variant is in place
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "alice:2"  # their rollout
+    step = tick(kube, body, T0 + timedelta(seconds=100))
+    assert body["status"]["phase"] == "Aborted"
+    assert reasons(step) == ["TargetModified"]
+    assert "spec.template.spec.containers[alice].image" in body["status"]["message"]
+    assert _container(kube)["image"] == "alice:2"  # kept
+    assert "nodeSelector" not in _pod_spec(kube)  # the variant's field is back to original
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == HPA
+
+
+def test_a_revert_of_the_variant_by_someone_else_is_detected(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "RollOut", 0))
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    del dep["spec"]["template"]["spec"]["nodeSelector"]  # Argo CD self-heal
+    tick(kube, body, T0 + timedelta(seconds=40))
+    assert body["status"]["phase"] == "Aborted"
+    assert "spec.template.spec.nodeSelector" in body["status"]["message"]
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == HPA  # what was still ours went back
+
+
+def test_deleting_a_finished_experiment_writes_nothing(kube: FakeKube) -> None:
+    body = _at(kube, ("Analyzing", None, None))
+    tick(kube, body, T0 + timedelta(minutes=20))
+    assert body["status"]["phase"] == "Succeeded"
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "alice:3"  # weeks later
+    before = len([c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")])
+    experiments.restore_on_delete(body, kube, Settings(), T0)  # type: ignore[arg-type]
+    after = len([c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")])
+    assert after == before
+    assert _container(kube)["image"] == "alice:3"
+
+
+def test_a_precreated_snapshot_is_refused(kube: FakeKube) -> None:
+    meta = {"name": snapshot_name(NAME), "namespace": NS}
+    kube.put({"kind": "ConfigMap", "metadata": meta, "data": {"deployment.json": "{}"}})
+    body = _body()
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["SnapshotLost"]
+    assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
+
+
+def test_an_altered_snapshot_stops_the_experiment_without_writing(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Cooldown", 0))
+    cm = kube.configmap(NS, snapshot_name(NAME))
+    assert cm is not None
+    cm["data"]["deployment.json"] = '{"template": {"spec": {"serviceAccountName": "root"}}}'
+    writes = len([c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")])
+    step = tick(kube, body, T0 + timedelta(hours=1))
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["SnapshotLost"]
+    assert len([c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]) == writes
+
+
+def test_a_deleted_target_fails_and_deletion_never_blocks(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    del kube.objects[("Deployment", NS, "alice")]
+    step = tick(kube, body, T0 + timedelta(seconds=100))
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["TargetDeleted"]
+    body["status"]["phase"] = "Running"  # deleted before the failure was written
+    experiments.restore_on_delete(body, kube, Settings(), T0)  # type: ignore[arg-type]
+
+
+def test_an_invalid_edit_mid_run_drifts_and_delete_still_restores(kube: FakeKube) -> None:
+    body = _at(kube, ("Running", "Test", 0))
+    body["spec"]["variants"] = []  # invalid
+    body["metadata"]["generation"] = 2
+    step = tick(kube, body, T0 + timedelta(seconds=100))
+    assert body["status"]["phase"] == "Running" and "SpecDrifted" in reasons(step)
+    assert _pod_spec(kube)["nodeSelector"] == {"surge.dev/pool": "cpu"}
+    experiments.restore_on_delete(body, kube, Settings(), T0)  # type: ignore[arg-type]
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None and dep["spec"] == ORIGINAL
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == HPA
+
+
+def test_a_variant_without_an_hpa_leaves_the_hpa_alone(kube: FakeKube) -> None:
+    _at(kube, ("Running", "Test", 1))  # the gpu variant sets no HPA
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == HPA
+    puts = [c for c in kube.calls if c[0] == "put_hpa_spec"]
+    assert len(puts) == 2  # cpu applied, cpu restored; nothing for gpu

@@ -162,17 +162,47 @@ def test_pending_moves_on_when_the_target_is_free(kube: FakeKube) -> None:
     assert cond(body, "Queued")["status"] == "False"
 
 
-def test_pending_waits_while_another_run_holds_the_target(kube: FakeKube) -> None:
+def _other(kube: FakeKube) -> dict[str, Any]:
+    """Another LoadTest on the same target, holding its Lease (WaitingForTarget)."""
     other = _body()
-    other["metadata"]["name"] = "other"
-    other["status"] = {"phase": "Running"}
+    other["metadata"].update(name="other", uid="u-other")
     kube.put(other)
+    _to(kube, "WaitingForTarget", other)
+    assert other["status"]["lease"]
+    return other
+
+
+def test_pending_waits_while_another_run_holds_the_target(kube: FakeKube) -> None:
+    other = _other(kube)
     body = _to(kube, "Pending")
     step = tick(kube, body, T0)
     assert body["status"]["phase"] == "Pending"
     assert reasons(step) == ["TargetBusy"]
-    assert "other" in cond(body, "Queued")["message"]
+    assert "LoadTest team/other run 1" in cond(body, "Queued")["message"]
     assert reasons(tick(kube, body, T0)) == []  # said once, not every tick
+    # The holder ends; once that is persisted its Lease goes, and this run moves on.
+    other["status"]["phase"] = "Succeeded"
+    tick(kube, other, T0)
+    assert "lease" not in other["status"]
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "WaitingForTarget"
+
+
+def test_a_holder_that_is_gone_loses_the_target(kube: FakeKube) -> None:
+    _other(kube)
+    del kube.objects[("LoadTest", NS, "other")]  # deleted with the operator down
+    body = _to(kube, "Pending")
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "WaitingForTarget"
+
+
+def test_the_queue_has_a_timeout(kube: FakeKube) -> None:
+    _other(kube)
+    body = _to(kube, "Pending", _body(_spec(timeouts={"queued": "60s"})))
+    tick(kube, body, T0)
+    step = tick(kube, body, T0 + timedelta(seconds=90))  # the holder's Lease is still valid
+    assert (body["status"]["phase"], reasons(step)) == ("Failed", ["QueueTimeout"])
+    assert cond(body, "Completed")["reason"] == "QueueTimeout"
 
 
 # -- WaitingForTarget -----------------------------------------------------------------------
@@ -225,7 +255,12 @@ def test_a_crashing_worker_fails_the_run_and_stops_the_job(kube: FakeKube) -> No
     step = tick(kube, body, T0)
     assert body["status"]["phase"] == "Failed"
     assert reasons(step) == ["WorkerFailed"]
+    # Persist, then act: the Job goes on the tick that reads the failure back.
+    assert kube.job(NS, builders.run_name(NAME, "1")) is not None
+    assert body["status"]["workersToDelete"] is True
+    tick(kube, body, T0)
     assert kube.job(NS, builders.run_name(NAME, "1")) is None
+    assert "lease" not in body["status"] and body["status"]["workersToDelete"] is False
 
 
 def test_workers_not_running_in_time_fail_the_run(kube: FakeKube) -> None:
@@ -253,7 +288,7 @@ def test_finished_workers_move_the_run_to_analyzing(kube: FakeKube) -> None:
     step = tick(kube, body, T0 + timedelta(seconds=15))
     assert body["status"]["phase"] == "Analyzing"
     assert reasons(step) == ["Analyzing"]
-    assert cond(body, "Completed")["reason"] == "WorkersFinished"
+    assert body["status"]["deadlineReason"] == "AnalysisTimeout"
 
 
 def test_a_run_past_its_grace_times_out(kube: FakeKube) -> None:
@@ -319,6 +354,8 @@ def test_suspend_aborts_and_stops_the_workers(kube: FakeKube) -> None:
     step = tick(kube, body, T0)
     assert body["status"]["phase"] == "Aborted"
     assert reasons(step) == ["Suspended"]
+    assert cond(body, "Completed")["reason"] == "Suspended"
+    tick(kube, body, T0)
     assert kube.job(NS, builders.run_name(NAME, "1")) is None
 
 

@@ -66,10 +66,10 @@ which names cluster-scoped peering objects).
 */}}
 {{- define "surge.operatorRules" -}}
 {{- $v := .root.Values -}}
-# kopf lists and watches LoadTests, patches finalizers and progress annotations.
+# kopf lists and watches LoadTests, patches finalizers; get: is a target's holder still running?
 - apiGroups: ["surge.dev"]
   resources: ["loadtests"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # The lifecycle writes status through the status subresource.
 - apiGroups: ["surge.dev"]
   resources: ["loadtests/status"]
@@ -78,33 +78,39 @@ which names cluster-scoped peering objects).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-# The plan ConfigMap (create, then patch startAt); scenario ConfigMaps are read.
-# get is also what the worker Role grants, and RBAC only lets the operator grant what it holds.
+# The plan ConfigMap (create, then patch startAt; deleted with its run when a new run starts);
+# scenario ConfigMaps are read. get also reads back an existing one to check its owner, and is
+# what the worker Role grants (RBAC only lets the operator grant what it holds).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "deletecollection"]
 # One Indexed Job per run: find it, create it, delete it when done or on LoadTest deletion.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "create", "delete"]
-# Worker pods: diagnose scheduling and exits; delete leftovers on LoadTest deletion.
+# Worker pods: diagnose scheduling and exits (they go with their Job).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "deletecollection"]
+  verbs: ["list"]
 # The last lines of a failed worker's log go into the LoadTest's status.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
-# Per-LoadTest worker identity that can read only its run's ConfigMap.
+# Per-LoadTest worker identity that can read only its run's ConfigMap; get reads back one that
+# exists to adopt it only if this LoadTest owns it.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["create"]
+  verbs: ["get", "create"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["rolebindings"]
-  verbs: ["create"]
+  verbs: ["get", "create"]
+# One run per target: a Lease per target, taken before WaitingForTarget, released at the end.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update", "delete"]
 # Target readiness: spec.target.deploymentRef.
 - apiGroups: ["apps"]
   resources: ["deployments"]
@@ -125,14 +131,15 @@ which names cluster-scoped peering objects).
 # ScalingExperiment: kopf watches experiments; the lifecycle writes their status.
 - apiGroups: ["surge.dev"]
   resources: ["scalingexperiments"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["surge.dev"]
   resources: ["scalingexperiments/status"]
   verbs: ["patch"]
-# Each variant's spec, and the original's restore, replace the target Deployment's spec whole.
+# A variant writes only its own fields of the target Deployment (a uid-guarded JSON patch), and
+# a restore puts back only those still holding what it wrote.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["update"]
+  verbs: ["patch"]
 # The target's HPA: read, replaced per variant, created when missing, deleted on restore
 # when the original had none.
 - apiGroups: ["autoscaling"]

@@ -1,0 +1,182 @@
+"""A ScalingExperiment's writes to its target: the snapshot of the originals, a variant's fields
+written with a uid-guarded JSON patch, edits by others seen, and the three-way restore.
+
+Nothing here replaces a whole spec. The snapshot ConfigMap (owned by the experiment, its
+digest kept in status) holds the original Deployment and HPA specs, the experiment's spec
+frozen at start and the target's uid; a snapshot that is missing or altered is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from surge.api.experiment import ScalingExperimentSpec, Variant
+from surge.api.experiment_status import ExperimentStep, WrittenField
+from surge.api.manifests import ManifestError, parse_spec
+from surge.operator import builders
+from surge.operator.experiment_runs import LABEL_EXPERIMENT, snapshot_name
+from surge.operator.kube import Kube
+from surge.operator.owned_fields import (
+    Path,
+    changed,
+    display,
+    json_patch,
+    originals,
+    owned_values,
+    owner_edits,
+    read,
+    rest_digest,
+    restore_plan,
+)
+from surge.operator.variants import apply_hpa
+
+DEPLOYMENT_KEY, HPA_KEY, SPEC_KEY, UID_KEY = "deployment.json", "hpa.json", "spec.json", "uid"
+
+
+class TargetGone(Exception):
+    """The target Deployment is gone, or another object has its name now."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    deployment: dict[str, Any]
+    hpa: dict[str, Any] | None
+    spec: ScalingExperimentSpec
+    target_uid: str
+
+
+def snapshot_configmap(
+    owner: dict[str, Any],
+    deployment: dict[str, Any],
+    hpa_spec: dict[str, Any] | None,
+    spec: ScalingExperimentSpec,
+) -> dict[str, Any]:
+    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": snapshot_name(name),
+            "namespace": ns,
+            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
+            "ownerReferences": [builders.owner_reference(owner)],
+        },
+        "data": {
+            DEPLOYMENT_KEY: json.dumps(deployment["spec"], sort_keys=True),
+            HPA_KEY: json.dumps(hpa_spec, sort_keys=True),
+            SPEC_KEY: json.dumps(spec.wire(), sort_keys=True),
+            UID_KEY: str(deployment["metadata"]["uid"]),
+        },
+    }
+
+
+def snapshot_digest(data: dict[str, str]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_snapshot(cm: dict[str, Any] | None, digest: str | None) -> Snapshot | None:
+    """The snapshot, or None when it is missing or differs from what was written."""
+    if cm is None:
+        return None
+    data = dict(cm.get("data") or {})
+    if digest is None or snapshot_digest(data) != digest:
+        return None
+    try:
+        spec: ScalingExperimentSpec = parse_spec("ScalingExperiment", json.loads(data[SPEC_KEY]))
+        return Snapshot(
+            deployment=json.loads(data[DEPLOYMENT_KEY]),
+            hpa=json.loads(data.get(HPA_KEY, "null")),
+            spec=spec,
+            target_uid=data[UID_KEY],
+        )
+    except (KeyError, ValueError, ManifestError):
+        return None
+
+
+def _live(kube: Kube, namespace: str, snap: Snapshot) -> dict[str, Any]:
+    dep = kube.deployment(namespace, snap.spec.target_ref.deployment)
+    if dep is None or dep["metadata"].get("uid") != snap.target_uid:
+        raise TargetGone(
+            f"Deployment {namespace}/{snap.spec.target_ref.deployment} was deleted or replaced"
+        )
+    return dep
+
+
+def apply(
+    kube: Kube, namespace: str, snap: Snapshot, variant: Variant, labels: dict[str, str]
+) -> tuple[list[WrittenField], str, dict[str, Any] | None]:
+    """Write the variant's fields (and its HPA, when it has one); returns what was written,
+    as read back, the digest of the rest of the Deployment, and the HPA spec written.
+    Raises TargetGone or KubeError."""
+    dep = _live(kube, namespace, snap)
+    values = owned_values(variant, snap.deployment)
+    name = snap.spec.target_ref.deployment
+    patched = kube.patch_deployment(namespace, name, json_patch(dep, values, snap.target_uid))
+    spec = patched.get("spec") or {}
+    written = [WrittenField(path=list(p), value=read(spec, p)) for p in values]
+    hpa_written = None
+    hpa_name = snap.spec.target_ref.hpa
+    if variant.hpa is not None and hpa_name:
+        hpa_written = apply_hpa(snap.hpa, variant.hpa, name)
+        kube.put_hpa_spec(namespace, hpa_name, hpa_written, labels)
+        hpa_written = (kube.hpa(namespace, hpa_name) or {}).get("spec") or hpa_written
+    return written, rest_digest(spec, values), hpa_written
+
+
+def _written(step: ExperimentStep, snap: Snapshot) -> dict[Path, Any]:
+    if step.written is not None:
+        return {tuple(w.path): w.value for w in step.written}
+    # Written but not yet recorded (a crash right after the patch): what the variant sets.
+    variant = next(v for v in snap.spec.variants if v.name == step.variant)
+    return owned_values(variant, snap.deployment)
+
+
+def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep) -> list[str]:
+    """The target's fields someone else changed since the variant was written: one of the
+    variant's (a revert), or any other (a rollout). Raises TargetGone."""
+    dep = _live(kube, namespace, snap)
+    spec = dep.get("spec") or {}
+    written = _written(step, snap)
+    scaled = snap.hpa is not None or step.hpa_written is not None  # an HPA moves replicas
+    mine = {p: v for p, v in written.items() if not (scaled and p == ("replicas",))}
+    names = [display(p) for p in changed(spec, mine)]
+    if step.rest_digest is not None and rest_digest(spec, written) != step.rest_digest:
+        names += owner_edits(snap.deployment, spec, written) or ["spec (outside the variant)"]
+    hpa_name = snap.spec.target_ref.hpa
+    if (
+        step.hpa_written is not None
+        and hpa_name
+        and (kube.hpa(namespace, hpa_name) or {}).get("spec") != step.hpa_written
+    ):
+        names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
+    return names
+
+
+def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
+    """Put back the variant's fields that still hold what it wrote; returns the fields kept
+    because someone else changed them. A target that is gone gets nothing."""
+    if step is None or step.stage == "Cooldown":
+        return []  # between runs nothing of a variant is on the target
+    try:
+        dep = _live(kube, namespace, snap)
+    except TargetGone:
+        return []
+    written = _written(step, snap)
+    back, kept = restore_plan(dep.get("spec") or {}, originals(snap.deployment, written), written)
+    if back:
+        name = snap.spec.target_ref.deployment
+        kube.patch_deployment(namespace, name, json_patch(dep, back, snap.target_uid))
+    # Not yet recorded: the patch may not have landed, so a difference proves nothing.
+    names = [display(p) for p in kept] if step.written is not None else []
+    hpa_name = snap.spec.target_ref.hpa
+    if step.hpa_written is not None and hpa_name:
+        current = (kube.hpa(namespace, hpa_name) or {}).get("spec")
+        if current == step.hpa_written:
+            kube.put_hpa_spec(namespace, hpa_name, snap.hpa, {})
+        elif current is not None:
+            names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
+    return names
