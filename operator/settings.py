@@ -35,6 +35,12 @@ class Settings:
     """Workers serve /metrics here (0: off, e.g. when pods share one host in tests)."""
     interval_s: float = 2.0
     """How often an in-flight run is reconciled."""
+    leader_elect: bool = False
+    """Run as one of several replicas: act only while holding the leader Lease."""
+    leader_namespace: str | None = None
+    """Where the leader Lease lives (default: POD_NAMESPACE, the operator's own)."""
+    leader_lease_s: float = 15.0
+    """A leader not heard of for this long is replaced."""
     history_limit: int = 5
     queries: dict[str, str] = field(default_factory=dict)
     """PromQL overrides for every LoadTest (SURGE_QUERY_<NAME>=...); a spec's own win."""
@@ -66,7 +72,7 @@ class Settings:
         unknown = set(flags) - known
         if unknown:
             raise TypeError(f"unknown settings {sorted(unknown)}")
-        given = {k: v for k, v in flags.items() if v is not None and v != ()}
+        given = {k: v for k, v in flags.items() if v is not None and v != () and v is not False}
         return replace(out, **given)
 
     def host_allowed(self, host: str) -> bool:
@@ -75,6 +81,14 @@ class Settings:
 
 def _words(raw: str) -> tuple[str, ...]:
     return tuple(raw.split())
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _list(raw: str) -> tuple[str, ...]:
@@ -90,6 +104,10 @@ _ENV: tuple[tuple[str, str, Any], ...] = (
     ("start_delay_s", "SURGE_START_DELAY_S", float),
     ("worker_metrics_port", "SURGE_WORKER_METRICS_PORT", int),
     ("interval_s", "SURGE_INTERVAL_S", float),
+    ("leader_elect", "SURGE_LEADER_ELECT", _flag),
+    ("leader_namespace", "POD_NAMESPACE", str),
+    ("leader_namespace", "SURGE_LEADER_NAMESPACE", str),
+    ("leader_lease_s", "SURGE_LEADER_LEASE_S", float),
 )
 
 _installed: Settings | None = None

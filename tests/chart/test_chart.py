@@ -228,7 +228,13 @@ def test_cluster_wide_uses_one_cluster_role() -> None:
 
 @pytest.mark.parametrize("cluster_wide", [False, True])
 def test_peering_allows_standby_replicas(cluster_wide: bool) -> None:
-    values = {"operator": {"peering": {"enabled": True, "name": "ha"}, "replicas": 2}}
+    values = {
+        "operator": {
+            "peering": {"enabled": True, "name": "ha"},
+            "replicas": 2,
+            "leaderElection": {"mode": "off"},
+        }
+    }
     values["operator"]["clusterWide"] = cluster_wide
     docs = render(values)
     dep = one(docs, "Deployment")
@@ -241,6 +247,43 @@ def test_peering_allows_standby_replicas(cluster_wide: bool) -> None:
         ("kopf.dev", plural, "watch"),
         ("kopf.dev", plural, "patch"),
     }
+
+
+@pytest.mark.parametrize(
+    ("operator", "elected"),
+    [
+        ({"replicas": 1}, False),
+        ({"replicas": 2}, True),
+        ({"replicas": 1, "leaderElection": {"mode": "on"}}, True),
+        ({"replicas": 2, "leaderElection": {"mode": "off"}, "peering": {"enabled": True}}, False),
+    ],
+)
+def test_leader_election_with_standby_replicas(operator: dict[str, Any], elected: bool) -> None:
+    docs = render({"operator": operator})
+    dep = one(docs, "Deployment")
+    assert ("--leader-elect" in _args(dep)) == elected
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert ("POD_NAMESPACE" in env) == elected
+    leader_roles = [r for r in of_kind(docs, "Role") if r["metadata"]["name"].endswith("-leader")]
+    if not elected:
+        assert leader_roles == []
+        return
+    (role,) = leader_roles
+    # create cannot be limited to a name; get and update can, to the one Lease.
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["surge-operator-leader"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    (binding,) = [
+        b for b in of_kind(docs, "RoleBinding") if b["metadata"]["name"].endswith("-leader")
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
 
 
 def test_service_monitor_brings_a_headless_service_per_namespace() -> None:
@@ -279,7 +322,10 @@ def test_dashboard_configmap() -> None:
 
 
 INVALID: list[tuple[str, dict[str, Any]]] = [
-    ("two standalone replicas", {"operator": {"replicas": 2}}),
+    (
+        "two replicas without leader election or peering",
+        {"operator": {"replicas": 2, "leaderElection": {"mode": "off"}}},
+    ),
     ("latest tag", {"image": {"tag": "latest"}}),
     ("bad digest", {"image": {"digest": "sha256:abc"}}),
     ("unknown key", {"operator": {"replica": 1}}),

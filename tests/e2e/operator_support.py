@@ -27,8 +27,15 @@ LOCAL_PLACEMENT = {
 class Operator:
     """`surge operator -n NS` as a subprocess; restartable, to test resumption."""
 
-    def __init__(self, namespace: str, log: Path) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        log: Path,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.namespace, self.log = namespace, log
+        self.args, self.extra_env = args, dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -38,10 +45,11 @@ class Operator:
             "SURGE_INTERVAL_S": "1",
             "SURGE_START_DELAY_S": "1",
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            **self.extra_env,
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "surge"), "operator", "-n", self.namespace],
+                [str(BIN / "surge"), "operator", "-n", self.namespace, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -91,10 +91,13 @@ def make_target(api: client.ApiClient, ns: str) -> tuple[dict[str, Any], dict[st
 
 
 def specs(api: client.ApiClient, ns: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Deployment's spec less `replicas` (the HPA's to set: a variant's HPA may have
+    scaled it, and the restored HPA scales it back in its own time) and the HPA's spec."""
     dep = plain(api, [client.AppsV1Api(api).read_namespaced_deployment("alice", ns)])[0]
     hpa = plain(
         api, [client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler("alice", ns)]
     )[0]
+    dep["spec"].pop("replicas", None)
     return dep["spec"], hpa["spec"]
 
 

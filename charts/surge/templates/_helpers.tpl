@@ -160,3 +160,11 @@ capabilities:
 readOnlyRootFilesystem: true
 runAsNonRoot: true
 {{- end -}}
+
+{{/* Non-empty when the operator runs with leader election (operator.leaderElection.mode). */}}
+{{- define "surge.leaderElection" -}}
+{{- $mode := .Values.operator.leaderElection.mode -}}
+{{- if or (eq $mode "on") (and (eq $mode "auto") (gt (int .Values.operator.replicas) 1)) -}}
+true
+{{- end -}}
+{{- end -}}
