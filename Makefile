@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps demo test test-unit test-e2e lint crds bench cluster-build cluster-up cluster-down clean
+.PHONY: help venv system-deps demo test test-unit test-e2e lint crds bench bench-operator cluster-build cluster-up cluster-down clean
 
 help:
-	@echo "make demo | test | test-unit | test-e2e | lint | crds | bench | cluster-build | cluster-up | cluster-down"
+	@echo "make demo | test | test-unit | test-e2e | lint | crds | bench | bench-operator | cluster-build | cluster-up | cluster-down"
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -52,6 +52,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m surge.bench
+
+# The operator's cost at rest and its reaction time, on the local control plane.
+bench-operator: $(STAMP) system-deps
+	hack/cluster/build.sh
+	$(BIN)/python -m tests.bench_operator
 
 cluster-build: $(STAMP)
 	hack/cluster/build.sh

@@ -37,8 +37,21 @@ class Step:
 
 
 def dump_status(status: LoadTestStatus | ScalingExperimentStatus) -> dict[str, Any]:
-    """The wire form of a status model: camelCase, JSON-safe, every field present."""
-    return status.model_dump(mode="json", by_alias=True)
+    """The wire form of a status model: camelCase, JSON-safe, every field present. Nulls stay
+    in objects (a merge patch clears a key with them) but go from objects inside lists: a list
+    is written whole and the API server drops them there, which kopf would report as a
+    difference between what it patched and what it read back."""
+    return _clean(status.model_dump(mode="json", by_alias=True), in_list=False)
+
+
+def _clean(value: Any, *, in_list: bool) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _clean(v, in_list=in_list) for k, v in value.items() if not (in_list and v is None)
+        }
+    if isinstance(value, list):
+        return [_clean(v, in_list=True) for v in value]
+    return value
 
 
 class Ctx(Generic[S]):

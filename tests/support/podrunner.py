@@ -306,6 +306,8 @@ class PodRunner:
             "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", os.defpath)]),
             "HOME": os.environ.get("HOME", str(run.workdir)),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
+            # A test session run from another checkout (a worktree) imports its own code.
+            **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ},
             "HOSTNAME": run.name,
             TERMINATION_ENV: mapped,
         }
