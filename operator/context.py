@@ -41,7 +41,8 @@ def dump_status(status: LoadTestStatus | ScalingExperimentStatus) -> dict[str, A
     in objects (a merge patch clears a key with them) but go from objects inside lists: a list
     is written whole and the API server drops them there, which kopf would report as a
     difference between what it patched and what it read back."""
-    return _clean(status.model_dump(mode="json", by_alias=True), in_list=False)
+    out: dict[str, Any] = _clean(status.model_dump(mode="json", by_alias=True), in_list=False)
+    return out
 
 
 def _clean(value: Any, *, in_list: bool) -> Any:

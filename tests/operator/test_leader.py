@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ A = leader.Election(namespace="surge", identity="a", duration_s=15, renew_s=5, r
 B = leader.Election(namespace="surge", identity="b", duration_s=15, renew_s=5, retry_s=2)
 
 
-def _lease(holder: str, renewed: datetime) -> dict[str, object]:
+def _lease(holder: str, renewed: datetime) -> dict[str, Any]:
     return leader.lease_body(leader.Election(namespace="surge", identity=holder), renewed, None)
 
 
@@ -29,12 +30,12 @@ def _lease(holder: str, renewed: datetime) -> dict[str, object]:
         (_lease("b", T0), "a", T0 + timedelta(seconds=16), "take"),
     ],
 )
-def test_decide(lease: dict[str, object] | None, me: str, now: datetime, action: str) -> None:
-    assert leader.decide(lease, me, now) == action  # type: ignore[arg-type]
+def test_decide(lease: dict[str, Any] | None, me: str, now: datetime, action: str) -> None:
+    assert leader.decide(lease, me, now) == action
 
 
 def test_one_leader_at_a_time_and_a_takeover_after_the_lease_runs_out() -> None:
-    kube = FakeKube()
+    kube: Any = FakeKube()
     assert leader.try_once(kube, A, T0)  # created
     assert not leader.try_once(kube, B, T0 + timedelta(seconds=1))  # fresh: b waits
     assert leader.try_once(kube, A, T0 + timedelta(seconds=5))  # a renews
@@ -47,7 +48,7 @@ def test_one_leader_at_a_time_and_a_takeover_after_the_lease_runs_out() -> None:
 
 
 def test_a_stale_write_loses() -> None:
-    kube = FakeKube()
+    kube: Any = FakeKube()
     assert leader.try_once(kube, A, T0)
     stale = kube.lease("surge", A.name)
     assert leader.try_once(kube, A, T0 + timedelta(seconds=5))  # the version moves on
@@ -56,7 +57,7 @@ def test_a_stale_write_loses() -> None:
 
 
 async def test_a_leader_that_cannot_renew_stops() -> None:
-    kube = FakeKube()
+    kube: Any = FakeKube()
     fast_a = leader.Election(namespace="surge", identity="a", duration_s=1, renew_s=0.05)
     await asyncio.wait_for(leader.acquire(kube, fast_a), 2)
     lost = asyncio.Event()
