@@ -64,16 +64,17 @@ def _reconcile_loadtest(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> 
 def loadtest_event(
     type: str | None, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Every watch event: a new object or a spec edit reacts at once, and a finished run's
-    persisted end releases what it held. Progress of a run in flight is the timer's."""
+    """Every watch event: a new object or a spec edit reacts at once; a run in flight takes
+    its next step as soon as its last one is written (a step that changes nothing writes
+    nothing, so this settles); a finished run's persisted end releases what it held. The
+    timer polls what has no event of its own (target readiness, worker pods)."""
     if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
         return
     status = body.get("status") or {}
     new_spec = body["metadata"].get("generation") != status.get("observedGeneration")
-    ended = status.get("phase") in TERMINAL and (
-        status.get("lease") or status.get("workersToDelete")
-    )
-    if new_spec or ended or not status:
+    in_flight = status.get("phase") not in TERMINAL
+    ended = not in_flight and (status.get("lease") or status.get("workersToDelete"))
+    if new_spec or in_flight or ended:
         _reconcile_loadtest(body, patch, memo)
 
 
@@ -126,6 +127,8 @@ def experiment_event(
     if type == "DELETED" or body["metadata"].get("deletionTimestamp"):
         return
     status = body.get("status") or {}
+    # A new experiment starts at once and a finished one gives its target back; the stages
+    # of one in flight follow the timer (their replica samples change every tick).
     ended = status.get("phase") in TERMINAL and status.get("lease")
     if not status or ended:
         _reconcile_experiment(body, patch, memo)
