@@ -96,13 +96,16 @@ def test_a_revert_of_the_variant_by_someone_else_is_detected(
     dep0, hpa0 = make_target(api_client, namespace)
     _create(api_client, namespace, experiment("heal", alice, duration="60s"))
     observe(api_client, namespace, "heal", operator, timeout_s=120, until=variant_under_test)
-    # Argo CD self-heal puts the Deployment's nodeSelector back as Git has it.
-    body = {"spec": {"template": {"spec": {"nodeSelector": {"surge.dev/pool": "cpu"}}}}}
-    client.AppsV1Api(api_client).patch_namespaced_deployment("alice", namespace, body)
+    # Argo CD self-heal puts the HPA back as Git has it (the cpu variant set min 2, max 4).
+    autoscaling = client.AutoscalingV2Api(api_client)
+    live = autoscaling.read_namespaced_horizontal_pod_autoscaler("alice", namespace)
+    live.spec.min_replicas, live.spec.max_replicas = hpa0["minReplicas"], hpa0["maxReplicas"]
+    autoscaling.replace_namespaced_horizontal_pod_autoscaler("alice", namespace, live)
     obj, _ = observe(api_client, namespace, "heal", operator, timeout_s=60)
     assert obj["status"]["phase"] == "Aborted"
     assert "TargetModified" in {c["reason"] for c in obj["status"]["conditions"]}
-    assert specs(api_client, namespace) == (dep0, hpa0)
+    assert "HorizontalPodAutoscaler alice spec" in obj["status"]["message"]
+    assert specs(api_client, namespace) == (dep0, hpa0)  # their HPA kept, our Deployment back
 
 
 def test_a_precreated_snapshot_is_refused(
