@@ -14,11 +14,11 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from surge.api.thresholds import METRICS
+from surge.api.thresholds import METRICS, TIMING_FAMILIES
+from surge.loadgen.outcome import ERROR_CLASSES
 from surge.loadgen.summary import WorkerSummary, decode_histogram, new_histogram
 
 RESULTS_VERSION = 1
-ERROR_CLASSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 _STATS: tuple[tuple[str, float | None], ...] = (
     ("p50", 50.0),
     ("p75", 75.0),
@@ -30,13 +30,12 @@ _STATS: tuple[tuple[str, float | None], ...] = (
     ("min", None),
     ("mean", None),
 )
-_FAMILIES = {
-    "latency": "latency",
-    "ttft": "ttft",
-    "tpot": "tpot",
-    "itl": "itl",
-    "schedule_lag": "schedule_lag",
-}
+CHUNK_COUNT_NOTE = (
+    "{n} streams sent no usage: their output tokens are counted as token chunks, which "
+    "undercounts a server that sends several tokens a chunk (TPOT then reads high and "
+    "the token rate low); with streaming openai Surge asks for usage unless "
+    "scenario.includeUsage is false"
+)
 
 
 def hist_stats_s(hist: HdrHistogram) -> dict[str, float | None]:
@@ -100,7 +99,11 @@ def compute_results(
     sent_rps = sent / measured if measured > 0 else None
     late = c.get("late", 0)
 
-    fams = {f: hist_stats_s(merged.hists.get(h) or new_histogram()) for f, h in _FAMILIES.items()}
+    fams = {f: hist_stats_s(merged.hists.get(f) or new_histogram()) for f in TIMING_FAMILIES}
+    # The histogram holds nothing below 1 µs; the exact, signed minimum is kept apart, so
+    # a send that left before its due time would show as a negative lag, not as 1 µs.
+    if merged.lag_min_s is not None and fams["schedule_lag"]["min"] is not None:
+        fams["schedule_lag"]["min"] = merged.lag_min_s
     metrics: dict[str, float | None] = {}
     for fam, stats in fams.items():
         for stat, value in stats.items():
@@ -121,10 +124,12 @@ def compute_results(
     metrics["dropped.count"] = float(dropped)
     metrics["requests.late"] = float(late) if open_loop else None
     metrics["dropped.rate"] = _ratio(dropped, attempted)
-    tokens = c.get("tokens", 0)
-    metrics["tokens.output_rps"] = (
-        tokens / measured if measured > 0 and c.get("streamed", 0) else None
-    )
+    tokens, tokens_in = c.get("tokens", 0), c.get("tokens_input", 0)
+    streamed = measured > 0 and c.get("streamed", 0) > 0
+    metrics["tokens.output_rps"] = tokens / measured if streamed else None
+    from_usage, from_chunks = c.get("tokens_from_usage", 0), c.get("tokens_from_chunks", 0)
+    # Input tokens are known only from usage: no usage at all is no data, not zero.
+    metrics["tokens.input_rps"] = tokens_in / measured if streamed and from_usage else None
     unknown = set(metrics) - set(METRICS)
     assert not unknown, f"metrics outside surge.api.thresholds.METRICS: {sorted(unknown)}"
 
@@ -159,9 +164,15 @@ def compute_results(
         },
         "serviceTime": _ms(hist_stats_s(merged.hists.get("service") or new_histogram())),
         "ttft": _ms(fams["ttft"]),
+        "ttftContent": _ms(fams["ttft_content"]),
         "tpot": _ms(fams["tpot"]),
         "itl": _ms(fams["itl"]),
-        "scheduleLag": _ms(fams["schedule_lag"]),
+        "ntpot": _ms(fams["ntpot"]),
+        "scheduleLag": {
+            **_ms(fams["schedule_lag"]),
+            "minMs": None if merged.lag_min_s is None else round(merged.lag_min_s * 1000, 6),
+            "early": c.get("early", 0),
+        },
         "errors": {"rate": metrics["errors.rate"], "count": n_err, "byClass": errors},
         "requests": {
             "sent": sent,
@@ -174,9 +185,13 @@ def compute_results(
         "goodput": {"rps": metrics["goodput.rps"], "ratio": metrics["goodput.ratio"]},
         "tokens": {
             "output": tokens,
+            "input": tokens_in if from_usage else None,
             "outputRps": metrics["tokens.output_rps"],
-            "fromUsage": c.get("tokens_from_usage", 0),
-            "fromChunks": c.get("tokens_from_chunks", 0),
+            "inputRps": metrics["tokens.input_rps"],
+            "fromUsage": from_usage,
+            "fromChunks": from_chunks,
+            "exact": from_chunks == 0 if from_usage or from_chunks else None,
+            "note": CHUNK_COUNT_NOTE.format(n=from_chunks) if from_chunks else None,
         },
         "window": {
             "start": start,

@@ -26,8 +26,9 @@ import time
 from typing import Any, TextIO
 
 from surge.loadgen import schedule
+from surge.loadgen.goodput import slo_bounds
 from surge.loadgen.plan import WorkerPlan, resolve_headers
-from surge.loadgen.recorder import PromMetrics, Recorder, slo_bounds
+from surge.loadgen.recorder import PromMetrics, Recorder
 from surge.loadgen.scenario import Scenario
 from surge.loadgen.sender import Sender, sleep_unless
 from surge.loadgen.summary import PROGRESS_PREFIX, WorkerSummary
@@ -192,15 +193,20 @@ class Engine:
             if stop.is_set():
                 return
             due = t0 + due_rel
+            # Never before its due instant: a timer may fire up to a tick (~1 ms on
+            # uvloop) early, so the clock is read again after every sleep, and a send
+            # that is not yet due sleeps again (a wait under a tick just yields).
             wait = due - time.monotonic()
-            if wait > 0.0005:
+            if wait > 0.0:
                 streak = 0
-                if wait > 0.2:  # long gaps: wake at once on stop()
-                    await self._sleep(wait)
-                else:
-                    await asyncio.sleep(wait)
-                if stop.is_set():
-                    return
+                while wait > 0.0:
+                    if wait > 0.2:  # long gaps: wake at once on stop()
+                        await self._sleep(wait)
+                    else:
+                        await asyncio.sleep(wait)
+                    if stop.is_set():
+                        return
+                    wait = due - time.monotonic()
             else:
                 streak += 1
                 if streak >= _YIELD_EVERY:

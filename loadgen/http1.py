@@ -14,10 +14,15 @@ parser, through httptools, the binding uvicorn uses), fed from `data_received`:
 framing by Content-Length, chunked transfer coding, or the connection closing. The
 body is read to its last byte (that is the latency); a caller that needs it (streams,
 conversation replies) gets it through a sink as llhttp's body callbacks arrive,
-de-chunked and gzip/deflate-decoded (no Accept-Encoding is sent, so servers rarely
-compress; brotli is a protocol error). 1xx interim responses are skipped (llhttp
-reports them as messages of their own). A connection is reused only after a complete
-response that llhttp says may keep the connection alive; a timeout or error closes it.
+de-chunked and gzip/deflate-decoded (no Accept-Encoding is sent unless the scenario
+sets one, so servers rarely compress; brotli is a protocol error). 1xx interim
+responses are skipped (llhttp reports them as messages of their own). A connection is
+reused only after a complete response that llhttp says may keep the connection alive;
+a timeout or error closes it, and one idle for KEEPALIVE_IDLE_S is closed rather than
+reused (a server's own idle timeout would close it under the next request). Nothing is
+retried. A Host header in the scenario replaces the URL's; `user:password@` in the URL
+becomes a Basic Authorization header (unless the scenario sets one), as on the aiohttp
+path (surge.loadgen.client documents what both send).
 
 Errors, as the classes in surge.loadgen.outcome: OSError from connecting or the
 connection closing or resetting before the response is complete (`Disconnected`)
@@ -28,13 +33,15 @@ is "connect"; a response llhttp rejects (not HTTP/1.x, malformed) is "protocol"
 from __future__ import annotations
 
 import asyncio
+import base64
+import time
 import zlib
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 
-from surge.loadgen.outcome import ProtocolError
+from surge.loadgen.outcome import KEEPALIVE_IDLE_S, ProtocolError
 
 _MAX_HEAD = 64 * 1024
 
@@ -64,6 +71,7 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future[int] | None = None
         self.closed = False
         self.keep = False
+        self.idle_since = 0.0  # monotonic time it went back to the pool
         # Per request / per message (see start and on_message_begin).
         self.head_only = False
         self.sink: Callable[[bytes], None] | None = None
@@ -157,7 +165,7 @@ class _Conn(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
             self._finish(keep)
             return
-        if self.sink is not None and status < 400:
+        if self.sink is not None and status < 300:
             try:
                 self.feed = _decoder(self.encoding, self.sink)
             except BaseException as exc:
@@ -235,8 +243,14 @@ class Http1Client:
         self.host = parts.hostname
         self.port = parts.port or 80
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.authority = parts.netloc.rsplit("@", 1)[-1]
-        self._idle: list[_Conn] = []
+        userinfo, _, self.authority = parts.netloc.rpartition("@")
+        self.auth: str | None = None
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            token = f"{unquote(user)}:{unquote(password)}".encode()
+            self.auth = "Basic " + base64.b64encode(token).decode("ascii")
+        self.idle_s = KEEPALIVE_IDLE_S
+        self._idle: list[_Conn] = []  # LIFO: the most recently used on top
         self._heads: dict[tuple[str, int], tuple[dict[str, str], bytes]] = {}
 
     def _head(self, method: str, headers: dict[str, str]) -> bytes:
@@ -245,8 +259,12 @@ class Http1Client:
         got = self._heads.get(key)
         if got is not None and got[0] is headers:
             return got[1]
-        lines = [f"{method} {self.target} HTTP/1.1", f"Host: {self.authority}"]
         lower = {k.lower() for k in headers}
+        lines = [f"{method} {self.target} HTTP/1.1"]
+        if "host" not in lower:  # the scenario's Host, when it sets one, is the only one
+            lines.append(f"Host: {self.authority}")
+        if self.auth is not None and "authorization" not in lower:
+            lines.append(f"Authorization: {self.auth}")
         if "user-agent" not in lower:
             lines.append("User-Agent: surge-loadgen")
         if "accept" not in lower:
@@ -270,10 +288,16 @@ class Http1Client:
         Raises OSError (connect), Disconnected, ProtocolError; CancelledError (a timeout
         around it) closes the connection."""
         conn = None
-        while self._idle and conn is None:
-            conn = self._idle.pop()
-            if conn.closed:  # the server closed it while idle
-                conn = None
+        idle = self._idle
+        if idle:
+            stale = time.monotonic() - self.idle_s
+            # Retire what idled too long, oldest first (the bottom of the stack).
+            while idle and idle[0].idle_since <= stale:
+                idle.pop(0).close()
+            while idle and conn is None:
+                conn = idle.pop()
+                if conn.closed:  # the server closed it while idle
+                    conn = None
         if conn is None:
             loop = asyncio.get_running_loop()
             _, conn = await loop.create_connection(lambda: _Conn(loop), self.host, self.port)
@@ -291,6 +315,7 @@ class Http1Client:
             return status
         finally:
             if ok and not conn.closed:
+                conn.idle_since = time.monotonic()
                 self._idle.append(conn)
             else:
                 conn.close()

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import ManifestError
@@ -39,8 +40,8 @@ from surge.loadgen.progress import Progress, progress_table
 from surge.loadgen.summary import merge
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
 from surge.loadgen.tables import results_table
-from surge.readiness import http_ready, wait_ready
-from surge.verdicts import judge
+from surge.readiness import probe, wait_ready
+from surge.verdicts import generator_saturation, verdict
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_AGENT_ARGS = ("--cpu-ms", "2")
@@ -131,15 +132,22 @@ def execute(
     merged = merge(summaries)
     merged.worker_count = plan.workers
     results = compute_results(merged, timeseries=build_timeseries(prog.intervals, spec.load.warmup))
-    judged = judge(spec.parsed_thresholds(), results["metrics"], missing_workers=sorted(problems))
+    judged = verdict(
+        spec.parsed_thresholds(),
+        results["metrics"],
+        missing_workers=sorted(problems),
+        saturation=generator_saturation(results),
+    )
     checks, outcome = judged.thresholds, judged.verdict
     results["thresholds"] = [c.model_dump(mode="json", by_alias=True) for c in checks]
     results["verdict"] = outcome
+    results["verdictReason"], results["verdictMessage"] = judged.reason, judged.message
     results["summary"]["verdict"] = outcome
     for table in results_table(results, checks):
         console.print(table)
     style = "green" if outcome == "Passed" else "red"
-    console.print(f"verdict: [{style}]{outcome}[/{style}]")
+    why = "" if outcome == "Passed" else escape(f" ({judged.reason}: {judged.message})")
+    console.print(f"verdict: [{style}]{outcome}[/{style}]{why}", highlight=False)
     if out is not None:
         out.write_text(json.dumps(results, indent=2))
         console.print(f"results written to {out}")
@@ -168,7 +176,7 @@ def _maybe_start_agent(spec: LoadTestSpec, console: Console) -> subprocess.Popen
     if not is_loopback(url):
         return None
     hurl = spec.target.health_url()
-    if (hurl is not None and http_ready(hurl, 200, timeout_s=0.5)[0]) or (
+    if (hurl is not None and probe(hurl, 200, timeout_s=0.5)[0]) or (
         hurl is None and _port_open(url)
     ):
         console.print(f"a target already answers at {url}; not starting the demo agent")

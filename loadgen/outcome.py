@@ -1,7 +1,8 @@
 """What one request came to: the Outcome record and its error classes.
 
-Shared by both HTTP paths (surge.loadgen.client, surge.loadgen.http1) and the recorder,
-so none of them imports another for these.
+Shared by both HTTP paths (surge.loadgen.client, surge.loadgen.http1), the stream
+parser (surge.loadgen.streams) and the recorder, so none of them imports another for
+these.
 """
 
 from __future__ import annotations
@@ -9,12 +10,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "protocol"]
-ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+ErrorClass = Literal["connect", "timeout", "http_3xx", "http_4xx", "http_5xx", "protocol"]
+ERROR_CLASSES: tuple[ErrorClass, ...] = (
+    "connect",
+    "timeout",
+    "http_3xx",
+    "http_4xx",
+    "http_5xx",
+    "protocol",
+)
+
+KEEPALIVE_IDLE_S = 4.0
+"""Both client paths retire a keep-alive connection idle this long. Common server idle
+timeouts are 5 s (Node.js, uvicorn) or more; a connection the server is about to close
+would otherwise be picked for a request and fail as a spurious connect error."""
 
 
 class ProtocolError(Exception):
     """The response or stream was not what the scenario said it would be."""
+
+
+def status_error(status: int) -> ErrorClass | None:
+    """The error class of a final HTTP status, the same on both client paths: redirects are
+    not followed, so a 3xx is an error (the target answered somewhere else)."""
+    if status < 300:
+        return None
+    if status < 400:
+        return "http_3xx"
+    return "http_5xx" if status >= 500 else "http_4xx"
 
 
 @dataclass(slots=True)
@@ -27,13 +50,18 @@ class Outcome:
     error: ErrorClass | None = None
     detail: str = ""
     first_token_at: float | None = None
+    """The first generated token of any kind (reasoning included): TTFT."""
     last_token_at: float | None = None
+    first_content_at: float | None = None
+    """The first answer token (content, completion text or tool call; not reasoning)."""
     chunk_times: list[float] = field(default_factory=list)
-    """Arrival time of every content-bearing chunk (streaming only)."""
+    """Arrival time of every token-bearing chunk, reasoning included (streaming only)."""
     usage_tokens: int | None = None
-    """completion_tokens from the server's usage, when it sent one."""
+    """Output tokens from the server's usage (completion_tokens, output_tokens), if sent."""
+    input_tokens: int | None = None
+    """Input tokens from the server's usage (prompt_tokens, input_tokens), if sent."""
     text: str = ""
-    """The reply (assistant content), kept for conversation history only."""
+    """The reply (answer content), kept for conversation history only."""
 
     @property
     def ok(self) -> bool:
@@ -41,5 +69,5 @@ class Outcome:
 
     @property
     def output_tokens(self) -> int:
-        """usage.completion_tokens when present, else the number of content chunks."""
+        """The usage's output tokens when present, else the number of token chunks."""
         return self.usage_tokens if self.usage_tokens is not None else len(self.chunk_times)

@@ -8,56 +8,19 @@ and show in Prometheus, but not in any result.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from surge.api.thresholds import Threshold
-from surge.loadgen.outcome import Outcome
+from surge.loadgen.goodput import SloBounds
+from surge.loadgen.outcome import ERROR_CLASSES, Outcome
 from surge.loadgen.summary import (
     WorkerSummary,
     encode_histogram,
     new_histogram,
     record_many_seconds,
 )
-
-_SLO_FAMILIES = {"latency": "latency_s", "ttft": "ttft_s", "tpot": "tpot_s"}
-_SLO_STATS = ("p50", "p75", "p90", "p95", "p99", "p999", "max")
-
-
-@dataclass(frozen=True, slots=True)
-class SloBounds:
-    """Per-request bounds for goodput, in seconds (None: no bound on that metric)."""
-
-    latency_s: float | None = None
-    ttft_s: float | None = None
-    tpot_s: float | None = None
-
-    def met(self, latency_s: float, ttft_s: float | None, tpot_s: float | None) -> bool:
-        if self.latency_s is not None and latency_s > self.latency_s:
-            return False
-        if self.ttft_s is not None and (ttft_s is None or ttft_s > self.ttft_s):
-            return False
-        return self.tpot_s is None or tpot_s is None or tpot_s <= self.tpot_s
-
-    @property
-    def empty(self) -> bool:
-        return self.latency_s is None and self.ttft_s is None and self.tpot_s is None
-
-
-def slo_bounds(thresholds: Iterable[Threshold]) -> SloBounds:
-    """The goodput rule: every upper bound on a latency, TTFT or TPOT quantile
-    (`latency.p95 < 800ms`, `ttft.max <= 1s`, ...) becomes a per-request bound; with
-    several on one metric the tightest wins. Means, minimums and other metrics don't."""
-    bounds: dict[str, float] = {}
-    for t in thresholds:
-        family, _, stat = t.metric.partition(".")
-        if family in _SLO_FAMILIES and stat in _SLO_STATS and t.op in ("<", "<="):
-            key = _SLO_FAMILIES[family]
-            bounds[key] = min(bounds.get(key, t.limit), t.limit)
-    return SloBounds(**bounds)
 
 
 class PromMetrics:
@@ -107,10 +70,7 @@ class PromMetrics:
             names,
             registry=self.registry,
         ).labels(**labels)
-        self.outcome = {
-            o: self._requests.labels(**labels, outcome=o)
-            for o in ("ok", "connect", "timeout", "http_4xx", "http_5xx", "protocol")
-        }
+        self.outcome = {o: self._requests.labels(**labels, outcome=o) for o in _OUTCOMES}
         self._bounds = np.asarray([float(b) for b in buckets], dtype=np.float64)
 
     def add(
@@ -147,6 +107,9 @@ class PromMetrics:
         total.inc(float(arr.sum()))
 
 
+_OUTCOMES = ("ok", *ERROR_CLASSES)
+
+
 class Interval:
     __slots__ = ("dropped", "errors", "latencies", "ok")
 
@@ -155,9 +118,6 @@ class Interval:
         self.errors = 0
         self.dropped = 0
         self.latencies: list[float] = []
-
-
-_OUTCOMES = ("ok", "connect", "timeout", "http_4xx", "http_5xx", "protocol")
 
 
 class Recorder:
@@ -195,6 +155,8 @@ class Recorder:
         p = self._pending
         self._latency, self._service, self._lag = p["latency"], p["service"], p["schedule_lag"]
         self._ttft, self._tpot, self._itl = p["ttft"], p["tpot"], p["itl"]
+        self._ttfc, self._ntpot = p["ttft_content"], p["ntpot"]
+        self.lag_min: float | None = None  # exact and signed (summary.lag_min_s)
         self._prom_outcomes = dict.fromkeys(_OUTCOMES, 0)
         self._prom_dropped = 0
         self._prom_latency: list[float] = []
@@ -256,7 +218,12 @@ class Recorder:
         c["sent"] += 1
         iv = self._interval(done)
         if self.open_loop:
-            self._lag.append(sent - intended_at)
+            lag = sent - intended_at
+            self._lag.append(lag)
+            if self.lag_min is None or lag < self.lag_min:
+                self.lag_min = lag
+            if lag < 0.0:  # never, by the scheduler's design; counted so that shows
+                c["early"] += 1
             self._attempted(sent)
         if error is not None:
             c[error] += 1
@@ -267,29 +234,43 @@ class Recorder:
         self._latency.append(latency)
         self._service.append(done - sent)
         iv.latencies.append(latency)
-        ttft = tpot = None
+        ttft = tpot = ttfc = ntpot = None
         if times:
             c["streamed"] += 1
-            ttft = times[0] - sent
+            first = times[0]
+            ttft = first - sent
             self._ttft.append(ttft)
+            if out.first_content_at is not None:
+                ttfc = out.first_content_at - sent
+                self._ttfc.append(ttfc)
             itl = self._itl
-            prev = times[0]
+            prev = first
             for t in itertools.islice(times, 1, None):
                 itl.append(t - prev)
                 prev = t
             tokens = out.output_tokens
             c["tokens"] += tokens
+            if out.input_tokens is not None:
+                c["tokens_input"] += out.input_tokens
             c["tokens_from_usage" if out.usage_tokens is not None else "tokens_from_chunks"] += 1
-            if tokens >= 2:
-                tpot = (times[-1] - times[0]) / (tokens - 1)
+            n = len(times)
+            if n >= 2 and tokens >= 2:
+                # The first chunk's tokens all arrive at TTFT; the span carries the others:
+                # N − N/C of them, with tokens spread evenly over the C chunks. One token a
+                # chunk gives vLLM's (N − 1); K a chunk, the server's own pace.
+                tpot = (times[-1] - first) * n / (tokens * (n - 1))
                 self._tpot.append(tpot)
-        if self._slo_empty or self.slo.met(latency, ttft, tpot):
+            if tokens > 0:
+                ntpot = latency / tokens
+                self._ntpot.append(ntpot)
+        if self._slo_empty or self.slo.met(latency, ttft, tpot, ttfc, ntpot):
             c["good"] += 1
 
     def flush(self) -> None:
         """Fold the pending values into the summary's histograms and into Prometheus."""
         if self.last_attempt:
             self.summary.last_attempt_s = self.last_attempt - self.t0
+        self.summary.lag_min_s = self.lag_min
         hists = self.summary.hists
         for name, values in self._pending.items():
             if values:

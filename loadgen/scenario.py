@@ -8,9 +8,14 @@ in `Scenario.missing_fields`, so a typo shows without failing the run.
 
 Conversations: a row's `turnsField` list holds the user messages. Each turn's row
 gets two extra fields: `turn` (this user message) and `history` (the earlier
-messages as [{role, content}]). For streaming=openai (or a body with `messages`)
-the request's `messages` is the template's system messages + history + this turn,
-and each assistant reply is appended to the history.
+messages as [{role, content}]). For streaming openai or anthropic (or a body with
+`messages`) the request's `messages` is the template's system messages + history +
+this turn, and each assistant reply is appended to the history.
+
+Usage: with streaming openai, a body with "stream": true also asks for the usage chunk
+(`stream_options.include_usage`), unless the body says otherwise or
+scenario.includeUsage is false: token counts then come from the server, not from
+counting chunks (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -54,6 +59,19 @@ def render(template: Any, row: dict[str, Any], missing: set[str] | None = None) 
     if isinstance(template, list):
         return [render(v, row, missing) for v in template]
     return template
+
+
+def with_usage_request(body: Any) -> Any:
+    """An OpenAI streaming body ("stream": true) that also asks for the usage chunk; the
+    body as it is when it is not one, or sets stream_options.include_usage itself."""
+    if not isinstance(body, dict) or body.get("stream") is not True:
+        return body
+    options = body.get("stream_options")
+    if options is None:
+        return {**body, "stream_options": {"include_usage": True}}
+    if isinstance(options, dict) and "include_usage" not in options:
+        return {**body, "stream_options": {**options, "include_usage": True}}
+    return body
 
 
 def _has_placeholder(template: Any) -> bool:
@@ -140,11 +158,14 @@ class Scenario:
         order = spec.dataset.order if spec.dataset is not None else "sequential"
         self.rows = RowSource(rows or [{}], order, index=index, workers=workers, seed=seed)
         self.missing_fields: set[str] = set()
-        self.openai = spec.streaming == "openai" or (
+        self.body = spec.body
+        if spec.streaming == "openai" and spec.include_usage:
+            self.body = with_usage_request(spec.body)
+        self.openai = spec.streaming in ("openai", "anthropic") or (
             isinstance(spec.body, dict) and "messages" in spec.body
         )
         # A body without placeholders is the same for every row: encode it once.
-        self._static = None if _has_placeholder(spec.body) else self._encode(spec.body)
+        self._static = None if _has_placeholder(self.body) else self._encode(self.body)
 
     def _encode(self, body: Any) -> Prepared:
         if body is None:
@@ -163,14 +184,14 @@ class Scenario:
         if self._static is not None:
             return self._static
         row = self.rows.next() if row is None else row
-        return self._encode(render(self.spec.body, row, self.missing_fields))
+        return self._encode(render(self.body, row, self.missing_fields))
 
     def turn_request(
         self, row: dict[str, Any], turn: str, history: list[dict[str, str]]
     ) -> Prepared:
         """The request for one turn of a conversation, with the history carried."""
         fields = {**row, "turn": turn, "history": history}
-        body = render(self.spec.body, fields, self.missing_fields)
+        body = render(self.body, fields, self.missing_fields)
         if self.openai:
             body = dict(body) if isinstance(body, dict) else {}
             template_msgs = body.get("messages") if isinstance(body.get("messages"), list) else []

@@ -3,7 +3,9 @@
 The engine's loops decide when to send (open loop: the schedule; closed loop: the
 users); a Sender does the sending. It owns the run's transport: the lean HTTP/1.1
 client for http:// targets (several times less CPU a request than aiohttp's session;
-surge.loadgen.http1), aiohttp's session for https or SURGE_HTTP_CLIENT=aiohttp.
+surge.loadgen.http1), aiohttp's session for https or SURGE_HTTP_CLIENT=aiohttp. Both
+get the same URL and headers: credentials in the URL are turned into an Authorization
+header once, here (surge.loadgen.client.with_url_credentials).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 
 from surge.api.loadtest import Scenario as ScenarioSpec
 from surge.loadgen import http1
-from surge.loadgen.client import execute, make_session
+from surge.loadgen.client import execute, make_session, with_url_credentials
 from surge.loadgen.outcome import Outcome
 from surge.loadgen.recorder import Recorder
 from surge.loadgen.scenario import Prepared, Scenario
@@ -46,8 +48,10 @@ class Sender:
         """limit: the session's connection pool; stop: set, it ends conversations early."""
         self.spec = spec
         self.scenario = scenario
+        url, headers = with_url_credentials(url, headers)
         self.url = url
         self.headers = headers
+        self._token_events = tuple(spec.sse_token_events or ("message",))
         self.recorder = recorder
         self._stop = stop
         self._hdr_cache: dict[str, dict[str, str]] = {}
@@ -81,6 +85,7 @@ class Sender:
             timeout_s=self.spec.timeout,
             keep_text=keep_text,
             lean=self.lean,
+            token_events=self._token_events,
         )
 
     async def single(self, due: float | None) -> None:

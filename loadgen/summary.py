@@ -1,12 +1,9 @@
 """Worker summaries: a compact, versioned record that N workers merge exactly.
 
-Every timing is recorded in an HdrHistogram with a 1 µs unit, a range of 1 µs to
-1 hour and 3 significant digits: any value is kept within 0.1% (1 µs below 1 ms),
-which is far finer than a network's jitter, and the range covers every timeout a
-LoadTest allows (scenario.timeout ≤ safety.maxDuration ≤ 1 h; larger values are
-clamped to 1 h). Histograms with the same configuration add exactly (`add` sums
-bucket counts), so merging N workers gives the histogram of one worker that saw
-every request; this is why workers ship histograms, never percentiles.
+Every timing is an HdrHistogram of one configuration (surge.loadgen.hdr, re-exported
+here). Histograms with the same configuration add exactly (`add` sums bucket counts),
+so merging N workers gives the histogram of one worker that saw every request; this is
+why workers ship histograms, never percentiles.
 
 Wire forms:
 - JSON (`to_json`): {"v": 1, "kind": "surge-worker-summary", ..., "hists": {name:
@@ -26,12 +23,20 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from hdrh.histogram import HdrHistogram
+
+from surge.loadgen.hdr import HIGHEST_US as HIGHEST_US
+from surge.loadgen.hdr import LOWEST_US as LOWEST_US
+from surge.loadgen.hdr import SIGNIFICANT_DIGITS as SIGNIFICANT_DIGITS
+from surge.loadgen.hdr import decode_histogram as decode_histogram
+from surge.loadgen.hdr import encode_histogram as encode_histogram
+from surge.loadgen.hdr import new_histogram as new_histogram
+from surge.loadgen.hdr import record_many_seconds as record_many_seconds
+from surge.loadgen.hdr import record_seconds as record_seconds
 
 SUMMARY_VERSION = 1
 SUMMARY_KIND = "surge-worker-summary"
@@ -41,13 +46,19 @@ TOO_LARGE_MARKER = "SURGE-SUMMARY-TOO-LARGE see the pod log for the SURGE-SUMMAR
 PROGRESS_PREFIX = "SURGE-PROGRESS "
 TERMINATION_LIMIT = 4096
 
-LOWEST_US = 1
-HIGHEST_US = 3600 * 1_000_000
-SIGNIFICANT_DIGITS = 3
-
-HIST_NAMES = ("latency", "service", "ttft", "tpot", "itl", "schedule_lag")
+HIST_NAMES = (
+    "latency",
+    "service",
+    "ttft",
+    "ttft_content",
+    "tpot",
+    "itl",
+    "ntpot",
+    "schedule_lag",
+)
 """latency: e2e (open loop from the intended send); service: from the actual send;
-ttft, tpot, itl: streaming; schedule_lag: actual − intended send (open loop)."""
+ttft, ttft_content, tpot, itl, ntpot: streaming; schedule_lag: actual − intended send
+(open loop)."""
 
 COUNT_NAMES = (
     "sent",
@@ -55,67 +66,21 @@ COUNT_NAMES = (
     "good",
     "dropped",
     "tokens",
+    "tokens_input",
     "tokens_from_usage",
     "tokens_from_chunks",
     "streamed",
     "connect",
     "timeout",
+    "http_3xx",
     "http_4xx",
     "http_5xx",
     "protocol",
     "sent_total",
     "dropped_total",
     "late",
+    "early",
 )
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-def record_seconds(hist: HdrHistogram, seconds: float) -> None:
-    """Record a duration in seconds, rounded to µs and clamped to [1 µs, 1 h]."""
-    us = int(seconds * 1_000_000 + 0.5)
-    hist.record_value(min(max(us, LOWEST_US), HIGHEST_US))
-
-
-def record_many_seconds(hist: HdrHistogram, seconds: Sequence[float]) -> None:
-    """Record many durations at once: the same counts, min, max and total as calling
-    `record_seconds` on each (same rounding, same clamping, HdrHistogram's own bucket
-    index arithmetic), at a fraction of the cost: hdrh's `record_value` is pure Python
-    (~1 µs a value), this is a few numpy passes per batch. The hot path appends
-    durations to a list and folds them here once a second (`Recorder.flush`)."""
-    n = len(seconds)
-    if not n:
-        return
-    raw = np.floor(np.asarray(seconds, dtype=np.float64) * 1_000_000 + 0.5)
-    us = np.clip(raw, LOWEST_US, HIGHEST_US).astype(np.int64)
-    # bucket = bit_length(v | sub_bucket_mask) - unit_magnitude - (half_count_magnitude + 1);
-    # frexp's exponent is the bit length, exact for integers below 2**53.
-    ored = us | np.int64(hist.sub_bucket_mask)
-    bits = np.frexp(ored.astype(np.float64))[1].astype(np.int64)
-    bucket = bits - hist.unit_magnitude - (hist.sub_bucket_half_count_magnitude + 1)
-    sub = us >> (bucket + hist.unit_magnitude)
-    index = (
-        ((bucket + 1) << hist.sub_bucket_half_count_magnitude) + sub - hist.sub_bucket_half_count
-    )
-    where, counts = np.unique(index, return_counts=True)
-    view = np.ctypeslib.as_array(hist.counts)
-    view[where] += counts.astype(view.dtype)
-    hist.total_count += n
-    hist.min_value = min(hist.min_value, int(us.min()))
-    hist.max_value = max(hist.max_value, int(us.max()))
-
-
-def encode_histogram(hist: HdrHistogram) -> str:
-    return str(hist.encode().decode("ascii"))
-
-
-def decode_histogram(text: str) -> HdrHistogram:
-    h = new_histogram()
-    if text:
-        h.add(HdrHistogram.decode(text.encode("ascii")))
-    return h
 
 
 @dataclass(slots=True)
@@ -143,6 +108,10 @@ class WorkerSummary:
     arrival; past the window's end when the generator fell behind (counts["late"])."""
     late_max_s: float = 0.0
     """Open model: how far past the window's end the latest late send left, seconds."""
+    lag_min_s: float | None = None
+    """Open model: the smallest schedule lag (actual − intended send) of a window request,
+    exact and signed: the histogram cannot hold a value below 1 µs, this can (a send that
+    left early would show here, negative, and in counts["early"])."""
     interrupted: bool = False
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
     hists: dict[str, HdrHistogram] = field(
@@ -168,6 +137,7 @@ class WorkerSummary:
             "expected": self.expected,
             "lastAttemptS": self.last_attempt_s,
             "lateMaxS": self.late_max_s,
+            "lagMinS": self.lag_min_s,
             "interrupted": self.interrupted,
             "counts": self.counts,
             "hists": {n: encode_histogram(h) for n, h in self.hists.items() if h.get_total_count()},
@@ -203,6 +173,7 @@ class WorkerSummary:
                 None if data.get("lastAttemptS") is None else float(data["lastAttemptS"])
             ),
             late_max_s=float(data.get("lateMaxS", 0.0)),
+            lag_min_s=None if data.get("lagMinS") is None else float(data["lagMinS"]),
             interrupted=bool(data.get("interrupted", False)),
             counts=counts,
             hists=hists,
@@ -243,6 +214,8 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
     ]
     out.last_attempt_s = max(attempts) if attempts else None
     out.late_max_s = max(s.late_max_s for s in items)
+    lags = [s.lag_min_s for s in items if s.lag_min_s is not None]
+    out.lag_min_s = min(lags) if lags else None
     for s in items:
         out.workers.extend(s.workers)
         for k, v in s.counts.items():

@@ -24,8 +24,10 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
     for fam, name in (
         ("latency", label),
         ("ttft", "ttft"),
+        ("ttft_content", "ttft (first content)"),
         ("tpot", "tpot"),
         ("itl", "itl"),
+        ("ntpot", "ntpot"),
         ("schedule_lag", "schedule lag"),
     ):
         if m.get(f"{fam}.p50") is None:
@@ -49,8 +51,13 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
     g = results["goodput"]
     if g["rps"] is not None:
         s.add_row("goodput", f"{g['rps']:.1f} req/s")
-    if results["tokens"]["output"]:
-        s.add_row("output tokens", f"{results['tokens']['outputRps']:.1f}/s")
+    tokens = results["tokens"]
+    if tokens["output"]:
+        rates = f"{tokens['outputRps']:.1f}/s out"
+        if tokens.get("inputRps") is not None:
+            rates += f", {tokens['inputRps']:.1f}/s in"
+        source = "from usage" if tokens.get("exact") else "counted as chunks: may undercount"
+        s.add_row("tokens", f"{rates} ({source})")
     win = results["window"]
     s.add_row(
         "window",

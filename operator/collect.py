@@ -17,7 +17,7 @@ from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
 from surge.operator.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
-from surge.verdicts import Judgement, judge, thresholds_outcome
+from surge.verdicts import Judgement, generator_saturation, thresholds_outcome, verdict
 
 LogReader = Callable[[dict[str, Any]], str | None]
 ClusterReader = Callable[[dict[str, Any]], ClusterMetrics]
@@ -74,11 +74,12 @@ def analyse(
         results["cluster"] = cm.section
         results["metrics"].update(cm.metrics)
         metrics_condition = metrics_available_condition(cm)
-    judged = judge(
+    judged = verdict(
         spec.parsed_thresholds(),
         results["metrics"] if results is not None else None,
         missing_workers=missing,
         failed_workers=workers.failed,
+        saturation=generator_saturation(results) if results is not None else None,
     )
     if results is None:
         held, reason, message = False, judged.reason, judged.message

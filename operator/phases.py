@@ -122,7 +122,7 @@ def waiting_for_target(ctx: Run) -> None:
     url = spec.target.health_url()
     if url is not None and ok:
         check = spec.target.readiness.http
-        ready, note = readiness.http_ready(url, check.expect_status if check else 200)
+        ready, note = readiness.probe(url, check.expect_status if check else 200)
         ok, notes = ok and ready, [*notes, note]
     message = "; ".join(notes) or "no readiness check configured"
     if ok:

@@ -27,7 +27,7 @@ def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool
     return False, f"Deployment {name} not available ({ready} ready replicas)"
 
 
-def http_ready(
+def probe(
     url: str,
     expect_status: int,
     timeout_s: float = 2.0,
@@ -49,11 +49,11 @@ def wait_ready(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    check: Callable[[str, int], tuple[bool, str]] = http_ready,
+    check: Callable[[str, int], tuple[bool, str]] = probe,
 ) -> str | None:
     """Poll the target's health URL until it answers (bounded by timeouts.targetReady, else
     readiness.timeout): None when ready or when there is nothing to check, else why not.
-    `surge run` calls this; the operator polls `http_ready` once per reconcile instead."""
+    `surge run` calls this; the operator polls `probe` once per reconcile instead."""
     url = spec.target.health_url()
     if url is None:
         return None

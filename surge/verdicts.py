@@ -1,14 +1,18 @@
 """Threshold verdicts: measured metrics against SLOs, shared by `surge run` and the operator.
 
 A threshold whose metric has no data (missing or None) fails: a test that measured
-nothing must not pass.
+nothing must not pass. A run whose generator was the bottleneck is Inconclusive
+(GeneratorSaturated), whatever its thresholds say: the target did not get the load the
+schedule asked for, so neither a pass nor a failure is the target's (docs/metrics.md,
+"Validity").
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from surge.api.status import ThresholdResult
 from surge.api.thresholds import Threshold, format_value
@@ -60,23 +64,28 @@ class Judgement:
         return self.verdict == "Passed"
 
 
-def judge(
+def verdict(
     thresholds: Sequence[Threshold],
     metrics: Mapping[str, float | None] | None,
     *,
     missing_workers: Sequence[int] = (),
     failed_workers: int = 0,
+    saturation: str | None = None,
 ) -> Judgement:
     """The one verdict path, for `surge run` and the operator.
 
-    metrics None: no worker reported anything (Failed, WorkerMissingSummary). A threshold
-    that failed (or had no data) fails the run. Thresholds that held while some worker
+    metrics None: no worker reported anything (Failed, WorkerMissingSummary). saturation
+    (from `generator_saturation`): the generator was the bottleneck, so the run is
+    Inconclusive (GeneratorSaturated) whatever the thresholds say. A threshold that
+    failed (or had no data) fails the run. Thresholds that held while some worker
     reported nothing are Inconclusive: the missing share could have broken them. A worker
     that exited non-zero fails a run whose thresholds held (WorkerFailed).
     """
     checks = evaluate(thresholds, metrics or {})
     if metrics is None:
         return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary", checks)
+    if saturation is not None:
+        return Judgement("Inconclusive", "GeneratorSaturated", saturation, checks)
     held, reason, message = thresholds_outcome(checks)
     if not held:
         return Judgement("Failed", reason, message, checks)
@@ -99,3 +108,66 @@ def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, str, st
     if not checks:
         return True, "NoThresholds", "no thresholds set"
     return True, "AllThresholdsPassed", "; ".join(c.display for c in checks)
+
+
+LAG_P99_BOUND_S = 0.05
+"""Schedule lag p99 above this means the generator could not send on time."""
+LAG_MIN_SENDS = 100
+"""The lag p99 is judged from this many window sends on: below it, the p99 is one or two
+sends, and one scheduling hiccup of a shared machine would decide it."""
+LATE_BOUND_S = 0.05
+"""Window sends leaving more than this after the window's end: the generator fell behind."""
+WORKER_HEADROOM = 1.25
+"""A worker that would run at its full measured rate is saturated again: 25 % spare."""
+
+
+def generator_saturation(results: Mapping[str, Any]) -> str | None:
+    """Why the generator was the bottleneck of this run (results from compute_results), or
+    None when it was not. Pure. Open loop only: a closed loop's users wait by design.
+
+    Saturated when any of: the schedule lag p99 > LAG_P99_BOUND_S (from LAG_MIN_SENDS
+    window sends on); window sends went on more than LATE_BOUND_S past the window's end
+    (window.lateSeconds); arrivals were dropped because maxInFlight requests were
+    outstanding. The message says which, and what would suffice: workers, from the
+    sent rate against the target (ceil(workers × target / sent × WORKER_HEADROOM), at
+    least one more), or for drops a larger maxInFlight."""
+    if results.get("model") == "closed":
+        return None
+    metrics = results.get("metrics") or {}
+    why: list[str] = []
+    lag = metrics.get("schedule_lag.p99")
+    sends = metrics.get("requests.count") or 0
+    if lag is not None and sends >= LAG_MIN_SENDS and lag > LAG_P99_BOUND_S:
+        why.append(f"schedule lag p99 {lag * 1000:.0f}ms > {LAG_P99_BOUND_S * 1000:.0f}ms")
+    late = (results.get("window") or {}).get("lateSeconds") or 0.0
+    if late > LATE_BOUND_S:
+        n = (results.get("requests") or {}).get("late", 0)
+        why.append(f"{n} sends left up to {late:.2f}s after the window ended")
+    behind = bool(why)
+    dropped = metrics.get("dropped.count") or 0
+    if dropped:
+        why.append(f"{dropped:.0f} arrivals dropped at maxInFlight outstanding requests")
+    if not why:
+        return None
+    fixes: list[str] = []
+    if behind:
+        fixes.append(f"run with load.workers >= {_workers_needed(results)}")
+    if dropped:
+        # No number: the results do not hold maxInFlight, and with bursts or stalls the
+        # outstanding peak is far above the average that Little's law gives.
+        fixes.append(
+            "raise load.maxInFlight (or find why the target held that many requests at once)"
+        )
+    return "the generator was the bottleneck: " + "; ".join(why) + "; " + " and ".join(fixes)
+
+
+def _workers_needed(results: Mapping[str, Any]) -> int:
+    """Workers that would send the target rate: today's count scaled by target ÷ sent
+    rate, with WORKER_HEADROOM, and at least one more than today."""
+    workers = int((results.get("workers") or {}).get("count") or 1)
+    throughput = results.get("throughput") or {}
+    target, sent = throughput.get("targetRps"), throughput.get("sentRps")
+    scaled = workers + 1
+    if target and sent:
+        scaled = math.ceil(workers * target / sent * WORKER_HEADROOM)
+    return max(scaled, workers + 1)

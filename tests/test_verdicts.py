@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from surge.api.thresholds import parse_threshold
-from surge.verdicts import evaluate, judge
+from surge.verdicts import evaluate, verdict
 
 
 def test_evaluate_and_display() -> None:
@@ -33,7 +33,7 @@ P95 = [parse_threshold("latency.p95 < 800ms")]
 
 
 @pytest.mark.parametrize(
-    ("metrics", "missing", "failed", "verdict", "reason"),
+    ("metrics", "missing", "failed", "want", "reason"),
     [
         (None, (), 0, "Failed", "WorkerMissingSummary"),
         ({"latency.p95": 0.9}, (), 0, "Failed", "ThresholdFailed"),
@@ -44,19 +44,34 @@ P95 = [parse_threshold("latency.p95 < 800ms")]
         ({"latency.p95": 0.4}, (), 0, "Passed", "AllThresholdsPassed"),
     ],
 )
-def test_judge(
+def test_verdict(
     metrics: dict[str, float | None] | None,
     missing: tuple[int, ...],
     failed: int,
-    verdict: str,
+    want: str,
     reason: str,
 ) -> None:
-    j = judge(P95, metrics, missing_workers=missing, failed_workers=failed)
-    assert (j.verdict, j.reason) == (verdict, reason)
-    assert j.passed == (verdict == "Passed")
+    j = verdict(P95, metrics, missing_workers=missing, failed_workers=failed)
+    assert (j.verdict, j.reason) == (want, reason)
+    assert j.passed == (want == "Passed")
     assert j.message
 
 
 def test_judge_without_thresholds_passes_a_complete_run() -> None:
-    j = judge([], {})
+    j = verdict([], {})
     assert (j.verdict, j.reason, j.thresholds) == ("Passed", "NoThresholds", [])
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"latency.p95": 0.4}, {"latency.p95": 0.9}, {"latency.p95": None}],
+)
+def test_a_saturated_generator_makes_any_run_inconclusive(
+    metrics: dict[str, float | None],
+) -> None:
+    # Passed or failed, the thresholds measured a load the target never got.
+    j = verdict(P95, metrics, saturation="the generator was the bottleneck: ...")
+    assert (j.verdict, j.reason) == ("Inconclusive", "GeneratorSaturated")
+    assert j.message == "the generator was the bottleneck: ..."
+    assert len(j.thresholds) == 1  # still judged, for the ThresholdsPassed condition
+    assert verdict(P95, None, saturation="x").reason == "WorkerMissingSummary"

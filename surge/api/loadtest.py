@@ -1,17 +1,19 @@
 """The LoadTest resource (surge.dev/v1alpha1): how hard to load the target, and what passes.
 
-The target models (URL, headers, readiness) are surge.api.target, re-exported here.
+The target models (URL, headers, readiness) are surge.api.target and the scenario models
+(what one request is, its dataset, the stream shape) surge.api.scenario, re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
 from surge.api.promql import QueryTemplateError, check_templates
+from surge.api.scenario import ConfigMapKeyRef, Conversation, Dataset, PositiveInt, Scenario
 from surge.api.status import LoadTestStatus
 from surge.api.target import (
     DeploymentRef,
@@ -52,89 +54,6 @@ __all__ = [
     "Target",
     "Timeouts",
 ]
-
-PositiveInt = Annotated[int, Field(ge=1)]
-
-
-class ConfigMapKeyRef(Model):
-    name: Name
-    key: str = Field(min_length=1)
-
-
-class Dataset(Model):
-    inline: list[dict[str, Any]] | None = None
-    """Rows given in the manifest."""
-    file: str | None = None
-    """A JSONL file (one JSON object a line); local runs only."""
-    config_map_ref: ConfigMapKeyRef | None = None
-    """A ConfigMap key holding JSONL."""
-    order: Literal["sequential", "random"] = "sequential"
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Dataset:
-        given = [
-            n
-            for n, v in (
-                ("inline", self.inline),
-                ("file", self.file),
-                ("configMapRef", self.config_map_ref),
-            )
-            if v is not None
-        ]
-        if len(given) != 1:
-            raise ValueError(
-                "set exactly one of inline, file or configMapRef"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        if self.inline is not None and not self.inline:
-            raise ValueError("inline must hold at least one row")
-        return self
-
-
-class Conversation(Model):
-    turns_field: str = "turns"
-    """Row field holding the list of user messages of one conversation."""
-    max_turns: PositiveInt | None = None
-    think_time: Duration = 0.0
-    """Pause between a reply and the next turn of the same conversation."""
-
-
-class Scenario(Model):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    path: str = "/"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = None
-    """A JSON template (object, list or string): string leaves may hold {{field}} placeholders
-    filled from the dataset row; a leaf that is exactly "{{field}}" takes the row value as is."""
-    dataset: Dataset | None = None
-    streaming: Literal["none", "sse", "openai"] = "none"
-    """openai: OpenAI chat-completions SSE (TTFT, TPOT, ITL, usage). sse: any text/event-stream."""
-    conversation: Conversation | None = None
-    """Multi-turn: each dataset row is a conversation whose history is carried between turns."""
-    timeout: Duration = 30.0
-    """Per-request timeout, from the actual send to the last byte."""
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"{v!r} must start with '/'")
-        return v
-
-    @field_validator("body")
-    @classmethod
-    def _body(cls, v: Any) -> Any:
-        if v is not None and not isinstance(v, dict | list | str):
-            raise ValueError(f"{v!r} is not a body; give an object, a list or a string")
-        return v
-
-    @model_validator(mode="after")
-    def _coherent(self) -> Scenario:
-        if self.timeout <= 0:
-            raise ValueError("timeout must be more than 0s")
-        if self.conversation is not None and self.dataset is None:
-            raise ValueError("conversation needs a dataset whose rows hold the turns")
-        return self
 
 
 class Stage(Model):

@@ -69,6 +69,9 @@ REASONS: dict[str, str] = {
     "CrashLoopBackOff": "A worker container kept crashing.",
     "WorkerFailed": "A worker exited non-zero.",
     "WorkerMissingSummary": "A worker finished without a readable summary.",
+    "GeneratorSaturated": "The load generator was the bottleneck (schedule lag p99, late or "
+    "dropped sends; docs/metrics.md): the verdict is Inconclusive, and the message names "
+    "the worker count or maxInFlight that would suffice.",
     "RunTimeout": "The load ran past its duration plus timeouts.runGrace.",
     "Suspended": "spec.suspend was set to true.",
     "Deleted": "The LoadTest was deleted during the run.",

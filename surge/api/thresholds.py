@@ -25,12 +25,14 @@ class Kind(StrEnum):
 
 
 _QUANTILES = ("p50", "p75", "p90", "p95", "p99", "p999", "max", "min", "mean")
-_ERROR_CLASSES = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
+_ERROR_CLASSES = ("connect", "timeout", "http_3xx", "http_4xx", "http_5xx", "protocol")
+TIMING_FAMILIES = ("latency", "ttft", "ttft_content", "tpot", "itl", "ntpot", "schedule_lag")
+"""Per-request timings, each with every quantile (docs/metrics.md has their formulas)."""
 
 
 def _build_metrics() -> dict[str, Kind]:
     m: dict[str, Kind] = {}
-    for family in ("latency", "ttft", "tpot", "itl", "schedule_lag"):
+    for family in TIMING_FAMILIES:
         for q in _QUANTILES:
             m[f"{family}.{q}"] = Kind.TIME
     m["errors.rate"] = Kind.RATIO
@@ -47,6 +49,7 @@ def _build_metrics() -> dict[str, Kind]:
     m["requests.late"] = Kind.COUNT  # window arrivals sent after the window ended
     m["dropped.rate"] = Kind.RATIO
     m["tokens.output_rps"] = Kind.RATE
+    m["tokens.input_rps"] = Kind.RATE
     for stat in ("min", "max", "mean"):
         m[f"replicas.{stat}"] = Kind.VALUE
     m["replicas.scale_events"] = Kind.COUNT

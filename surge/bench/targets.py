@@ -3,10 +3,15 @@
     python -m surge.bench.targets fast PORT             # 200 "ok" at once
     python -m surge.bench.targets slow PORT DELAY_MS    # 200 "ok" after DELAY_MS
     python -m surge.bench.targets stream PORT TTFT_MS TPOT_MS TOKENS   # OpenAI SSE stream
+    python -m surge.bench.targets completions PORT TTFT_MS TPOT_MS TOKENS
+    python -m surge.bench.targets reasoning PORT TTFT_MS TPOT_MS THINK TOKENS [FIELD]
+    python -m surge.bench.targets chunked PORT TTFT_MS TPOT_MS TOKENS PER_CHUNK USAGE
+    python -m surge.bench.targets anthropic PORT TTFT_MS TPOT_MS TOKENS
 
-Raw asyncio protocols (on uvloop when installed), so one target core serves far more
-than the one client core under test asks of it: the bench measures the client. They
-understand keep-alive HTTP/1.1 requests without bodies (the bench sends GETs).
+The last four are the other LLM stream shapes (surge.bench.stream_shapes says what each
+sends). Raw asyncio protocols (on uvloop when installed), so one target core serves far
+more than the one client core under test asks of it: the bench measures the client.
+They understand keep-alive HTTP/1.1 requests, with a Content-Length body or none.
 PORT 0 picks a free port. Each prints "ready PORT" once it listens.
 """
 
@@ -19,11 +24,9 @@ import time
 from typing import Any, cast
 
 from surge.bench.cpu import pin_prefix
+from surge.bench.stream_shapes import SHAPES, SSE_HEAD, at, chunk, serve_shape
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
-_SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-)
 _TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
 
 
@@ -54,16 +57,14 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
 class _Http(asyncio.Protocol):
-    """Counts complete request heads in the byte stream and answers each."""
+    """Finds complete requests (head and Content-Length body) in the byte stream and
+    answers each; the answer reads the request body from `body`."""
 
     def __init__(self, answer: Any) -> None:
         self.answer = answer
         self.buf = b""
+        self.body = b""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,33 +75,27 @@ class _Http(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data
-        n = buf.count(b"\r\n\r\n")
-        if n:
-            buf = buf[buf.rfind(b"\r\n\r\n") + 4 :]
-            for _ in range(n):
-                self.answer(self)
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buf[:end].lower()
+            length = 0
+            at_cl = head.find(b"\r\ncontent-length:")
+            if at_cl >= 0:
+                line_end = head.find(b"\r\n", at_cl + 2)
+                length = int(head[at_cl + 17 : None if line_end < 0 else line_end])
+            if len(buf) < end + 4 + length:
+                break  # the body is still on its way
+            self.body = buf[end + 4 : end + 4 + length]
+            buf = buf[end + 4 + length :]
+            self.answer(self)
         self.buf = buf
 
 
 def _fast(p: _Http) -> None:
     assert p.transport is not None
     p.transport.write(_OK)
-
-
-def _at(loop: asyncio.AbstractEventLoop, deadline: float, fn: Any, *args: Any) -> None:
-    """Run fn(*args) at the time.monotonic() deadline, not before. libuv counts timers
-    in whole ms from a cached loop time, so a timer may fire early or late by up to a
-    millisecond: an early one re-arms for the rest, which keeps the targets' timing
-    (the truth in the accuracy tests) within a fraction of a millisecond."""
-
-    def check() -> None:
-        rest = deadline - time.monotonic()
-        if rest > 0.0001:
-            loop.call_later(rest, check)
-        else:
-            fn(*args)
-
-    check()
 
 
 def _slow(delay_s: float) -> Any:
@@ -110,14 +105,14 @@ def _slow(delay_s: float) -> Any:
         if p.transport is not None:
             p.transport.write(_OK)
 
-    return lambda p: _at(loop, time.monotonic() + delay_s, reply, p)
+    return lambda p: at(loop, time.monotonic() + delay_s, reply, p)
 
 
 def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
     loop = asyncio.get_running_loop()
     usage = b'data: {"choices":[],"usage":{"completion_tokens":%d}}\n\n' % tokens
-    tail = _chunk(usage) + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
-    token = _chunk(_TOKEN)
+    tail = chunk(usage) + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+    token = chunk(_TOKEN)
 
     def step(p: _Http, t0: float, i: int) -> None:
         if p.transport is None:
@@ -125,14 +120,14 @@ def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
         p.transport.write(token if i < tokens - 1 else token + tail)
         if i < tokens - 1:
             # Absolute deadlines: a late tick does not push the later tokens back.
-            _at(loop, t0 + ttft_s + (i + 1) * tpot_s, step, p, t0, i + 1)
+            at(loop, t0 + ttft_s + (i + 1) * tpot_s, step, p, t0, i + 1)
 
     def start(p: _Http) -> None:
         assert p.transport is not None
         t0 = time.monotonic()
-        role = _chunk(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
-        p.transport.write(_SSE_HEAD + role)
-        _at(loop, t0 + ttft_s, step, p, t0, 0)
+        role = chunk(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
+        p.transport.write(SSE_HEAD + role)
+        at(loop, t0 + ttft_s, step, p, t0, 0)
 
     return start
 
@@ -144,6 +139,8 @@ async def serve(kind: str, port: int, args: list[float]) -> None:
         answer = _slow(args[0] / 1000)
     elif kind == "stream":
         answer = _stream(args[0] / 1000, args[1] / 1000, int(args[2]))
+    elif kind in SHAPES:
+        answer = serve_shape(SHAPES[kind](args))
     else:
         raise SystemExit(f"unknown target {kind!r}")
     loop = asyncio.get_running_loop()

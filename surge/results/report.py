@@ -24,11 +24,12 @@ class ReportError(ValueError):
 
 
 def headline(results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]) -> str:
-    """The verdict the run recorded (surge.verdicts.judge, in results["verdict"]); for results
+    """The verdict the run recorded (surge.verdicts.verdict, in results["verdict"]); for results
     written without one, what the thresholds say ("No thresholds" when there are none)."""
     recorded = results.get("verdict")
     if isinstance(recorded, str) and recorded:
-        return recorded
+        reason = results.get("verdictReason")
+        return f"{recorded} ({reason})" if reason and recorded != "Passed" else recorded
     if not thresholds:
         return "No thresholds"
     return "Passed" if all(t.get("passed") for t in thresholds) else "Failed"
@@ -146,7 +147,8 @@ _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
     "color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;"
     "padding:.3rem .6rem;text-align:left}th{background:#f4f4f4}.pass{color:#17803d}"
-    ".fail{color:#b3261e}img{max-width:100%;display:block;margin:.5rem 0 1.5rem}"
+    ".fail{color:#b3261e}.open{color:#8a5a00}"
+    "img{max-width:100%;display:block;margin:.5rem 0 1.5rem}"
 )
 
 
@@ -177,7 +179,8 @@ def render_html(
     esc = html.escape
     title = _title(results)
     v = headline(results, thresholds)
-    mark = "pass" if v == "Passed" else "fail"
+    # No thresholds is no failure, and an Inconclusive run is neither pass nor fail.
+    mark = {"Passed": "pass", "No": "", "Inconclusive": "open"}.get(v.split()[0], "fail")
     body = [f"<h1>{esc(title)}</h1>", f'<p><strong class="{mark}">Verdict: {esc(v)}</strong></p>']
     if thresholds:
         body += [

@@ -11,8 +11,10 @@ from surge.loadgen.summary import WorkerSummary, record_seconds
 LOADGEN_FAMILIES = (
     "latency.",
     "ttft.",
+    "ttft_content.",
     "tpot.",
     "itl.",
+    "ntpot.",
     "schedule_lag.",
     "errors.",
     "throughput.",
@@ -122,3 +124,21 @@ def test_empty_run_reports_no_data() -> None:
     assert r["metrics"]["errors.rate"] is None
     assert r["summary"]["achievedRps"] is None
     assert hist_stats_s(WorkerSummary().hists["latency"])["max"] is None
+
+
+def test_token_sources_and_the_exact_lag_minimum() -> None:
+    s = _summary()
+    s.counts.update(streamed=900, tokens=9000, tokens_input=5000, tokens_from_usage=500)
+    s.counts["tokens_from_chunks"] = 400
+    s.lag_min_s = 0.0000004  # below the histogram's 1 µs floor
+    record_seconds(s.hists["schedule_lag"], 0.0000004)
+    r = compute_results(s)
+    t = r["tokens"]
+    assert t["output"] == 9000 and t["outputRps"] == pytest.approx(900.0)
+    assert t["input"] == 5000 and t["inputRps"] == pytest.approx(500.0)
+    assert t["exact"] is False and t["note"].startswith("400 streams sent no usage")
+    assert r["metrics"]["schedule_lag.min"] == 0.0000004  # exact, not clamped to 1 µs
+    assert r["scheduleLag"]["minMs"] == 0.0004 and r["scheduleLag"]["early"] == 0
+    s.counts["tokens_from_chunks"] = 0
+    assert compute_results(s)["tokens"]["exact"] is True
+    assert compute_results(_summary())["tokens"]["exact"] is None  # nothing streamed

@@ -155,6 +155,8 @@ def test_headline_from_thresholds(thresholds: list[dict[str, Any]], expected: st
 
 def test_headline_prefers_the_recorded_verdict() -> None:
     assert headline({"verdict": "Inconclusive"}, [{"passed": True}]) == "Inconclusive"
+    saturated = {"verdict": "Inconclusive", "verdictReason": "GeneratorSaturated"}
+    assert headline(saturated, [{"passed": True}]) == "Inconclusive (GeneratorSaturated)"
 
 
 def test_bad_inputs_are_report_errors() -> None:
