@@ -3,6 +3,7 @@ shared by the operator (one check per reconcile) and `surge run` (`wait_ready` p
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,16 +28,33 @@ def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool
     return False, f"Deployment {name} not available ({ready} ready replicas)"
 
 
+_clients = threading.local()
+
+
+def _client() -> httpx.Client:
+    """One client per thread, made once: building an httpx.Client (its TLS context) costs
+    30-70 ms, far more than the probe, and the operator probes every run in flight every
+    tick. No connection is kept between probes (a probe is one fresh GET)."""
+    client: httpx.Client | None = getattr(_clients, "client", None)
+    if client is None:
+        client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+        _clients.client = client
+    return client
+
+
 def probe(
     url: str,
     expect_status: int,
     timeout_s: float = 2.0,
     transport: httpx.BaseTransport | None = None,
 ) -> tuple[bool, str]:
-    """One bounded GET; never raises."""
+    """One bounded GET; never raises. `transport` (tests) gets a client of its own."""
     try:
-        with httpx.Client(timeout=timeout_s, transport=transport) as c:
-            r = c.get(url)
+        if transport is not None:
+            with httpx.Client(timeout=timeout_s, transport=transport) as c:
+                r = c.get(url)
+        else:
+            r = _client().get(url, timeout=timeout_s)
     except httpx.HTTPError as exc:
         return False, f"GET {url}: {type(exc).__name__}"
     if r.status_code == expect_status:
