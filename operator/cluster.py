@@ -7,9 +7,10 @@ from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
 from surge.operator.collect import ClusterReader
-from surge.operator.kube import Kube
+from surge.operator.kube import Kube, KubeError
 from surge.operator.settings import Settings
 from surge.results import ClusterMetrics, collect_cluster_metrics
+from surge.results.prometheus import RangeQuerier
 
 
 def cluster_reader(
@@ -25,7 +26,15 @@ def cluster_reader(
     url = spec.prometheus.url or settings.prometheus_url
     if url is None:
         return None
-    headers = prometheus_headers(spec, namespace, kube)
+    querier: RangeQuerier | None = None
+    try:
+        headers = prometheus_headers(spec, namespace, kube)
+    except KubeError as err:
+        if not err.permanent:
+            raise  # retried with backoff, within timeouts.analysis
+        # The auth Secret cannot be read (403 under the chart's default RBAC, 404): the
+        # run goes on without cluster metrics, each query naming why (MetricsAvailable).
+        headers, querier = {}, _Refused(f"Prometheus auth unusable: {err}")
 
     def read(results: dict[str, Any]) -> ClusterMetrics:
         window = results["window"]
@@ -39,9 +48,20 @@ def cluster_reader(
             prometheus_url=url,
             headers=headers,
             settings_queries=settings.queries,
+            querier=querier,
         )
 
     return read
+
+
+class _Refused:
+    """A Prometheus that answers every query with the same reason (no request is sent)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def custom_query_range(self, *_: Any, **__: Any) -> Any:
+        raise PermissionError(self.reason)
 
 
 def prometheus_headers(spec: LoadTestSpec, namespace: str, kube: Kube) -> dict[str, str]:

@@ -92,6 +92,7 @@ class FakeKube:
         cm.setdefault("data", {}).update(data)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
+        self._maybe_fail("secret_value")
         secret = self.get("Secret", namespace, name)
         return None if secret is None else (secret.get("stringData") or {}).get(key)
 

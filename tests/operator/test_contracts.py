@@ -20,6 +20,7 @@ from tests.operator.test_lifecycle import (
     _body,
     _pod,
     _spec,
+    _summary,
     _to,
     cond,
     kube,
@@ -237,3 +238,24 @@ def test_an_experiments_child_shares_the_experiments_lease(kube: FakeKube) -> No
         ownerReferences=[{"kind": "ScalingExperiment", "name": "sx", "uid": "u-sx"}],
     )
     _to(kube, "WaitingForTarget", child)
+
+
+def test_a_forbidden_prometheus_secret_ends_analysis_without_cluster_metrics(
+    kube: FakeKube,
+) -> None:
+    auth = {"bearerTokenSecretRef": {"name": "p", "key": "t"}}
+    body = _to(kube, "Running", _body(_spec(prometheus={"url": "http://prom:9", "auth": auth})))
+    kube.put(_pod(0, "Running"))
+    kube.put(_pod(1, "Running"))
+    tick(kube, body, T0)  # the barrier
+    kube.put(_pod(0, "Succeeded", _summary(0, 0.1)))
+    kube.put(_pod(1, "Succeeded", _summary(1, 0.1)))
+    tick(kube, body, T0 + timedelta(seconds=15))
+    assert body["status"]["phase"] == "Analyzing"
+    kube.failures["secret_value"] = KubeError("read Secret team/p", 403, 'secrets "p" is forbidden')
+    tick(kube, body, T0 + timedelta(seconds=16))
+    st = body["status"]
+    assert st["phase"] == "Succeeded", st["message"]  # the thresholds held; no cluster data
+    metrics = cond(body, "MetricsAvailable")
+    assert (metrics["status"], metrics["reason"]) == ("False", "NoData")
+    assert "Prometheus auth unusable" in metrics["message"] and "forbidden" in metrics["message"]
