@@ -53,14 +53,17 @@ def worker_index(flag: int | None) -> int:
 async def run_engine(
     engine: Engine, start_at_epoch: float | None, *, handle_signals: bool = True
 ) -> WorkerSummary:
-    """Run the engine, starting at start_at_epoch (wall clock) or now; signals stop it."""
+    """Run the engine on the timeline that starts at start_at_epoch (wall clock), or now;
+    signals stop it. A worker that learns the start instant after it passed keeps that
+    timeline anyway: its first arrivals are then due in the past and leave at once, their
+    lag recorded, so every worker's summary shares one timeline and merges exactly."""
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, engine.stop)
     t0 = None
     if start_at_epoch is not None:
-        t0 = time.monotonic() + max(start_at_epoch - time.time(), 0.0)
+        t0 = time.monotonic() + (start_at_epoch - time.time())
     return await engine.run(t0)
 
 

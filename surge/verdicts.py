@@ -140,8 +140,8 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
     if lag is not None and sends >= LAG_MIN_SENDS and lag > LAG_P99_BOUND_S:
         why.append(f"schedule lag p99 {lag * 1000:.0f}ms > {LAG_P99_BOUND_S * 1000:.0f}ms")
     late = (results.get("window") or {}).get("lateSeconds") or 0.0
-    if late > LATE_BOUND_S:
-        n = (results.get("requests") or {}).get("late", 0)
+    n = (results.get("requests") or {}).get("late") or 0
+    if late > LATE_BOUND_S and n:
         why.append(f"{n} sends left up to {late:.2f}s after the window ended")
     behind = bool(why)
     dropped = metrics.get("dropped.count") or 0

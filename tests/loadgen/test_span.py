@@ -98,3 +98,30 @@ async def test_a_generator_that_keeps_up_reports_the_planned_window() -> None:
 )
 def test_progress_shows_real_time_past_the_plan(elapsed: float, late: bool, label: str) -> None:
     assert elapsed_label(6.0, elapsed, late) == label
+
+
+async def test_a_worker_that_starts_late_keeps_the_shared_timeline() -> None:
+    """The barrier's instant passed before this worker learned it (a slow poll): it keeps the
+    shared timeline, so its merge with on-time workers stays exact, and its lateness shows as
+    schedule lag instead of stretching everyone's span."""
+    import time
+
+    from surge.loadgen.worker import run_engine
+
+    proc, url = targets.start("fast")
+    try:
+        spec = make_spec(
+            url,
+            scenario={"method": "GET", "path": "/", "timeout": "5s"},
+            load={"model": "constant", "stages": [{"duration": "1s", "target": 50}]},
+        )
+        start_at = time.time() - 0.3
+        engine = Engine(build_plan(spec, name="slow", namespace="t", run_id="1"), headers={})
+        summary = await run_engine(engine, start_at, handle_signals=False)
+    finally:
+        targets.stop(proc)
+    r = compute_results(summary)
+    assert summary.start_epoch == pytest.approx(start_at, abs=0.05)
+    assert r["requests"]["ok"] == 50 and r["requests"]["late"] == 0
+    assert r["window"]["measuredSeconds"] == pytest.approx(1.0)
+    assert r["metrics"]["schedule_lag.max"] >= 0.25  # the arrivals due before it started
