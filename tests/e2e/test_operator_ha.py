@@ -118,7 +118,9 @@ def test_fifty_loadtests_created_while_the_operator_was_down(
             lt["spec"]["target"]["readiness"]["timeout"] = "2s"
             create(api_client, namespace, lt)
             names[f"lt-{i:02d}"] = url
-        op = Operator(namespace, tmp_path / "operator.log")
+        # 50 worker processes start on 2 cores here: a 1 s barrier lead (the fixture's) can
+        # pass before a loaded worker has read it, and its run ends GeneratorSaturated.
+        op = Operator(namespace, tmp_path / "operator.log", env={"SURGE_START_DELAY_S": "4"})
         op.start()
         try:
             custom: Any = client.CustomObjectsApi(api_client)
