@@ -51,11 +51,6 @@ def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
 
 
-def condition_since(conditions: list[Condition], type_: str) -> datetime | None:
-    c = get_condition(conditions, type_)
-    return parse_time(c.last_transition_time) if c else None
-
-
 def condition_is(conditions: list[Condition], type_: str, status: ConditionStatus) -> bool:
     c = get_condition(conditions, type_)
     return c is not None and c.status == status

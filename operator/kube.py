@@ -341,10 +341,3 @@ class Kube:
                 except ApiException as exc:
                     if not _absent(exc):
                         raise
-
-    def experiments(self, namespace: str) -> list[dict[str, Any]]:
-        with _call(f"list ScalingExperiments in {namespace}"):
-            res: Any = self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "scalingexperiments"
-            )
-        return list(res.get("items", []))

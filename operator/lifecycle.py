@@ -22,7 +22,7 @@ from typing import Any
 from surge.api.manifests import ManifestError
 from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase, Retry, RunRecord
 from surge.operator import admission, builders
-from surge.operator.conditions import condition_is, now_rfc3339, parse_time
+from surge.operator.conditions import condition_is, get_condition, now_rfc3339, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
 from surge.operator.failures import MAX_ATTEMPTS_WITHOUT_DEADLINE, backoff_s, failure_reason
 from surge.operator.kube import Kube, KubeError
@@ -91,9 +91,8 @@ def _readmittable(ctx: Run) -> bool:
         and st.run_generation is not None
         and ctx.generation > st.run_generation
     )
-    refused = condition_is(st.conditions, "Ready", "False") and any(
-        c.type == "Ready" and c.reason == "RunIdReused" for c in st.conditions
-    )
+    ready = get_condition(st.conditions, "Ready")
+    refused = ready is not None and ready.reason == "RunIdReused"
     return changed and st.load_start_time is None and not refused
 
 

@@ -113,9 +113,6 @@ class FakeKube:
             del self.objects[("Job", namespace, j["metadata"]["name"])]
         return len(jobs)
 
-    def loadtests(self, namespace: str) -> list[dict[str, Any]]:
-        return self.of_kind("LoadTest", namespace)
-
     def patch_deployment(
         self, namespace: str, name: str, ops: list[dict[str, Any]]
     ) -> dict[str, Any]:
@@ -199,9 +196,6 @@ class FakeKube:
         self.calls.append(("delete_loadtests", namespace, selector))
         for lt in self.of_kind("LoadTest", namespace, selector):
             del self.objects[("LoadTest", namespace, lt["metadata"]["name"])]
-
-    def experiments(self, namespace: str) -> list[dict[str, Any]]:
-        return self.of_kind("ScalingExperiment", namespace)
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
