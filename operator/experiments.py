@@ -122,6 +122,11 @@ def _advance(ctx: Exp, snap: Snapshot) -> None:
     STAGES[step.stage](ctx, snap, step)
 
 
+def _created(body: dict[str, Any]) -> datetime | None:
+    text = body["metadata"].get("creationTimestamp")
+    return parse_time(str(text)) if text else None
+
+
 def _holder(ctx: Exp) -> target_lease.Holder:
     return target_lease.Holder("ScalingExperiment", ctx.namespace, ctx.name, ctx.uid)
 
@@ -158,6 +163,12 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     )
     if not got.held:
         who = got.by.describe() if got.by is not None else "another run"
+        # spec.timeout bounds the whole experiment, the wait for its target included.
+        created = _created(ctx.body) or ctx.now
+        if ctx.now - created > timedelta(seconds=spec.timeout):
+            message = f"{who} held {target} for all of spec.timeout ({spec.timeout:g}s)"
+            end(ctx, Phase.FAILED, "ExperimentTimeout", message + "; nothing was applied")
+            return
         ctx.condition("Queued", "True", "TargetBusy", f"{who} holds {target}")
         ctx.status.phase = Phase.PENDING
         return

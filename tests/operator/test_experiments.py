@@ -430,3 +430,18 @@ def test_a_variant_without_an_hpa_leaves_the_hpa_alone(kube: FakeKube) -> None:
     assert hpa is not None and hpa["spec"] == HPA
     puts = [c for c in kube.calls if c[0] == "put_hpa_spec"]
     assert len(puts) == 2  # cpu applied, cpu restored; nothing for gpu
+
+
+def test_an_experiment_queued_past_its_timeout_fails(kube: FakeKube) -> None:
+    other = _body()
+    other["metadata"].update(name="other", uid="u-other")
+    tick(kube, other, T0)  # holds the target's Lease
+    kube.put(other)
+    body = _body(_spec(timeout="10m"))
+    body["metadata"]["creationTimestamp"] = "2026-11-29T12:00:00Z"
+    tick(kube, body, T0 + timedelta(minutes=5))
+    assert body["status"]["phase"] == "Pending"
+    step = tick(kube, body, T0 + timedelta(minutes=11))
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["ExperimentTimeout"]
+    assert "ScalingExperiment team/other held alice" in body["status"]["message"]
+    assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
