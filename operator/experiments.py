@@ -37,7 +37,8 @@ from surge.operator.experiment_stages import (
     stop_current_child,
 )
 from surge.operator.experiment_target import Snapshot, TargetGone
-from surge.operator.kube import Kube
+from surge.operator.failures import failure_reason
+from surge.operator.kube import Kube, KubeError
 from surge.operator.settings import Settings
 from surge.operator.variants import (
     aggregate,
@@ -66,18 +67,32 @@ def reconcile_experiment(
             )
             st.lease = None
         return ctx.step()
+    try:
+        _step(ctx)
+    except KubeError as err:
+        _api_error(ctx, err)
+    else:
+        if condition_is(st.conditions, "Retrying", "True"):
+            ctx.condition("Retrying", "False", "Recovered", "the last step succeeded")
+    return ctx.step()
+
+
+def _step(ctx: Exp) -> None:
+    st = ctx.status
     if st.phase is None or st.phase == Phase.PENDING:
         try:
-            spec: ScalingExperimentSpec = parse_spec("ScalingExperiment", body.get("spec") or {})
+            spec: ScalingExperimentSpec = parse_spec(
+                "ScalingExperiment", ctx.body.get("spec") or {}
+            )
         except ManifestError as exc:
             ctx.condition("Ready", "False", "InvalidSpec", str(exc))
             end(ctx, Phase.FAILED, "InvalidSpec", str(exc))
-            return ctx.step()
+            return
         try:
             _start(ctx, spec)
         except NotOwned as exc:
             end(ctx, Phase.FAILED, "SnapshotLost", str(exc))
-        return ctx.step()
+        return
     snap = _snapshot(ctx)
     if snap is None:
         end(
@@ -87,14 +102,31 @@ def reconcile_experiment(
             "the snapshot of the originals is missing or "
             "altered; nothing was written from it, the target is as it is now",
         )
-        return ctx.step()
+        return
     _note_drift(ctx)
     try:
         _advance(ctx, snap)
     except TargetGone as exc:
         stop_current_child(ctx, snap.spec)
         end(ctx, Phase.FAILED, "TargetDeleted", f"{exc}; nothing was written to it")
-    return ctx.step()
+
+
+def _api_error(ctx: Exp, err: KubeError) -> None:
+    """A permanent API error ends the experiment (what the variant wrote is put back where it
+    still can be); a transient one shows in Retrying and the next tick tries again, within
+    spec.timeout."""
+    if not err.permanent:
+        ctx.condition("Retrying", "True", "TransientError", str(err)[:1024])
+        return
+    kept: list[str] = []
+    try:
+        snap = _snapshot(ctx)
+        if snap is not None:
+            stop_current_child(ctx, snap.spec)
+            kept = restore(ctx, snap)
+    except (KubeError, TargetGone):
+        pass  # nothing more can be done safely; the message says what failed
+    end(ctx, Phase.FAILED, failure_reason(err), f"{err}; {restored_message(kept)}")
 
 
 def _advance(ctx: Exp, snap: Snapshot) -> None:

@@ -445,3 +445,33 @@ def test_an_experiment_queued_past_its_timeout_fails(kube: FakeKube) -> None:
     assert body["status"]["phase"] == "Failed" and reasons(step) == ["ExperimentTimeout"]
     assert "ScalingExperiment team/other held alice" in body["status"]["message"]
     assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
+
+
+def test_a_permanent_api_error_ends_the_experiment_and_puts_the_variant_back(
+    kube: FakeKube,
+) -> None:
+    from surge.operator.kube import KubeError
+
+    body = _at(kube, ("Running", "RollOut", 0))
+    assert _pod_spec(kube)["nodeSelector"] == {"surge.dev/pool": "cpu"}
+    kube.failures["pods"] = KubeError("list Pods in team", 403, 'pods is forbidden: "x"')
+    step = tick(kube, body, T0 + timedelta(seconds=40))
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["Forbidden"]
+    assert "pods is forbidden" in body["status"]["message"]
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == HPA  # the variant's HPA went back
+
+
+def test_a_transient_api_error_shows_and_the_next_tick_goes_on(kube: FakeKube) -> None:
+    from surge.operator.kube import KubeError
+
+    body = _at(kube, ("Running", "RollOut", 0))
+    kube.failures["pods"] = KubeError("list Pods in team", 503, "etcd leader changed")
+    tick(kube, body, T0 + timedelta(seconds=40))
+    retrying = next(c for c in body["status"]["conditions"] if c["type"] == "Retrying")
+    assert (body["status"]["phase"], retrying["status"]) == ("Running", "True")
+    rolled_out(kube)
+    tick(kube, body, T0 + timedelta(seconds=42))
+    assert stage(body) == ("Running", "Test", 0)
+    retrying = next(c for c in body["status"]["conditions"] if c["type"] == "Retrying")
+    assert retrying["reason"] == "Recovered"
