@@ -16,6 +16,7 @@ plan is built (`with_inline_rows`), so workers never read files or ConfigMaps.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -128,6 +129,23 @@ def plan_json(plan: WorkerPlan) -> str:
     data = plan.model_dump(mode="json", exclude={"spec"})
     data["spec"] = plan.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps(data, separators=(",", ":"))
+
+
+PLAN_SHA256_ENV = "SURGE_PLAN_SHA256"
+"""Set by the operator on worker pods: the SHA-256 of plan.json as it was admitted."""
+
+
+def check_plan_digest(text: str, expected: str | None) -> None:
+    """Raise ValueError when `expected` is set and plan.json's SHA-256 is another: the plan
+    ConfigMap was changed after the operator admitted it, so it is not run."""
+    if not expected:
+        return
+    got = hashlib.sha256(text.encode()).hexdigest()
+    if got != expected:
+        raise ValueError(
+            f"the plan's SHA-256 is {got[:12]}, not the {expected[:12]} the operator admitted: "
+            "the plan ConfigMap was changed after admission; refusing to run it"
+        )
 
 
 def parse_plan(text: str) -> WorkerPlan:

@@ -31,7 +31,7 @@ from surge.loadgen.barrier import (
     wait_for_start_at,
 )
 from surge.loadgen.engine import Engine
-from surge.loadgen.plan import WorkerPlan, parse_plan
+from surge.loadgen.plan import PLAN_SHA256_ENV, WorkerPlan, check_plan_digest, parse_plan
 from surge.loadgen.summary import WorkerSummary, summary_line, termination_message
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
@@ -127,6 +127,7 @@ def main(
             if got is None:
                 raise ValueError(f"ConfigMap {configmap} has no key {PLAN_KEY}")
             text = got
+        check_plan_digest(text, os.environ.get(PLAN_SHA256_ENV))
         plan: WorkerPlan = parse_plan(text).for_index(idx)
         engine = Engine(plan, progress=sys.stdout if progress else None, prom=metrics_port > 0)
     except Exception as exc:

@@ -1,22 +1,27 @@
 """Admission of a LoadTest run: the spec checks only the operator can make, and the plan's storage.
 
-The CRD schema and `parse_spec` check the spec itself; here come the operator-wide guards
-(allowed target hosts, the rate cap), the dataset read from a ConfigMap, and the plan
-ConfigMap every worker reads. Raises ManifestError with field-named messages.
+The CRD schema and `parse_spec` check the spec itself; here come the cluster policy
+(operator/policy.py: images, targets, placement, Secrets, caps), the dataset read from a
+ConfigMap, and the plan ConfigMap every worker reads, with the SHA-256 the operator and the
+workers check it against. Raises ManifestError or PolicyViolation with field-named messages.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
+from surge.api.policy import PolicyViolation, Violation
 from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
 from surge.operator import builders
 from surge.operator.context import Ctx
 from surge.operator.kube import Kube
+from surge.operator.policy import Allowed, loadtest_violations
+from surge.operator.policy_facts import Resolver, gather, resolve
 from surge.operator.settings import Settings
 
 
@@ -25,22 +30,20 @@ def _refuse(field: str, message: str) -> ManifestError:
 
 
 def accepted_spec(
-    spec_raw: dict[str, Any], namespace: str, kube: Kube, settings: Settings
+    body: dict[str, Any], kube: Kube, settings: Settings, resolver: Resolver = resolve
 ) -> LoadTestSpec:
-    """The validated spec with the operator's own guards applied and the dataset inlined."""
-    spec: LoadTestSpec = parse_spec("LoadTest", spec_raw)
-    host = urlsplit(spec.target.url).hostname or ""
-    if not settings.host_allowed(host):
-        raise _refuse(
-            "spec.target.url",
-            f"host {host!r} is not in the operator's allowed target hosts; ask your admin",
-        )
-    cap = settings.max_rate
-    if cap is not None and spec.load.model != "closed" and spec.load.peak > cap:
-        raise _refuse(
-            "spec.load.stages",
-            f"peak {spec.load.peak:g} req/s is above the operator's cap of {cap:g} req/s",
-        )
+    """The validated spec, admitted by the cluster policy, with the dataset inlined. Raises
+    ManifestError (the spec itself) or PolicyViolation (what the policy forbids)."""
+    namespace = body["metadata"]["namespace"]
+    spec: LoadTestSpec = parse_spec("LoadTest", body.get("spec") or {})
+    policy = settings.policy
+    allowed = Allowed(
+        images=settings.allowed_images, prometheus_urls=settings.allowed_prometheus_urls
+    )
+    facts = gather(spec, body, policy, kube, resolver)
+    violations = loadtest_violations(spec, namespace, policy, allowed, facts)
+    if violations:
+        raise PolicyViolation(violations)
     ds = spec.scenario.dataset
     if ds is not None and ds.file is not None:
         raise _refuse(
@@ -75,10 +78,16 @@ class PlanTooLarge(ValueError):
     """The run's plan (the spec with its dataset inlined) does not fit a ConfigMap."""
 
 
-def store_plan(ctx: Ctx[Any], spec: LoadTestSpec, run_id: str) -> None:
-    """Write the run's plan ConfigMap (the spec as accepted, frozen for the run). Raises
-    PlanTooLarge before asking the API server when it cannot fit, NotOwned when a ConfigMap
-    of that name exists and is someone else's, KubeError."""
+def plan_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def store_plan(ctx: Ctx[Any], spec: LoadTestSpec, run_id: str) -> str:
+    """Write the run's plan ConfigMap (the spec as accepted, frozen for the run) and return
+    its SHA-256. Raises PlanTooLarge before asking the API server when it cannot fit,
+    NotOwned when a ConfigMap of that name exists and is someone else's, PolicyViolation
+    when one that claims to be this resource's holds another plan (it was not written by
+    Surge: the plan is deterministic, so a crash-and-retry finds the same text), KubeError."""
     plan = build_plan(spec, name=ctx.name, namespace=ctx.namespace, run_id=run_id)
     text = plan_json(plan)
     size = len(text.encode())
@@ -87,7 +96,21 @@ def store_plan(ctx: Ctx[Any], spec: LoadTestSpec, run_id: str) -> None:
             f"the run's plan is {size:,} bytes, over the {PLAN_LIMIT_BYTES:,} a ConfigMap holds; "
             "make spec.scenario.dataset smaller (fewer or shorter rows)"
         )
-    ctx.create(builders.plan_configmap(ctx.body, run_id, text))
+    digest = plan_sha256(text)
+    live = ctx.create(builders.plan_configmap(ctx.body, run_id, text))
+    if live is not None and ctx.settings.policy.verify_plan_hash:
+        found = ((live.get("data") or {}).get(builders.PLAN_KEY)) or ""
+        if plan_sha256(found) != digest:
+            raise PolicyViolation(
+                [
+                    Violation(
+                        f"ConfigMap {ctx.namespace}/{builders.run_name(ctx.name, run_id)}",
+                        "verifyPlanHash",
+                        "exists already with a plan this run did not write; delete it",
+                    )
+                ]
+            )
+    return digest
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:

@@ -10,7 +10,8 @@ import hashlib
 from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
-from surge.loadgen.plan import header_env_var
+from surge.api.policy import ClusterPolicy
+from surge.loadgen.plan import PLAN_SHA256_ENV, header_env_var
 from surge.operator.variants import quantities
 
 LABEL_LOADTEST = "surge.dev/loadtest"
@@ -163,8 +164,13 @@ def worker_job(
     image: str,
     command: tuple[str, ...],
     metrics_port: int = 0,
+    policy: ClusterPolicy | None = None,
+    plan_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The Indexed Job whose pods are the load generators of one run."""
+    """The Indexed Job whose pods are the load generators of one run. The policy's worker
+    pool (nodeSelector, tolerations) and default resources fill what the spec leaves out;
+    the spec's own placement was admitted against the same policy."""
+    policy = policy or ClusterPolicy()
     name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
     job_name = run_name(name, run_id)
     lbls = labels(name, run_id)
@@ -173,6 +179,8 @@ def worker_job(
         {"name": "SURGE_RUN_ID", "value": run_id},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
+    if plan_sha256:
+        env.append({"name": PLAN_SHA256_ENV, "value": plan_sha256})
     for i, h in enumerate(spec.target.headers):
         if h.value_from is not None:
             ref = h.value_from.secret_key_ref
@@ -193,8 +201,9 @@ def worker_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if placement.resources:
-        container["resources"] = quantities(placement.resources)
+    resources = placement.resources or policy.worker_resources.wire()
+    if resources:
+        container["resources"] = quantities(resources)
     if metrics_port:
         container["args"] += ["--metrics-port", str(metrics_port)]
         container["ports"] = [{"name": "metrics", "containerPort": metrics_port}]
@@ -206,10 +215,14 @@ def worker_job(
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
         "terminationGracePeriodSeconds": 30,
     }
-    if placement.node_selector:
-        pod_spec["nodeSelector"] = dict(placement.node_selector)
-    if placement.tolerations:
-        pod_spec["tolerations"] = list(placement.tolerations)
+    pool = policy.placement
+    node_selector = dict(placement.node_selector or pool.node_selector)
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [t.wire() for t in pool.tolerations]
+    tolerations += [t for t in placement.tolerations if t not in tolerations]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
     affinity = dict(placement.affinity or {})
     if placement.separate:
         affinity.update(_anti_affinity(name, run_id))

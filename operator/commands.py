@@ -34,20 +34,16 @@ def operator(
         str | None,
         typer.Option(help="Worker container command [env SURGE_WORKER_COMMAND]"),
     ] = None,
-    max_rate: Annotated[
-        float | None,
-        typer.Option(help="Cluster-wide cap on any LoadTest's peak req/s [env SURGE_MAX_RATE]"),
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="The cluster policy file (YAML; docs/security.md); default: the strict "
+            "built-in policy [env SURGE_POLICY_FILE]"
+        ),
     ] = None,
     interval: Annotated[
         float | None,
         typer.Option(help="Seconds between reconciles of a run in flight [env SURGE_INTERVAL_S]"),
-    ] = None,
-    allowed_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allowed-host",
-            help="Glob a target host must match (repeatable) [env SURGE_ALLOWED_HOSTS]",
-        ),
     ] = None,
     peering: Annotated[
         str | None,
@@ -87,8 +83,7 @@ def operator(
             loadgen_image=loadgen_image,
             worker_command=tuple(worker_command.split()) if worker_command else None,
             prometheus_url=prometheus_url,
-            max_rate=max_rate,
-            allowed_hosts=tuple(allowed_host or ()),
+            policy_file=policy,
             interval_s=interval,
             leader_elect=leader_elect,
             leader_namespace=leader_namespace,

@@ -122,12 +122,12 @@ class Ctx(Generic[S]):
     def uid(self) -> str:
         return str(self.body["metadata"].get("uid") or "")
 
-    def create(self, obj: dict[str, Any]) -> None:
-        """Create a child; one that exists already is adopted only if this object owns it.
-        Raises NotOwned (nothing adopted) or KubeError."""
+    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a child; one that exists already is adopted only if this object owns it,
+        and returned (None: created now). Raises NotOwned (nothing adopted) or KubeError."""
         live = self.kube.ensure(obj)
         if live is None:
-            return
+            return None
         owners = {r.get("uid") for r in (live.get("metadata") or {}).get("ownerReferences") or []}
         if self.uid not in owners:
             meta = obj["metadata"]
@@ -135,6 +135,7 @@ class Ctx(Generic[S]):
                 f"{obj['kind']} {meta['namespace']}/{meta['name']} exists already and is not "
                 f"owned by {self.body.get('kind')} {self.name}; delete it or rename the resource"
             )
+        return live
 
     def step(self) -> Step:
         """The status patch (changed top-level fields) and the Events to post."""

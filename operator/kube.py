@@ -8,64 +8,16 @@ server's own message; `permanent` tells a 4xx that will never succeed (other tha
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from surge.api.base import GROUP, VERSION
+from surge.operator.kube_errors import KubeError, absent, call, server_message
 
-
-class KubeError(Exception):
-    """An API call that failed: `action` ("create Job ns/name"), the HTTP status (None when
-    no answer came) and the API server's message."""
-
-    def __init__(self, action: str, status: int | None, message: str) -> None:
-        super().__init__(f"{action}: {message}")
-        self.action = action
-        self.status = status
-        self.message = message
-
-    @property
-    def permanent(self) -> bool:
-        return (
-            self.status is not None
-            and 400 <= self.status < 500
-            and self.status
-            not in (
-                409,
-                429,
-            )
-        )
-
-
-def server_message(exc: ApiException) -> str:
-    """The `message` of the API server's Status body, else the HTTP reason."""
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return f"{exc.status} {exc.reason}"
-
-
-@contextlib.contextmanager
-def _call(action: str) -> Iterator[None]:
-    try:
-        yield
-    except ApiException as exc:
-        raise KubeError(action, exc.status, server_message(exc)) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise KubeError(action, None, f"no answer from the API server ({exc})") from exc
-
-
-def _absent(exc: ApiException) -> bool:
-    return bool(exc.status == 404)
+__all__ = ["Kube", "KubeError", "server_message"]
 
 
 class Kube:
@@ -84,11 +36,11 @@ class Kube:
 
     def _read(self, action: str, read: Any, *args: Any) -> dict[str, Any] | None:
         """`read(*args)` as JSON; None on 404."""
-        with _call(action):
+        with call(action):
             try:
                 return self._json(read(*args))
             except ApiException as exc:
-                if _absent(exc):
+                if absent(exc):
                     return None
                 raise
 
@@ -110,7 +62,7 @@ class Kube:
             "Role": self.rbac.read_namespaced_role,
             "RoleBinding": self.rbac.read_namespaced_role_binding,
         }[kind]
-        with _call(f"create {kind} {ns}/{name}"):
+        with call(f"create {kind} {ns}/{name}"):
             try:
                 create(ns, obj)
                 return None
@@ -119,7 +71,7 @@ class Kube:
                     raise
         live = self._read(f"read {kind} {ns}/{name}", read, name, ns)
         if kind == "Role" and live is not None:  # resourceNames follow the current run
-            with _call(f"patch Role {ns}/{name}"):
+            with call(f"patch Role {ns}/{name}"):
                 self.rbac.patch_namespaced_role(name, ns, {"rules": obj["rules"]})
         return live or {}
 
@@ -140,11 +92,11 @@ class Kube:
         )
 
     def patch_configmap_data(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        with _call(f"patch ConfigMap {namespace}/{name}"):
+        with call(f"patch ConfigMap {namespace}/{name}"):
             self.core.patch_namespaced_config_map(name, namespace, {"data": data})
 
     def delete_configmaps(self, namespace: str, selector: str) -> None:
-        with _call(f"delete ConfigMaps in {namespace} ({selector})"):
+        with call(f"delete ConfigMaps in {namespace} ({selector})"):
             self.core.delete_collection_namespaced_config_map(namespace, label_selector=selector)
 
     def secret_value(self, namespace: str, name: str, key: str) -> str | None:
@@ -154,20 +106,45 @@ class Kube:
         raw = ((secret or {}).get("data") or {}).get(key)
         return base64.b64decode(raw).decode() if raw else None
 
+    def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's labels, None when it does not exist. Reads metadata only: the policy
+        check needs the opt-in label, never the data."""
+        with call(f"read Secret {namespace}/{name}"):
+            try:
+                resp: Any = self.core.read_namespaced_secret(
+                    name,
+                    namespace,
+                    _preload_content=False,
+                    _headers={
+                        "Accept": "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+                    },
+                )
+                got = json.loads(resp.data or b"{}")
+            except ApiException as exc:
+                if absent(exc):
+                    return None
+                raise
+        return dict(((got or {}).get("metadata") or {}).get("labels") or {})
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._read(
+            f"read Service {namespace}/{name}", self.core.read_namespaced_service, name, namespace
+        )
+
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._read(
             f"read Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace
         )
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        with _call(f"list Pods in {namespace} ({selector})"):
+        with call(f"list Pods in {namespace} ({selector})"):
             items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self._json(p) for p in items]
 
     def pod_log(self, namespace: str, name: str) -> str | None:
         """The log's last lines; None when the pod or its log is gone. Other API errors
         (a 403 from missing RBAC) raise, so they are seen rather than read as "no log"."""
-        with _call(f"read the log of Pod {namespace}/{name}"):
+        with call(f"read the log of Pod {namespace}/{name}"):
             try:
                 return str(
                     self.core.read_namespaced_pod_log(
@@ -180,7 +157,7 @@ class Kube:
                 raise
 
     def delete_jobs(self, namespace: str, selector: str) -> int:
-        with _call(f"delete Jobs in {namespace} ({selector})"):
+        with call(f"delete Jobs in {namespace} ({selector})"):
             jobs = self.batch.list_namespaced_job(namespace, label_selector=selector).items
             for job in jobs:
                 name = str(job.metadata.name) if job.metadata else ""
@@ -189,7 +166,7 @@ class Kube:
                         name, namespace, propagation_policy="Background"
                     )
                 except ApiException as exc:
-                    if not _absent(exc):
+                    if not absent(exc):
                         raise
         return len(jobs)
 
@@ -202,7 +179,7 @@ class Kube:
         return self._read(f"read ScalingExperiment {namespace}/{name}", read, name, namespace)
 
     def loadtests(self, namespace: str) -> list[dict[str, Any]]:
-        with _call(f"list LoadTests in {namespace}"):
+        with call(f"list LoadTests in {namespace}"):
             res: Any = self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, "loadtests"
             )
@@ -221,7 +198,7 @@ class Kube:
     def create_lease(self, obj: dict[str, Any]) -> bool:
         """False when a Lease of that name exists already."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        with _call(f"create Lease {ns}/{name}"):
+        with call(f"create Lease {ns}/{name}"):
             try:
                 body: Any = obj
                 self.coordination.create_namespaced_lease(ns, body)
@@ -234,7 +211,7 @@ class Kube:
     def replace_lease(self, obj: dict[str, Any]) -> bool:
         """Write `obj` (carrying the resourceVersion read); False when someone wrote first."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        with _call(f"update Lease {ns}/{name}"):
+        with call(f"update Lease {ns}/{name}"):
             try:
                 body: Any = obj
                 self.coordination.replace_namespaced_lease(name, ns, body)
@@ -246,7 +223,7 @@ class Kube:
 
     def delete_lease(self, namespace: str, name: str, resource_version: str) -> None:
         """Delete the Lease only if it is still the version read (the holder's own)."""
-        with _call(f"delete Lease {namespace}/{name}"):
+        with call(f"delete Lease {namespace}/{name}"):
             try:
                 self.coordination.delete_namespaced_lease(
                     name,
@@ -265,7 +242,7 @@ class Kube:
     ) -> dict[str, Any]:
         """Apply RFC 6902 operations (a `test` of the uid first, so they land on that object
         or on none); returns the Deployment as written."""
-        with _call(f"patch Deployment {namespace}/{name}"):
+        with call(f"patch Deployment {namespace}/{name}"):
             body: Any = ops
             return self._json(self.apps.patch_namespaced_deployment(name, namespace, body))
 
@@ -283,7 +260,7 @@ class Kube:
         """Make the HPA's spec `spec`: replace, create when missing, delete when None."""
         api = self.autoscaling
         live = self.hpa(namespace, name)
-        with _call(f"write HorizontalPodAutoscaler {namespace}/{name}"):
+        with call(f"write HorizontalPodAutoscaler {namespace}/{name}"):
             if spec is None:
                 if live is not None:
                     api.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
@@ -308,7 +285,7 @@ class Kube:
 
     def create_loadtest(self, obj: dict[str, Any]) -> bool:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        with _call(f"create LoadTest {ns}/{name}"):
+        with call(f"create LoadTest {ns}/{name}"):
             try:
                 self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "loadtests", obj)
             except ApiException as exc:
@@ -319,17 +296,17 @@ class Kube:
 
     def suspend_loadtest(self, namespace: str, name: str) -> None:
         """spec.suspend = true: the LoadTest's own lifecycle aborts it and stops its workers."""
-        with _call(f"patch LoadTest {namespace}/{name}"):
+        with call(f"patch LoadTest {namespace}/{name}"):
             try:
                 self.custom.patch_namespaced_custom_object(
                     GROUP, VERSION, namespace, "loadtests", name, {"spec": {"suspend": True}}
                 )
             except ApiException as exc:
-                if not _absent(exc):
+                if not absent(exc):
                     raise
 
     def delete_loadtests(self, namespace: str, selector: str) -> None:
-        with _call(f"delete LoadTests in {namespace} ({selector})"):
+        with call(f"delete LoadTests in {namespace} ({selector})"):
             items: Any = self.custom.list_namespaced_custom_object(
                 GROUP, VERSION, namespace, "loadtests", label_selector=selector
             )
@@ -339,5 +316,5 @@ class Kube:
                         GROUP, VERSION, namespace, "loadtests", item["metadata"]["name"]
                     )
                 except ApiException as exc:
-                    if not _absent(exc):
+                    if not absent(exc):
                         raise

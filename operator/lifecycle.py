@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from surge.api.manifests import ManifestError
+from surge.api.policy import PolicyViolation
 from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase, Retry, RunRecord
 from surge.operator import admission, builders
 from surge.operator.conditions import condition_is, get_condition, now_rfc3339, parse_time
@@ -152,13 +153,17 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
         lease=old.lease,  # a superseded run's Lease is released after this is persisted
     )
     try:
-        spec = admission.accepted_spec(
-            ctx.body.get("spec") or {}, ctx.namespace, ctx.kube, ctx.settings
-        )
-        admission.store_plan(ctx, spec, run_id)
+        spec = admission.accepted_spec(ctx.body, ctx.kube, ctx.settings)
+        digest = admission.store_plan(ctx, spec, run_id)
+        if ctx.settings.policy.verify_plan_hash:
+            ctx.status.plan_sha256 = digest
     except ManifestError as exc:
         ctx.condition("Ready", "False", "InvalidSpec", str(exc))
         fail(ctx, "InvalidSpec", str(exc))
+        return
+    except PolicyViolation as exc:
+        ctx.condition("Ready", "False", "PolicyViolation", str(exc))
+        fail(ctx, "PolicyViolation", str(exc))
         return
     except admission.PlanTooLarge as exc:
         fail(ctx, "PlanTooLarge", str(exc))

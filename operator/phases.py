@@ -36,7 +36,18 @@ def snapshot(ctx: Run) -> LoadTestSpec | None:
     if cm is None or builders.PLAN_KEY not in (cm.get("data") or {}):
         fail(ctx, "RunLost", "the run's ConfigMap disappeared; bump spec.runId to run again")
         return None
-    return parse_plan(cm["data"][builders.PLAN_KEY]).spec
+    text = cm["data"][builders.PLAN_KEY]
+    stored = ctx.status.plan_sha256
+    if stored is not None and admission.plan_sha256(text) != stored:
+        fail(
+            ctx,
+            "PolicyViolation",
+            f"ConfigMap {ctx.namespace}/{cm['metadata']['name']}: its plan was changed after "
+            f"admission (SHA-256 {admission.plan_sha256(text)[:12]}, admitted "
+            f"{stored[:12]}) (policy.verifyPlanHash); nothing more is run from it",
+        )
+        return None
+    return parse_plan(text).spec
 
 
 def set_deadline(ctx: Run, at: datetime, reason: str) -> None:
@@ -148,6 +159,8 @@ def _launch_workers(ctx: Run, spec: LoadTestSpec) -> None:
         image=spec.image or ctx.settings.loadgen_image,
         command=ctx.settings.worker_command,
         metrics_port=ctx.settings.worker_metrics_port,
+        policy=ctx.settings.policy,
+        plan_sha256=ctx.status.plan_sha256,
     )
     ctx.create(job)
     n = spec.load.workers

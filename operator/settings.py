@@ -7,11 +7,16 @@ comes from the same place as everything else.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from surge.api.policy import ClusterPolicy, parse_policy
 
 DEFAULT_IMAGE = "ghcr.io/surge-dev/surge:0.1.0"
 
@@ -25,10 +30,8 @@ class Settings:
     loadgen_image: str = DEFAULT_IMAGE
     worker_command: tuple[str, ...] = ("surge", "worker")
     prometheus_url: str | None = None
-    max_rate: float | None = None
-    """Cluster-wide cap on any LoadTest's peak arrival rate, on top of spec.safety."""
-    allowed_hosts: tuple[str, ...] = ()
-    """Glob patterns a target host must match (empty: any host)."""
+    policy: ClusterPolicy = field(default_factory=ClusterPolicy)
+    """The cluster admin's policy (docs/security.md): what any spec may ask for."""
     start_delay_s: float = 2.0
     """Lead time between the start barrier opening and the first request."""
     worker_metrics_port: int = 9464
@@ -67,6 +70,9 @@ class Settings:
         }
         if queries:
             from_env["queries"] = queries
+        policy_file = flags.pop("policy_file", None) or env.get("SURGE_POLICY_FILE")
+        if policy_file:
+            from_env["policy"] = load_policy(Path(policy_file))
         out = replace(out, **from_env)
         known = {f.name for f in fields(cls)}
         unknown = set(flags) - known
@@ -75,8 +81,30 @@ class Settings:
         given = {k: v for k, v in flags.items() if v is not None and v != () and v is not False}
         return replace(out, **given)
 
-    def host_allowed(self, host: str) -> bool:
-        return not self.allowed_hosts or any(fnmatch.fnmatch(host, p) for p in self.allowed_hosts)
+    @property
+    def allowed_images(self) -> tuple[str, ...]:
+        """The policy's images; the operator's own loadgen image is always one of them."""
+        return (self.loadgen_image, *self.policy.images)
+
+    @property
+    def allowed_prometheus_urls(self) -> tuple[str, ...]:
+        own = (self.prometheus_url,) if self.prometheus_url else ()
+        return (*own, *self.policy.prometheus_urls)
+
+
+def load_policy(path: Path) -> ClusterPolicy:
+    """The policy file (YAML). Raises SettingsError naming the file and the bad field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"policy file {path}: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise SettingsError(f"policy file {path}: expected a mapping of policy fields")
+    try:
+        return parse_policy(data)
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"policy file {path}: {where}") from None
 
 
 def _words(raw: str) -> tuple[str, ...]:
@@ -91,16 +119,10 @@ def _flag(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def _list(raw: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in raw.split(",") if v.strip())
-
-
 _ENV: tuple[tuple[str, str, Any], ...] = (
     ("loadgen_image", "SURGE_LOADGEN_IMAGE", str),
     ("worker_command", "SURGE_WORKER_COMMAND", _words),
     ("prometheus_url", "SURGE_PROMETHEUS_URL", str),
-    ("max_rate", "SURGE_MAX_RATE", float),
-    ("allowed_hosts", "SURGE_ALLOWED_HOSTS", _list),
     ("start_delay_s", "SURGE_START_DELAY_S", float),
     ("worker_metrics_port", "SURGE_WORKER_METRICS_PORT", int),
     ("interval_s", "SURGE_INTERVAL_S", float),

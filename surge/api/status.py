@@ -63,6 +63,9 @@ CONDITION_TYPES: dict[str, str] = {
 
 REASONS: dict[str, str] = {
     "InvalidSpec": "The spec failed validation; the message names the field and the fix.",
+    "PolicyViolation": "The spec asks for what the cluster policy does not allow (an image, a "
+    "target, placement, a Secret, a cap), or the run's plan ConfigMap holds a plan Surge did "
+    "not write; the message names the field and the rule. Nothing was created.",
     "TargetNotReady": "The target was not ready within its timeout.",
     "Unschedulable": "A worker pod could not be scheduled within workersReady.",
     "ImagePullError": "A worker image could not be pulled.",
@@ -226,6 +229,9 @@ class LoadTestStatus(Model):
     deadline_reason: str | None = None
     retry: Retry | None = None
     lease: LeaseRef | None = None
+    plan_sha256: str | None = None
+    """SHA-256 of the run's plan as admitted; the operator and every worker refuse a plan
+    ConfigMap whose content has another (PolicyViolation)."""
     workers_to_delete: bool = False
     """The verdict is written; the worker Job is deleted once that write is read back."""
     start_time: str | None = None

@@ -96,6 +96,19 @@ class FakeKube:
         secret = self.get("Secret", namespace, name)
         return None if secret is None else (secret.get("stringData") or {}).get(key)
 
+    def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        self._maybe_fail("secret_labels")
+        got = self.get("Secret", namespace, name)
+        return None if got is None else dict(got["metadata"].get("labels") or {})
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._maybe_fail("service")
+        return self.get("Service", namespace, name)
+
+    def loadtests(self, namespace: str) -> list[dict[str, Any]]:
+        self._maybe_fail("loadtests")
+        return self.of_kind("LoadTest", namespace)
+
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get("Job", namespace, name)
 

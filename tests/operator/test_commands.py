@@ -63,12 +63,11 @@ def test_flags_override_the_environment_which_overrides_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SURGE_LOADGEN_IMAGE", "env/image:1")
-    monkeypatch.setenv("SURGE_MAX_RATE", "50")
+    monkeypatch.setenv("SURGE_INTERVAL_S", "50")
     monkeypatch.setenv("SURGE_WORKER_METRICS_PORT", "9999")
-    s = _captured_settings(monkeypatch, ["-n", "x", "--max-rate", "10", "--interval", "3"])
+    s = _captured_settings(monkeypatch, ["-n", "x", "--interval", "3"])
     assert s.loadgen_image == "env/image:1"  # env over default
-    assert s.max_rate == 10.0  # flag over env
-    assert s.interval_s == 3.0
+    assert s.interval_s == 3.0  # flag over env
     assert s.worker_metrics_port == 9999
     assert s.start_delay_s == Settings().start_delay_s  # default
 
@@ -77,8 +76,30 @@ def test_a_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     from surge.operator import commands
 
     monkeypatch.setattr(commands, "credentials_problem", lambda: None)
-    monkeypatch.setenv("SURGE_MAX_RATE", "lots")
+    monkeypatch.setenv("SURGE_INTERVAL_S", "lots")
     result = CliRunner().invoke(app, ["operator", "-n", "x"])
     assert result.exit_code == 2
-    assert "SURGE_MAX_RATE='lots'" in result.output
+    assert "SURGE_INTERVAL_S='lots'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_policy_file_is_read_and_a_bad_one_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    good = tmp_path / "policy.yaml"
+    good.write_text("caps:\n  maxRate: 50\ntargets:\n  cidrs: [127.0.0.0/8]\n")
+    s = _captured_settings(monkeypatch, ["-n", "x", "--policy", str(good)])
+    assert s.policy.caps.max_rate == 50.0
+    assert s.policy.targets.cidrs == ["127.0.0.0/8"]
+    assert s.policy.caps.max_workers == 20  # the rest keeps the strict defaults
+
+    from surge.operator import commands
+
+    monkeypatch.setattr(commands, "credentials_problem", lambda: None)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("caps:\n  maxRte: 50\ntargets:\n  cidrs: [not-a-net]\n")
+    monkeypatch.setenv("SURGE_POLICY_FILE", str(bad))
+    result = CliRunner().invoke(app, ["operator", "-n", "x"])
+    assert result.exit_code == 2
+    assert "caps.maxRte" in result.output and "targets.cidrs" in result.output
     assert "Traceback" not in result.output

@@ -244,6 +244,8 @@ def test_a_forbidden_prometheus_secret_ends_analysis_without_cluster_metrics(
     kube: FakeKube,
 ) -> None:
     auth = {"bearerTokenSecretRef": {"name": "p", "key": "t"}}
+    usable = {"surge.dev/usable": "true"}
+    kube.put({"kind": "Secret", "metadata": {"name": "p", "namespace": "team", "labels": usable}})
     body = _to(kube, "Running", _body(_spec(prometheus={"url": "http://prom:9", "auth": auth})))
     kube.put(_pod(0, "Running"))
     kube.put(_pod(1, "Running"))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from surge.api.crd import loadtest_crd
+from surge.api.policy import Caps, ClusterPolicy
 from surge.api.status import LoadTestStatus
 from surge.loadgen.summary import WorkerSummary, record_seconds, termination_message
 from surge.operator import builders, lifecycle
@@ -24,7 +25,11 @@ from tests.operator.schema import pruned
 
 NS, NAME = "team", "lt"
 T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
-SETTINGS = Settings(worker_metrics_port=9464, start_delay_s=2.0)
+SETTINGS = Settings(
+    worker_metrics_port=9464,
+    start_delay_s=2.0,
+    policy=ClusterPolicy(prometheus_urls=["http://prom:9"]),
+)
 SCHEMA = loadtest_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
 
 
@@ -50,6 +55,13 @@ def _body(spec: dict[str, Any] | None = None, generation: int = 1) -> dict[str, 
         "spec": spec or _spec(),
         "status": {},
     }
+
+
+SERVICE = {
+    "kind": "Service",
+    "metadata": {"name": "alice", "namespace": NS},
+    "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"]},
+}
 
 
 def _deployment(ready: bool) -> dict[str, Any]:
@@ -108,6 +120,7 @@ def cond(body: dict[str, Any], type_: str) -> dict[str, Any]:
 def kube() -> FakeKube:
     k = FakeKube()
     k.put(_deployment(ready=True))
+    k.put(SERVICE)  # the target: a Service of the run's namespace, as the policy allows
     return k
 
 
@@ -145,10 +158,18 @@ def test_invalid_spec_fails_with_the_field(kube: FakeKube) -> None:
     assert kube.configmap(NS, builders.run_name(NAME, "1")) is None
 
 
-def test_operator_cap_refuses_at_admission(kube: FakeKube) -> None:
+def test_the_cluster_policy_refuses_at_admission_and_nothing_is_created(
+    kube: FakeKube,
+) -> None:
+    strict = Settings(policy=ClusterPolicy(caps=Caps(max_rate=1.0)))
     body = _body()
-    step = lifecycle.reconcile(body, kube, Settings(max_rate=1.0), T0)  # type: ignore[arg-type]
-    assert step.status["phase"] == "Failed" and "cap" in step.status["message"]
+    step = lifecycle.reconcile(body, kube, strict, T0)  # type: ignore[arg-type]
+    body = merge_patch(body, {"status": step.status})
+    st = body["status"]
+    assert (st["phase"], cond(body, "Completed")["reason"]) == ("Failed", "PolicyViolation")
+    assert "spec.load.stages" in st["message"] and "policy.caps.maxRate" in st["message"]
+    assert kube.configmap(NS, builders.run_name(NAME, "1")) is None
+    assert not [c for c in kube.calls if c[0] == "ensure"]
 
 
 # -- Pending --------------------------------------------------------------------------------

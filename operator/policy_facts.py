@@ -1,0 +1,86 @@
+"""What the policy checks need from the world, looked up once per admission (the shell of
+operator/policy.py): Services of the namespace, resolved addresses, Secret labels, and the
+namespace's runs in flight."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fnmatch
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from surge.api.loadtest import LoadTestSpec
+from surge.api.policy import ClusterPolicy
+from surge.api.status import TERMINAL_PHASES
+from surge.operator.kube import Kube
+from surge.operator.policy import Facts, Service, hosts, secret_refs, service_name
+
+Resolver = Callable[[str], tuple[str, ...] | None]
+
+RESOLVE_TIMEOUT_S = 5.0
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="surge-dns")
+
+
+def resolve(host: str) -> tuple[str, ...] | None:
+    """Every address `host` resolves to from here (None: it does not, within 5 s)."""
+
+    def lookup() -> tuple[str, ...]:
+        return tuple(sorted({str(a[4][0]) for a in socket.getaddrinfo(host, None)}))
+
+    try:
+        return _pool.submit(lookup).result(timeout=RESOLVE_TIMEOUT_S)
+    except (OSError, concurrent.futures.TimeoutError):
+        return None
+
+
+def _service(obj: dict[str, Any] | None) -> Service | None:
+    if obj is None:
+        return None
+    spec = obj.get("spec") or {}
+    ips = tuple(ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip)
+    external = spec.get("externalName") if spec.get("type") == "ExternalName" else None
+    return Service(cluster_ips=tuple(ip for ip in ips if ip != "None"), external_name=external)
+
+
+def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
+    """Runs of the namespace that count against this one: LoadTests created before it (name
+    breaks ties) that are not ended. Ordering by creation makes the count the same whichever
+    reconcile runs first, so two LoadTests applied at once cannot both take the last slot."""
+    mine = (me["metadata"].get("creationTimestamp") or "", me["metadata"]["name"])
+    count = 0
+    for lt in loadtests:
+        meta = lt.get("metadata") or {}
+        key = (meta.get("creationTimestamp") or "", meta.get("name") or "")
+        if key >= mine or meta.get("uid") == me["metadata"].get("uid"):
+            continue
+        st = lt.get("status") or {}
+        if st.get("phase") in TERMINAL_PHASES or (lt.get("spec") or {}).get("suspend"):
+            continue
+        count += 1
+    return count
+
+
+def gather(
+    spec: LoadTestSpec,
+    body: dict[str, Any],
+    policy: ClusterPolicy,
+    kube: Kube,
+    resolver: Resolver = resolve,
+) -> Facts:
+    namespace = body["metadata"]["namespace"]
+    facts = Facts()
+    for host in sorted(hosts(spec)):
+        svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
+        if svc and svc not in facts.services:
+            facts.services[svc] = _service(kube.service(namespace, svc))
+        if facts.services.get(svc or "") is None and any(
+            fnmatch.fnmatch(host, g.lower()) for g in policy.targets.hosts
+        ):
+            facts.addresses[host] = resolver(host)
+    for _, name in secret_refs(spec):
+        if name not in facts.secret_labels:
+            facts.secret_labels[name] = kube.secret_labels(namespace, name)
+    if policy.caps.max_concurrent_runs_per_namespace is not None:
+        facts.runs_in_flight = runs_in_flight(kube.loadtests(namespace), body)
+    return facts

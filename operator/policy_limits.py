@@ -1,0 +1,152 @@
+"""Placement, resources and caps of a LoadTest against the cluster policy. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.utils import parse_quantity as _parse_quantity
+
+from surge.api.loadtest import LoadTestSpec
+from surge.api.policy import ClusterPolicy, Toleration, Violation
+
+
+def parse_quantity(text: str) -> Any:
+    """A Kubernetes quantity ("500m", "2Gi") as a Decimal."""
+    return _parse_quantity(text)  # type: ignore[no-untyped-call]
+
+
+def _tol(d: dict[str, Any] | Toleration) -> tuple[Any, ...]:
+    t = d if isinstance(d, Toleration) else Toleration.model_validate(d)
+    return (t.key, t.operator or "Equal", t.value, t.effect)
+
+
+def placement_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
+    p, pol = spec.load.placement, policy.placement
+    out = []
+    where = "spec.load.placement"
+    for k, v in p.node_selector.items():
+        allowed = pol.allowed_node_selectors.get(k, [])
+        if pol.node_selector.get(k) != v and v not in allowed and "*" not in allowed:
+            out.append(
+                Violation(
+                    f"{where}.nodeSelector",
+                    "placement.allowedNodeSelectors",
+                    f"{k}={v} is not an allowed node selector",
+                )
+            )
+    ok = {_tol(t) for t in [*pol.tolerations, *pol.allowed_tolerations]}
+    for i, t in enumerate(p.tolerations):
+        try:
+            bad = _tol(t) not in ok or "tolerationSeconds" in t
+        except ValueError:
+            bad = True
+        if bad:
+            out.append(
+                Violation(
+                    f"{where}.tolerations[{i}]",
+                    "placement.allowedTolerations",
+                    f"toleration {t} is not allowed",
+                )
+            )
+    if p.priority_class_name and p.priority_class_name not in pol.priority_classes:
+        out.append(
+            Violation(
+                f"{where}.priorityClassName",
+                "placement.priorityClasses",
+                f"priority class {p.priority_class_name!r} is not allowed",
+            )
+        )
+    if p.affinity and not pol.allow_affinity:
+        out.append(
+            Violation(f"{where}.affinity", "placement.allowAffinity", "affinity is not allowed")
+        )
+    return out
+
+
+def gpu_count(resources: dict[str, Any] | None) -> int:
+    """The most GPUs (any resource named *gpu*) asked for in requests or limits."""
+    most = 0
+    for part in ("requests", "limits"):
+        for name, qty in ((resources or {}).get(part) or {}).items():
+            if "gpu" in name.lower():
+                most = max(most, int(parse_quantity(str(qty))))
+    return most
+
+
+def resource_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
+    res = spec.load.placement.resources or {}
+    caps, where = policy.caps, "spec.load.placement.resources"
+    out = []
+    if caps.max_gpus_per_pod is not None and gpu_count(res) > caps.max_gpus_per_pod:
+        out.append(
+            Violation(where, "caps.maxGpusPerPod", f"asks for {gpu_count(res)} GPUs per worker")
+        )
+    for name, cap in (("cpu", caps.worker_cpu), ("memory", caps.worker_memory)):
+        if cap is None:
+            continue
+        for part in ("requests", "limits"):
+            qty = (res.get(part) or {}).get(name)
+            if qty is not None and parse_quantity(str(qty)) > parse_quantity(cap):
+                out.append(
+                    Violation(
+                        f"{where}.{part}.{name}",
+                        f"caps.worker{name.capitalize()}",
+                        f"{qty} is above the cap of {cap}",
+                    )
+                )
+    return out
+
+
+def caps_violations(
+    spec: LoadTestSpec, policy: ClusterPolicy, runs_in_flight: int
+) -> list[Violation]:
+    load, caps = spec.load, policy.caps
+    out = []
+    stages = "spec.load.stages"
+    if load.model == "closed":
+        if caps.max_users is not None and load.peak > caps.max_users:
+            out.append(
+                Violation(stages, "caps.maxUsers", f"peak {load.peak:g} users is above the cap")
+            )
+    elif caps.max_rate is not None and load.peak > caps.max_rate:
+        out.append(
+            Violation(
+                stages,
+                "caps.maxRate",
+                f"peak {load.peak:g} req/s is above the cap of {caps.max_rate:g} req/s",
+            )
+        )
+    if caps.max_duration is not None and load.duration_s > caps.max_duration:
+        out.append(
+            Violation(
+                stages,
+                "caps.maxDuration",
+                f"the stages last {load.duration_s:g}s, above the cap of {caps.max_duration:g}s",
+            )
+        )
+    if caps.max_workers is not None and load.workers > caps.max_workers:
+        out.append(
+            Violation("spec.load.workers", "caps.maxWorkers", f"{load.workers} is above the cap")
+        )
+    if (
+        caps.max_in_flight is not None
+        and load.model != "closed"
+        and load.max_in_flight > caps.max_in_flight
+    ):
+        out.append(
+            Violation(
+                "spec.load.maxInFlight",
+                "caps.maxInFlight",
+                f"{load.max_in_flight} is above the cap",
+            )
+        )
+    limit = caps.max_concurrent_runs_per_namespace
+    if limit is not None and runs_in_flight >= limit:
+        out.append(
+            Violation(
+                "metadata.namespace",
+                "caps.maxConcurrentRunsPerNamespace",
+                f"{runs_in_flight} runs of this namespace are in flight; at most {limit}",
+            )
+        )
+    return out

@@ -1,0 +1,322 @@
+"""The cluster policy's rules, one attack each, on the pure checks (operator/policy.py) and
+the facts they are given (operator/policy_facts.py, with a FakeKube and a fake resolver)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from surge.api.loadtest import LoadTestSpec
+from surge.api.policy import ClusterPolicy, Violation, parse_policy
+from surge.loadgen.plan import check_plan_digest
+from surge.operator import builders
+from surge.operator.policy import (
+    Allowed,
+    Facts,
+    Service,
+    loadtest_violations,
+    service_name,
+)
+from surge.operator.policy_facts import gather, runs_in_flight
+from tests.operator.fake_kube import FakeKube
+
+NS = "team-a"
+OWN = Allowed(images=("surge:1",), prometheus_urls=("http://prom.monitoring:9090",))
+ALICE = Service(cluster_ips=("10.96.0.10",))
+
+
+def _spec(**over: Any) -> LoadTestSpec:
+    raw: dict[str, Any] = {
+        "target": {"url": "http://alice:8080"},
+        "load": {"model": "constant", "stages": [{"duration": "10s", "target": 5}]},
+    }
+    for path, value in over.items():
+        node = raw
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return LoadTestSpec.model_validate(raw)
+
+
+def _check(
+    spec: LoadTestSpec, policy: ClusterPolicy | None = None, facts: Facts | None = None
+) -> list[Violation]:
+    facts = facts or Facts(services={"alice": ALICE})
+    return loadtest_violations(spec, NS, policy or ClusterPolicy(), OWN, facts)
+
+
+def _rules(violations: list[Violation]) -> list[tuple[str, str]]:
+    return [(v.field, v.rule) for v in violations]
+
+
+def test_a_plain_spec_against_a_service_of_the_namespace_is_admitted() -> None:
+    assert _check(_spec()) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("alice", "alice"),
+        ("alice.team-a", "alice"),
+        ("alice.team-a.svc", "alice"),
+        ("alice.team-a.svc.cluster.local", "alice"),
+        ("alice.team-b.svc", None),
+        ("alice.team-a.example.com", None),
+    ],
+)
+def test_service_names_count_only_in_the_runs_namespace(host: str, expected: str | None) -> None:
+    assert service_name(host, NS) == expected
+
+
+def test_foreign_image_is_refused_and_the_operators_own_allowed() -> None:
+    assert _check(_spec(image="surge:1")) == []
+    (v,) = _check(_spec(image="evil/miner:latest"))
+    assert (v.field, v.rule) == ("spec.image", "images")
+    assert "spec.image" in str(v) and "policy.images" in str(v) and "admin" in str(v)
+
+
+def test_targets_by_name_by_address_and_by_readiness_url() -> None:
+    policy = parse_policy({"targets": {"hosts": ["*.staging.test"], "cidrs": ["10.1.0.0/16"]}})
+    other_ns = _spec(**{"target.url": "http://alice.team-b.svc:8080"})
+    assert _rules(_check(other_ns, policy)) == [("spec.target.url", "targets.hosts")]
+    literal = _spec(**{"target.url": "http://169.254.169.254/latest"})
+    assert _rules(_check(literal, policy)) == [("spec.target.url", "targets.cidrs")]
+    inside = _spec(**{"target.url": "http://10.1.2.3:80"})
+    assert _check(inside, policy) == []
+    named = _spec(**{"target.url": "http://agent.staging.test"})
+    ok = Facts(addresses={"agent.staging.test": ("10.1.0.7",)})
+    assert _check(named, policy, ok) == []
+    rebound = Facts(addresses={"agent.staging.test": ("10.1.0.7", "10.96.0.1")})
+    (v,) = _check(named, policy, rebound)
+    assert v.rule == "targets.cidrs" and "10.96.0.1" in v.message
+    unresolved = Facts(addresses={"agent.staging.test": None})
+    assert _rules(_check(named, policy, unresolved)) == [("spec.target.url", "targets.cidrs")]
+    probe = _spec(**{"target.readiness.http": {"url": "http://169.254.169.254/"}})
+    assert _rules(_check(probe, policy)) == [("spec.target.readiness.http.url", "targets.cidrs")]
+
+
+def test_an_external_name_service_is_not_a_way_out() -> None:
+    facts = Facts(services={"alice": Service(external_name="metadata.google.internal")})
+    (v,) = _check(_spec(), facts=facts)
+    assert v.rule == "targets.sameNamespaceServices" and "ExternalName" in v.message
+
+
+def test_a_missing_service_is_not_a_target() -> None:
+    (v,) = _check(_spec(), facts=Facts(services={"alice": None}))
+    assert v.rule == "targets.hosts"
+
+
+def test_another_namespaces_deployment_and_a_foreign_prometheus() -> None:
+    spec = _spec(**{"target.deploymentRef": {"name": "alice", "namespace": "prod"}})
+    assert _rules(_check(spec)) == [
+        ("spec.target.deploymentRef.namespace", "targets.crossNamespace")
+    ]
+    assert _check(spec, parse_policy({"targets": {"crossNamespace": True}})) == []
+    prom = _spec(**{"prometheus.url": "http://attacker.example:9090"})
+    assert _rules(_check(prom)) == [("spec.prometheus.url", "prometheusUrls")]
+    assert _check(_spec(**{"prometheus.url": "http://prom.monitoring:9090/"})) == []
+
+
+def test_secrets_need_the_opt_in_label() -> None:
+    header = {"name": "Authorization", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}
+    auth = {"bearerTokenSecretRef": {"name": "tok", "key": "t"}}
+    spec = _spec(**{"target.headers": [header], "prometheus.auth": auth})
+    facts = Facts(
+        services={"alice": ALICE},
+        secret_labels={"db": {}, "tok": {"surge.dev/usable": "true"}},
+    )
+    assert _rules(_check(spec, facts=facts)) == [
+        ("spec.target.headers[0].valueFrom", "requireSecretLabel")
+    ]
+    facts.secret_labels["db"] = None
+    (v,) = _check(spec, facts=facts)
+    assert "does not exist" in v.message
+    facts.secret_labels["db"] = {}
+    assert _check(spec, parse_policy({"requireSecretLabel": False}), facts) == []
+
+
+def test_placement_beyond_the_pool_is_refused() -> None:
+    policy = parse_policy(
+        {
+            "placement": {
+                "nodeSelector": {"surge.dev/pool": "loadgen"},
+                "tolerations": [{"key": "surge.dev/loadgen", "operator": "Exists"}],
+                "allowedNodeSelectors": {"topology.kubernetes.io/zone": ["*"]},
+                "priorityClasses": ["low"],
+            }
+        }
+    )
+    ok = _spec(
+        **{
+            "load.placement": {
+                "nodeSelector": {"surge.dev/pool": "loadgen", "topology.kubernetes.io/zone": "b"},
+                "tolerations": [{"key": "surge.dev/loadgen", "operator": "Exists"}],
+                "priorityClassName": "low",
+            }
+        }
+    )
+    assert _check(ok, policy) == []
+    gpu = _spec(
+        **{
+            "load.placement": {
+                "nodeSelector": {"surge.dev/pool": "gpu"},
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+                "priorityClassName": "system-cluster-critical",
+                "affinity": {"nodeAffinity": {}},
+                "resources": {"limits": {"nvidia.com/gpu": 1, "cpu": "64"}},
+            }
+        }
+    )
+    assert _rules(_check(gpu, policy)) == [
+        ("spec.load.placement.nodeSelector", "placement.allowedNodeSelectors"),
+        ("spec.load.placement.tolerations[0]", "placement.allowedTolerations"),
+        ("spec.load.placement.priorityClassName", "placement.priorityClasses"),
+        ("spec.load.placement.affinity", "placement.allowAffinity"),
+        ("spec.load.placement.resources", "caps.maxGpusPerPod"),
+        ("spec.load.placement.resources.limits.cpu", "caps.workerCpu"),
+    ]
+
+
+def test_caps_the_spec_cannot_raise() -> None:
+    big = _spec(
+        **{
+            "load.stages": [{"duration": "2h", "target": 5000}],
+            "load.workers": 50,
+            "load.maxInFlight": 50_000,
+            "safety": {"maxRate": 1e6, "maxDuration": "100h"},
+        }
+    )
+    assert _rules(_check(big)) == [
+        ("spec.load.stages", "caps.maxRate"),
+        ("spec.load.stages", "caps.maxDuration"),
+        ("spec.load.workers", "caps.maxWorkers"),
+        ("spec.load.maxInFlight", "caps.maxInFlight"),
+    ]
+    users = _spec(
+        **{
+            "load.model": "closed",
+            "load.stages": [{"duration": "1m", "target": 2000}],
+            "safety": {"maxUsers": 5000},
+        }
+    )
+    assert _rules(_check(users, facts=Facts(services={"alice": ALICE}))) == [
+        ("spec.load.stages", "caps.maxUsers")
+    ]
+    lifted = parse_policy(
+        {
+            "caps": {
+                "maxRate": None,
+                "maxUsers": None,
+                "maxDuration": None,
+                "maxWorkers": None,
+                "maxInFlight": None,
+            }
+        }
+    )
+    assert _check(big, lifted) == []
+
+
+def test_concurrent_runs_per_namespace() -> None:
+    busy = Facts(services={"alice": ALICE}, runs_in_flight=5)
+    assert _rules(_check(_spec(), facts=busy)) == [
+        ("metadata.namespace", "caps.maxConcurrentRunsPerNamespace")
+    ]
+    busy.runs_in_flight = 4
+    assert _check(_spec(), facts=busy) == []
+
+
+def _lt(name: str, created: str, phase: str | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "uid": f"u-{name}", "creationTimestamp": created},
+        "spec": {},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def test_runs_in_flight_count_only_earlier_unfinished_loadtests() -> None:
+    me = _lt("m", "2026-11-30T10:00:01Z")
+    others = [
+        _lt("a", "2026-11-30T10:00:00Z", "Running"),
+        _lt("b", "2026-11-30T10:00:00Z"),  # created earlier, not admitted yet: counts
+        _lt("c", "2026-11-30T10:00:00Z", "Succeeded"),
+        _lt("d", "2026-11-30T10:00:02Z", "Running"),  # later: it counts us, not we it
+        _lt("l", "2026-11-30T10:00:01Z"),  # same second, earlier name
+        me,
+    ]
+    assert runs_in_flight(others, me) == 3
+    # The count is the same whichever order the reconciles come in: a later one sees us.
+    assert runs_in_flight(others, others[3]) == 4
+
+
+def test_gather_looks_up_services_secrets_and_resolves_listed_hosts() -> None:
+    kube = FakeKube()
+    kube.put(
+        {
+            "kind": "Service",
+            "metadata": {"name": "alice", "namespace": NS},
+            "spec": {"type": "ClusterIP", "clusterIPs": ["10.96.0.10"]},
+        }
+    )
+    kube.put({"kind": "Secret", "metadata": {"name": "db", "namespace": NS, "labels": {"x": "y"}}})
+    header = {"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}
+    spec = _spec(
+        **{
+            "target.headers": [header],
+            "target.readiness.http": {"url": "http://agent.staging.test/healthz"},
+        }
+    )
+    policy = parse_policy({"targets": {"hosts": ["*.staging.test"]}})
+    body = {"metadata": {"name": "m", "namespace": NS, "uid": "u", "creationTimestamp": "t"}}
+    asked: list[str] = []
+
+    def resolver(host: str) -> tuple[str, ...] | None:
+        asked.append(host)
+        return ("10.1.0.7",)
+
+    facts = gather(spec, body, policy, kube, resolver)  # type: ignore[arg-type]
+    assert facts.services == {"alice": ALICE}
+    assert facts.secret_labels == {"db": {"x": "y"}}
+    assert asked == ["agent.staging.test"] and facts.addresses == {
+        "agent.staging.test": ("10.1.0.7",)
+    }
+
+
+def test_the_worker_refuses_a_plan_changed_after_admission() -> None:
+    check_plan_digest('{"a": 1}', None)  # no digest given: nothing to check
+    import hashlib
+
+    digest = hashlib.sha256(b'{"a": 1}').hexdigest()
+    check_plan_digest('{"a": 1}', digest)
+    with pytest.raises(ValueError, match="changed after admission"):
+        check_plan_digest('{"a": 2}', digest)
+
+
+def test_workers_get_the_pool_default_resources_and_the_plan_digest() -> None:
+    policy = parse_policy(
+        {
+            "placement": {
+                "nodeSelector": {"surge.dev/pool": "loadgen"},
+                "tolerations": [{"key": "surge.dev/loadgen", "operator": "Exists"}],
+            }
+        }
+    )
+    owner = {"metadata": {"name": "lt", "namespace": NS, "uid": "u"}}
+    job = builders.worker_job(
+        owner, _spec(), "1", image="surge:1", command=("surge",), policy=policy, plan_sha256="ab"
+    )
+    pod = job["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert pod["nodeSelector"] == {"surge.dev/pool": "loadgen"}
+    assert pod["tolerations"] == [{"key": "surge.dev/loadgen", "operator": "Exists"}]
+    assert c["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert {"name": "SURGE_PLAN_SHA256", "value": "ab"} in c["env"]
+    own = _spec(**{"load.placement": {"resources": {"requests": {"cpu": "1"}}}})
+    job = builders.worker_job(owner, own, "1", image="i", command=("s",), policy=policy)
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "1"}
+    }
