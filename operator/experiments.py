@@ -11,16 +11,19 @@ owner's values kept. The step lives in status, so a restarted operator carries o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import PlanEntry, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
+from surge.api.policy import PolicyViolation, Violation
 from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase
 from surge.operator import builders, experiment_target, target_lease
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
+from surge.operator.experiment_policy import experiment_violations
 from surge.operator.experiment_runs import (
     LABEL_EXPERIMENT,
     runs_of,
@@ -39,6 +42,8 @@ from surge.operator.experiment_stages import (
 from surge.operator.experiment_target import Snapshot, TargetGone
 from surge.operator.failures import failure_reason
 from surge.operator.kube import Kube, KubeError
+from surge.operator.policy import Allowed, loadtest_violations
+from surge.operator.policy_facts import gather
 from surge.operator.settings import Settings
 from surge.operator.variants import (
     aggregate,
@@ -88,10 +93,18 @@ def _step(ctx: Exp) -> None:
             ctx.condition("Ready", "False", "InvalidSpec", str(exc))
             end(ctx, Phase.FAILED, "InvalidSpec", str(exc))
             return
+        violations = _policy_violations(ctx, spec)
+        if violations:
+            message = str(PolicyViolation(violations))
+            ctx.condition("Ready", "False", "PolicyViolation", message)
+            end(ctx, Phase.FAILED, "PolicyViolation", message + "; nothing was applied")
+            return
         try:
             _start(ctx, spec)
         except NotOwned as exc:
             end(ctx, Phase.FAILED, "SnapshotLost", str(exc))
+        except PolicyViolation as exc:
+            end(ctx, Phase.FAILED, "PolicyViolation", f"{exc}; nothing was applied")
         return
     snap = _snapshot(ctx)
     if snap is None:
@@ -181,6 +194,21 @@ def _note_drift(ctx: Exp) -> None:
         ctx.event("Normal", "SpecDrifted", "spec changed mid-experiment; change ignored")
 
 
+def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]:
+    """The cluster policy, checked before the experiment takes anything: its loadTest meets
+    the LoadTest rules (its runs count against the namespace's cap when they start), the
+    target has opted in, the variants stay within the caps."""
+    settings = ctx.settings
+    lt = spec.load_test
+    facts = gather(lt, ctx.body, settings.policy, ctx.kube)
+    facts.runs_in_flight = 0
+    allowed = Allowed(settings.allowed_images, settings.allowed_prometheus_urls)
+    found = loadtest_violations(lt, ctx.namespace, settings.policy, allowed, facts)
+    nested = [replace(v, field=v.field.replace("spec.", "spec.loadTest.", 1)) for v in found]
+    dep = ctx.kube.deployment(ctx.namespace, spec.target_ref.deployment)
+    return nested + experiment_violations(spec, dep, settings.policy)
+
+
 def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     target = spec.target_ref.deployment
     key = f"deployment/{ctx.namespace}/{target}"
@@ -234,9 +262,17 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         )
         return
     cm = experiment_target.snapshot_configmap(ctx.body, dep, hpa_spec, spec)
-    ctx.create(cm)  # an existing one is used only if it is this experiment's own
-    live = ctx.kube.configmap(ctx.namespace, cm["metadata"]["name"]) or cm
-    st.snapshot_digest = experiment_target.snapshot_digest(dict(live.get("data") or {}))
+    # An existing one is used only if it is this experiment's own and holds what it would
+    # write now (nothing was applied before the snapshot is in status, so the target is
+    # still the original): a pre-created "snapshot" would have the originals restored from it.
+    live = ctx.create(cm) or cm
+    digest = experiment_target.snapshot_digest(dict(cm.get("data") or {}))
+    if experiment_target.snapshot_digest(dict(live.get("data") or {})) != digest:
+        where = f"ConfigMap {ctx.namespace}/{cm['metadata']['name']}"
+        raise PolicyViolation(
+            [Violation(where, "verifyPlanHash", "exists already with content Surge did not write")]
+        )
+    st.snapshot_digest = digest
     st.target_uid = str(dep["metadata"].get("uid"))
     ctx.condition("Ready", "True", "Accepted", f"{len(runs_of(spec))} runs planned")
     ctx.goto(

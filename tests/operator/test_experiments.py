@@ -64,15 +64,27 @@ def _body(spec: dict[str, Any] | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 def kube() -> FakeKube:
+    return make_kube()
+
+
+def make_kube() -> FakeKube:
+    """The target Deployment (opted in to experiments), its HPA and its Service."""
     k = FakeKube()
     k.put(
         {
             "kind": "Deployment",
-            "metadata": {"name": "alice", "namespace": NS, "generation": 1, "uid": "u-dep"},
+            "metadata": {
+                "name": "alice",
+                "namespace": NS,
+                "generation": 1,
+                "uid": "u-dep",
+                "annotations": {"surge.dev/experiment-target": "true"},  # opted in
+            },
             "spec": copy.deepcopy(ORIGINAL),
             "status": {},
         }
     )
+    k.put(SERVICE)
     k.put(
         {
             "kind": "HorizontalPodAutoscaler",
@@ -81,6 +93,13 @@ def kube() -> FakeKube:
         }
     )
     return k
+
+
+SERVICE = {
+    "kind": "Service",
+    "metadata": {"name": "alice", "namespace": NS},
+    "spec": {"type": "ClusterIP", "clusterIPs": ["10.96.0.10"]},
+}
 
 
 def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:

@@ -1,0 +1,58 @@
+"""The cluster policy applied to a ScalingExperiment, before it takes its target. Pure.
+
+Its loadTest template is a LoadTest spec and meets the same rules (operator/policy.py);
+on top, the target Deployment must have opted in, and no variant may write more replicas
+or GPUs than the caps allow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from surge.api.experiment import ScalingExperimentSpec
+from surge.api.policy import EXPERIMENT_TARGET_ANNOTATION, ClusterPolicy, Violation
+from surge.operator.policy_limits import gpu_count
+
+
+def experiment_violations(
+    spec: ScalingExperimentSpec, deployment: dict[str, Any] | None, policy: ClusterPolicy
+) -> list[Violation]:
+    out: list[Violation] = []
+    annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
+    if (
+        deployment is not None
+        and policy.require_experiment_annotation
+        and annotations.get(EXPERIMENT_TARGET_ANNOTATION) != "true"
+    ):
+        out.append(
+            Violation(
+                "spec.targetRef.deployment",
+                "requireExperimentAnnotation",
+                f"Deployment {spec.target_ref.deployment} lacks the annotation "
+                f'{EXPERIMENT_TARGET_ANNOTATION}: "true" (its owner opts in to experiments)',
+            )
+        )
+    caps = policy.caps
+    for i, v in enumerate(spec.variants):
+        where = f"spec.variants[{i}]"
+        most = caps.max_experiment_replicas
+        asked = [
+            (f"{where}.replicas", v.replicas),
+            (f"{where}.hpa.maxReplicas", v.hpa.max_replicas if v.hpa else None),
+            (f"{where}.hpa.minReplicas", v.hpa.min_replicas if v.hpa else None),
+        ]
+        for field, n in asked:
+            if most is not None and n is not None and n > most:
+                out.append(
+                    Violation(field, "caps.maxExperimentReplicas", f"{n} replicas is above the cap")
+                )
+        gpus = gpu_count(v.resources)
+        if caps.max_gpus_per_pod is not None and gpus > caps.max_gpus_per_pod:
+            out.append(
+                Violation(
+                    f"{where}.resources",
+                    "caps.maxGpusPerPod",
+                    f"{gpus} GPUs per pod is above the cap of {caps.max_gpus_per_pod}",
+                )
+            )
+    return out

@@ -1,0 +1,87 @@
+"""The cluster policy on ScalingExperiments: opt-in targets, replica and GPU caps, the
+loadTest template's own rules, and a forged snapshot; each ends PolicyViolation before the
+experiment takes its target or writes anything."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from surge.api.experiment import ScalingExperimentSpec
+from surge.operator.experiment_runs import snapshot_name
+from surge.operator.experiment_target import snapshot_configmap
+from tests.operator.fake_kube import FakeKube
+from tests.operator.test_experiments import (
+    HPA,
+    NAME,
+    NS,
+    T0,
+    _body,
+    _spec,
+    make_kube,
+    reasons,
+    tick,
+)
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    return make_kube()
+
+
+def _nothing_taken(kube: FakeKube) -> None:
+    assert not [c for c in kube.calls if c[0] in ("ensure", "patch_deployment", "put_hpa_spec")]
+    assert not [k for k in kube.objects if k[0] in ("Lease", "ConfigMap")]
+
+
+def _failed(kube: FakeKube, spec: dict[str, Any]) -> str:
+    body = _body(spec)
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["PolicyViolation"]
+    _nothing_taken(kube)
+    return str(body["status"]["message"])
+
+
+def test_a_deployment_that_did_not_opt_in_is_not_touched(kube: FakeKube) -> None:
+    del kube.objects[("Deployment", NS, "alice")]["metadata"]["annotations"]
+    message = _failed(kube, _spec())
+    assert "spec.targetRef.deployment" in message and "surge.dev/experiment-target" in message
+
+
+def test_variants_cannot_write_more_replicas_or_gpus_than_the_caps(kube: FakeKube) -> None:
+    spec = _spec(
+        variants=[
+            {"name": "big", "replicas": 500},
+            {"name": "wide", "hpa": {"maxReplicas": 100}},
+            {"name": "gpu", "resources": {"limits": {"nvidia.com/gpu": 8}}},
+        ]
+    )
+    message = _failed(kube, spec)
+    assert "spec.variants[0].replicas" in message
+    assert "spec.variants[1].hpa.maxReplicas" in message
+    assert "spec.variants[2].resources" in message and "caps.maxGpusPerPod" in message
+
+
+def test_the_load_test_template_meets_the_loadtest_rules(kube: FakeKube) -> None:
+    spec = _spec()
+    spec["loadTest"]["image"] = "evil/miner:1"
+    spec["loadTest"]["target"]["url"] = "http://10.0.0.1:8080"
+    message = _failed(kube, spec)
+    assert "spec.loadTest.image" in message and "spec.loadTest.target.url" in message
+
+
+def test_a_snapshot_with_a_forged_owner_is_not_restored_from(kube: FakeKube) -> None:
+    """Someone who can create ConfigMaps pre-creates the snapshot with the experiment's uid
+    in its ownerReferences and "originals" of their own: restoring it would write them."""
+    body = _body()
+    dep = copy.deepcopy(kube.objects[("Deployment", NS, "alice")])
+    dep["spec"]["template"]["spec"]["serviceAccountName"] = "cluster-admin-sa"
+    forged = snapshot_configmap(body, dep, dict(HPA), ScalingExperimentSpec.model_validate(_spec()))
+    assert forged["metadata"]["name"] == snapshot_name(NAME)
+    kube.put(forged)
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["PolicyViolation"]
+    assert "exists already with content Surge did not write" in body["status"]["message"]
+    assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
