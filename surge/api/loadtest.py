@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
@@ -82,7 +82,7 @@ class Placement(Model):
 class Load(Model):
     model: Literal["constant", "poisson", "closed"]
     """constant/poisson: open loop, arrivals per second; closed: users that wait for replies."""
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=100)
     start_target: float | None = Field(None, ge=0)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
     warmup: Duration = 0.0
@@ -187,7 +187,37 @@ class Safety(Model):
     """The stages may not add up to more than this."""
 
 
+# Bounds the API server checks at apply (CEL), so `kubectl apply` refuses them before the
+# operator sees them; `parse_spec` checks the same (the validators above) for `surge run`.
+_RATE_CAP = "(has(self.safety) && has(self.safety.maxRate) ? self.safety.maxRate : 1000.0)"
+_USER_CAP = "double(has(self.safety) && has(self.safety.maxUsers) ? self.safety.maxUsers : 1000)"
+SPEC_RULES: list[JsonValue] = [
+    {
+        "rule": f"self.load.model == 'closed' || self.load.stages.all(s, s.target <= {_RATE_CAP})",
+        "message": "a stage targets more req/s than spec.safety.maxRate (default 1000); "
+        "raise the cap if you mean it",
+        "fieldPath": ".load.stages",
+    },
+    {
+        "rule": f"self.load.model != 'closed' || self.load.stages.all(s, s.target <= {_USER_CAP})",
+        "message": "a stage targets more users than spec.safety.maxUsers (default 1000); "
+        "raise the cap if you mean it",
+        "fieldPath": ".load.stages",
+    },
+    {
+        "rule": "self.load.model == 'closed' || !has(self.load.maxInFlight) || "
+        "self.load.maxInFlight >= (has(self.load.workers) ? self.load.workers : 1)",
+        "message": "load.maxInFlight must be at least load.workers (it is split per worker)",
+        "fieldPath": ".load.maxInFlight",
+    },
+]
+
+
 class LoadTestSpec(Model):
+    model_config = ConfigDict(
+        **Model.model_config,
+        json_schema_extra={"x-kubernetes-validations": SPEC_RULES},
+    )
     target: Target
     scenario: Scenario = Field(default_factory=Scenario)
     load: Load
