@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "surge.loadgen.commands",
     "surge.operator.commands",
     "surge.results.commands",
+    "surge.simulate.commands",
 )
 
 app = typer.Typer(

@@ -14,6 +14,7 @@ from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
+from surge.api.simulation import Simulation
 
 
 class TargetRef(Model):
@@ -81,6 +82,8 @@ class ScalingExperimentSpec(Model):
     budget: Budget | None = None
     dry_run: bool = False
     """Compute and show the patches without applying anything."""
+    simulation: Simulation | None = None
+    """Inputs of `surge simulate` (docs/simulator.md); the operator ignores it."""
 
     @model_validator(mode="after")
     def _names(self) -> ScalingExperimentSpec:

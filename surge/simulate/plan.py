@@ -1,0 +1,106 @@
+"""From a ScalingExperiment spec to what the clock runs: one VariantPlan per variant.
+
+Every check that needs the whole spec (a variant without an HPA, an unknown pool, an
+unsupported metric) happens here, before anything runs, with the field and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from surge.api.experiment import HpaSpec, ScalingExperimentSpec, Variant
+from surge.api.simulation import PoolCapacity, Simulation
+from surge.simulate.capacity import Pool, pool_for
+from surge.simulate.errors import SimulationError
+from surge.simulate.hpa import Behavior, parse_behavior
+from surge.simulate.replicas import Metric, Tolerances, parse_metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    sync_s: int
+    tolerance: float
+    downscale_window_s: float
+    initial_replicas: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantPlan:
+    name: str
+    pool: Pool
+    min_replicas: int
+    max_replicas: int
+    metrics: tuple[Metric, ...]
+    behavior: Behavior | None
+    tolerances: Tolerances
+    hpa: dict[str, Any]
+    """The HPA spec in its wire form (what the YAML output shows)."""
+
+
+def settings_of(spec: ScalingExperimentSpec) -> Settings:
+    sim = spec.simulation or Simulation()
+    if sim.sync_period < 1 or sim.sync_period != int(sim.sync_period):
+        raise SimulationError(
+            f"spec.simulation.syncPeriod: {sim.sync_period:g}s; use whole seconds, e.g. 15s"
+        )
+    return Settings(
+        int(sim.sync_period), sim.tolerance, sim.downscale_stabilization, sim.initial_replicas
+    )
+
+
+def plan_variant(
+    spec: ScalingExperimentSpec,
+    index: int,
+    variant: Variant,
+    settings: Settings,
+    overrides: dict[str, PoolCapacity] | None = None,
+) -> VariantPlan:
+    where = f"spec.variants[{index}]"
+    if variant.hpa is None:
+        raise SimulationError(
+            f"{where} ({variant.name}) has no hpa: the simulator replays HPA decisions; give "
+            f"it {where}.hpa (minReplicas, maxReplicas, metrics, behavior), or leave it out "
+            "with --variant NAME for the others"
+        )
+    pool = pool_for(spec, index, variant, overrides)
+    return plan_hpa(variant.name, pool, variant.hpa, settings, f"{where}.hpa")
+
+
+def plan_hpa(name: str, pool: Pool, hpa: HpaSpec, settings: Settings, where: str) -> VariantPlan:
+    behavior = parse_behavior(hpa.behavior, f"{where}.behavior", settings.downscale_window_s)
+    up = behavior.up.tolerance if behavior and behavior.up.tolerance is not None else None
+    down = behavior.down.tolerance if behavior and behavior.down.tolerance is not None else None
+    return VariantPlan(
+        name=name,
+        pool=pool,
+        min_replicas=hpa.min_replicas or 1,
+        max_replicas=hpa.max_replicas,
+        metrics=parse_metrics(hpa.metrics, f"{where}.metrics"),
+        behavior=behavior,
+        tolerances=Tolerances(
+            settings.tolerance if up is None else up, settings.tolerance if down is None else down
+        ),
+        hpa=hpa.wire(),
+    )
+
+
+def plan_all(
+    spec: ScalingExperimentSpec,
+    only: list[str] | None = None,
+    overrides: dict[str, PoolCapacity] | None = None,
+) -> tuple[Settings, list[VariantPlan]]:
+    """The settings and the plans of the chosen variants (all by default)."""
+    settings = settings_of(spec)
+    names = [v.name for v in spec.variants]
+    for name in only or []:
+        if name not in names:
+            raise SimulationError(
+                f"--variant {name}: no such variant; choose from {', '.join(names)}"
+            )
+    plans = [
+        plan_variant(spec, i, v, settings, overrides)
+        for i, v in enumerate(spec.variants)
+        if not only or v.name in only
+    ]
+    return settings, plans

@@ -1,0 +1,246 @@
+"""What each HPA metric asks for, after podautoscaler/replica_calculator.go in Kubernetes.
+
+The simulator spreads traffic evenly over Ready pods, so every pod of a group reports the
+same value and the calculator can work on counts instead of pod lists; the integer
+arithmetic (milli-units, truncated utilization percent) is upstream's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from surge.api.simulation import parse_quantity
+from surge.simulate.errors import SimulationError
+
+DEFAULT_CPU_UTILIZATION = 80
+"""SetDefaults_HorizontalPodAutoscaler: an HPA without metrics targets 80% CPU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One autoscaling/v2 MetricSpec, as the simulator reads it.
+
+    source: cpu (Resource/ContainerResource cpu), pods (a Pods metric: requests per second
+    each pod serves) or external (Object/External: the offered requests per second)."""
+
+    source: Literal["cpu", "pods", "external"]
+    target_type: Literal["Utilization", "AverageValue", "Value"]
+    target: float
+    """Percent for Utilization; cores (cpu) or requests per second otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """The pods at one sync, by what groupPods makes of them."""
+
+    pending: int
+    """Phase Pending (waiting for a node): unready for every metric."""
+    starting: int
+    """Running, not Ready: unready for CPU; no custom-metric series yet (missing)."""
+    fresh: int
+    """Ready for less than one metric window, inside cpuInitializationPeriod: unready for CPU."""
+    ready: int
+    """Ready with a full metric window."""
+    served_per_pod: float
+    """Mean requests per second one Ready pod served over the last window."""
+    offered_rps: float
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.starting + self.fresh + self.ready
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerances:
+    """Tolerances.isWithin: no change while 1 - down <= ratio <= 1 + up."""
+
+    up: float
+    down: float
+
+    def within(self, ratio: float) -> bool:
+        return 1.0 - self.down <= ratio <= 1.0 + self.up
+
+
+def parse_metrics(raw: list[dict[str, Any]], where: str) -> tuple[Metric, ...]:
+    if not raw:
+        return (Metric("cpu", "Utilization", DEFAULT_CPU_UTILIZATION),)
+    return tuple(_metric(m, f"{where}[{i}]") for i, m in enumerate(raw))
+
+
+def _metric(raw: dict[str, Any], where: str) -> Metric:
+    kind = raw.get("type")
+    key = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods"}
+    key |= {"Object": "object", "External": "external"}
+    if kind not in key:
+        raise SimulationError(
+            f"{where}.type: {kind!r}; use Resource, ContainerResource, Pods, Object or External"
+        )
+    body = raw.get(key[kind])
+    if not isinstance(body, dict) or not isinstance(body.get("target"), dict):
+        raise SimulationError(f"{where}.{key[kind]}.target: required (type and a value)")
+    target = body["target"]
+    ttype = target.get("type")
+    field = {"Utilization": "averageUtilization", "AverageValue": "averageValue", "Value": "value"}
+    if ttype not in field or field[ttype] not in target:
+        raise SimulationError(
+            f"{where}.{key[kind]}.target: give type Utilization with averageUtilization, "
+            "AverageValue with averageValue, or Value with value"
+        )
+    try:
+        value = parse_quantity(target[field[ttype]])
+    except ValueError as exc:
+        raise SimulationError(f"{where}.{key[kind]}.target.{field[ttype]}: {exc}") from None
+    if value <= 0:
+        raise SimulationError(f"{where}.{key[kind]}.target.{field[ttype]}: must be above 0")
+    if kind in ("Resource", "ContainerResource"):
+        if body.get("name") != "cpu":
+            raise SimulationError(
+                f"{where}.{key[kind]}.name: {body.get('name')!r} is not modelled; the simulator "
+                "models cpu and request-rate metrics (docs/simulator.md)"
+            )
+        if ttype == "Value":
+            raise SimulationError(f"{where}.{key[kind]}.target.type: Value is not valid for cpu")
+        return Metric("cpu", ttype, value)
+    if ttype == "Utilization":
+        raise SimulationError(f"{where}.{key[kind]}.target.type: Utilization is for resources")
+    if kind == "Pods":
+        if ttype != "AverageValue":
+            raise SimulationError(f"{where}.pods.target.type: Pods metrics take AverageValue")
+        return Metric("pods", ttype, value)
+    return Metric("external", ttype, value)
+
+
+def desired_replicas(
+    metric: Metric,
+    current: int,
+    view: PodView,
+    tol: Tolerances,
+    *,
+    cpu_per_request: float,
+    pod_cpu_request: float,
+) -> int | None:
+    """One metric's proposal (computeReplicasForMetric); None where upstream errors out
+    (no pods, or no pod with a usable metric), which leaves the scale unchanged."""
+    if view.total == 0:
+        return None
+    if metric.source == "external":
+        usage = int(view.offered_rps * 1000)
+        target = int(metric.target * 1000)
+        if metric.target_type == "Value":
+            return usage_ratio_replicas(current, usage / target, view.fresh + view.ready, tol)
+        return external_per_pod_replicas(usage, target, view.total, tol)
+    if metric.source == "cpu":
+        value = int(view.served_per_pod * cpu_per_request * 1000)
+        unready = view.pending + view.starting + view.fresh
+        if metric.target_type == "Utilization":
+            return resource_replicas(
+                current,
+                view.ready,
+                unready,
+                0,
+                value,
+                int(pod_cpu_request * 1000),
+                int(metric.target),
+                tol,
+            )
+        return plain_replicas(
+            current, view.ready, unready, 0, value, int(metric.target * 1000), tol
+        )
+    value = int(view.served_per_pod * 1000)
+    ready = view.fresh + view.ready
+    return plain_replicas(
+        current, ready, view.pending, view.starting, value, int(metric.target * 1000), tol
+    )
+
+
+def resource_replicas(
+    current: int,
+    ready: int,
+    unready: int,
+    missing: int,
+    value: int,
+    request: int,
+    target_utilization: int,
+    tol: Tolerances,
+) -> int | None:
+    """GetResourceReplicas, on counts: `ready` pods report `value` milli-cores against a
+    request of `request`; unready pods count as 0% on a scale-up, missing pods as 0% on a
+    scale-up and max(100%, target) on a scale-down; a recount that flips the direction, or
+    lands within tolerance, keeps the current count."""
+    if ready == 0:
+        return None
+
+    def ratio(total: int, pods: int) -> float:  # GetResourceUtilizationRatio
+        return ((total * 100) // (pods * request)) / target_utilization
+
+    usage_ratio = ratio(ready * value, ready)
+    up_with_unready = unready > 0 and usage_ratio > 1.0
+    if not up_with_unready and missing == 0:
+        if tol.within(usage_ratio):
+            return current
+        return math.ceil(usage_ratio * ready)
+    total, pods = ready * value, ready
+    if missing > 0 and usage_ratio < 1.0:
+        total += missing * (request * max(100, target_utilization) // 100)
+        pods += missing
+    elif missing > 0 and usage_ratio > 1.0:
+        pods += missing
+    if up_with_unready:
+        pods += unready
+    return _recount(current, usage_ratio, ratio(total, pods), pods, tol)
+
+
+def plain_replicas(
+    current: int,
+    ready: int,
+    unready: int,
+    missing: int,
+    value: int,
+    target: int,
+    tol: Tolerances,
+) -> int | None:
+    """calcPlainMetricReplicas (Pods metrics, and cpu AverageValue): like resource_replicas
+    with the per-pod mean (integer division, GetMetricUsageRatio); a missing pod counts as
+    the target on a scale-down and 0 otherwise."""
+    if ready == 0:
+        return None
+    usage_ratio = (ready * value // ready) / target
+    up_with_unready = unready > 0 and usage_ratio > 1.0
+    if not up_with_unready and missing == 0:
+        if tol.within(usage_ratio):
+            return current
+        return math.ceil(usage_ratio * ready)
+    total, pods = ready * value, ready + missing
+    if missing > 0 and usage_ratio < 1.0:
+        total += missing * target
+    if up_with_unready:
+        pods += unready
+    return _recount(current, usage_ratio, (total // pods) / target, pods, tol)
+
+
+def _recount(current: int, old: float, new: float, pods: int, tol: Tolerances) -> int:
+    if tol.within(new) or (old < 1.0 < new) or (old > 1.0 > new):
+        return current
+    proposed = math.ceil(new * pods)
+    if (new < 1.0 and proposed > current) or (new > 1.0 and proposed < current):
+        return current
+    return proposed
+
+
+def usage_ratio_replicas(current: int, usage_ratio: float, ready: int, tol: Tolerances) -> int:
+    """getUsageRatioReplicaCount (Object/External Value targets): scales the Ready pods."""
+    if current == 0:
+        return math.ceil(usage_ratio)
+    if tol.within(usage_ratio):
+        return current
+    return math.ceil(usage_ratio * ready)
+
+
+def external_per_pod_replicas(usage: int, target: int, pods: int, tol: Tolerances) -> int:
+    """GetExternalPerPodMetricReplicas (AverageValue): the total over the target per pod,
+    measured against every pod of the scale (status.replicas)."""
+    if tol.within(usage / (target * pods)):
+        return pods
+    return math.ceil(usage / target)
