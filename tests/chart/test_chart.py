@@ -17,8 +17,12 @@ NON_DEFAULT: dict[str, Any] = {
     "operator": {"watchNamespaces": ["team-a", "team-b"], "verbose": True},
     "prometheusUrl": "http://prometheus.monitoring:9090",
     "loadgen": {"image": "registry.example.com/surge-worker:0.2.0", "metricsPort": 9500},
-    "safety": {"maxRate": 250.5, "allowedTargetHosts": ["*.svc.cluster.local", "agent.test"]},
-    "rbac": {"kopfScanning": True, "experiments": True, "prometheusSecrets": True},
+    "policy": {
+        "caps": {"maxRate": 250.5},
+        "targets": {"hosts": ["*.svc.cluster.local", "agent.test"], "cidrs": ["10.0.0.0/8"]},
+    },
+    "rbac": {"kopfScanning": True, "experiments": True},
+    "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.96.0.1/32"]}},
     "metrics": {"podMonitor": {"enabled": True, "interval": "30s"}},
 }
 
@@ -34,8 +38,18 @@ API_VERSIONS = {
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
     "PodMonitor": "monitoring.coreos.com/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
+    "ValidatingAdmissionPolicy": "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicyBinding": "admissionregistration.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
 }
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+# The aggregated ClusterRoles for people (rbac.userRoles), not the operator's.
+USER_ROLE_SUFFIXES = ("-view", "-edit")
 
 # What the operator does in a namespace it serves (surge/operator/kube.py and kopf).
 OPERATOR_RULES = {
@@ -67,6 +81,10 @@ OPERATOR_RULES = {
     ("coordination.k8s.io", "leases", "update"),
     ("coordination.k8s.io", "leases", "delete"),
     ("apps", "deployments", "get"),
+    # The cluster policy: the surge.dev/usable label of a Secret a spec names, Prometheus auth.
+    ("", "secrets", "get"),
+    # The cluster policy: a target Service of the run's namespace exists; its ClusterIPs.
+    ("", "services", "get"),
 }
 EXPERIMENT_RULES = {
     ("surge.dev", "scalingexperiments", "get"),
@@ -83,7 +101,6 @@ EXPERIMENT_RULES = {
     ("surge.dev", "loadtests", "create"),
     ("surge.dev", "loadtests", "delete"),
 }
-SECRET_RULES = {("", "secrets", "get")}
 
 
 def _check_objects(docs: list[dict[str, Any]]) -> None:
@@ -118,6 +135,15 @@ def _check_objects(docs: list[dict[str, Any]]) -> None:
             assert d["spec"]["selector"]["matchLabels"]
 
 
+def operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ClusterRoles of the operator (kopf scanning included), not the user roles."""
+    return [
+        r
+        for r in of_kind(docs, "ClusterRole")
+        if not r["metadata"]["name"].endswith(USER_ROLE_SUFFIXES)
+    ]
+
+
 def _env(deployment: dict[str, Any]) -> dict[str, str]:
     (c,) = deployment["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value", "") for e in c["env"]}
@@ -139,11 +165,17 @@ def test_default_render() -> None:
     docs = render()
     _check_objects(docs)
     assert sorted(d["kind"] for d in docs) == [
+        "ClusterRole",  # surge-surge-system-edit (rbac.userRoles)
+        "ClusterRole",  # surge-surge-system-view
+        "ConfigMap",  # surge-policy
         "Deployment",
         "Role",
         "RoleBinding",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
+    assert not operator_cluster_roles(docs)  # namespaced mode: nothing cluster-wide
     dep = one(docs, "Deployment")
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"]["type"] == "Recreate"  # never two standalone operators
@@ -156,7 +188,8 @@ def test_default_render() -> None:
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     assert c["image"] == "ghcr.io/surge-dev/surge:0.1.0"
     assert _env(dep)["SURGE_LOADGEN_IMAGE"] == c["image"]  # one image, two entrypoints
-    assert "SURGE_MAX_RATE" not in _env(dep)
+    assert _env(dep)["SURGE_POLICY_FILE"] == "/etc/surge/policy.yaml"
+    assert not {"SURGE_MAX_RATE", "SURGE_ALLOWED_HOSTS"} & set(_env(dep))
     role = one(docs, "Role")
     assert role["metadata"]["namespace"] == "surge-system"
     assert rule_verbs(role["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES
@@ -181,18 +214,19 @@ def test_non_default_render() -> None:
     assert env["SURGE_LOADGEN_IMAGE"] == "registry.example.com/surge-worker:0.2.0"
     assert env["SURGE_WORKER_METRICS_PORT"] == "9500"
     assert env["SURGE_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
-    assert float(env["SURGE_MAX_RATE"]) == 250.5
-    assert env["SURGE_ALLOWED_HOSTS"] == "*.svc.cluster.local,agent.test"
+    assert env["SURGE_POLICY_FILE"] == "/etc/surge/policy.yaml"
     roles = of_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert all(
-        rule_verbs(r["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES | SECRET_RULES for r in roles
-    )
+    assert all(rule_verbs(r["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES for r in roles)
+    assert sorted(n["metadata"]["namespace"] for n in of_kind(docs, "NetworkPolicy")) == [
+        "team-a",
+        "team-b",
+    ]
     assert sorted(b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")) == [
         "team-a",
         "team-b",
     ]
-    (scanning,) = of_kind(docs, "ClusterRole")
+    (scanning,) = operator_cluster_roles(docs)
     assert rule_verbs(scanning["rules"]) == {
         ("", "namespaces", "list"),
         ("", "namespaces", "watch"),
@@ -212,7 +246,7 @@ def test_cluster_wide_uses_one_cluster_role() -> None:
     docs = render({"operator": {"clusterWide": True}, "image": {"digest": "sha256:" + "a" * 64}})
     _check_objects(docs)
     assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
-    (role,) = of_kind(docs, "ClusterRole")
+    (role,) = operator_cluster_roles(docs)
     assert rule_verbs(role["rules"]) == OPERATOR_RULES | EXPERIMENT_RULES
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
@@ -240,7 +274,7 @@ def test_peering_allows_standby_replicas(cluster_wide: bool) -> None:
     dep = one(docs, "Deployment")
     assert dep["spec"]["replicas"] == 2
     assert "--peering=ha" in _args(dep)
-    role = one(docs, "ClusterRole" if cluster_wide else "Role")
+    (role,) = operator_cluster_roles(docs) if cluster_wide else of_kind(docs, "Role")
     plural = "clusterkopfpeerings" if cluster_wide else "kopfpeerings"
     assert rule_verbs(role["rules"]) - OPERATOR_RULES - EXPERIMENT_RULES == {
         ("kopf.dev", plural, "list"),
@@ -309,13 +343,14 @@ def test_service_monitor_brings_a_headless_service_per_namespace() -> None:
 
 def test_dashboard_configmap() -> None:
     source = CHART / "dashboards" / "surge.json"
-    assert not of_kind(render(), "ConfigMap")  # off by default, renders without the file
+    # Off by default, renders without the file (the one ConfigMap is the policy's).
+    assert [c["metadata"]["name"] for c in of_kind(render(), "ConfigMap")] == ["surge-policy"]
     if not source.is_file():
         with pytest.raises(helm.HelmError, match=r"dashboards/surge\.json"):
             render({"dashboard": {"enabled": True}})
         return
     docs = render({"dashboard": {"enabled": True, "namespace": "monitoring"}})
-    cm = one(docs, "ConfigMap")
+    (cm,) = [c for c in of_kind(docs, "ConfigMap") if c["metadata"]["name"] != "surge-policy"]
     assert cm["metadata"]["namespace"] == "monitoring"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(cm["data"]["surge.json"]) == json.loads(source.read_text())
@@ -331,10 +366,18 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("unknown key", {"operator": {"replica": 1}}),
     ("unknown top-level key", {"images": {}}),
     ("bad pull policy", {"image": {"pullPolicy": "Sometimes"}}),
-    ("negative max rate", {"safety": {"maxRate": -1}}),
-    ("zero max rate", {"safety": {"maxRate": 0}}),
-    ("max rate as string", {"safety": {"maxRate": "100"}}),
-    ("host with a comma", {"safety": {"allowedTargetHosts": ["a,b"]}}),
+    ("the old safety values", {"safety": {"maxRate": 100}}),
+    ("the old prometheusSecrets switch", {"rbac": {"prometheusSecrets": True}}),
+    ("negative max rate", {"policy": {"caps": {"maxRate": -1}}}),
+    ("zero max rate", {"policy": {"caps": {"maxRate": 0}}}),
+    ("max rate as string", {"policy": {"caps": {"maxRate": "100"}}}),
+    ("unknown policy key", {"policy": {"maxRate": 100}}),
+    ("unknown cap", {"policy": {"caps": {"maxRps": 100}}}),
+    ("bad max duration", {"policy": {"caps": {"maxDuration": "an hour"}}}),
+    ("hosts not a list", {"policy": {"targets": {"hosts": "*.svc"}}}),
+    ("unknown toleration key", {"policy": {"placement": {"tolerations": [{"keys": "a"}]}}}),
+    ("network policy without API server", {"networkPolicy": {"enabled": True}}),
+    ("network policy bad port", {"networkPolicy": {"apiServer": {"ports": [0]}}}),
     ("bad namespace", {"operator": {"watchNamespaces": ["Team_A"]}}),
     ("duplicate namespaces", {"operator": {"watchNamespaces": ["a", "a"]}}),
     ("clusterWide with namespaces", {"operator": {"clusterWide": True, "watchNamespaces": ["a"]}}),

@@ -23,9 +23,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from surge.agent import start_agent_process, stop_agent_process
+from surge.api.policy import parse_policy
 from surge.operator import builders, target_lease
 from surge.operator.kube import Kube, KubeError
 from tests.chart.rendering import CHART, of_kind, one, render, rule_verbs
+from tests.chart.test_policy import FULL_POLICY
 from tests.chart.workloads import pod_templates, worker_job
 from tests.e2e.operator_support import Operator, create, loadtest, wait_phase
 from tests.support import cluster as support
@@ -42,7 +44,8 @@ ALL_RBAC: dict[str, Any] = {
     # kopf peering's rules; leader election's one Lease Role is checked statically and by
     # tests/e2e/test_operator_ha.py.
     "operator": {"peering": {"enabled": True}, "replicas": 2, "leaderElection": {"mode": "off"}},
-    "rbac": {"kopfScanning": True, "experiments": True, "prometheusSecrets": True},
+    # The user roles are people's, not the operator's: test_user_roles_* checks them.
+    "rbac": {"kopfScanning": True, "experiments": True, "userRoles": False},
 }
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -71,7 +74,8 @@ def _release_status(summary: dict[str, Any]) -> str:
 def test_helm_install_and_uninstall(cluster: support.Cluster, namespace: str) -> None:
     core: Any = client.CoreV1Api(cluster.api_client)
     with helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace) as cfg:
-        release = cfg.install(CHART, "surge", {"safety": {"maxRate": 100}}, timeout=120)
+        values = {"policy": {"caps": {"maxRate": 100, "maxWorkers": None}}}
+        release = cfg.install(CHART, "surge", values, timeout=120)
         try:
             assert _release_status(release) == "deployed", release
             assert _release_status(cfg.status("surge")) == "deployed"
@@ -79,7 +83,18 @@ def test_helm_install_and_uninstall(cluster: support.Cluster, namespace: str) ->
             dep = apps.read_namespaced_deployment("surge", namespace)
             assert dep.spec.replicas == 1
             env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env}
-            assert env["SURGE_MAX_RATE"] == "100"
+            assert env["SURGE_POLICY_FILE"] == "/etc/surge/policy.yaml"
+            assert "SURGE_MAX_RATE" not in env
+            mounts = {m.name: m for m in dep.spec.template.spec.containers[0].volume_mounts}
+            assert (mounts["policy"].mount_path, mounts["policy"].read_only) == ("/etc/surge", True)
+            # The file the operator reads: the chart's policy, a nulled cap written as null.
+            cm = core.read_namespaced_config_map("surge-policy", namespace)
+            policy = parse_policy(yaml.safe_load(cm.data["policy.yaml"]))
+            assert policy.caps.max_rate == 100 and policy.caps.max_workers is None
+            assert policy.caps.max_users == 1000  # the model's default, from values.yaml
+            admission: Any = client.AdmissionregistrationV1Api(cluster.api_client)
+            vap = admission.read_validating_admission_policy(f"surge-{namespace}")
+            assert vap.spec.failure_policy == "Fail"
             rbac: Any = client.RbacAuthorizationV1Api(cluster.api_client)
             role = rbac.read_namespaced_role("surge", namespace)
             assert len(role.rules) == len(one(render(namespace=namespace), "Role")["rules"])
@@ -102,7 +117,17 @@ def test_helm_install_and_uninstall(cluster: support.Cluster, namespace: str) ->
     [
         {},
         {"operator": {"clusterWide": True}, **{"rbac": ALL_RBAC["rbac"]}},
-        {**ALL_RBAC, "prometheusUrl": "http://prom:9090", "safety": {"allowedTargetHosts": ["*"]}},
+        {
+            **ALL_RBAC,
+            "rbac": {**ALL_RBAC["rbac"], "userRoles": True},
+            "prometheusUrl": "http://prom:9090",
+            "policy": FULL_POLICY,
+            "networkPolicy": {
+                "enabled": True,
+                "apiServer": {"cidrs": ["10.96.0.1/32", "fd00::1/128"]},
+                "extraEgress": [{"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}],
+            },
+        },
     ],
     ids=["default", "cluster-wide", "everything"],
 )
@@ -114,6 +139,249 @@ def test_rendered_manifests_pass_server_side_dry_run(
         "apply", "--dry-run=server", "-o", "name", "-f", "-", stdin=yaml.safe_dump_all(docs)
     )
     assert len(out.splitlines()) == len(docs), out
+
+
+# ---- tenancy: the ValidatingAdmissionPolicy and the user roles -----------------------------
+
+ADMISSION_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+def _dry_run_create(obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KUBECTL), "create", "--dry-run=server", "-o", "name", "-f", "-"],
+        input=yaml.safe_dump(obj),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _probe_loadtest(namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LoadTest",
+        "metadata": {"name": "vap-probe", "namespace": namespace},
+        "spec": {
+            "target": {"url": f"http://alice.{namespace}.svc:8080"},
+            "load": {"model": "constant", "stages": [{"duration": "10s", "target": 5}]},
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def admission_policy(namespace: str) -> Iterator[list[dict[str, Any]]]:
+    """The chart's ValidatingAdmissionPolicy and binding for ``namespace``, created for real
+    (a dry-run policy refuses nothing), deleted afterwards."""
+    values = {
+        "policy": {
+            "images": ["registry.example.com/surge-worker:0.2.0"],
+            "placement": {"nodeSelector": {"surge.dev/pool": "load"}},
+            "caps": {"maxRate": 100, "maxExperimentReplicas": 4},
+        }
+    }
+    docs = [d for d in render(values, namespace=namespace) if d["kind"] in ADMISSION_KINDS]
+    assert len(docs) == 2
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    try:
+        yield docs
+    finally:
+        kubectl("delete", "--ignore-not-found", "-f", "-", stdin=yaml.safe_dump_all(docs))
+
+
+def test_admission_policy_refuses_a_foreign_image_at_apply(
+    namespace: str, admission_policy: list[dict[str, Any]]
+) -> None:
+    foreign = _probe_loadtest(namespace, image="evil.example.com/miner:1")
+
+    def refused() -> str | None:
+        out = _dry_run_create(foreign)
+        return out.stderr if out.returncode != 0 else None
+
+    # The API server picks a new policy up within a few seconds.
+    message = wait_until(refused, timeout_s=30, what="the policy in effect")
+    assert "spec.image: evil.example.com/miner:1 is not an allowed image" in message, message
+    assert "policy.images" in message and "ask your cluster admin" in message, message
+    # Allowed: no image (the operator's), a listed image, the operator's own image.
+    for spec in (
+        {},
+        {"image": "registry.example.com/surge-worker:0.2.0"},
+        {"image": "ghcr.io/surge-dev/surge:0.1.0"},
+    ):
+        out = _dry_run_create(_probe_loadtest(namespace, **spec))
+        assert out.returncode == 0, (spec, out.stderr)
+    # Each static rule names its field and its policy key.
+    refusals: dict[str, dict[str, Any]] = {
+        "policy.caps.maxRate": {
+            "load": {"model": "poisson", "stages": [{"duration": "1s", "target": 100.5}]}
+        },
+        "policy.placement.nodeSelector": {
+            "load": {
+                "model": "constant",
+                "stages": [{"duration": "1s", "target": 1}],
+                "placement": {"nodeSelector": {"kubernetes.io/hostname": "control-plane"}},
+            }
+        },
+        "policy.placement.allowAffinity": {
+            "load": {
+                "model": "constant",
+                "stages": [{"duration": "1s", "target": 1}],
+                "placement": {"affinity": {"nodeAffinity": {}}},
+            }
+        },
+        "policy.caps.maxWorkers": {
+            "load": {
+                "model": "constant",
+                "stages": [{"duration": "1s", "target": 1}],
+                "workers": 21,
+            }
+        },
+    }
+    for rule, spec in refusals.items():
+        out = _dry_run_create(_probe_loadtest(namespace, **spec))
+        assert out.returncode != 0 and rule in out.stderr, (rule, out.stderr)
+    out = _dry_run_create(
+        _probe_loadtest(
+            namespace,
+            load={
+                "model": "constant",
+                "stages": [{"duration": "1s", "target": 100}],
+                "placement": {"nodeSelector": {"surge.dev/pool": "load"}},
+            },
+        )
+    )
+    assert out.returncode == 0, out.stderr  # at the cap, on the pool
+
+
+def test_admission_policy_checks_experiments(
+    namespace: str, admission_policy: list[dict[str, Any]]
+) -> None:
+    lt = _probe_loadtest(namespace)["spec"]
+    experiment: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ScalingExperiment",
+        "metadata": {"name": "vap-probe", "namespace": namespace},
+        "spec": {
+            "targetRef": {"deployment": "alice", "hpa": "alice"},
+            "loadTest": lt,
+            "variants": [{"name": "a", "replicas": 4}, {"name": "b", "hpa": {"maxReplicas": 4}}],
+        },
+    }
+    too_many = copy.deepcopy(experiment)
+    too_many["spec"]["variants"][1]["hpa"]["maxReplicas"] = 5
+
+    def refused() -> str | None:
+        out = _dry_run_create(too_many)
+        return out.stderr if out.returncode != 0 else None
+
+    message = wait_until(refused, timeout_s=30, what="the policy in effect")
+    assert "policy.caps.maxExperimentReplicas" in message, message
+    out = _dry_run_create(experiment)
+    assert out.returncode == 0, out.stderr
+    foreign = copy.deepcopy(experiment)
+    foreign["spec"]["loadTest"]["image"] = "evil.example.com/miner:1"
+    out = _dry_run_create(foreign)
+    assert out.returncode != 0 and "spec.loadTest.image" in out.stderr, out.stderr
+
+
+def test_admission_policy_lets_an_unchanged_spec_through(
+    api_client: client.ApiClient, namespace: str, admission_policy: list[dict[str, Any]]
+) -> None:
+    """A LoadTest admitted before a stricter policy can still get (and lose) its finalizer."""
+    custom: Any = client.CustomObjectsApi(api_client)
+    admission: Any = client.AdmissionregistrationV1Api(api_client)
+    binding = one(admission_policy, "ValidatingAdmissionPolicyBinding")
+    admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    old = _probe_loadtest(namespace, suspend=True)
+    old["spec"]["load"]["workers"] = 30  # above the default cap of 20
+
+    def created() -> bool:
+        try:
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, old)
+        except ApiException as exc:
+            if exc.status == 403:
+                return False  # the old binding still in effect
+            raise
+        return True
+
+    wait_until(created, timeout_s=30, what="LoadTest created without the policy")
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(binding))
+    name = old["metadata"]["name"]
+
+    def spec_refused() -> str | None:
+        try:
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, {"spec": {"runId": uuid.uuid4().hex[:8]}}
+            )
+        except ApiException as exc:
+            return f"{exc.status} {exc.body}"
+        return None
+
+    refusal = wait_until(spec_refused, timeout_s=30, what="the policy in effect again")
+    assert refusal.startswith("403") and "policy.caps.maxWorkers" in refusal, refusal
+    for finalizers in (["surge.dev/probe"], []):
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": finalizers}}
+        )
+
+
+def test_user_roles_aggregate_into_edit_and_view(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """Whoever is bound to `edit` in a namespace may write LoadTests; `view`, only read them."""
+    docs = render(namespace=namespace)
+    roles = [
+        r
+        for r in of_kind(docs, "ClusterRole")
+        if r["metadata"]["name"].endswith(("-view", "-edit"))
+    ]
+    assert len(roles) == 2
+    rbac: Any = client.RbacAuthorizationV1Api(api_client)
+    authz: Any = client.AuthorizationV1Api(api_client)
+    try:
+        apply_rbac(api_client, roles)
+        for user, cluster_role in (("alice", "edit"), ("bob", "view")):
+            rbac.create_namespaced_role_binding(
+                namespace,
+                {
+                    "metadata": {"name": f"{user}-{cluster_role}"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": cluster_role,
+                    },
+                    "subjects": [
+                        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                    ],
+                },
+            )
+
+        def may(user: str, verb: str, resource: str = "loadtests") -> bool:
+            review = client.V1SubjectAccessReview(
+                spec=client.V1SubjectAccessReviewSpec(
+                    user=user,
+                    resource_attributes=client.V1ResourceAttributes(
+                        group=GROUP, resource=resource, verb=verb, namespace=namespace
+                    ),
+                )
+            )
+            return bool(authz.create_subject_access_review(review).status.allowed)
+
+        # kube-controller-manager's aggregation controller copies the rules into edit/view.
+        wait_until(
+            lambda: may("alice", "create") and may("bob", "list"),
+            timeout_s=30,
+            what="surge roles aggregated",
+        )
+        for verb in ("create", "update", "patch", "delete", "deletecollection", "get", "watch"):
+            assert may("alice", verb) and may("alice", verb, "scalingexperiments"), verb
+        for verb in ("get", "list", "watch"):
+            assert may("bob", verb) and may("bob", verb, "scalingexperiments"), verb
+        for verb in ("create", "patch", "delete"):
+            assert not may("bob", verb), verb
+    finally:
+        delete_cluster_rbac(api_client, roles)
 
 
 # ---- Pod Security: restricted, enforced by the API server ----------------------------------
@@ -606,9 +874,17 @@ class OperatorCalls:
                 lambda: manage_child(k, ns, child),
             ),
             Op(
+                # Also the policy's surge.dev/usable label check of any Secret a spec names.
                 "read a Prometheus auth Secret",
                 {("", "secrets", "get")},
                 lambda: k.secret_value(ns, "missing", "token"),
+            ),
+            Op(
+                # The policy: a target Service of the run's namespace exists; its ClusterIPs.
+                "read a target Service",
+                {("", "services", "get")},
+                lambda: core.read_namespaced_service("missing", ns),
+                not_found_ok=True,
             ),
         ]
 

@@ -47,6 +47,33 @@ app.kubernetes.io/part-of: surge
 {{- end -}}
 {{- end -}}
 
+{{/* Cluster-scoped names carry the namespace: one release per namespace never collides. */}}
+{{- define "surge.clusterName" -}}
+{{- printf "%s-%s" (include "surge.fullname" .) .Release.Namespace | trunc 54 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The workers' image (SURGE_LOADGEN_IMAGE): loadgen.image, else the operator's. */}}
+{{- define "surge.loadgenImage" -}}
+{{- default (include "surge.image" .) .Values.loadgen.image -}}
+{{- end -}}
+
+{{/*
+The cluster policy as the operator reads it (YAML). Helm drops a key a user sets to null, so
+every cap missing from the merged values is written back as null ("no cap"): values.yaml has
+them all, so a missing one was nulled on purpose.
+*/}}
+{{- define "surge.policy" -}}
+{{- $policy := deepCopy .Values.policy -}}
+{{- $caps := default dict $policy.caps -}}
+{{- range $key := list "maxRate" "maxUsers" "maxDuration" "maxWorkers" "maxInFlight" "maxConcurrentRunsPerNamespace" "maxExperimentReplicas" "maxGpusPerPod" "workerCpu" "workerMemory" -}}
+{{- if not (hasKey $caps $key) -}}
+{{- $_ := set $caps $key nil -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $policy "caps" $caps -}}
+{{- toYaml $policy -}}
+{{- end -}}
+
 {{/* The namespaces served, as a JSON list (empty in cluster-wide mode). */}}
 {{- define "surge.watchNamespaces" -}}
 {{- if .Values.operator.clusterWide -}}
@@ -115,17 +142,22 @@ which names cluster-scoped peering objects).
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
+# The cluster policy: a Secret a spec names (headers, Prometheus auth) must carry the label
+# surge.dev/usable="true", so the operator reads it (get, by name: never list); it also reads
+# spec.prometheus.auth's bearer token or basic-auth pair.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# The cluster policy: a target that is a Service of the run's namespace must exist; its
+# ClusterIPs are read to check where the workers will send.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get"]
 {{- if $v.operator.peering.enabled }}
 # kopf peering (HA): replicas see each other and pause all but one.
 - apiGroups: ["kopf.dev"]
   resources: [{{ if .cluster }}"clusterkopfpeerings"{{ else }}"kopfpeerings"{{ end }}]
   verbs: ["list", "watch", "patch"]
-{{- end }}
-{{- if $v.rbac.prometheusSecrets }}
-# spec.prometheus.auth: bearer token or basic-auth pair read from a Secret.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
 {{- end }}
 {{- if $v.rbac.experiments }}
 # ScalingExperiment: kopf watches experiments; the lifecycle writes their status.
