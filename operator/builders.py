@@ -201,7 +201,9 @@ def worker_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    resources = placement.resources or policy.worker_resources.wire()
+    resources = placement.resources or {
+        part: q for part, q in policy.worker_resources.wire().items() if q
+    }
     if resources:
         container["resources"] = quantities(resources)
     if metrics_port:

@@ -166,7 +166,12 @@ def main() -> None:
                     }
                 },
             )
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SURGE_WORKER_METRICS_PORT": "0"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "SURGE_WORKER_METRICS_PORT": "0",
+            "SURGE_POLICY_FILE": str(support.REPO_ROOT / "tests" / "e2e" / "policy.yaml"),
+        }
         log = open(Path(tmp) / "operator.log", "wb")  # noqa: SIM115 (closed at the end)
         proc = subprocess.Popen(
             [str(BIN / "surge"), "operator"], env=env, stdout=log, stderr=subprocess.STDOUT

@@ -18,6 +18,8 @@ from tests.support.cluster import REPO_ROOT, wait_until
 
 BIN = REPO_ROOT / ".venv" / "bin"
 GROUP, VERSION, PLURAL = "surge.dev", "v1alpha1", "loadtests"
+POLICY = Path(__file__).with_name("policy.yaml")
+"""The cluster policy the functional tests run under (the tenancy tests bring their own)."""
 LOCAL_PLACEMENT = {
     "nodeSelector": {"kubernetes.io/hostname": "local-0"},
     "tolerations": [{"key": "surge.dev/local", "operator": "Exists", "effect": "NoSchedule"}],
@@ -44,6 +46,7 @@ class Operator:
             "SURGE_WORKER_METRICS_PORT": "0",
             "SURGE_INTERVAL_S": "1",
             "SURGE_START_DELAY_S": "1",
+            "SURGE_POLICY_FILE": str(POLICY),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
             **self.extra_env,
         }

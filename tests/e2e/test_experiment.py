@@ -35,11 +35,12 @@ PRICES = {"cpu": 0.12, "gpu": 2.48}
 
 
 def make_target(api: client.ApiClient, ns: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Deployment alice (1 replica, cpu pool) and its HPA; returns their specs as served."""
+    """Deployment alice (1 replica, cpu pool, opted in to experiments) and its HPA; returns
+    their specs as served."""
     dep: Any = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "alice"},
+        "metadata": {"name": "alice", "annotations": {"surge.dev/experiment-target": "true"}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "alice"}},
