@@ -15,6 +15,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from surge.api.thresholds import METRICS, TIMING_FAMILIES
+from surge.loadgen.cpustat import assess
+from surge.loadgen.hdr import percentile_spectrum
 from surge.loadgen.outcome import ERROR_CLASSES
 from surge.loadgen.summary import WorkerSummary, decode_histogram, new_histogram
 
@@ -30,6 +32,8 @@ _STATS: tuple[tuple[str, float | None], ...] = (
     ("min", None),
     ("mean", None),
 )
+SPECTRUM_NAMES = ("latency", "ttft", "tpot")
+"""Histograms whose percentile spectrum the results carry (report plots)."""
 CHUNK_COUNT_NOTE = (
     "{n} streams sent no usage: their output tokens are counted as token chunks, which "
     "undercounts a server that sends several tokens a chunk (TPOT then reads high and "
@@ -201,6 +205,13 @@ def compute_results(
             "lateSeconds": max(measured - planned, 0.0),
             "warmupSeconds": merged.window_start_s,
         },
+        "spectrum": {
+            name: {"count": h.get_total_count(), "points": percentile_spectrum(h)}
+            for name in SPECTRUM_NAMES
+            if (h := merged.hists.get(name)) is not None and h.get_total_count()
+        },
+        # Each worker's CPU in its window and whether it was CPU-bound (validity).
+        "generator": {"cpu": [assess(r) for r in merged.cpu]},
         "timeseries": list(timeseries or []),
     }
 

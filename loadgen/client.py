@@ -1,8 +1,8 @@
 """The hot path: send one request and time it, never raising.
 
-http:// targets go through the lean HTTP/1.1 client (surge.loadgen.http1, passed as
-`lean`): aiohttp's ClientSession costs several times the CPU per request. https (and
-SURGE_HTTP_CLIENT=aiohttp) use aiohttp: one ClientSession per worker, a TCPConnector
+http:// and https:// targets go through the lean HTTP/1.1 client (surge.loadgen.http1,
+passed as `lean`): aiohttp's ClientSession costs several times the CPU per request.
+SURGE_HTTP_CLIENT=aiohttp uses aiohttp: one ClientSession per worker, a TCPConnector
 sized to maxInFlight, keep-alive on (httpx with one shared pool fell to 296 req/s at 50
 in flight).
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
 from collections.abc import Callable, Collection
 from typing import Protocol
@@ -117,6 +118,8 @@ def _classify(exc: BaseException) -> tuple[ErrorClass, str]:
         return "connect", str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
         return "protocol", str(exc) or type(exc).__name__
+    if isinstance(exc, ssl.SSLError):  # a failed handshake (a certificate, a ValueError too)
+        return "connect", str(exc) or type(exc).__name__
     if isinstance(exc, ProtocolError | ValueError | UnicodeDecodeError):
         return "protocol", str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ClientError | OSError):

@@ -26,6 +26,7 @@ import time
 from typing import Any, TextIO
 
 from surge.loadgen import schedule
+from surge.loadgen.cpustat import CpuProbe, CpuSample, window_record
 from surge.loadgen.goodput import slo_bounds
 from surge.loadgen.plan import WorkerPlan, resolve_headers
 from surge.loadgen.recorder import PromMetrics, Recorder
@@ -33,6 +34,7 @@ from surge.loadgen.scenario import Scenario
 from surge.loadgen.sender import Sender, sleep_unless
 from surge.loadgen.summary import PROGRESS_PREFIX, WorkerSummary
 
+_TICK_S = 0.001  # the event loop's timer resolution (uvloop: 1 ms)
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
 
 
@@ -117,6 +119,10 @@ class Engine:
             self._stop,
             limit=limit,
         )
+        # CPU counters at the window's start and at the end of sending (validity).
+        probe, cpu_start = CpuProbe(), list[CpuSample]()
+        at = max(t0 + load.warmup - time.monotonic(), 0.0)
+        marker = loop.call_later(at, lambda: cpu_start.append(probe.sample()))
         # Also without progress output: it flushes the recorder (Prometheus) every second.
         reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
         # Everything alive before the load (imports, the plan, the app around the engine)
@@ -139,6 +145,10 @@ class Engine:
                     self.sending = False
             end = time.monotonic()
             self.stopped_at_s = min(end - t0, self.duration_s)
+            marker.cancel()
+            if cpu_start:
+                rec = window_record(self.plan.index, cpu_start[0], probe.sample())
+                self.summary.cpu = [rec]
             # In-flight requests finish (each is bounded by the request timeout).
             if self._tasks:
                 grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
@@ -195,7 +205,9 @@ class Engine:
             due = t0 + due_rel
             # Never before its due instant: a timer may fire up to a tick (~1 ms on
             # uvloop) early, so the clock is read again after every sleep, and a send
-            # that is not yet due sleeps again (a wait under a tick just yields).
+            # that is not yet due sleeps again. A wait under a tick sleeps a whole tick:
+            # uvloop rounds it to 0, and re-checking would spin the CPU between sends
+            # (at 2,000 req/s, all the time). The cost is at most a tick of lag.
             wait = due - time.monotonic()
             if wait > 0.0:
                 streak = 0
@@ -203,7 +215,7 @@ class Engine:
                     if wait > 0.2:  # long gaps: wake at once on stop()
                         await self._sleep(wait)
                     else:
-                        await asyncio.sleep(wait)
+                        await asyncio.sleep(max(wait, _TICK_S))
                     if stop.is_set():
                         return
                     wait = due - time.monotonic()

@@ -67,3 +67,25 @@ def decode_histogram(text: str) -> HdrHistogram:
     if text:
         h.add(HdrHistogram.decode(text.encode("ascii")))
     return h
+
+
+SPECTRUM_STEPS = 4
+"""Points per decade of 1/(1-p) in a percentile spectrum (p68, p82, p90, ... p99.9)."""
+
+
+def percentile_spectrum(hist: HdrHistogram) -> list[tuple[float, float]]:
+    """[(percentile, seconds)] for HdrHistogram's percentile-distribution plot: (0, min),
+    (50, p50), then p = 100 × (1 − 10^(−j/SPECTRUM_STEPS)) for j = 2, 3, ... while
+    1/(1−p) ≤ N recorded values (beyond that every percentile is the max), then
+    (100, max). Values are value-at-percentile as in the results. Empty when empty."""
+    n = hist.get_total_count()
+    if not n:
+        return []
+    out = [(0.0, hist.get_min_value() / 1e6), (50.0, hist.get_value_at_percentile(50.0) / 1e6)]
+    j = 2
+    while (inv := 10 ** (j / SPECTRUM_STEPS)) <= n:
+        pct = round(100.0 * (1.0 - 1.0 / inv), 6)
+        out.append((pct, hist.get_value_at_percentile(pct) / 1e6))
+        j += 1
+    out.append((100.0, hist.get_max_value() / 1e6))
+    return out

@@ -3,10 +3,11 @@
 Why: per request, aiohttp's ClientSession costs ~70 µs of Python (request object,
 connector bookkeeping, header multidicts, response object, stream reader); a raw
 asyncio protocol on the same loop does a request in ~8 µs (docs/bench.md). The worker
-uses this client for every `http://` target (plain requests, SSE streams,
-conversations); https goes through aiohttp.
+uses this client for every http:// and https:// target (plain requests, SSE streams,
+conversations). https: TLS through the event loop's own transport, verified with
+`ssl.create_default_context()` (the system CAs, or SSL_CERT_FILE), as aiohttp does.
 
-What it does: one target (scheme http, host, port); a LIFO pool of idle keep-alive
+What it does: one target (scheme, host, port); a LIFO pool of idle keep-alive
 connections, opened on demand (the engine already bounds concurrency: users,
 maxInFlight, the connections knob); requests with Host, User-Agent, Accept,
 Content-Length and the scenario's headers. Responses are parsed by llhttp (Node's
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 import zlib
 from collections.abc import Callable
@@ -53,7 +55,7 @@ class Disconnected(ConnectionError):
 def usable(url: str, headers: dict[str, str]) -> bool:
     """Whether this client can send to url with these headers (else use aiohttp)."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
     return not any(
         c in text for k, v in headers.items() for text in (k, v) for c in ("\r", "\n", "\0")
@@ -96,8 +98,6 @@ class _Conn(asyncio.Protocol):
         self.waiter = w = self.loop.create_future()
         return w
 
-    # asyncio.Protocol
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
@@ -138,8 +138,7 @@ class _Conn(asyncio.Protocol):
         self.header_bytes = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp has no size limit; data_received bounds a head that arrives in pieces,
-        # this one a head that arrived in one read.
+        # llhttp has no size limit: data_received bounds a head read in pieces, this one.
         self.header_bytes += len(name) + len(value)
         if self.header_bytes > _MAX_HEAD:
             self.error = ProtocolError("response head larger than 64 KiB")
@@ -193,8 +192,6 @@ class _Conn(asyncio.Protocol):
                 raise
         self._finish(self.status != 101 and self.parser.should_keep_alive())
 
-    # outcome
-
     def _finish(self, keep: bool) -> None:
         w = self.waiter
         self.waiter = None
@@ -237,11 +234,14 @@ class _Conn(asyncio.Protocol):
 class Http1Client:
     """Sends requests to one URL over a pool of keep-alive connections."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tls: ssl.SSLContext | None = None) -> None:
+        """tls: the context for an https URL (default: verified, the system's CAs)."""
         parts = urlsplit(url)
-        assert parts.scheme == "http" and parts.hostname, url
+        assert parts.scheme in ("http", "https") and parts.hostname, url
         self.host = parts.hostname
-        self.port = parts.port or 80
+        https = parts.scheme == "https"
+        self.port = parts.port or (443 if https else 80)
+        self.tls = (tls or ssl.create_default_context()) if https else None
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         userinfo, _, self.authority = parts.netloc.rpartition("@")
         self.auth: str | None = None
@@ -300,7 +300,10 @@ class Http1Client:
                     conn = None
         if conn is None:
             loop = asyncio.get_running_loop()
-            _, conn = await loop.create_connection(lambda: _Conn(loop), self.host, self.port)
+            name = self.host if self.tls else None
+            _, conn = await loop.create_connection(
+                lambda: _Conn(loop), self.host, self.port, ssl=self.tls, server_hostname=name
+            )
         ok = False
         try:
             assert conn.transport is not None

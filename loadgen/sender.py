@@ -2,8 +2,9 @@
 
 The engine's loops decide when to send (open loop: the schedule; closed loop: the
 users); a Sender does the sending. It owns the run's transport: the lean HTTP/1.1
-client for http:// targets (several times less CPU a request than aiohttp's session;
-surge.loadgen.http1), aiohttp's session for https or SURGE_HTTP_CLIENT=aiohttp. Both
+client for http:// and https:// targets (several times less CPU a request than
+aiohttp's session; surge.loadgen.http1), aiohttp's session with
+SURGE_HTTP_CLIENT=aiohttp or headers the lean client refuses. Both
 get the same URL and headers: credentials in the URL are turned into an Authorization
 header once, here (surge.loadgen.client.with_url_credentials).
 """

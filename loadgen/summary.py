@@ -119,6 +119,8 @@ class WorkerSummary:
     )
     series: dict[str, list[int]] = field(default_factory=dict)
     """Per-second counts since the load start (ok, errors, dropped), for plots."""
+    cpu: list[dict[str, Any]] = field(default_factory=list)
+    """One CPU record per worker for its window (surge.loadgen.cpustat.window_record)."""
 
     def to_json(self, *, with_series: bool = True) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class WorkerSummary:
             "lagMinS": self.lag_min_s,
             "interrupted": self.interrupted,
             "counts": self.counts,
+            "cpu": self.cpu,
             "hists": {n: encode_histogram(h) for n, h in self.hists.items() if h.get_total_count()},
             **({"series": self.series} if with_series and self.series else {}),
         }
@@ -178,6 +181,7 @@ class WorkerSummary:
             counts=counts,
             hists=hists,
             series={k: [int(x) for x in v] for k, v in (data.get("series") or {}).items()},
+            cpu=[dict(r) for r in data.get("cpu") or []],
         )
 
 
@@ -218,6 +222,7 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
     out.lag_min_s = min(lags) if lags else None
     for s in items:
         out.workers.extend(s.workers)
+        out.cpu.extend(s.cpu)
         for k, v in s.counts.items():
             out.counts[k] = out.counts.get(k, 0) + v
         for n, h in s.hists.items():
@@ -230,6 +235,7 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
             for i, x in enumerate(seq):
                 acc[i] += x
     out.workers.sort()
+    out.cpu.sort(key=lambda r: r.get("worker", 0))
     return out
 
 

@@ -127,10 +127,10 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
 
     Saturated when any of: the schedule lag p99 > LAG_P99_BOUND_S (from LAG_MIN_SENDS
     window sends on); window sends went on more than LATE_BOUND_S past the window's end
-    (window.lateSeconds); arrivals were dropped because maxInFlight requests were
-    outstanding. The message says which, and what would suffice: workers, from the
-    sent rate against the target (ceil(workers × target / sent × WORKER_HEADROOM), at
-    least one more), or for drops a larger maxInFlight."""
+    (window.lateSeconds); a worker was short of CPU (results.generator.cpu, judged by
+    surge.loadgen.cpustat.assess); arrivals were dropped because maxInFlight requests
+    were outstanding. The message says which, and what would suffice: workers (see
+    `_workers_needed`), or for drops a larger maxInFlight."""
     if results.get("model") == "closed":
         return None
     metrics = results.get("metrics") or {}
@@ -143,6 +143,8 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
     n = (results.get("requests") or {}).get("late") or 0
     if late > LATE_BOUND_S and n:
         why.append(f"{n} sends left up to {late:.2f}s after the window ended")
+    starved = [c for c in (results.get("generator") or {}).get("cpu") or [] if c.get("saturated")]
+    why += [str(c["saturated"]) for c in starved]
     behind = bool(why)
     dropped = metrics.get("dropped.count") or 0
     if dropped:
@@ -151,7 +153,8 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
         return None
     fixes: list[str] = []
     if behind:
-        fixes.append(f"run with load.workers >= {_workers_needed(results)}")
+        limit = " (or a higher CPU limit)" if any(c.get("quotaCores") for c in starved) else ""
+        fixes.append(f"run with load.workers >= {_workers_needed(results)}{limit}")
     if dropped:
         # No number: the results do not hold maxInFlight, and with bursts or stalls the
         # outstanding peak is far above the average that Little's law gives.
@@ -162,12 +165,20 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
 
 
 def _workers_needed(results: Mapping[str, Any]) -> int:
-    """Workers that would send the target rate: today's count scaled by target ÷ sent
-    rate, with WORKER_HEADROOM, and at least one more than today."""
+    """Workers that would send the target rate with WORKER_HEADROOM to spare, and at
+    least one more than today (W): the largest of ceil(W × target ÷ sent rate ×
+    WORKER_HEADROOM) and, when a worker's CPU was measured, ceil(W × d × max(1, target
+    ÷ sent) × WORKER_HEADROOM), d the largest CPU demand of a worker
+    (results.generator.cpu[].demand: the share of its core or limit it used or wanted)."""
     workers = int((results.get("workers") or {}).get("count") or 1)
     throughput = results.get("throughput") or {}
     target, sent = throughput.get("targetRps"), throughput.get("sentRps")
+    behind = target / sent if target and sent else 1.0
     scaled = workers + 1
     if target and sent:
-        scaled = math.ceil(workers * target / sent * WORKER_HEADROOM)
+        scaled = math.ceil(workers * behind * WORKER_HEADROOM)
+    cpu = (results.get("generator") or {}).get("cpu") or []
+    d = max((float(c.get("demand") or 0.0) for c in cpu), default=0.0)
+    if d:
+        scaled = max(scaled, math.ceil(workers * d * max(1.0, behind) * WORKER_HEADROOM))
     return max(scaled, workers + 1)

@@ -14,6 +14,11 @@
    holds when every stream completes without error, ITL p99 < 75 ms and TTFT p99 <
    200 ms (a level that misses is run once more); the ladder stops at the first miss.
 
+4. CPU per request at a fixed 2,000 req/s (open loop): Surge, vegeta and Locust on
+   the same target in the same run; then Surge and Locust over https (a self-signed
+   certificate made for the run). Goals printed: Surge ≤ vegeta's CPU per request on
+   http, ≥ 3× Locust per core on https (surge.bench.rate).
+
 Everything stays on 127.0.0.1 and is bounded in time (about 2.5 minutes in all).
 Method and latest figures: docs/bench.md. The parts: surge.bench.measure (the three
 measurements), .worker (Surge's worker under the shared supervisor, as `surge run` runs
@@ -31,7 +36,8 @@ import time
 from pathlib import Path
 
 from surge.bench.measure import in_flight, open_loop, speed
-from surge.bench.report import report
+from surge.bench.rate import fixed_rate
+from surge.bench.report import rate_report, report
 
 
 def main() -> None:
@@ -45,13 +51,16 @@ def main() -> None:
         sp = speed(tmp) if not only or "speed" in only else {"surge": [], "locust": []}
         ol = open_loop(tmp) if not only or "open" in only else None
         fl = in_flight(tmp) if not only or "streams" in only else []
+        fr = fixed_rate(tmp) if not only or "rate" in only else None
     sp["load"] = f"{load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     if sp["surge"] and ol is not None:
         print(report(sp, ol, fl))
-    else:
+    elif not only or only - {"rate"}:
         print(json.dumps({"speed": [vars(r) for r in sp["surge"]],
                           "locust": [vars(r) for r in sp["locust"]],
                           "open": ol, "streams": fl}, indent=1))  # fmt: skip
+    if fr is not None:
+        print(rate_report(fr))
     print(f"\n(bench took {time.monotonic() - t0:.0f} s)")
 
 

@@ -1,5 +1,7 @@
-"""The other load generator the bench measures Surge against: Locust FastHttpUser, on
-the same core and target, its request count sampled from inside its own process."""
+"""The other load generators the bench measures Surge against, on the same core and
+target: Locust FastHttpUser (its request count sampled from inside its own process;
+as fast as it goes, or at a fixed rate with constant_throughput) and vegeta (open loop
+at a fixed rate, surge.bench.rate)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from surge.bench.cpu import CLIENT_CORE, CpuSampler, Rate, interp, pin_prefix
 LOCUSTFILE = """
 import time
 import gevent
-from locust import constant, events, task
+from locust import constant, constant_throughput, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
 LOG = {log!r}
@@ -29,21 +31,26 @@ def _start(environment, **kw):
     gevent.spawn(sample)
 
 class U(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = {wait}
     @task
     def t(self):
         self.client.get("/")
 """
 
 
-def locust_speed(tmp: Path, url: str, *, users: int, secs: int) -> Rate | None:
-    """Locust's steady-state rate (after the same 1 s warm-up as the worker); None when
-    Locust is not installed or took no samples."""
+def locust_speed(
+    tmp: Path, url: str, *, users: int, secs: int, rate: float | None = None
+) -> Rate | None:
+    """Locust's steady-state rate (after the same 1 s warm-up as the worker), as fast as
+    it goes or at `rate` req/s in all (each user at rate/users, constant_throughput);
+    None when Locust is not installed or took no samples. https certificates are not
+    verified (FastHttpUser's default)."""
     exe = shutil.which("locust") or str(Path(sys.executable).parent / "locust")
     if not Path(exe).exists():
         return None
     log = tmp / "locust.samples"
-    (tmp / "lf.py").write_text(LOCUSTFILE.format(log=str(log)))
+    wait = "constant(0)" if rate is None else f"constant_throughput({rate / users!r})"
+    (tmp / "lf.py").write_text(LOCUSTFILE.format(log=str(log), wait=wait))
     argv = [exe, "-f", str(tmp / "lf.py"), "--headless", "-u", str(users),
             "-r", str(users), "-t", f"{secs}s", "--host", url,
             "--only-summary", "--loglevel", "ERROR"]  # fmt: skip

@@ -77,3 +77,34 @@ def report(sp: dict[str, Any], ol: dict[str, Any], fl: list[dict[str, Any]]) -> 
         f"Streams one worker holds: {held:,}" + (" (the cap)" if held == STREAM_LEVELS[-1] else "")
     )
     return "\n".join(lines)
+
+
+def _per_request_us(r: Rate | None) -> str:
+    return "n/a" if r is None or not r.requests else f"{r.cpu_s / r.requests * 1e6:.1f}"
+
+
+def rate_report(fr: dict[str, Any]) -> str:
+    """CPU per request at one fixed rate (surge.bench.rate), with the goals' ratios."""
+    from surge.bench.rate import RATE, RATE_SECS
+
+    lines = ["", f"CPU per request at a fixed {RATE:,} req/s for {RATE_SECS} s (steady window):"]
+    lines.append(f"  {'client':<26}{'µs CPU/req':>12}{'req/CPU-s':>12}{'completed/s':>13}")
+    for proto in ("http", "https"):
+        for tool, r in fr[proto].items():
+            per_cpu = "n/a" if r is None else f"{r.per_cpu_s:,.0f}"
+            wall = "n/a" if r is None else f"{r.per_wall_s:,.0f}"
+            lines.append(
+                f"  {tool + ' ' + proto:<26}{_per_request_us(r):>12}{per_cpu:>12}{wall:>13}"
+            )
+    s, v = fr["http"].get("surge"), fr["http"].get("vegeta")
+    if s is not None and v is not None and s.requests and v.requests:
+        ratio = (s.cpu_s / s.requests) / (v.cpu_s / v.requests)
+        mark = "met" if ratio <= 1.0 else "NOT met"
+        lines.append(f"Surge/vegeta CPU per request (http): {ratio:.2f}× (goal ≤ 1: {mark})")
+    hs, hl = fr["https"].get("surge"), fr["https"].get("locust")
+    if hs is not None and hl is not None and hl.per_cpu_s:
+        ratio = hs.per_cpu_s / hl.per_cpu_s
+        mark = "met" if ratio >= 3.0 else "NOT met"
+        lines.append(f"Surge/Locust per core (https): {ratio:.2f}× (goal ≥ 3: {mark})")
+    lines += [f"  note: {n}" for n in fr.get("notes", [])]
+    return "\n".join(lines)

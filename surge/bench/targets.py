@@ -12,12 +12,14 @@ The last four are the other LLM stream shapes (surge.bench.stream_shapes says wh
 sends). Raw asyncio protocols (on uvloop when installed), so one target core serves far
 more than the one client core under test asks of it: the bench measures the client.
 They understand keep-alive HTTP/1.1 requests, with a Content-Length body or none.
-PORT 0 picks a free port. Each prints "ready PORT" once it listens.
+PORT 0 picks a free port. Each prints "ready PORT" once it listens. `--tls CERT KEY`
+before the kind serves https with that certificate (the bench's https comparison).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import sys
 import time
@@ -30,10 +32,14 @@ _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n
 _TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
 
 
-def start(kind: str, *args: float, core: int | None = None) -> tuple[subprocess.Popen[str], str]:
-    """Start a target process (pinned to `core` with taskset when given and available);
-    returns (process, base URL). Raises RuntimeError when it does not come up."""
-    argv = [sys.executable, "-m", "surge.bench.targets", kind, "0", *map(str, args)]
+def start(
+    kind: str, *args: float, core: int | None = None, tls: tuple[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a target process (pinned to `core` with taskset when given and available;
+    https with tls = (certificate file, key file)); returns (process, base URL). Raises
+    RuntimeError when it does not come up."""
+    argv = [sys.executable, "-m", "surge.bench.targets", *(("--tls", *tls) if tls else ())]
+    argv += [kind, "0", *map(str, args)]
     if core is not None:
         argv = [*pin_prefix(core), *argv]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
@@ -43,7 +49,7 @@ def start(kind: str, *args: float, core: int | None = None) -> tuple[subprocess.
         proc.kill()
         proc.wait()
         raise RuntimeError(f"bench target {kind} did not start")
-    return proc, f"http://127.0.0.1:{port}"
+    return proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -132,7 +138,7 @@ def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
     return start
 
 
-async def serve(kind: str, port: int, args: list[float]) -> None:
+async def serve(kind: str, port: int, args: list[float], tls: ssl.SSLContext | None = None) -> None:
     if kind == "fast":
         answer: Any = _fast
     elif kind == "slow":
@@ -145,15 +151,20 @@ async def serve(kind: str, port: int, args: list[float]) -> None:
         raise SystemExit(f"unknown target {kind!r}")
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _Http(answer), "127.0.0.1", port, backlog=4096, reuse_address=True
+        lambda: _Http(answer), "127.0.0.1", port, backlog=4096, reuse_address=True, ssl=tls
     )
     print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
     await server.serve_forever()
 
 
 def main(argv: list[str]) -> None:
+    tls = None
+    if argv[:1] == ["--tls"]:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(argv[1], argv[2])
+        argv = argv[3:]
     kind, port, *rest = argv
-    coro = serve(kind, int(port), [float(a) for a in rest])
+    coro = serve(kind, int(port), [float(a) for a in rest], tls)
     try:
         import uvloop
     except ImportError:

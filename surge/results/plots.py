@@ -45,6 +45,9 @@ class PlotSpec:
     hlines: list[HLine] = field(default_factory=list)
     warmup_s: float = 0.0
     xlabel: str = "seconds since load start (warm-up shaded)"
+    percentile_x: bool = False
+    """x is 1/(1 − percentile) on a log scale, ticks labelled as percentiles
+    (HdrHistogram's percentile-distribution plot)."""
 
     @property
     def labels(self) -> list[str]:
@@ -141,11 +144,14 @@ def plot_specs(
         [],
     )
     target = (results.get("summary") or {}).get("targetRps")
+    # A second that the load's end cuts short (and the stragglers after it) holds less
+    # than a second of responses: drawn, it would read as a throughput drop.
+    full = [r for r in ts if float(r["t"]) + 1.0 <= _load_end_s(window) + 1e-9]
     add(
         "throughput",
         "Throughput",
         "responses/s",
-        [_ts_line(ts, "ok responses/s", lambda r: r.get("rps"))],
+        [_ts_line(full, "ok responses/s", lambda r: r.get("rps"))],
         [HLine(f"target {target:g}/s", float(target), "reference")] if target else [],
     )
     add(
@@ -188,7 +194,54 @@ def plot_specs(
         [_cluster_line(cluster.get("gpu"), "GPU util %", warmup, end_s)],
         [],
     )
+    specs += spectrum_specs(results, limits.get("latency", []))
     return specs
+
+
+def _load_end_s(window: Mapping[str, Any]) -> float:
+    """Seconds from the load's start to the end of its real span; inf when unknown."""
+    if window.get("measuredSeconds") is None:
+        return float("inf")
+    return float(window.get("warmupSeconds") or 0.0) + float(window["measuredSeconds"])
+
+
+_SPECTRA = (
+    ("latency", "Latency by percentile", "latency"),
+    ("ttft", "Time to first token by percentile", "TTFT"),
+    ("tpot", "Time per output token by percentile", "TPOT"),
+)
+
+
+def percentile_x(pct: float, count: int) -> float:
+    """Where percentile `pct` sits on a spectrum plot: 1/(1 − pct/100); the max (100)
+    at N, the count, as the 1-in-N value it is (at least at p50's 2)."""
+    # Rounded: p99.9 stored as 99.9 is 1000.0000000001, which would pass the max at N.
+    return float(max(count, 2)) if pct >= 100.0 else round(1.0 / (1.0 - pct / 100.0), 6)
+
+
+def spectrum_specs(results: Mapping[str, Any], latency_limits: list[HLine]) -> list[PlotSpec]:
+    """Latency, TTFT and TPOT by percentile (results["spectrum"]), each when it has data;
+    latency thresholds drawn on the latency plot."""
+    out: list[PlotSpec] = []
+    spectrum = results.get("spectrum") or {}
+    for name, title, label in _SPECTRA:
+        got = spectrum.get(name) or {}
+        count = int(got.get("count") or 0)
+        rows = got.get("points") or []
+        points = [(percentile_x(float(p), count), float(v) * 1000) for p, v in rows]
+        if not points:
+            continue
+        hlines = latency_limits if name == "latency" else []
+        xlabel = "percentile (log scale of 1/(1 − p))"
+        line = Line(label, points)
+        out.append(PlotSpec(f"{name}-spectrum", title, "ms", [line], hlines, 0.0, xlabel, True))
+    return out
+
+
+_PERCENTILE_TICKS = (
+    (1.0, "0%"), (2.0, "50%"), (10.0, "90%"), (100.0, "99%"), (1e3, "99.9%"),
+    (1e4, "99.99%"), (1e5, "99.999%"), (1e6, "99.9999%"),
+)  # fmt: skip
 
 
 def _pyplot() -> Any:
@@ -221,6 +274,12 @@ def _figure(spec: PlotSpec, width_in: float, height_in: float) -> Any:
         style = "--" if h.kind == "threshold" else ":"
         color = "tab:red" if h.kind == "threshold" else "0.4"
         ax.axhline(h.y, linestyle=style, color=color, linewidth=1.2, label=h.label)
+    if spec.percentile_x:
+        ax.set_xscale("log")
+        top = max(p[0] for ln in spec.lines for p in ln.points)
+        ticks = [t for t in _PERCENTILE_TICKS if t[0] <= top * 1.0001]
+        ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks])
+        ax.minorticks_off()
     ax.set_title(spec.title)
     ax.set_xlabel(spec.xlabel)
     ax.set_ylabel(spec.ylabel)

@@ -173,9 +173,10 @@ async def test_head_responses_have_no_body_and_keep_alive(thread_server: ThreadS
     assert len(peers) == 3 and len(set(peers)) == 1
 
 
-def test_usable_only_for_plain_http_and_clean_headers() -> None:
+def test_usable_only_for_http_https_and_clean_headers() -> None:
     assert http1.usable("http://127.0.0.1:8080/x?y=1", {"Authorization": "Bearer t"})
-    assert not http1.usable("https://example.com/", {})
+    assert http1.usable("https://example.com/", {})
+    assert not http1.usable("ftp://example.com/", {})
     assert not http1.usable("http://127.0.0.1/", {"X": "a\r\nInjected: 1"})
 
 

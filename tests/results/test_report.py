@@ -27,7 +27,7 @@ START = 1_700_000_000.0
 WARMUP_S = 2.0
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(
-    r'<img id="plot-([a-z]+)" alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">'
+    r'<img id="plot-([a-z-]+)" alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">'
 )
 
 
@@ -74,7 +74,8 @@ def _verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
 def test_plot_specs_series_and_threshold_lines() -> None:
     results = _results()
     specs = {s.name: s for s in plot_specs(results, _verdicts(results))}
-    assert list(specs) == ["latency", "throughput", "errors", "replicas", "cpu"]  # no GPU data
+    # No GPU data; the latency spectrum last (no streams: no TTFT or TPOT spectrum).
+    assert list(specs) == ["latency", "throughput", "errors", "replicas", "cpu", "latency-spectrum"]
     assert specs["latency"].labels == ["p50", "p95", "latency.p95 < 800ms"]
     assert specs["latency"].hlines[0].y == pytest.approx(800.0)  # ms on the latency axis
     assert [p[0] for p in specs["latency"].lines[0].points] == list(range(12))
@@ -88,7 +89,7 @@ def test_plot_specs_series_and_threshold_lines() -> None:
     # last value holds until the window's end
     assert specs["replicas"].lines[0].points == [(2.0, 1.0), (6.0, 3.0), (9.0, 2.0), (12.0, 2.0)]
     assert specs["cpu"].labels == ["CPU cores", "cpu.max < 2"]
-    assert all(s.warmup_s == WARMUP_S for s in specs.values())
+    assert all(s.warmup_s == WARMUP_S for s in specs.values() if not s.percentile_x)
 
 
 def test_matplotlib_draws_what_the_spec_says() -> None:
@@ -111,7 +112,9 @@ def test_html_embeds_one_png_per_plot() -> None:
     text = render_report(results, _verdicts(results), "html")
     assert isinstance(text, str)
     images = IMG.findall(text)
-    assert [name for name, _ in images] == ["latency", "throughput", "errors", "replicas", "cpu"]
+    assert [name for name, _ in images] == [
+        "latency", "throughput", "errors", "replicas", "cpu", "latency-spectrum"
+    ]  # fmt: skip
     for _, data in images:
         assert base64.b64decode(data).startswith(PNG_MAGIC)
     assert "<script" not in text and "http://" not in text and "https://" not in text
@@ -136,7 +139,8 @@ def test_markdown_and_json() -> None:
 
 def test_report_without_cluster_or_thresholds() -> None:
     results = _results(cluster=False)
-    assert [s.name for s in plot_specs(results, [])] == ["latency", "throughput", "errors"]
+    names = [s.name for s in plot_specs(results, [])]
+    assert names == ["latency", "throughput", "errors", "latency-spectrum"]
     md = render_report(results, [], "md")
     assert isinstance(md, str) and "No thresholds" in md and "## Cluster" not in md
 
@@ -197,8 +201,8 @@ def test_surge_report_writes_html_from_a_run_file(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["report", str(source), "-o", str(out)])
     assert done.exit_code == 0, done.output
     html = out.read_text()
-    assert len(IMG.findall(html)) == 5
-    assert html.count('src="data:image/png;base64,') == 5
+    assert len(IMG.findall(html)) == 6
+    assert html.count('src="data:image/png;base64,') == 6
     md = CliRunner().invoke(app, ["report", str(source), "--format", "md"])
     assert md.exit_code == 0 and "Verdict: Failed" in md.output
 

@@ -1,0 +1,146 @@
+"""CPU per request at one fixed rate: Surge, vegeta and Locust against the same target in
+the same run (http), then Surge and Locust over https (a self-signed certificate made
+for the run).
+
+Every client runs pinned to the client core, the target to the target core, at RATE
+req/s for RATE_SECS s; CPU seconds of the client process (/proc/PID/stat, sampled) and
+the requests it completed are both counted in the same steady window, from 1 s after
+the load starts to its end: CPU per request = CPU seconds ÷ completed requests. Goals
+(printed, not asserted): Surge ≤ vegeta's CPU per request on http; Surge ≥ 3× Locust's
+requests per CPU second on https.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, pin_prefix
+from surge.bench.peers import locust_speed
+from surge.bench.targets import start, stop
+from surge.bench.worker import run_worker
+
+RATE, RATE_SECS, WARMUP_S = 2000, 8, 1.0
+LOCUST_USERS = 50
+VEGETA_ENV = "SURGE_BENCH_VEGETA"
+"""Path of the vegeta binary (`make bench` builds it into .venv/gobin)."""
+
+
+def vegeta_path() -> str | None:
+    """$SURGE_BENCH_VEGETA, else .venv/gobin/vegeta beside this interpreter, else PATH."""
+    here = Path(sys.executable).parent.parent / "gobin" / "vegeta"
+    for cand in (os.environ.get(VEGETA_ENV), str(here), shutil.which("vegeta")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def self_signed(tmp: Path) -> tuple[str, str] | None:
+    """(certificate, key) for 127.0.0.1, made with openssl; None without openssl."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+            "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1"]  # fmt: skip
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    return str(cert), str(key)
+
+
+@contextlib.contextmanager
+def trusting(cert: str | None) -> Iterator[None]:
+    """Worker processes spawned inside trust `cert` (SSL_CERT_FILE: the default context
+    that aiohttp builds reads it), as a cluster's workers would trust a mounted CA."""
+    old = os.environ.get("SSL_CERT_FILE")
+    if cert is not None:
+        os.environ["SSL_CERT_FILE"] = cert
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+
+
+def surge_rate(tmp: Path, url: str, name: str) -> Rate:
+    spec = {
+        "target": {"url": url},
+        "scenario": {"method": "GET", "path": "/", "timeout": "5s"},
+        "load": {"model": "constant", "warmup": f"{WARMUP_S}s",
+                 "stages": [{"duration": f"{RATE_SECS}s", "target": RATE}]},
+        "safety": {"maxRate": RATE},
+    }  # fmt: skip
+    run = run_worker(tmp, name, spec)
+    a, b = run.start_at + WARMUP_S, run.start_at + RATE_SECS
+    c = run.summary.counts
+    done = c["ok"] + sum(c[k] for k in ("connect", "timeout", "protocol", "http_4xx", "http_5xx"))
+    return Rate(done, b - a, run.sampler.cpu_between(a, b))
+
+
+def vegeta_rate(tmp: Path, exe: str, url: str) -> Rate | None:
+    """vegeta attack at RATE for RATE_SECS (its results to a file), then the completions
+    in the steady window counted from `vegeta encode --to csv` (send time + latency)."""
+    out = tmp / "vegeta.bin"
+    argv = [exe, "attack", f"-rate={RATE}/s", f"-duration={RATE_SECS}s", "-keepalive=true",
+            "-timeout=5s", f"-output={out}"]  # fmt: skip
+    proc = subprocess.Popen(
+        [*pin_prefix(CLIENT_CORE), *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sampler = CpuSampler(proc.pid)
+    assert proc.stdin is not None
+    proc.stdin.write(f"GET {url}/\n".encode())
+    proc.stdin.close()
+    proc.wait(timeout=RATE_SECS + 60)
+    enc = subprocess.run(
+        [exe, "encode", "--to", "csv", str(out)], capture_output=True, text=True, timeout=60
+    )
+    rows = [r for r in csv.reader(enc.stdout.splitlines()) if len(r) > 2]
+    if not rows:
+        return None
+    first = min(int(r[0]) for r in rows) / 1e9  # the first send: the load's start
+    a, b = first + WARMUP_S, first + RATE_SECS
+    n = sum(1 for r in rows if a <= (int(r[0]) + int(r[2])) / 1e9 <= b)  # completions
+    return Rate(n, b - a, sampler.cpu_between(a, b))
+
+
+def fixed_rate(tmp: Path) -> dict[str, Any]:
+    """{"http": {tool: Rate | None}, "https": {tool: Rate | None}, "notes": [...]}."""
+    out: dict[str, Any] = {"http": {}, "https": {}, "notes": []}
+    proc, url = start("fast", core=TARGET_CORE)
+    try:
+        out["http"]["surge"] = surge_rate(tmp, url, "rate-http")
+        exe = vegeta_path()
+        out["http"]["vegeta"] = vegeta_rate(tmp, exe, url) if exe else None
+        if exe is None:
+            out["notes"].append("vegeta not built (make bench builds it with go)")
+        out["http"]["locust"] = locust_speed(
+            tmp, url, users=LOCUST_USERS, secs=RATE_SECS, rate=RATE
+        )
+    finally:
+        stop(proc)
+    tls = self_signed(tmp)
+    if tls is None:
+        out["notes"].append("https skipped: no openssl")
+        return out
+    proc, url = start("fast", core=TARGET_CORE, tls=tls)
+    try:
+        with trusting(tls[0]):
+            out["https"]["surge"] = surge_rate(tmp, url, "rate-https")
+        out["https"]["locust"] = locust_speed(
+            tmp, url, users=LOCUST_USERS, secs=RATE_SECS, rate=RATE
+        )
+    finally:
+        stop(proc)
+    return out
