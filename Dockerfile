@@ -5,14 +5,20 @@
 # One image because both are the same Python package with the same pinned dependencies:
 # every node pulls one image, and the operator and its workers can never drift apart.
 #
-# Build from the repository root (not built in this repository's CI, which has no Docker
-# engine; tests/chart/test_images.py checks this file statically):
-#   docker build -t ghcr.io/surge-dev/surge:0.1.0 .
+# Two ways to build the same image, with the same steps (docs/deploy.md, "Images"):
+#   make image            no daemon, no registry but Debian's and PyPI: hack/image/build.sh
+#                         (mmdebstrap base, the locked wheels, podman import, SBOM); what CI
+#                         builds and the container-mode e2e tests run (tests/e2e/test_container.py)
+#   docker build -t REGISTRY/surge:0.1.0 .     this file, from the repository root
+# tests/chart/test_images.py checks that both follow the same steps (lock file, pip pin,
+# --no-deps, pip check, compileall, uid 65532, entrypoint, environment).
 #
-# Runtime base: distroless python3 (Debian 12). No shell, no package manager, no pip; the
-# nonroot variant runs as uid/gid 65532. The venv is built on Debian 12 with Debian's own
-# Python 3.11, the same interpreter at the same path (/usr/bin/python3) as the runtime base,
-# so the venv's interpreter links stay valid when copied across.
+# Runtime base (build argument RUNTIME_IMAGE): by default distroless python3 (Debian 12): no
+# shell, no package manager, no pip; the nonroot variant runs as uid/gid 65532. Or the base
+# that `make image` uses, built from Debian packages (`hack/image/build.sh --base-only`, then
+# --build-arg RUNTIME_IMAGE=localhost/surge-base:bookworm). Either way Debian 12's own Python
+# 3.11 at /usr/bin/python3, the interpreter the venv is built with in the build stage, so the
+# venv's interpreter links stay valid when copied across.
 # Tags are pinned; pin digests too (image@sha256:...) where the registry can be asked.
 ARG BUILD_IMAGE=debian:12.12-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/python3-debian12:nonroot

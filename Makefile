@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps demo test test-unit test-e2e lint crds bench bench-operator cluster-build cluster-up cluster-down clean
+.PHONY: help venv system-deps demo test test-unit test-e2e lint crds image bench bench-operator bench-simulate cluster-build cluster-up cluster-down clean
 
 help:
-	@echo "make demo | test | test-unit | test-e2e | lint | crds | bench | bench-operator | cluster-build | cluster-up | cluster-down"
+	@echo "make demo | test | test-unit | test-e2e | lint | crds | image | bench | bench-operator | bench-simulate | cluster-build | cluster-up | cluster-down"
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -40,18 +40,36 @@ test: $(STAMP) system-deps
 	$(MAKE) lint
 	$(BIN)/pytest -m "not cluster" -q
 	hack/cluster/build.sh
+	hack/image/build.sh --if-possible
 	$(BIN)/pytest -m cluster -q
 
 test-e2e: $(STAMP) system-deps
 	hack/cluster/build.sh
+	hack/image/build.sh --if-possible
 	$(BIN)/pytest -m cluster -q
+
+# The Surge image (operator and worker) without a daemon: Debian packages (mmdebstrap), the
+# locked wheels, podman import; an SBOM next to it in build/image/. Needs root and podman.
+image: $(STAMP)
+	hack/image/build.sh
 
 demo: $(STAMP)
 	$(BIN)/surge run --start-demo-agent
 
+# vegeta (open loop, Go) for the fixed-rate CPU comparison: built once into the venv.
+VEGETA_VERSION := v12.13.0
+VEGETA := $(VENV)/gobin/vegeta
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
-	$(BIN)/python -m surge.bench
+	@test -x $(VEGETA) || GOBIN=$(CURDIR)/$(VENV)/gobin $(GO) install \
+		github.com/tsenart/vegeta/v12@$(VEGETA_VERSION) || echo "vegeta not built; the bench goes on without it"
+	SURGE_BENCH_VEGETA=$(CURDIR)/$(VEGETA) $(BIN)/python -m surge.bench
+
+# `surge simulate` on a 24-hour trace with 20 variants; prints the time (budget: 10 s).
+bench-simulate: $(STAMP)
+	$$(command -v taskset >/dev/null && echo taskset -c 0) $(BIN)/python -m tests.simulate.bench_simulate
 
 # The operator's cost at rest and its reaction time, on the local control plane.
 bench-operator: $(STAMP) system-deps

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests need (Debian): Prometheus and promtool for the results tests,
-# openssl for the local cluster's certificates, taskset for the bench. Idempotent; a no-op
+# openssl for the local cluster's certificates, taskset for the bench, podman, runc and
+# mmdebstrap for the image. Idempotent; a no-op
 # when everything is present. Installing needs root (as on CI); otherwise it says what to do.
 set -euo pipefail
 need=()
@@ -8,6 +9,10 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 command -v taskset >/dev/null || need+=(util-linux)
+# The image (hack/image/build.sh) and the container-mode e2e tests (tests/e2e/test_container.py).
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them with your package manager)" >&2
