@@ -17,6 +17,7 @@ plan is built (`with_inline_rows`), so workers never read files or ConfigMaps.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -54,6 +55,9 @@ class WorkerPlan(BaseModel):
     index: int = Field(0, ge=0)
     barrier_timeout_s: float = Field(DEFAULT_BARRIER_TIMEOUT_S, gt=0)
     """How long a worker waits for `startAt` before giving up (exit 3)."""
+    allowed_networks: list[str] = Field(default_factory=list)
+    """Address ranges the target host may resolve to, from the cluster policy (the operator
+    checked them at admission; the worker checks again where it runs). Empty: no check."""
 
     def for_index(self, index: int) -> WorkerPlan:
         """This plan as worker `index` runs it. Raises ValueError when out of range."""
@@ -90,6 +94,7 @@ def build_plan(
     workers: int | None = None,
     variant: str | None = None,
     barrier_timeout_s: float | None = None,
+    allowed_networks: list[str] | None = None,
 ) -> WorkerPlan:
     """The plan for one run. Pure. `workers` defaults to spec.load.workers.
 
@@ -109,6 +114,7 @@ def build_plan(
         variant=variant,
         workers=n,
         barrier_timeout_s=timeout,
+        allowed_networks=list(allowed_networks or []),
     )
     return plan.for_index(index)
 
@@ -146,6 +152,14 @@ def check_plan_digest(text: str, expected: str | None) -> None:
             f"the plan's SHA-256 is {got[:12]}, not the {expected[:12]} the operator admitted: "
             "the plan ConfigMap was changed after admission; refusing to run it"
         )
+
+
+def outside_networks(addresses: list[str], networks: list[str]) -> list[str]:
+    """The addresses in none of `networks` (all of them allowed when `networks` is empty)."""
+    if not networks:
+        return []
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    return [a for a in addresses if not any(ipaddress.ip_address(a) in n for n in nets)]
 
 
 def parse_plan(text: str) -> WorkerPlan:

@@ -17,11 +17,13 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from surge.loadgen.barrier import (
     PLAN_KEY,
@@ -31,7 +33,13 @@ from surge.loadgen.barrier import (
     wait_for_start_at,
 )
 from surge.loadgen.engine import Engine
-from surge.loadgen.plan import PLAN_SHA256_ENV, WorkerPlan, check_plan_digest, parse_plan
+from surge.loadgen.plan import (
+    PLAN_SHA256_ENV,
+    WorkerPlan,
+    check_plan_digest,
+    outside_networks,
+    parse_plan,
+)
 from surge.loadgen.summary import WorkerSummary, summary_line, termination_message
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
@@ -100,6 +108,24 @@ def write_outputs(
     stdout.flush()
 
 
+def check_target_addresses(plan: WorkerPlan) -> None:
+    """Resolve the target where the worker runs and refuse addresses outside the policy's
+    networks: a name that resolved inside them at admission may resolve elsewhere now."""
+    if not plan.allowed_networks:
+        return
+    host = urlsplit(plan.spec.target.url).hostname or ""
+    try:
+        found = sorted({str(a[4][0]) for a in socket.getaddrinfo(host, None)})
+    except OSError as exc:
+        raise ValueError(f"target host {host!r} does not resolve here: {exc}") from None
+    outside = outside_networks(found, plan.allowed_networks)
+    if outside:
+        raise ValueError(
+            f"target host {host!r} resolves to {', '.join(outside)} here, outside the "
+            f"cluster policy's networks ({', '.join(plan.allowed_networks)}); not sending"
+        )
+
+
 def main(
     *,
     plan_file: Path | None,
@@ -129,6 +155,7 @@ def main(
             text = got
         check_plan_digest(text, os.environ.get(PLAN_SHA256_ENV))
         plan: WorkerPlan = parse_plan(text).for_index(idx)
+        check_target_addresses(plan)
         engine = Engine(plan, progress=sys.stdout if progress else None, prom=metrics_port > 0)
     except Exception as exc:
         print(f"surge worker: {exc}", file=err)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
 from surge.operator import builders
 from surge.operator.context import Ctx
 from surge.operator.kube import Kube
-from surge.operator.policy import Allowed, loadtest_violations
+from surge.operator.policy import Allowed, loadtest_violations, worker_networks
 from surge.operator.policy_facts import Resolver, gather, resolve
 from surge.operator.settings import Settings
 
@@ -29,11 +30,19 @@ def _refuse(field: str, message: str) -> ManifestError:
     return ManifestError([FieldError(field, message)])
 
 
+@dataclass(frozen=True)
+class Admitted:
+    spec: LoadTestSpec
+    """The validated spec with its dataset inlined."""
+    networks: list[str]
+    """Where the workers may find the target (they check again: worker_networks)."""
+
+
 def accepted_spec(
     body: dict[str, Any], kube: Kube, settings: Settings, resolver: Resolver = resolve
-) -> LoadTestSpec:
-    """The validated spec, admitted by the cluster policy, with the dataset inlined. Raises
-    ManifestError (the spec itself) or PolicyViolation (what the policy forbids)."""
+) -> Admitted:
+    """The validated spec, admitted by the cluster policy. Raises ManifestError (the spec
+    itself) or PolicyViolation (what the policy forbids)."""
     namespace = body["metadata"]["namespace"]
     spec: LoadTestSpec = parse_spec("LoadTest", body.get("spec") or {})
     policy = settings.policy
@@ -44,6 +53,7 @@ def accepted_spec(
     violations = loadtest_violations(spec, namespace, policy, allowed, facts)
     if violations:
         raise PolicyViolation(violations)
+    networks = worker_networks(spec, namespace, policy, facts)
     ds = spec.scenario.dataset
     if ds is not None and ds.file is not None:
         raise _refuse(
@@ -52,7 +62,7 @@ def accepted_spec(
         )
     if ds is not None and ds.config_map_ref is not None:
         spec = with_inline_rows(spec, _dataset_rows(kube, namespace, ds.config_map_ref))
-    return spec
+    return Admitted(spec, networks)
 
 
 def _dataset_rows(kube: Kube, namespace: str, ref: Any) -> list[dict[str, Any]]:
@@ -82,13 +92,19 @@ def plan_sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def store_plan(ctx: Ctx[Any], spec: LoadTestSpec, run_id: str) -> str:
+def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
     """Write the run's plan ConfigMap (the spec as accepted, frozen for the run) and return
     its SHA-256. Raises PlanTooLarge before asking the API server when it cannot fit,
     NotOwned when a ConfigMap of that name exists and is someone else's, PolicyViolation
     when one that claims to be this resource's holds another plan (it was not written by
     Surge: the plan is deterministic, so a crash-and-retry finds the same text), KubeError."""
-    plan = build_plan(spec, name=ctx.name, namespace=ctx.namespace, run_id=run_id)
+    plan = build_plan(
+        admitted.spec,
+        name=ctx.name,
+        namespace=ctx.namespace,
+        run_id=run_id,
+        allowed_networks=admitted.networks,
+    )
     text = plan_json(plan)
     size = len(text.encode())
     if size > PLAN_LIMIT_BYTES:

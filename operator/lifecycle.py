@@ -153,8 +153,9 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
         lease=old.lease,  # a superseded run's Lease is released after this is persisted
     )
     try:
-        spec = admission.accepted_spec(ctx.body, ctx.kube, ctx.settings)
-        digest = admission.store_plan(ctx, spec, run_id)
+        admitted = admission.accepted_spec(ctx.body, ctx.kube, ctx.settings)
+        spec = admitted.spec
+        digest = admission.store_plan(ctx, admitted, run_id)
         if ctx.settings.policy.verify_plan_hash:
             ctx.status.plan_sha256 = digest
     except ManifestError as exc:

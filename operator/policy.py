@@ -173,6 +173,21 @@ def _same_url(a: str, pattern: str) -> bool:
     return fnmatch.fnmatch(a.rstrip("/"), pattern.rstrip("/"))
 
 
+def worker_networks(
+    spec: LoadTestSpec, namespace: str, policy: ClusterPolicy, facts: Facts
+) -> list[str]:
+    """The address ranges the workers may find the target at: the policy's CIDRs and the
+    ClusterIPs of the namespace's Services it names. Empty (no check by the workers) when
+    the target is a headless Service, whose pod addresses are not known in advance."""
+    host = (urlsplit(spec.target.url).hostname or "").lower()
+    svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
+    found = facts.services.get(svc) if svc else None
+    if found is not None and not found.cluster_ips:
+        return []
+    ips = [f"{ip}/{32 if ':' not in ip else 128}" for ip in (found.cluster_ips if found else ())]
+    return [*ips, *policy.targets.cidrs]
+
+
 def loadtest_violations(
     spec: LoadTestSpec, namespace: str, policy: ClusterPolicy, allowed: Allowed, facts: Facts
 ) -> list[Violation]:

@@ -44,20 +44,23 @@ def _service(obj: dict[str, Any] | None) -> Service | None:
 
 
 def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
-    """Runs of the namespace that count against this one: LoadTests created before it (name
-    breaks ties) that are not ended. Ordering by creation makes the count the same whichever
-    reconcile runs first, so two LoadTests applied at once cannot both take the last slot."""
+    """Runs of the namespace that count against this one: LoadTests not ended (nor
+    suspended) that were admitted already, or created before this one (name breaks ties
+    within a second). Creation order settles two LoadTests applied at once whichever
+    reconcile runs first, so they cannot both take the last slot; an admitted run counts
+    whatever its age."""
     mine = (me["metadata"].get("creationTimestamp") or "", me["metadata"]["name"])
     count = 0
     for lt in loadtests:
         meta = lt.get("metadata") or {}
-        key = (meta.get("creationTimestamp") or "", meta.get("name") or "")
-        if key >= mine or meta.get("uid") == me["metadata"].get("uid"):
+        if meta.get("uid") == me["metadata"].get("uid") or meta.get("name") == mine[1]:
             continue
-        st = lt.get("status") or {}
-        if st.get("phase") in TERMINAL_PHASES or (lt.get("spec") or {}).get("suspend"):
+        phase = (lt.get("status") or {}).get("phase")
+        if phase in TERMINAL_PHASES or (lt.get("spec") or {}).get("suspend"):
             continue
-        count += 1
+        earlier = (meta.get("creationTimestamp") or "", meta.get("name") or "") < mine
+        if phase is not None or earlier:
+            count += 1
     return count
 
 

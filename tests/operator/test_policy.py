@@ -235,19 +235,22 @@ def _lt(name: str, created: str, phase: str | None = None) -> dict[str, Any]:
     }
 
 
-def test_runs_in_flight_count_only_earlier_unfinished_loadtests() -> None:
+def test_runs_in_flight_count_admitted_runs_and_earlier_unfinished_loadtests() -> None:
     me = _lt("m", "2026-11-30T10:00:01Z")
     others = [
         _lt("a", "2026-11-30T10:00:00Z", "Running"),
         _lt("b", "2026-11-30T10:00:00Z"),  # created earlier, not admitted yet: counts
-        _lt("c", "2026-11-30T10:00:00Z", "Succeeded"),
-        _lt("d", "2026-11-30T10:00:02Z", "Running"),  # later: it counts us, not we it
+        _lt("c", "2026-11-30T10:00:00Z", "Succeeded"),  # ended
+        _lt("d", "2026-11-30T10:00:01Z", "Running"),  # same second, later name, admitted
+        _lt("e", "2026-11-30T10:00:02Z"),  # later, not admitted: it will count us
         _lt("l", "2026-11-30T10:00:01Z"),  # same second, earlier name
         me,
     ]
-    assert runs_in_flight(others, me) == 3
-    # The count is the same whichever order the reconciles come in: a later one sees us.
-    assert runs_in_flight(others, others[3]) == 4
+    assert runs_in_flight(others, me) == 4
+    # Two not yet admitted: the earlier one does not count the later one, the later one
+    # counts the earlier, whichever reconcile runs first.
+    assert runs_in_flight([others[5]], me) == 1
+    assert runs_in_flight([me], others[5]) == 0
 
 
 def test_gather_looks_up_services_secrets_and_resolves_listed_hosts() -> None:
@@ -320,3 +323,31 @@ def test_workers_get_the_pool_default_resources_and_the_plan_digest() -> None:
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
         "requests": {"cpu": "1"}
     }
+
+
+def test_workers_get_the_networks_they_may_find_the_target_at() -> None:
+    from surge.operator.policy import worker_networks
+
+    policy = parse_policy({"targets": {"cidrs": ["127.0.0.0/8"]}})
+    facts = Facts(services={"alice": ALICE})
+    assert worker_networks(_spec(), NS, policy, facts) == ["10.96.0.10/32", "127.0.0.0/8"]
+    headless = Facts(services={"alice": Service()})
+    assert worker_networks(_spec(), NS, policy, headless) == []  # pod IPs unknown: no check
+    literal = _spec(**{"target.url": "http://127.0.0.2:80"})
+    assert worker_networks(literal, NS, policy, Facts()) == ["127.0.0.0/8"]
+
+
+def test_the_worker_refuses_a_target_that_resolves_outside_the_networks() -> None:
+    from surge.loadgen.plan import build_plan, outside_networks
+    from surge.loadgen.worker import check_target_addresses
+
+    assert outside_networks(["127.0.0.1", "10.0.0.1"], ["127.0.0.0/8"]) == ["10.0.0.1"]
+    assert outside_networks(["10.0.0.1"], []) == []
+    spec = _spec(**{"target.url": "http://localhost:8080"})
+    inside = build_plan(spec, name="lt", namespace=NS, run_id="1", allowed_networks=["127.0.0.0/8"])
+    check_target_addresses(inside)  # localhost resolves to loopback
+    elsewhere = build_plan(
+        spec, name="lt", namespace=NS, run_id="1", allowed_networks=["10.1.0.0/16"]
+    )
+    with pytest.raises(ValueError, match="outside the cluster policy's networks"):
+        check_target_addresses(elsewhere)
