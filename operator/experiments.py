@@ -20,7 +20,7 @@ from surge.api.experiment_status import PlanEntry, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
 from surge.api.policy import PolicyViolation, Violation
 from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase
-from surge.operator import builders, experiment_target, target_lease
+from surge.operator import builders, experiment_simulation, experiment_target, target_lease
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
 from surge.operator.experiment_policy import experiment_violations
@@ -105,6 +105,9 @@ def _step(ctx: Exp) -> None:
             end(ctx, Phase.FAILED, "SnapshotLost", str(exc))
         except PolicyViolation as exc:
             end(ctx, Phase.FAILED, "PolicyViolation", f"{exc}; nothing was applied")
+        except experiment_simulation.SimulationError as exc:
+            ctx.condition("Ready", "False", "SimulationInvalid", str(exc))
+            end(ctx, Phase.FAILED, "SimulationInvalid", f"{exc}; nothing was applied")
         return
     snap = _snapshot(ctx)
     if snap is None:
@@ -177,8 +180,12 @@ def _holder(ctx: Exp) -> target_lease.Holder:
 
 
 def _snapshot(ctx: Exp) -> Snapshot | None:
+    """The frozen snapshot, its spec narrowed to the variants that run live (liveTopK)."""
     cm = ctx.kube.configmap(ctx.namespace, snapshot_name(ctx.name))
-    return experiment_target.read_snapshot(cm, ctx.status.snapshot_digest)
+    snap = experiment_target.read_snapshot(cm, ctx.status.snapshot_digest)
+    if snap is None:
+        return None
+    return replace(snap, spec=experiment_simulation.live_spec(snap.spec, ctx.status.predictions))
 
 
 def _note_drift(ctx: Exp) -> None:
@@ -210,6 +217,7 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
 
 
 def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
+    experiment_simulation.check(spec)  # before queueing: bad simulation input fails at once
     target = spec.target_ref.deployment
     key = f"deployment/{ctx.namespace}/{target}"
     got = target_lease.acquire(
@@ -244,6 +252,13 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
     dep_spec, hpa_spec = dep["spec"], (hpa or {}).get("spec")
     st.start_time, st.run_generation, st.runs, st.comparison = ctx.stamp, ctx.generation, [], []
+    # Simulate, then confirm: rank every variant before anything is applied.
+    st.predictions = experiment_simulation.select(spec)
+    run_spec = experiment_simulation.live_spec(spec, st.predictions)
+    simulated = experiment_simulation.summary(spec, st.predictions)
+    if simulated:
+        ctx.event("Normal", "Simulated", simulated)
+        simulated = f"; {simulated}"
     if spec.dry_run:
         st.plan = [
             PlanEntry(
@@ -251,9 +266,9 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
                 deployment=apply_variant(dep_spec, v),
                 hpa=apply_hpa(hpa_spec, v.hpa, target) or hpa_spec,
             )
-            for v in spec.variants
+            for v in run_spec.variants
         ]
-        ctx.condition("Ready", "True", "Accepted", "dry run: nothing applied")
+        ctx.condition("Ready", "True", "Accepted", f"dry run: nothing applied{simulated}")
         end(
             ctx,
             Phase.SUCCEEDED,
@@ -274,16 +289,19 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         )
     st.snapshot_digest = digest
     st.target_uid = str(dep["metadata"].get("uid"))
-    ctx.condition("Ready", "True", "Accepted", f"{len(runs_of(spec))} runs planned")
+    ctx.condition("Ready", "True", "Accepted", f"{len(runs_of(run_spec))} runs planned{simulated}")
     ctx.goto(
-        Phase.RUNNING, "RunStarted", f"original of {target} saved; starting {spec.variants[0].name}"
+        Phase.RUNNING,
+        "RunStarted",
+        f"original of {target} saved; starting {run_spec.variants[0].name}",
     )
-    enter(ctx, spec, 0, "Apply")
+    enter(ctx, run_spec, 0, "Apply")
 
 
 def _analyse(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     runs = ctx.status.runs
     rows = [aggregate(v.name, [r for r in runs if r.name == v.name]) for v in spec.variants]
+    rows = experiment_simulation.with_predicted(rows, ctx.status.predictions)
     ranked = rank(rows, spec.objective)
     ctx.status.comparison = ranked
     line = recommendation(ranked, spec.objective)

@@ -83,7 +83,8 @@ class ScalingExperimentSpec(Model):
     dry_run: bool = False
     """Compute and show the patches without applying anything."""
     simulation: Simulation | None = None
-    """Inputs of `surge simulate` (docs/simulator.md); the operator ignores it."""
+    """Inputs of `surge simulate` (docs/simulator.md); with liveTopK, the operator ranks the
+    variants by simulation and runs only the top K live (docs/experiments.md)."""
 
     @model_validator(mode="after")
     def _names(self) -> ScalingExperimentSpec:

@@ -120,6 +120,12 @@ class ComparisonRow(Model):
     cost_range: Range = None
     cost_per1k_requests: float | None = Field(None, alias="costPer1kRequests")
     cost_per1k_requests_range: Range = Field(None, alias="costPer1kRequestsRange")
+    predicted_cost: float | None = None
+    """spec.simulation.liveTopK: what the simulation predicted, next to the measured values."""
+    predicted_cost_per1k_requests: float | None = Field(None, alias="predictedCostPer1kRequests")
+    predicted_p95_ms: float | None = None
+    predicted_slo_violation_seconds: int | None = None
+    predicted_rank: int | None = None
 
 
 COMPARED: tuple[str, ...] = (
@@ -138,6 +144,28 @@ COMPARED: tuple[str, ...] = (
     "cost_per1k_requests",
 )
 """The RunRow fields a ComparisonRow aggregates (each has a `<field>_range` beside it)."""
+
+
+class Prediction(Model):
+    """spec.simulation.liveTopK: one variant as `surge simulate` predicts it under the
+    experiment's load, ranked by the objective (docs/experiments.md, "Simulate, then confirm")."""
+
+    variant: str
+    rank: int
+    """1 is the best by the objective."""
+    live: bool
+    """Whether it runs live; false: skipped, only predicted."""
+    selection: Literal["TopK", "Baseline", "Skipped"]
+    pool: str
+    cost: float | None = None
+    """Replica-hours × price; None without a price for the variant's pool."""
+    cost_per1k_requests: float | None = Field(None, alias="costPer1kRequests")
+    replica_seconds: float
+    slo_violation_seconds: int
+    p95_ms: float | None = None
+    """The worst per-second p95 over the load; None when some second had no Ready pod."""
+    sustainable_rps: float
+    """maxReplicas × the rate one replica serves within the SLO."""
 
 
 class PlanEntry(Model):
@@ -171,5 +199,8 @@ class ScalingExperimentStatus(Model):
     comparison: list[ComparisonRow] = Field(default_factory=list)
     """One row per variant (mean and range over repetitions), best first."""
     recommendation: str | None = None
+    predictions: list[Prediction] = Field(default_factory=list)
+    """spec.simulation.liveTopK: every variant's prediction, best first; those not run live
+    are skipped."""
     plan: list[PlanEntry] = Field(default_factory=list)
     """dryRun: the Deployment and HPA specs each variant would run with."""

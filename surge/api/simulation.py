@@ -106,3 +106,6 @@ class Simulation(Model):
     """By the value of the pool label (spec.cost.poolLabel) in each variant's nodeSelector;
     variants without that label use 'default'."""
     search: SearchGrid | None = None
+    live_top_k: int | None = Field(None, ge=1)
+    """The operator simulates every variant first and runs only the K best by the objective
+    live (the baseline too); the rest are recorded as predictions. Unset: all run live."""

@@ -130,6 +130,11 @@ REASONS: dict[str, str] = {
     "name) during the experiment; nothing was written to it.",
     "SnapshotLost": "The snapshot of the originals is missing, altered or not the experiment's "
     "own; nothing was written from it.",
+    "Simulated": "spec.simulation.liveTopK: every variant was simulated; the message names the "
+    "ones that run live, and status.predictions holds every prediction.",
+    "SimulationInvalid": "spec.simulation.liveTopK is set but the simulation cannot run (an "
+    "unknown pool, a variant without an HPA, missing capacity); the message names the field. "
+    "Nothing was applied.",
 }
 
 
