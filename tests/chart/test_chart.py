@@ -165,8 +165,8 @@ def test_default_render() -> None:
     docs = render()
     _check_objects(docs)
     assert sorted(d["kind"] for d in docs) == [
-        "ClusterRole",  # surge-surge-system-edit (rbac.userRoles)
-        "ClusterRole",  # surge-surge-system-view
+        "ClusterRole",  # surge-edit (rbac.userRoles)
+        "ClusterRole",  # surge-view
         "ConfigMap",  # surge-policy
         "Deployment",
         "Role",

@@ -305,7 +305,7 @@ WRITE = {
 def test_user_roles_aggregate_into_view_edit_admin() -> None:
     docs = render(namespace="surge-system")
     roles = {r["metadata"]["name"]: r for r in of_kind(docs, "ClusterRole")}
-    view, edit = roles["surge-surge-system-view"], roles["surge-surge-system-edit"]
+    view, edit = roles["surge-view"], roles["surge-edit"]
     assert rule_verbs(view["rules"]) == VIEW
     assert rule_verbs(edit["rules"]) == VIEW | WRITE
     agg = "rbac.authorization.k8s.io/aggregate-to-"
