@@ -18,11 +18,30 @@ from surge.simulate.replicas import Metric, Tolerances, parse_metrics
 
 
 @dataclass(frozen=True, slots=True)
+class Pipeline:
+    """The metrics pipeline as the HPA sees it, for comparing with a real cluster
+    (surge/simulate/pipeline.py): metrics-server scrapes every `scrape_s` seconds from
+    `scrape_offset_s` on, each scrape reading a pod's CPU usage at that instant, and the
+    HPA's first sync is at `first_sync_s` (seconds on the trace clock)."""
+
+    scrape_s: float
+    scrape_offset_s: float
+    first_sync_s: float
+    first_metric_scrape: int = 2
+    """The scrape (counted from the pod's creation) after which a pod has a metric: 2 for a
+    kubelet (metrics-server needs two points); 3 for kwok, whose CPU counter starts at 0 at
+    the first scrape, a point metrics-server drops."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     sync_s: int
     tolerance: float
     downscale_window_s: float
     initial_replicas: int | None
+    pipeline: Pipeline | None = None
+    """None: the HPA syncs at t = syncPeriod, 2 × syncPeriod, … and reads the exact mean of
+    the last sync period (docs/simulator.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,10 +46,12 @@ class PodView:
     served_per_pod: float
     """Mean requests per second one Ready pod served over the last window."""
     offered_rps: float
+    missing: int = 0
+    """Ready, but metrics-server has no sample of it yet (surge/simulate/pipeline.py)."""
 
     @property
     def total(self) -> int:
-        return self.pending + self.starting + self.fresh + self.ready
+        return self.pending + self.starting + self.fresh + self.ready + self.missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +141,20 @@ def desired_replicas(
                 current,
                 view.ready,
                 unready,
-                0,
+                view.missing,
                 value,
                 int(pod_cpu_request * 1000),
                 int(metric.target),
                 tol,
             )
         return plain_replicas(
-            current, view.ready, unready, 0, value, int(metric.target * 1000), tol
+            current, view.ready, unready, view.missing, value, int(metric.target * 1000), tol
         )
     value = int(view.served_per_pod * 1000)
     ready = view.fresh + view.ready
+    missing = view.starting + view.missing
     return plain_replicas(
-        current, ready, view.pending, view.starting, value, int(metric.target * 1000), tol
+        current, ready, view.pending, missing, value, int(metric.target * 1000), tol
     )
 
 

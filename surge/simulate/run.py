@@ -12,6 +12,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from surge.simulate import pipeline
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.hpa import HpaController
 from surge.simulate.plan import Settings, VariantPlan
@@ -95,16 +96,23 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     replicas = first
     out.replicas_min = out.replicas_max = first
     out.timeline.append(Point(0, first, first, rates[0] if rates else 0.0, 0.0, 0.0))
-    sync = settings.sync_s
+    sync, pipe = settings.sync_s, settings.pipeline
+    first_sync = pipeline.first_sync(sync, pipe)
+    per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
     for t, offered in enumerate(rates):
         while provisioning and provisioning[0] <= t:
             provisioning.popleft()
             nodes += 1
         while starting and starting[0][0] <= t:
             ready.append(starting.popleft())
-        if t and t % sync == 0:
+        if t >= first_sync and (t - first_sync) % sync == 0 and acc_n:
             per_pod = acc_per_pod / acc_n
-            view = _view(t, pending, starting, ready, per_pod, acc_offered / acc_n)
+            if pipe is None:
+                view = _view(t, pending, starting, ready, per_pod, acc_offered / acc_n)
+            else:
+                at = pipeline.sync_instant(t, pipe)
+                seen = per_pod_s[pipeline.sampled_second(pipeline.last_scrape(pipe, at))]
+                view = pipeline.view(pipe, at, pending, starting, ready, seen, acc_offered / acc_n)
             proposals = [
                 desired_replicas(
                     m,
@@ -161,6 +169,7 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
             acc_per_pod += served / n
         else:
             p95 = math.inf
+        per_pod_s.append(served / n if n else 0.0)
         acc_n += 1
         acc_offered += offered
         if p95 > acc_p95:
