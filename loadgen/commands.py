@@ -26,6 +26,13 @@ def run(
     allow_remote: Annotated[
         bool, typer.Option(help="Allow targets that are not on this machine.")
     ] = False,
+    replicas: Annotated[
+        int, typer.Option(help="Sweep: the target's replicas (the per-replica divisor).", min=1)
+    ] = 1,
+    capacity_out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep: write the capacity found for `surge simulate --capacity`."),
+    ] = None,
 ) -> None:
     """Run a LoadTest on this machine: exit 0 all thresholds pass, 1 one fails, 2 bad input."""
     from surge.loadgen.local import execute
@@ -37,6 +44,8 @@ def run(
             report=report,
             start_demo_agent=start_demo_agent,
             allow_remote=allow_remote,
+            replicas=replicas,
+            capacity_out=capacity_out,
         )
     )
 

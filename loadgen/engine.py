@@ -50,10 +50,12 @@ class Engine:
         prom: bool = False,
         url_override: str | None = None,
         connections: int | None = None,
+        progress_offset_s: int = 0,
     ) -> None:
         """connections: cap on requests on the wire at once (like wrk2's -c); arrivals
         beyond it wait for a slot and their latency, counted from the due time, shows
-        the wait. None: no cap besides maxInFlight (the default everywhere)."""
+        the wait. None: no cap besides maxInFlight (the default everywhere).
+        progress_offset_s: added to each progress record's second (a sweep's later steps)."""
         self.plan = plan
         spec = plan.spec
         self.headers = resolve_headers(plan) if headers is None else headers
@@ -84,6 +86,7 @@ class Engine:
         self.connections = connections
         self._slots: asyncio.Semaphore | None = None
         self.stopped_at_s: float | None = None
+        self.progress_offset_s = progress_offset_s
 
     def stop(self) -> None:
         """Stop sending (SIGTERM); in-flight requests get a short grace, then the summary."""
@@ -185,7 +188,7 @@ class Engine:
 
     async def _open_loop(self, sender: Sender, t0: float) -> None:
         load = self.plan.spec.load
-        assert load.model != "closed"
+        assert load.model == "constant" or load.model == "poisson"  # a sweep runs as constant steps
         rec = self.recorder
         assert rec is not None
         cap = self.plan.max_in_flight
@@ -310,6 +313,7 @@ class Engine:
         if self.progress is None:
             return
         for iv in intervals:
+            iv["s"] += self.progress_offset_s
             iv["w"] = self.plan.index
             iv["inflight"] = self.in_flight
             iv["sending"] = self.sending

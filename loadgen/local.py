@@ -37,11 +37,13 @@ from surge.loadgen.manifest import (
 )
 from surge.loadgen.plan import WorkerPlan, build_plan
 from surge.loadgen.progress import Progress, progress_table
-from surge.loadgen.summary import merge
+from surge.loadgen.summary import WorkerSummary, merge
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
-from surge.loadgen.tables import results_table
+from surge.loadgen.sweep_results import capacity_step, with_sweep
+from surge.loadgen.tables import results_table, sweep_table
 from surge.readiness import probe, wait_ready
-from surge.verdicts import generator_saturation, verdict
+from surge.results.capacity import apply_capacity, capacity_file
+from surge.verdicts import Judgement, evaluate, generator_saturation, sweep_verdict, verdict
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_AGENT_ARGS = ("--cpu-ms", "2")
@@ -79,10 +81,13 @@ def execute(
     allow_remote: bool = False,
     console: Console | None = None,
     live: bool = True,
+    replicas: int = 1,
+    capacity_out: Path | None = None,
 ) -> int:
     """The body of `surge run`; returns the exit code. `report`: also render the report
     (format from the suffix: .html with plots, .json, else Markdown) with `surge report`'s
-    renderer."""
+    renderer. A sweep's rates per replica divide by `replicas`; `capacity_out`: write what
+    it found in the form `surge simulate --capacity FILE` reads."""
     console = console or Console()
     err = Console(stderr=True)
     try:
@@ -132,12 +137,7 @@ def execute(
     merged = merge(summaries)
     merged.worker_count = plan.workers
     results = compute_results(merged, timeseries=build_timeseries(prog.intervals, spec.load.warmup))
-    judged = verdict(
-        spec.parsed_thresholds(),
-        results["metrics"],
-        missing_workers=sorted(problems),
-        saturation=generator_saturation(results),
-    )
+    judged = _judge(spec, merged, results, sorted(problems), replicas)
     checks, outcome = judged.thresholds, judged.verdict
     results["thresholds"] = [c.model_dump(mode="json", by_alias=True) for c in checks]
     results["verdict"] = outcome
@@ -145,6 +145,9 @@ def execute(
     results["summary"]["verdict"] = outcome
     for table in results_table(results, checks):
         console.print(table)
+    steps = sweep_table(results)
+    if steps is not None:
+        console.print(steps)
     style = "green" if outcome == "Passed" else "red"
     why = "" if outcome == "Passed" else escape(f" ({judged.reason}: {judged.message})")
     console.print(f"verdict: [{style}]{outcome}[/{style}]{why}", highlight=False)
@@ -153,7 +156,34 @@ def execute(
         console.print(f"results written to {out}")
     if report is not None:
         _write_report(report, results, console, err)
+    if capacity_out is not None and "capacity" in results:
+        capacity_out.write_text(json.dumps(capacity_file(results), indent=2))
+        console.print(f"capacity written to {capacity_out}")
     return EXIT_PASSED if outcome == "Passed" else EXIT_FAILED
+
+
+def _judge(
+    spec: LoadTestSpec,
+    merged: WorkerSummary,
+    results: dict[str, Any],
+    missing: list[int],
+    replicas: int,
+) -> Judgement:
+    """The verdict; a sweep's from its steps and capacity (its thresholds as judged at the
+    capacity, else on the first step), any other run's from its thresholds."""
+    if spec.load.model != "sweep":
+        return verdict(
+            spec.parsed_thresholds(),
+            results["metrics"],
+            missing_workers=missing,
+            saturation=generator_saturation(results),
+        )
+    with_sweep(results, merged, spec)
+    apply_capacity(results, replicas=replicas, source="surge run --replicas")
+    judged = sweep_verdict(results, missing_workers=missing)
+    at = capacity_step(results)
+    checks = evaluate(spec.parsed_thresholds(), at["metrics"]) if at else []
+    return Judgement(judged.verdict, judged.reason, judged.message, checks)
 
 
 def _write_report(path: Path, results: dict[str, Any], console: Console, err: Console) -> None:

@@ -120,6 +120,9 @@ class WorkerSummary:
     series: dict[str, list[int]] = field(default_factory=dict)
     """Per-second counts since the load start (ok, errors, dropped), for plots."""
     cpu: list[dict[str, Any]] = field(default_factory=list)
+    sweep: list[dict[str, Any]] | None = None
+    """A capacity sweep's steps in the order run: {"rate", "passed", "saturated" (why, or
+    null), "summary": that step's own summary JSON}; the counts above are all steps'."""
     """One CPU record per worker for its window (surge.loadgen.cpustat.window_record)."""
 
     def to_json(self, *, with_series: bool = True) -> dict[str, Any]:
@@ -145,6 +148,7 @@ class WorkerSummary:
             "cpu": self.cpu,
             "hists": {n: encode_histogram(h) for n, h in self.hists.items() if h.get_total_count()},
             **({"series": self.series} if with_series and self.series else {}),
+            **({"sweep": self.sweep} if self.sweep is not None else {}),
         }
 
     @classmethod
@@ -182,6 +186,7 @@ class WorkerSummary:
             hists=hists,
             series={k: [int(x) for x in v] for k, v in (data.get("series") or {}).items()},
             cpu=[dict(r) for r in data.get("cpu") or []],
+            sweep=None if data.get("sweep") is None else [dict(r) for r in data["sweep"]],
         )
 
 
@@ -220,6 +225,8 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
     out.late_max_s = max(s.late_max_s for s in items)
     lags = [s.lag_min_s for s in items if s.lag_min_s is not None]
     out.lag_min_s = min(lags) if lags else None
+    sweeps = [s.sweep for s in items if s.sweep is not None]
+    out.sweep = [step for sweep in sweeps for step in sweep] if sweeps else None
     for s in items:
         out.workers.extend(s.workers)
         out.cpu.extend(s.cpu)

@@ -141,7 +141,10 @@ async def supervise(plan: WorkerPlan, workdir: Path, hooks: Hooks | None = None)
     procs: list[asyncio.subprocess.Process] = []
     tails: list[list[str]] = [[] for _ in files]
     pumps: list[asyncio.Task[None]] = []
-    deadline = start_at + plan.spec.load.duration_s + plan.spec.scenario.timeout
+    load = plan.spec.load
+    # Every step of a sweep may wait up to a request timeout for its last replies.
+    drains = load.sweep.max_steps if load.sweep is not None else 1
+    deadline = start_at + load.duration_s + plan.spec.scenario.timeout * drains
     deadline += DEADLINE_GRACE_S
     stopping = interrupted = timed_out = False
 

@@ -78,3 +78,40 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
             v.add_row(f"[{style}]{r.display}[/{style}]")
         tables.append(v)
     return tables
+
+
+def sweep_table(results: dict[str, Any]) -> Table | None:
+    """A capacity sweep's steps in the order run, and the capacity they found."""
+    sweep, cap = results.get("sweep"), results.get("capacity") or {}
+    if not sweep:
+        return None
+    best = sweep.get("maxSustainableRps")
+    per = cap.get("maxSustainableRpsPerReplica")
+    title = "Capacity sweep: " + (
+        "no rate held every threshold"
+        if best is None
+        else f"max sustainable {best:.4g} req/s"
+        + (f", {per:.4g} per replica" if per is not None else "")
+    )
+    t = Table(title=title, show_header=True, header_style="bold")
+    for col in ("rate", "per replica", "achieved", "p50", "p95", "p99", "errors", "step"):
+        t.add_column(col, justify="right")
+
+    def num(v: float | None, unit: str = "") -> str:
+        return "-" if v is None else f"{v:.4g}{unit}"
+
+    for st in sweep["steps"]:
+        lat = st["latency"]
+        mark = "saturated" if st.get("saturated") else ("✓" if st["passed"] else "✗")
+        err = st.get("errorRate")
+        t.add_row(
+            num(st["rate"]),
+            num(st.get("ratePerReplica")),
+            num(st.get("achievedRps")),
+            num(lat["p50"], "ms"),
+            num(lat["p95"], "ms"),
+            num(lat["p99"], "ms"),
+            "-" if err is None else f"{err * 100:.2f}%",
+            "interrupted" if st.get("interrupted") else mark,
+        )
+    return t

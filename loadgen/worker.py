@@ -41,6 +41,7 @@ from surge.loadgen.plan import (
     parse_plan,
 )
 from surge.loadgen.summary import WorkerSummary, summary_line, termination_message
+from surge.loadgen.sweep_engine import SweepEngine
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 EXIT_OK, EXIT_BAD_INPUT, EXIT_BARRIER = 0, 2, 3
@@ -59,7 +60,7 @@ def worker_index(flag: int | None) -> int:
 
 
 async def run_engine(
-    engine: Engine, start_at_epoch: float | None, *, handle_signals: bool = True
+    engine: Engine | SweepEngine, start_at_epoch: float | None, *, handle_signals: bool = True
 ) -> WorkerSummary:
     """Run the engine on the timeline that starts at start_at_epoch (wall clock), or now;
     signals stop it. A worker that learns the start instant after it passed keeps that
@@ -156,7 +157,12 @@ def main(
         check_plan_digest(text, os.environ.get(PLAN_SHA256_ENV))
         plan: WorkerPlan = parse_plan(text).for_index(idx)
         check_target_addresses(plan)
-        engine = Engine(plan, progress=sys.stdout if progress else None, prom=metrics_port > 0)
+        out = sys.stdout if progress else None
+        engine: Engine | SweepEngine = (
+            SweepEngine(plan, progress=out, prom=metrics_port > 0)
+            if plan.spec.load.model == "sweep"
+            else Engine(plan, progress=out, prom=metrics_port > 0)
+        )
     except Exception as exc:
         print(f"surge worker: {exc}", file=err)
         return EXIT_BAD_INPUT

@@ -153,7 +153,7 @@ def _anti_affinity(loadtest: str, run_id: str) -> dict[str, Any]:
 def active_deadline_s(spec: LoadTestSpec) -> int:
     """A last-resort stop that holds even when the operator is down."""
     t = spec.timeouts
-    return int(t.workers_ready + spec.load.duration_s + t.run_grace + 60)
+    return int(t.workers_ready + spec.run_length_s + t.run_grace + 60)
 
 
 def worker_job(

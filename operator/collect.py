@@ -15,9 +15,19 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.status import Summary
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
+from surge.loadgen.sweep_results import capacity_step, with_sweep
+from surge.operator.kube import Kube
 from surge.operator.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
-from surge.verdicts import Judgement, generator_saturation, thresholds_outcome, verdict
+from surge.results.capacity import apply_capacity
+from surge.verdicts import (
+    Judgement,
+    evaluate,
+    generator_saturation,
+    sweep_verdict,
+    thresholds_outcome,
+    verdict,
+)
 
 LogReader = Callable[[dict[str, Any]], str | None]
 ClusterReader = Callable[[dict[str, Any]], ClusterMetrics]
@@ -55,9 +65,25 @@ def read_summary(pod: dict[str, Any] | None, read_log: LogReader) -> WorkerSumma
     return first_summary([lambda: termination_message(pod), lambda: read_log(pod)])
 
 
+def sweep_replicas(spec: LoadTestSpec, kube: Kube, namespace: str) -> int | None:
+    """A sweep's target replicas, from its Deployment (where Prometheus has no series)."""
+    ref = spec.target.deployment_ref
+    if spec.load.sweep is None or ref is None:
+        return None
+    dep = kube.deployment(ref.namespace or namespace, ref.name)
+    got = ((dep or {}).get("status") or {}).get("replicas")
+    return int(got) if got else None
+
+
 def analyse(
-    spec: LoadTestSpec, workers: Workers, read_log: LogReader, cluster: ClusterReader | None = None
+    spec: LoadTestSpec,
+    workers: Workers,
+    read_log: LogReader,
+    cluster: ClusterReader | None = None,
+    replicas: int | None = None,
 ) -> Outcome:
+    """replicas: a sweep's target replicas as the operator read them from the Deployment
+    (used where Prometheus has no replica series for a step)."""
     n = spec.load.workers
     found: list[WorkerSummary] = []
     missing: list[int] = []
@@ -67,20 +93,30 @@ def analyse(
             missing.append(idx)
         else:
             found.append(s)
-    results = compute_results(merge(found)) if found else None
+    merged = merge(found) if found else None
+    results = compute_results(merged) if merged is not None else None
+    if results is not None and merged is not None:
+        with_sweep(results, merged, spec)  # first: the cluster window then spans every step
     metrics_condition = dict(NO_PROMETHEUS)
     if results is not None and cluster is not None:
         cm = cluster(results)
         results["cluster"] = cm.section
         results["metrics"].update(cm.metrics)
         metrics_condition = metrics_available_condition(cm)
-    judged = verdict(
-        spec.parsed_thresholds(),
-        results["metrics"] if results is not None else None,
-        missing_workers=missing,
-        failed_workers=workers.failed,
-        saturation=generator_saturation(results) if results is not None else None,
-    )
+    if results is not None and "sweep" in results:
+        apply_capacity(results, replicas=replicas, source="Deployment status")
+        swept = sweep_verdict(results, missing_workers=missing, failed_workers=workers.failed)
+        at = capacity_step(results)
+        checks = evaluate(spec.parsed_thresholds(), at["metrics"]) if at else []
+        judged = Judgement(swept.verdict, swept.reason, swept.message, checks)
+    else:
+        judged = verdict(
+            spec.parsed_thresholds(),
+            results["metrics"] if results is not None else None,
+            missing_workers=missing,
+            failed_workers=workers.failed,
+            saturation=generator_saturation(results) if results is not None else None,
+        )
     if results is None:
         held, reason, message = False, judged.reason, judged.message
     else:

@@ -77,7 +77,7 @@ def _owner_experiment_uid(ctx: Run) -> str | None:
 def _lease_seconds(spec: LoadTestSpec) -> int:
     t = spec.timeouts
     target = t.target_ready or spec.target.readiness.timeout
-    total = target + t.workers_ready + spec.load.duration_s + t.run_grace + t.analysis
+    total = target + t.workers_ready + spec.run_length_s + t.run_grace + t.analysis
     return int(total) + LEASE_SLACK_S
 
 
@@ -195,7 +195,7 @@ def running(ctx: Run) -> None:
         set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.analysis), "AnalysisTimeout")
         ctx.goto(Phase.ANALYZING, "Analyzing", f"{w.succeeded} of {n} workers succeeded; merging")
         return
-    if ctx.now > deadline(ctx, spec.load.duration_s + spec.timeouts.run_grace, "RunTimeout"):
+    if ctx.now > deadline(ctx, spec.run_length_s + spec.timeouts.run_grace, "RunTimeout"):
         stop_workers(ctx)
         fail(ctx, "RunTimeout", "the load ran past its duration plus timeouts.runGrace")
 
@@ -220,7 +220,7 @@ def _before_the_barrier(ctx: Run, spec: LoadTestSpec, w: Workers) -> None:
                 ctx.namespace, name, {builders.START_KEY: f"{start.timestamp():.3f}"}
             )
         ctx.status.load_start_time = now_rfc3339(start)
-        limit = start + timedelta(seconds=spec.load.duration_s + spec.timeouts.run_grace)
+        limit = start + timedelta(seconds=spec.run_length_s + spec.timeouts.run_grace)
         set_deadline(ctx, limit, "RunTimeout")
         msg = f"all {n} workers running; load starts at {now_rfc3339(start)}"
         ctx.condition("WorkersScheduled", "True", "BarrierOpened", msg)
@@ -250,7 +250,11 @@ def analyzing(ctx: Run) -> None:
         settings=ctx.settings,
     )
     outcome = collect.analyse(
-        spec, w, lambda pod: ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"]), reader
+        spec,
+        w,
+        lambda pod: ctx.kube.pod_log(ctx.namespace, pod["metadata"]["name"]),
+        reader,
+        replicas=collect.sweep_replicas(spec, ctx.kube, ctx.namespace),
     )
     judged = outcome.judgement
     st = ctx.status

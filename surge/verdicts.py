@@ -182,3 +182,42 @@ def _workers_needed(results: Mapping[str, Any]) -> int:
     if d:
         scaled = max(scaled, math.ceil(workers * d * max(1.0, behind) * WORKER_HEADROOM))
     return max(scaled, workers + 1)
+
+
+def sweep_verdict(
+    results: Mapping[str, Any], *, missing_workers: Sequence[int] = (), failed_workers: int = 0
+) -> Judgement:
+    """A capacity sweep's verdict (results with `sweep` and `capacity`). Pure.
+
+    Passed (CapacityFound): a rate held every threshold; the message gives the capacity.
+    Failed (ThresholdFailed): even the first step broke a threshold. Inconclusive: the
+    target's replicas changed during the sweep (ReplicasChanged: nothing is per replica),
+    or the generator saturated before any step failed (GeneratorSaturated: the capacity
+    is at least the last passing rate, the rates above are the generator's)."""
+    sweep = results.get("sweep") or {}
+    cap = results.get("capacity") or {}
+    if missing_workers:
+        return Judgement("Failed", "WorkerMissingSummary", "the sweep's worker reported nothing")
+    if cap.get("inconclusive"):
+        return Judgement("Inconclusive", "ReplicasChanged", str(cap["inconclusive"]))
+    best = sweep.get("maxSustainableRps")
+    if sweep.get("saturated") and sweep.get("firstFailingRps") is None:
+        held = f"rates up to {best:g} req/s held; " if best is not None else ""
+        return Judgement("Inconclusive", "GeneratorSaturated", held + str(sweep["saturated"]))
+    if failed_workers:
+        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed")
+    if best is None:
+        first = next(iter(sweep.get("steps") or []), None)
+        why = "; ".join(t for t in (first or {}).get("thresholds", []) if "✗" in t)
+        return Judgement(
+            "Failed", "ThresholdFailed", f"no step held every threshold: {why or 'no step ran'}"
+        )
+    per = cap.get("maxSustainableRpsPerReplica")
+    per_text = f" ({per:.4g} per replica)" if per is not None else ""
+    if sweep.get("lowerBound"):
+        bound = " or more: every step up to load.sweep.maxRate held"
+    else:
+        bound = f", within {sweep.get('resolutionRps') or 0:.3g} req/s"
+    return Judgement(
+        "Passed", "CapacityFound", f"max sustainable rate {best:.4g} req/s{per_text}{bound}"
+    )

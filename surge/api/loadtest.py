@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
 from surge.api.promql import QueryTemplateError, check_templates
 from surge.api.scenario import ConfigMapKeyRef, Conversation, Dataset, PositiveInt, Scenario
 from surge.api.status import LoadTestStatus
+from surge.api.sweep import Sweep, check_sweep_load, check_sweep_thresholds
 from surge.api.target import (
     DeploymentRef,
     Header,
@@ -51,6 +59,7 @@ __all__ = [
     "Scenario",
     "SecretKeyRef",
     "Stage",
+    "Sweep",
     "Target",
     "Timeouts",
 ]
@@ -80,11 +89,15 @@ class Placement(Model):
 
 
 class Load(Model):
-    model: Literal["constant", "poisson", "closed"]
-    """constant/poisson: open loop, arrivals per second; closed: users that wait for replies."""
-    stages: list[Stage] = Field(min_length=1, max_length=100)
+    model: Literal["constant", "poisson", "closed", "sweep"]
+    """constant/poisson: open loop, arrivals per second; closed: users that wait for replies;
+    sweep: open-loop constant-rate steps that find the highest rate the thresholds allow."""
+    stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
+    """Every model but sweep needs at least one."""
     start_target: float | None = Field(None, ge=0)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
+    sweep: Sweep | None = None
+    """The sweep's rates and timing (model sweep only; docs/metrics.md, "Capacity sweep")."""
     warmup: Duration = 0.0
     """The first part of the timeline, excluded from every result."""
     think_time: Duration = 0.0
@@ -97,16 +110,36 @@ class Load(Model):
     seed: int | None = None
     """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
 
+    @field_validator("stages")
+    @classmethod
+    def _some_stages(cls, v: list[Stage], info: ValidationInfo) -> list[Stage]:
+        model = info.data.get("model")
+        if not v and model not in (None, "sweep"):
+            raise ValueError(f"required field is missing: the {model} model needs a stage")
+        return v
+
     @property
     def duration_s(self) -> float:
+        """The load's length; for a sweep, the longest it can last (every step run)."""
+        if self.sweep is not None:
+            return self.sweep.duration_s
         return sum(s.duration for s in self.stages)
 
     @property
     def peak(self) -> float:
+        """The highest rate (or users) the load may ask for; a sweep's maxRate, so every cap
+        on the rate applies to it."""
+        if self.sweep is not None:
+            return self.sweep.max_rate
         return max([s.target for s in self.stages] + [self.start_target or 0.0])
 
     @model_validator(mode="after")
     def _coherent(self) -> Load:
+        if self.model == "sweep":
+            check_sweep_load(self)
+            return self
+        if self.sweep is not None:
+            raise ValueError("sweep: set only with model: sweep (or drop load.sweep)")
         if self.warmup >= self.duration_s:
             raise ValueError(
                 f"warmup ({self.warmup:g}s) must be shorter than the stages "
@@ -193,16 +226,24 @@ _RATE_CAP = "(has(self.safety) && has(self.safety.maxRate) ? self.safety.maxRate
 _USER_CAP = "double(has(self.safety) && has(self.safety.maxUsers) ? self.safety.maxUsers : 1000)"
 SPEC_RULES: list[JsonValue] = [
     {
-        "rule": f"self.load.model == 'closed' || self.load.stages.all(s, s.target <= {_RATE_CAP})",
+        "rule": "self.load.model == 'closed' || !has(self.load.stages) || "
+        f"self.load.stages.all(s, s.target <= {_RATE_CAP})",
         "message": "a stage targets more req/s than spec.safety.maxRate (default 1000); "
         "raise the cap if you mean it",
         "fieldPath": ".load.stages",
     },
     {
-        "rule": f"self.load.model != 'closed' || self.load.stages.all(s, s.target <= {_USER_CAP})",
+        "rule": "self.load.model != 'closed' || !has(self.load.stages) || "
+        f"self.load.stages.all(s, s.target <= {_USER_CAP})",
         "message": "a stage targets more users than spec.safety.maxUsers (default 1000); "
         "raise the cap if you mean it",
         "fieldPath": ".load.stages",
+    },
+    {
+        "rule": f"!has(self.load.sweep) || self.load.sweep.maxRate <= {_RATE_CAP}",
+        "message": "load.sweep.maxRate is above spec.safety.maxRate (default 1000); "
+        "raise the cap if you mean it",
+        "fieldPath": ".load.sweep.maxRate",
     },
     {
         "rule": "self.load.model == 'closed' || !has(self.load.maxInFlight) || "
@@ -261,20 +302,31 @@ class LoadTestSpec(Model):
                     f"({safety.max_users}); raise the cap if you mean it"
                 )
         elif load.peak > safety.max_rate:
+            what = "load.sweep.maxRate is" if load.sweep is not None else "load peaks at"
             raise ValueError(
-                f"load peaks at {load.peak:g} req/s, above safety.maxRate "
+                f"{what} {load.peak:g} req/s, above safety.maxRate "
                 f"({safety.max_rate:g}); raise the cap if you mean it"
             )
         if load.duration_s > safety.max_duration:
+            what = "a sweep of every step would last" if load.sweep else "stages last"
             raise ValueError(
-                f"stages last {load.duration_s:g}s, above safety.maxDuration "
-                f"({safety.max_duration:g}s)"
+                f"{what} {load.duration_s:g}s, above safety.maxDuration ({safety.max_duration:g}s)"
             )
+        if load.model == "sweep":
+            check_sweep_thresholds(self.parsed_thresholds())
         if load.model != "closed" and load.max_in_flight < load.workers:
             raise ValueError(
                 "load.maxInFlight must be at least load.workers (it is split per worker)"
             )
         return self
+
+    @property
+    def run_length_s(self) -> float:
+        """The longest the workers may take to send the load: its duration and, for a
+        sweep, one request timeout per step (each step waits for its last replies)."""
+        sweep = self.load.sweep
+        extra = self.scenario.timeout * sweep.max_steps if sweep is not None else 0.0
+        return self.load.duration_s + extra
 
     def parsed_thresholds(self) -> list[Threshold]:
         return [parse_threshold(t) for t in self.thresholds]

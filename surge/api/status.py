@@ -79,6 +79,10 @@ REASONS: dict[str, str] = {
     "Suspended": "spec.suspend was set to true.",
     "Deleted": "The LoadTest was deleted during the run.",
     "ThresholdFailed": "At least one threshold did not hold.",
+    "CapacityFound": "A capacity sweep found a rate at which every threshold held; the message "
+    "gives the maximum sustainable rate (docs/metrics.md, Capacity sweep).",
+    "ReplicasChanged": "The target's replica count changed during a capacity sweep (its "
+    "autoscaler was not pinned), so no rate is per replica: the verdict is Inconclusive.",
     "AllThresholdsPassed": "Every threshold held.",
     "NoThresholds": "No thresholds were set; the run succeeds when the load completes.",
     "NoData": "A metric a threshold needs had no data; the threshold cannot pass.",
@@ -171,6 +175,10 @@ class Summary(Model):
     p95_ms: float | None = None
     error_rate: float | None = None
     verdict: Literal["Passed", "Failed", "Inconclusive"] | None = None
+    max_sustainable_rps: float | None = None
+    """Capacity sweep: the highest rate at which every threshold held."""
+    max_sustainable_rps_per_replica: float | None = None
+    """Capacity sweep: maxSustainableRps ÷ the target's (unchanged) replicas."""
 
 
 class WorkerCounts(Model):

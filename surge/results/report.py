@@ -13,6 +13,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from surge.results.capacity_plot import (
+    CAPACITY_HEAD,
+    capacity_headline,
+    capacity_rows,
+    capacity_spec,
+)
 from surge.results.plots import plot_specs, render_png
 
 FORMATS = ("md", "html", "json")
@@ -139,6 +145,11 @@ def render_markdown(results: Mapping[str, Any], thresholds: Sequence[Mapping[str
     if rows:
         out += ["## Cluster", "", "| | |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in rows] + [""]
+    found = capacity_headline(results)
+    if found is not None:
+        out += ["## Capacity", "", f"**{found}**", ""]
+        out += ["| " + " | ".join(CAPACITY_HEAD) + " |", "|" + "---|" * len(CAPACITY_HEAD)]
+        out += ["| " + " | ".join(r) + " |" for r in capacity_rows(results)] + [""]
     out += ["Plots: `surge report --format html`.", ""]
     return "\n".join(out)
 
@@ -191,7 +202,14 @@ def render_html(
     rows = cluster_rows(results)
     if rows:
         body += ["<h2>Cluster</h2>", _table(rows)]
+    found = capacity_headline(results)
+    curve = capacity_spec(results, thresholds)
+    if found is not None:
+        body += [f"<h2>Capacity</h2><p><strong>{esc(found)}</strong></p>"]
+        body.append(_table(capacity_rows(results), CAPACITY_HEAD))
     specs = plot_specs(results, thresholds)
+    if curve is not None:
+        specs = [curve, *specs]
     if specs:
         body.append("<h2>Over time</h2>")
     for spec in specs:

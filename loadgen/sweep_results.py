@@ -1,0 +1,86 @@
+"""A sweep's results: each step's own numbers and what the steps found. Pure.
+
+`with_sweep` adds results["sweep"] to compute_results' dict for a sweep summary: every
+step through compute_results on its own summary (its own window, histograms, errors), and
+the outcome of surge.loadgen.sweep. The window becomes the whole sweep's (first step's
+window start to the last one's end), so cluster queries cover every step; replicas, rate
+per replica and CPU per request are surge.results.capacity's (they need the cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from surge.api.loadtest import LoadTestSpec
+from surge.loadgen.aggregate import compute_results
+from surge.loadgen.summary import WorkerSummary
+from surge.loadgen.sweep import StepResult, outcome
+from surge.verdicts import evaluate
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 3)
+
+
+def step_row(index: int, record: dict[str, Any], spec: LoadTestSpec) -> dict[str, Any]:
+    """One step as results.sweep.steps[i] (latencies in ms, rates per second)."""
+    res = compute_results(WorkerSummary.from_json(record["summary"]))
+    m = res["metrics"]
+    streamed = m.get("ttft.p50") is not None
+    checks = evaluate(spec.parsed_thresholds(), m)
+    return {
+        "index": index,
+        "rate": record["rate"],
+        "achievedRps": res["throughput"]["achievedRps"],
+        "sentRps": res["throughput"]["sentRps"],
+        "latency": {k: _ms(m.get(f"latency.{k}")) for k in ("p50", "p95", "p99")},
+        "ttft": {k: _ms(m.get(f"ttft.{k}")) for k in ("p50", "p95")} if streamed else None,
+        "errorRate": m.get("errors.rate"),
+        "requests": res["requests"],
+        "passed": bool(record["passed"]),
+        "saturated": record.get("saturated"),
+        "interrupted": bool(record.get("interrupted", False)),
+        "thresholds": [c.display for c in checks],
+        "window": {"start": res["window"]["start"], "end": res["window"]["end"]},
+        "metrics": m,
+    }
+
+
+def with_sweep(results: dict[str, Any], merged: WorkerSummary, spec: LoadTestSpec) -> None:
+    """Add results["sweep"] (steps and outcome) and stretch results["window"] over every
+    step, in place. A summary without steps (not a sweep) is left alone."""
+    sweep = spec.load.sweep
+    if merged.sweep is None or sweep is None:
+        return
+    rows = [step_row(i, r, spec) for i, r in enumerate(merged.sweep)]
+    judged = [
+        StepResult(r["rate"], r["passed"], r["saturated"] is not None)
+        for r in rows
+        if not r["interrupted"]
+    ]
+    found = outcome(sweep, judged, interrupted=merged.interrupted)
+    results["sweep"] = {
+        "config": sweep.wire(),
+        "settleSeconds": sweep.settle_s,
+        "steps": rows,
+        "maxSustainableRps": found.max_sustainable_rps,
+        "firstFailingRps": found.first_failing_rps,
+        "resolutionRps": found.resolution_rps,
+        "lowerBound": found.lower_bound,
+        "stop": found.stop,
+        "saturated": next((r["saturated"] for r in rows if r["saturated"]), None),
+    }
+    if rows:
+        win = results["window"]
+        win["start"], win["end"] = rows[0]["window"]["start"], rows[-1]["window"]["end"]
+        win["stepsMeasuredSeconds"] = merged.measured_s
+
+
+def capacity_step(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The step at the capacity (the highest passing rate below every failure), else the
+    first step; None without steps. Its thresholds are the ones a sweep reports."""
+    sweep = results.get("sweep") or {}
+    steps = sweep.get("steps") or []
+    best = sweep.get("maxSustainableRps")
+    at = next((s for s in steps if s["rate"] == best and s["passed"]), None)
+    return at or (steps[0] if steps else None)
