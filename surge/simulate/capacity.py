@@ -94,8 +94,11 @@ def pool_name(spec: ScalingExperimentSpec, variant: Variant) -> str:
     return (variant.node_selector or {}).get(spec.cost.pool_label, DEFAULT_POOL)
 
 
-def load_capacity_file(path: Path) -> dict[str, PoolCapacity]:
-    """A JSON or YAML mapping pool -> PoolCapacity fields (what a sweep writes)."""
+def load_capacity_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A JSON or YAML mapping pool -> PoolCapacity fields (what a sweep writes). Its fields
+    override the spec's pool field by field (pool_for), so a sweep's maxRps and baseLatency
+    combine with the spec's cpuPerRequest; a pool named `default` applies to every pool the
+    file does not name."""
     try:
         raw: Any = yaml.safe_load(path.read_text()) if path.suffix != ".json" else None
         if raw is None and path.suffix == ".json":
@@ -104,29 +107,49 @@ def load_capacity_file(path: Path) -> dict[str, PoolCapacity]:
         raise SimulationError(f"{path}: cannot read it as JSON or YAML ({exc})") from None
     if isinstance(raw, dict) and isinstance(raw.get("capacity"), dict):
         raw = raw["capacity"]
-    if not isinstance(raw, dict):
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise SimulationError(f"{path}: expected a mapping of pool name to capacity fields")
-    out: dict[str, PoolCapacity] = {}
+    known = set(PoolCapacity.model_fields) | {
+        str(f.alias) for f in PoolCapacity.model_fields.values() if f.alias
+    }
     for name, body in raw.items():
-        try:
-            out[str(name)] = PoolCapacity.model_validate(body)
-        except ValidationError as exc:
-            first = describe_errors(exc)[0]
-            raise SimulationError(f"{path}: {name}.{first.path}: {first.message}") from None
-    return out
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise SimulationError(
+                f"{path}: {name}.{unknown[0]}: not a capacity field (see spec.simulation.capacity)"
+            )
+    return {str(k): dict(v) for k, v in raw.items()}
+
+
+def _merged(
+    spec_pool: PoolCapacity | None, override: dict[str, Any] | None, where: str
+) -> PoolCapacity | None:
+    if override is None:
+        return spec_pool
+    base = spec_pool.model_dump(by_alias=True, exclude_none=True) if spec_pool else {}
+    try:
+        return PoolCapacity.model_validate({**base, **override})
+    except ValidationError as exc:
+        first = describe_errors(exc)[0]
+        raise SimulationError(
+            f"{where}.{first.path}: {first.message} (the spec's pool with the capacity file's "
+            "fields over it)"
+        ) from None
 
 
 def pool_for(
     spec: ScalingExperimentSpec,
     index: int,
     variant: Variant,
-    overrides: dict[str, PoolCapacity] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Pool:
     """The Pool a variant runs on, or SimulationError naming the missing field."""
     name = pool_name(spec, variant)
     table = dict(spec.simulation.capacity if spec.simulation else {})
-    table.update(overrides or {})
-    cap = table.get(name)
+    files = overrides or {}
+    override = files.get(name, files.get(DEFAULT_POOL))
+    cap = _merged(table.get(name), override, f"spec.simulation.capacity.{name}")
+    table.update({k: v for k, v in [(name, cap)] if v is not None})
     if cap is None:
         label = spec.cost.pool_label
         how = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surge.api.experiment import HpaSpec, ScalingExperimentSpec, Variant
-from surge.api.simulation import PoolCapacity, Simulation
+from surge.api.simulation import Simulation
 from surge.simulate.capacity import Pool, pool_for
 from surge.simulate.errors import SimulationError
 from surge.simulate.hpa import Behavior, parse_behavior
@@ -73,7 +73,7 @@ def plan_variant(
     index: int,
     variant: Variant,
     settings: Settings,
-    overrides: dict[str, PoolCapacity] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> VariantPlan:
     where = f"spec.variants[{index}]"
     if variant.hpa is None:
@@ -107,7 +107,7 @@ def plan_hpa(name: str, pool: Pool, hpa: HpaSpec, settings: Settings, where: str
 def plan_all(
     spec: ScalingExperimentSpec,
     only: list[str] | None = None,
-    overrides: dict[str, PoolCapacity] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[Settings, list[VariantPlan]]:
     """The settings and the plans of the chosen variants (all by default)."""
     settings = settings_of(spec)

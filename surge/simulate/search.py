@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surge.api.experiment import HpaSpec, ScalingExperimentSpec
-from surge.api.simulation import PoolCapacity, SearchGrid
+from surge.api.simulation import SearchGrid
 from surge.simulate.capacity import Slo, pool_for
 from surge.simulate.errors import SimulationError
 from surge.simulate.plan import Settings, plan_hpa
@@ -148,7 +148,7 @@ def run_search(
     settings: Settings,
     rates: list[float],
     slo: Slo,
-    overrides: dict[str, PoolCapacity] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> SearchResult:
     grid = (spec.simulation.search if spec.simulation else None) or SearchGrid()
     index, hpas = grid_points(spec, grid)

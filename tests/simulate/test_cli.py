@@ -142,3 +142,35 @@ def test_an_invalid_manifest_is_reported_not_raised(tmp_path: Path) -> None:
     code, text = _invoke(str(path))
     assert code == 1
     assert "spec.simulation.syncPeriod" in text
+
+
+def test_a_sweeps_capacity_file_overrides_the_spec_field_by_field(tmp_path: Path) -> None:
+    """What `surge run --capacity-out` writes for a sweep (pool `default`, no CPU per
+    request: a local run cannot measure the target's CPU) combines with the spec's pool."""
+    base = tmp_path / "base.json"
+    assert _invoke(str(EXPERIMENT), "--out", str(base))[0] == 0
+    sweep = tmp_path / "sweep.json"
+    sweep.write_text(json.dumps({"capacity": {"default": {"maxRps": 5, "baseLatency": "120ms"}}}))
+    out = tmp_path / "sim.json"
+    code, text = _invoke(str(EXPERIMENT), "--capacity", str(sweep), "--out", str(out))
+    assert code == 0, text
+
+    def by_variant(path: Path, key: str) -> dict[str, float]:
+        doc = json.loads(path.read_text())
+        return {v["name"]: v[key] for v in doc["variants"] if v["name"] != "perfect (cpu)"}
+
+    # 5 req/s per replica at saturation (the spec's cpu pool derives its own from its request and
+    # cpuPerRequest, which still drive the CPU metric): each variant serves less, late longer.
+    served, served_now = by_variant(base, "served"), by_variant(out, "served")
+    assert served and set(served) == set(served_now)
+    assert all(served_now[n] < served[n] for n in served), (served, served_now)
+    late, late_now = by_variant(base, "sloViolationSeconds"), by_variant(out, "sloViolationSeconds")
+    assert all(late_now[n] > late[n] for n in late), (late, late_now)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"cpu": {"maxRps": -1}}))
+    code, text = _invoke(str(EXPERIMENT), "--capacity", str(bad))
+    assert code == 1 and "spec.simulation.capacity.cpu.maxRps" in text, text
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"cpu": {"maxRPS": 5}}))
+    code, text = _invoke(str(EXPERIMENT), "--capacity", str(typo))
+    assert code == 1 and "cpu.maxRPS: not a capacity field" in text, text
