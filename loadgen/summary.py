@@ -120,10 +120,10 @@ class WorkerSummary:
     series: dict[str, list[int]] = field(default_factory=dict)
     """Per-second counts since the load start (ok, errors, dropped), for plots."""
     cpu: list[dict[str, Any]] = field(default_factory=list)
-    sweep: list[dict[str, Any]] | None = None
-    """A capacity sweep's steps in the order run: {"rate", "passed", "saturated" (why, or
-    null), "summary": that step's own summary JSON}; the counts above are all steps'."""
     """One CPU record per worker for its window (surge.loadgen.cpustat.window_record)."""
+    sweep: list[dict[str, Any]] | None = None
+    """A capacity sweep's steps in the order run, each as results.sweep.steps[i] without its
+    index (surge.loadgen.sweep_results.step_record); the counts above are all steps'."""
 
     def to_json(self, *, with_series: bool = True) -> dict[str, Any]:
         return {

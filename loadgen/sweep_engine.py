@@ -15,13 +15,12 @@ import time
 from typing import TextIO
 
 from surge.api.loadtest import Load, Stage
-from surge.loadgen.aggregate import compute_results
 from surge.loadgen.engine import Engine
 from surge.loadgen.plan import WorkerPlan, resolve_headers
 from surge.loadgen.recorder import PromMetrics
 from surge.loadgen.summary import WorkerSummary, merge
 from surge.loadgen.sweep import StepResult, next_rate
-from surge.verdicts import evaluate, generator_saturation
+from surge.loadgen.sweep_results import step_record
 
 
 def step_plan(plan: WorkerPlan, rate: float) -> WorkerPlan:
@@ -40,19 +39,6 @@ def step_plan(plan: WorkerPlan, rate: float) -> WorkerPlan:
     )
     spec = plan.spec.model_copy(update={"load": step_load})
     return plan.model_copy(update={"spec": spec})
-
-
-def judge_step(plan: WorkerPlan, rate: float, summary: WorkerSummary) -> dict[str, object]:
-    """The step's record for the sweep: its rate, whether every threshold held on its own
-    window, why the generator saturated (or None), and its summary."""
-    results = compute_results(summary)
-    checks = evaluate(plan.spec.parsed_thresholds(), results["metrics"])
-    return {
-        "rate": rate,
-        "passed": all(c.passed for c in checks),
-        "saturated": generator_saturation(results),
-        "summary": summary.to_json(with_series=False),
-    }
 
 
 def sweep_summary(plan: WorkerPlan, steps: list[WorkerSummary]) -> WorkerSummary:
@@ -133,9 +119,9 @@ class SweepEngine:
             self._current = None
             if summary.interrupted or self._stopped:
                 summaries.append(summary)
-                records.append({**judge_step(self.plan, rate, summary), "interrupted": True})
+                records.append(step_record(rate, summary, self.plan.spec, interrupted=True))
                 break
-            record = judge_step(self.plan, rate, summary)
+            record = step_record(rate, summary, self.plan.spec)
             summaries.append(summary)
             records.append(record)
             judged.append(StepResult(rate, bool(record["passed"]), record["saturated"] is not None))

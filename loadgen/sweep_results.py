@@ -1,10 +1,11 @@
 """A sweep's results: each step's own numbers and what the steps found. Pure.
 
-`with_sweep` adds results["sweep"] to compute_results' dict for a sweep summary: every
-step through compute_results on its own summary (its own window, histograms, errors), and
-the outcome of surge.loadgen.sweep. The window becomes the whole sweep's (first step's
-window start to the last one's end), so cluster queries cover every step; replicas, rate
-per replica and CPU per request are surge.results.capacity's (they need the cluster).
+`step_record` is each step through compute_results on its own summary (its own window,
+histograms, errors), made by the worker as the step ends; `with_sweep` adds results["sweep"]
+(those steps and the outcome of surge.loadgen.sweep) to compute_results' dict. The window
+becomes the whole sweep's (first step's window start to the last one's end), so cluster
+queries cover every step; replicas, rate per replica and CPU per request are
+surge.results.capacity's (they need the cluster).
 """
 
 from __future__ import annotations
@@ -15,34 +16,39 @@ from surge.api.loadtest import LoadTestSpec
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary
 from surge.loadgen.sweep import StepResult, outcome
-from surge.verdicts import evaluate
+from surge.verdicts import evaluate, generator_saturation
 
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 3)
 
 
-def step_row(index: int, record: dict[str, Any], spec: LoadTestSpec) -> dict[str, Any]:
-    """One step as results.sweep.steps[i] (latencies in ms, rates per second)."""
-    res = compute_results(WorkerSummary.from_json(record["summary"]))
+def step_record(
+    rate: float, summary: WorkerSummary, spec: LoadTestSpec, *, interrupted: bool = False
+) -> dict[str, Any]:
+    """One step as results.sweep.steps[i] (latencies in ms, rates per second), computed by
+    the worker when the step ends: a sweep has one worker, so nothing is merged later, and
+    the steps' numbers (not their histograms) fit the pod's termination message."""
+    res = compute_results(summary)
     m = res["metrics"]
     streamed = m.get("ttft.p50") is not None
-    checks = evaluate(spec.parsed_thresholds(), m)
+    thresholds = spec.parsed_thresholds()
+    checks = evaluate(thresholds, m)
     return {
-        "index": index,
-        "rate": record["rate"],
+        "rate": rate,
         "achievedRps": res["throughput"]["achievedRps"],
         "sentRps": res["throughput"]["sentRps"],
         "latency": {k: _ms(m.get(f"latency.{k}")) for k in ("p50", "p95", "p99")},
         "ttft": {k: _ms(m.get(f"ttft.{k}")) for k in ("p50", "p95")} if streamed else None,
         "errorRate": m.get("errors.rate"),
         "requests": res["requests"],
-        "passed": bool(record["passed"]),
-        "saturated": record.get("saturated"),
-        "interrupted": bool(record.get("interrupted", False)),
+        "passed": all(c.passed for c in checks),
+        "saturated": generator_saturation(res),
+        "interrupted": interrupted,
         "thresholds": [c.display for c in checks],
         "window": {"start": res["window"]["start"], "end": res["window"]["end"]},
-        "metrics": m,
+        # What the thresholds read, to judge them again at the capacity step.
+        "metrics": {t.metric: m.get(t.metric) for t in thresholds},
     }
 
 
@@ -52,7 +58,7 @@ def with_sweep(results: dict[str, Any], merged: WorkerSummary, spec: LoadTestSpe
     sweep = spec.load.sweep
     if merged.sweep is None or sweep is None:
         return
-    rows = [step_row(i, r, spec) for i, r in enumerate(merged.sweep)]
+    rows = [{"index": i, **r} for i, r in enumerate(merged.sweep)]
     judged = [
         StepResult(r["rate"], r["passed"], r["saturated"] is not None)
         for r in rows
