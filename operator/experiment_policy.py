@@ -11,7 +11,7 @@ from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.policy import EXPERIMENT_TARGET_ANNOTATION, ClusterPolicy, Violation
-from surge.operator.policy_limits import gpu_count
+from surge.operator.policy_limits import bad_quantities, gpu_count
 
 
 def experiment_violations(
@@ -46,7 +46,9 @@ def experiment_violations(
                 out.append(
                     Violation(field, "caps.maxExperimentReplicas", f"{n} replicas is above the cap")
                 )
-        gpus = gpu_count(v.resources)
+        bad = bad_quantities(v.resources, f"{where}.resources")
+        out += bad
+        gpus = 0 if bad else gpu_count(v.resources)
         if caps.max_gpus_per_pod is not None and gpus > caps.max_gpus_per_pod:
             out.append(
                 Violation(

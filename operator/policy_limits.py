@@ -63,8 +63,28 @@ def placement_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Viol
     return out
 
 
+def bad_quantities(resources: dict[str, Any] | None, where: str) -> list[Violation]:
+    """Requests and limits that are not Kubernetes quantities (the caps cannot compare them;
+    the API server would refuse the pod later, with less to go on)."""
+    out = []
+    for part in ("requests", "limits"):
+        for name, qty in ((resources or {}).get(part) or {}).items():
+            try:
+                parse_quantity(str(qty))
+            except ValueError:
+                out.append(
+                    Violation(
+                        f"{where}.{part}.{name}",
+                        "caps",
+                        f"{qty!r} is not a quantity (write e.g. 500m, 2, 2Gi)",
+                    )
+                )
+    return out
+
+
 def gpu_count(resources: dict[str, Any] | None) -> int:
-    """The most GPUs (any resource named *gpu*) asked for in requests or limits."""
+    """The most GPUs (any resource named *gpu*) asked for in requests or limits. Raises
+    ValueError on a quantity that is not one (check bad_quantities first)."""
     most = 0
     for part in ("requests", "limits"):
         for name, qty in ((resources or {}).get(part) or {}).items():
@@ -76,7 +96,9 @@ def gpu_count(resources: dict[str, Any] | None) -> int:
 def resource_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
     res = spec.load.placement.resources or {}
     caps, where = policy.caps, "spec.load.placement.resources"
-    out = []
+    out = bad_quantities(res, where)
+    if out:
+        return out
     if caps.max_gpus_per_pod is not None and gpu_count(res) > caps.max_gpus_per_pod:
         out.append(
             Violation(where, "caps.maxGpusPerPod", f"asks for {gpu_count(res)} GPUs per worker")

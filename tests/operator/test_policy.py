@@ -351,3 +351,13 @@ def test_the_worker_refuses_a_target_that_resolves_outside_the_networks() -> Non
     )
     with pytest.raises(ValueError, match="outside the cluster policy's networks"):
         check_target_addresses(elsewhere)
+
+
+def test_a_resource_that_is_not_a_quantity_is_named_not_a_traceback() -> None:
+    spec = _spec(
+        **{"load.placement": {"resources": {"limits": {"cpu": "lots", "nvidia.com/gpu": "1.2.3"}}}}
+    )
+    assert _rules(_check(spec)) == [
+        ("spec.load.placement.resources.limits.cpu", "caps"),
+        ("spec.load.placement.resources.limits.nvidia.com/gpu", "caps"),
+    ]
