@@ -211,6 +211,15 @@ def loadtest_violations(
         out.append(
             Violation("spec.prometheus.url", "prometheusUrls", f"{prom} is not an allowed URL")
         )
+    if spec.prometheus.queries and not policy.allow_custom_queries:
+        names = ", ".join(sorted(spec.prometheus.queries))
+        out.append(
+            Violation(
+                "spec.prometheus.queries",
+                "allowCustomQueries",
+                f"custom PromQL ({names}) is not allowed; the operator's queries stay",
+            )
+        )
     out += _secrets(spec, policy, facts)
     out += placement_violations(spec, policy)
     out += resource_violations(spec, policy)

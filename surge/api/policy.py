@@ -142,6 +142,9 @@ class ClusterPolicy(Model):
     worker_resources: WorkerResources = Field(default_factory=WorkerResources)
     """Worker requests/limits when the spec sets none (requests keep workers from being the
     first evicted, and let quotas that demand requests admit them)."""
+    allow_custom_queries: bool = False
+    """Whether spec.prometheus.queries may replace the operator's PromQL (a query can read
+    any series of the Prometheus, other tenants' included, into the LoadTest's status)."""
     require_secret_label: bool = True
     """Secrets need `surge.dev/usable: "true"` to be named by a spec."""
     require_experiment_annotation: bool = True

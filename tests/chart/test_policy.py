@@ -113,6 +113,7 @@ FULL_POLICY: dict[str, Any] = {
         "workerMemory": "2Gi",
     },
     "workerResources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1"}},
+    "allowCustomQueries": True,
     "requireSecretLabel": False,
     "requireExperimentAnnotation": False,
     "verifyPlanHash": False,

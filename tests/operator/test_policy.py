@@ -361,3 +361,10 @@ def test_a_resource_that_is_not_a_quantity_is_named_not_a_traceback() -> None:
         ("spec.load.placement.resources.limits.cpu", "caps"),
         ("spec.load.placement.resources.limits.nvidia.com/gpu", "caps"),
     ]
+
+
+def test_custom_promql_needs_the_admins_leave() -> None:
+    spec = _spec(**{"prometheus.queries": {"cpu": 'sum(rate(x{namespace="other"}[1m]))'}})
+    (v,) = _check(spec)
+    assert (v.field, v.rule) == ("spec.prometheus.queries", "allowCustomQueries")
+    assert _check(spec, parse_policy({"allowCustomQueries": True})) == []
