@@ -21,7 +21,7 @@ from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
 from surge.operator import builders
 from surge.operator.context import Ctx
 from surge.operator.kube import Kube
-from surge.operator.policy import Allowed, loadtest_violations, worker_networks
+from surge.operator.policy import Allowed, loadtest_violations, service_name, worker_networks
 from surge.operator.policy_facts import Resolver, gather, resolve
 from surge.operator.settings import Settings
 
@@ -130,9 +130,18 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:
-    """What one-run-per-target compares: the Deployment (namespace/name), else the URL host."""
+    """What one-run-per-target compares: the Deployment (namespace/name), else the URL's
+    Service of the namespace, else its host and port, as the client connects (case, user
+    info and default ports do not make another target)."""
     target = spec_raw.get("target") or {}
     ref = target.get("deploymentRef")
     if ref:
         return f"deployment/{ref.get('namespace') or namespace}/{ref.get('name')}"
-    return f"url/{urlsplit(str(target.get('url', ''))).netloc}"
+    parts = urlsplit(str(target.get("url", "")))
+    host = (parts.hostname or "").removesuffix(".")
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:
+        port = 0
+    svc = service_name(host, namespace)
+    return f"service/{namespace}/{svc}:{port}" if svc else f"url/{host}:{port}"

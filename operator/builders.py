@@ -218,7 +218,9 @@ def worker_job(
         "terminationGracePeriodSeconds": 30,
     }
     pool = policy.placement
-    node_selector = dict(placement.node_selector or pool.node_selector)
+    # The pool's keys always hold (the policy refuses other values for them); a spec adds
+    # allowed keys of its own.
+    node_selector = {**placement.node_selector, **pool.node_selector}
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     tolerations = [t.wire() for t in pool.tolerations]

@@ -28,6 +28,20 @@ def child_name(experiment: str, variant: str, repetition: int) -> str:
     return builders.fit_name(f"{experiment}-{variant}-r{repetition}", 40)
 
 
+def is_child(loadtest: str, ref: dict[str, Any], experiment: dict[str, Any]) -> bool:
+    """Whether the experiment `ref` points at is this one (uid) and `loadtest` a name it
+    gives its children (its raw body: read before its spec is known to be valid)."""
+    name, spec = experiment["metadata"].get("name"), experiment.get("spec") or {}
+    if experiment["metadata"].get("uid") != ref.get("uid"):
+        return False
+    return loadtest in {
+        child_name(str(name), str(v.get("name")), r)
+        for v in spec.get("variants") or []
+        if isinstance(v, dict)
+        for r in range(int(spec.get("repetitions") or 1))
+    }
+
+
 def runs_of(spec: ScalingExperimentSpec) -> list[tuple[Variant, int]]:
     """Variant by variant, repetition after repetition (a, b, a, b)."""
     return [(v, r) for r in range(spec.repetitions) for v in spec.variants]

@@ -20,6 +20,7 @@ from surge.operator import admission, builders, collect, target_lease
 from surge.operator.cluster import cluster_reader
 from surge.operator.conditions import condition_is, now_rfc3339, parse_time
 from surge.operator.context import Ctx
+from surge.operator.experiment_runs import is_child
 from surge.operator.pods import Workers, diagnose
 
 Run = Ctx[LoadTestStatus]
@@ -68,8 +69,12 @@ def _holder(ctx: Run) -> target_lease.Holder:
 
 
 def _owner_experiment_uid(ctx: Run) -> str | None:
-    for ref in ctx.body["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == "ScalingExperiment":
+    """The experiment whose target Lease this run shares: only a live ScalingExperiment of
+    that uid whose child this LoadTest's name is (anyone can write an ownerReference)."""
+    refs = ctx.body["metadata"].get("ownerReferences") or []
+    for ref in [r for r in refs if r.get("kind") == "ScalingExperiment"]:
+        sx = ctx.kube.experiment(ctx.namespace, str(ref.get("name")))
+        if sx and is_child(ctx.name, ref, sx):
             return str(ref.get("uid"))
     return None
 

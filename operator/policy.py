@@ -47,15 +47,21 @@ class Allowed:
     prometheus_urls: tuple[str, ...]
 
 
+CLUSTER_DOMAIN = "cluster.local"
+
+
 def service_name(host: str, namespace: str) -> str | None:
-    """The Service a host names inside `namespace` (`svc`, `svc.ns`, `svc.ns.svc[.domain]`),
-    else None. Names of other namespaces are not Services of this one."""
-    parts = host.lower().rstrip(".").split(".")
-    if len(parts) == 1:
-        return parts[0]
-    if parts[1] != namespace:
-        return None
-    if len(parts) == 2 or parts[2] == "svc":
+    """The Service a host names inside `namespace`, else None. Only the forms cluster DNS
+    gives a Service: `svc`, `svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local` (a trailing
+    dot allowed). Anything longer (`svc.ns.svc.evil.example`) is a name like any other."""
+    parts = host.lower().removesuffix(".").split(".")
+    forms: tuple[list[str], ...] = (
+        [],
+        [namespace],
+        [namespace, "svc"],
+        [namespace, "svc", *CLUSTER_DOMAIN.split(".")],
+    )
+    if parts[0] and parts[1:] in forms:
         return parts[0]
     return None
 
@@ -169,8 +175,27 @@ def _secrets(spec: LoadTestSpec, policy: ClusterPolicy, facts: Facts) -> list[Vi
     return out
 
 
-def _same_url(a: str, pattern: str) -> bool:
-    return fnmatch.fnmatch(a.rstrip("/"), pattern.rstrip("/"))
+def _url_parts(url: str) -> tuple[str, str, str, str]:
+    """(scheme, host, port, path) of a URL or URL pattern; the port may be `*`."""
+    parts = urlsplit(url.strip())
+    netloc = parts.netloc.rpartition("@")[2].lower()
+    host, colon, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
+    if not colon or not (port.isdigit() or port == "*"):
+        host, port = netloc, {"http": "80", "https": "443"}.get(parts.scheme, "")
+    return parts.scheme.lower(), host.strip("[]"), port, parts.path.rstrip("/")
+
+
+def _same_url(url: str, pattern: str) -> bool:
+    """`url` is the pattern's: the same scheme, a host matching its host glob, the same port
+    (or `*`), a path under its path. Globs never span the host (fnmatch's * matches `/`)."""
+    scheme, host, port, path = _url_parts(url)
+    p_scheme, p_host, p_port, p_path = _url_parts(pattern)
+    return (
+        scheme == p_scheme
+        and fnmatch.fnmatchcase(host, p_host)
+        and (p_port == "*" or port == p_port)
+        and (path == p_path or path.startswith(p_path + "/"))
+    )
 
 
 def worker_networks(

@@ -44,9 +44,9 @@ def _service(obj: dict[str, Any] | None) -> Service | None:
 
 
 def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
-    """Runs of the namespace that count against this one: LoadTests not ended (nor
-    suspended) that were admitted already, or created before this one (name breaks ties
-    within a second). Creation order settles two LoadTests applied at once whichever
+    """Runs of the namespace that count against this one: LoadTests not ended that were
+    admitted already (suspended or not), or created before this one and not suspended (name
+    breaks ties within a second). Creation order settles two LoadTests applied at once whichever
     reconcile runs first, so they cannot both take the last slot; an admitted run counts
     whatever its age."""
     mine = (me["metadata"].get("creationTimestamp") or "", me["metadata"]["name"])
@@ -56,7 +56,11 @@ def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
         if meta.get("uid") == me["metadata"].get("uid") or meta.get("name") == mine[1]:
             continue
         phase = (lt.get("status") or {}).get("phase")
-        if phase in TERMINAL_PHASES or (lt.get("spec") or {}).get("suspend"):
+        if phase in TERMINAL_PHASES:
+            continue
+        # A suspended run not admitted yet waits; one admitted counts (resuming it would
+        # otherwise pass the cap: admit many while suspended, then resume them all).
+        if phase is None and (lt.get("spec") or {}).get("suspend"):
             continue
         earlier = (meta.get("creationTimestamp") or "", meta.get("name") or "") < mine
         if phase is not None or earlier:

@@ -26,7 +26,10 @@ def placement_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Viol
     where = "spec.load.placement"
     for k, v in p.node_selector.items():
         allowed = pol.allowed_node_selectors.get(k, [])
-        if pol.node_selector.get(k) != v and v not in allowed and "*" not in allowed:
+        # The pool's own keys keep the pool's values.
+        pooled = k in pol.node_selector
+        fits = pol.node_selector[k] == v if pooled else (v in allowed or "*" in allowed)
+        if not fits:
             out.append(
                 Violation(
                     f"{where}.nodeSelector",

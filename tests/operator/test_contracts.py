@@ -227,10 +227,21 @@ def test_an_experiments_child_shares_the_experiments_lease(kube: FakeKube) -> No
     )
     assert kube.create_lease(lease)
     kube.put({"kind": "ScalingExperiment", "metadata": {"name": "sx", "namespace": NS,
-              "uid": "u-sx"}, "status": {"phase": "Running"}})  # fmt: skip
+              "uid": "u-sx"}, "spec": {"variants": [{"name": "cpu"}]},
+              "status": {"phase": "Running"}})  # fmt: skip
     stranger = _to(kube, "Pending")
     tick(kube, stranger, T0)
     assert stranger["status"]["phase"] == "Pending"  # not the experiment's: waits
+    # An ownerReference anyone can write does not make a LoadTest the experiment's child.
+    forged = _body()
+    forged["metadata"].update(
+        name="mine",
+        uid="u-forged",
+        ownerReferences=[{"kind": "ScalingExperiment", "name": "sx", "uid": "u-sx"}],
+    )
+    forged = _to(kube, "Pending", forged)
+    tick(kube, forged, T0)
+    assert forged["status"]["phase"] == "Pending"
     child = _body()
     child["metadata"].update(
         name="sx-cpu-r0",

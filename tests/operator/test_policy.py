@@ -368,3 +368,77 @@ def test_custom_promql_needs_the_admins_leave() -> None:
     (v,) = _check(spec)
     assert (v.field, v.rule) == ("spec.prometheus.queries", "allowCustomQueries")
     assert _check(spec, parse_policy({"allowCustomQueries": True})) == []
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "alice.team-a.svc.169.254.169.254.nip.io",
+        "alice.team-a.svc.evil.example",
+        "alice.team-a.svc.cluster.local.evil.example",
+        "alice.team-a.svc.cluster",
+    ],
+)
+def test_a_name_that_only_starts_like_a_service_is_not_one(host: str) -> None:
+    assert service_name(host, NS) is None
+    (v,) = _check(_spec(**{"target.url": f"http://{host}/"}))
+    assert v.rule == "targets.hosts"
+    assert service_name("alice.team-a.svc.cluster.local.", NS) == "alice"
+
+
+def test_resumed_runs_count_and_the_pool_keys_hold() -> None:
+    me = _lt("m", "2026-11-30T10:00:05Z")
+    held = _lt("h", "2026-11-30T10:00:09Z", "Pending")
+    held["spec"]["suspend"] = True  # admitted while suspended: it counts
+    waiting = _lt("w", "2026-11-30T10:00:01Z")
+    waiting["spec"]["suspend"] = True  # not admitted, suspended: it waits, it does not count
+    assert runs_in_flight([held, waiting, me], me) == 1
+    policy = parse_policy(
+        {
+            "placement": {
+                "nodeSelector": {"surge.dev/pool": "loadgen"},
+                "allowedNodeSelectors": {"topology.kubernetes.io/zone": ["*"]},
+            }
+        }
+    )
+    other_pool = _spec(**{"load.placement": {"nodeSelector": {"surge.dev/pool": "gpu"}}})
+    assert _rules(_check(other_pool, policy)) == [
+        ("spec.load.placement.nodeSelector", "placement.allowedNodeSelectors")
+    ]
+    zone = _spec(**{"load.placement": {"nodeSelector": {"topology.kubernetes.io/zone": "a"}}})
+    assert _check(zone, policy) == []
+    owner = {"metadata": {"name": "lt", "namespace": NS, "uid": "u"}}
+    job = builders.worker_job(owner, zone, "1", image="i", command=("s",), policy=policy)
+    assert job["spec"]["template"]["spec"]["nodeSelector"] == {
+        "topology.kubernetes.io/zone": "a",
+        "surge.dev/pool": "loadgen",  # the pool still holds
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "pattern", "same"),
+    [
+        ("https://prom.example.com/", "https://*.example.com", True),
+        ("https://evil.com/x.example.com", "https://*.example.com", False),
+        ("https://a.example.com", "https://*.example.com", True),
+        ("http://127.0.0.1:9090/", "http://127.0.0.1:*", True),
+        ("http://127.0.0.1:9090@evil.com/", "http://127.0.0.1:*", False),
+        ("http://prom:9090/api", "http://prom:9090", True),
+        ("http://prom:9090.evil.com/", "http://prom:9090", False),
+        ("https://prom:9090/", "http://prom:9090", False),
+    ],
+)
+def test_prometheus_urls_match_by_scheme_host_port_and_path(
+    url: str, pattern: str, same: bool
+) -> None:
+    from surge.operator.policy import _same_url
+
+    assert _same_url(url, pattern) is same
+
+
+def test_one_target_whatever_its_spelling() -> None:
+    from surge.operator.admission import target_key
+
+    spellings = ["http://alice", "http://ALICE:80/", "http://u@alice", f"http://alice.{NS}.svc"]
+    keys = {target_key({"target": {"url": u}}, NS) for u in spellings}
+    assert keys == {f"service/{NS}/alice:80"}
