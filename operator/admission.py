@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
-from surge.api.policy import PolicyViolation, Violation
+from surge.api.policy import USABLE_SECRET_LABEL, PolicyViolation, Violation
 from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
 from surge.operator import builders
 from surge.operator.context import Ctx
@@ -61,13 +61,27 @@ def accepted_spec(
             "files are read on the local machine only; in a cluster use configMapRef or inline",
         )
     if ds is not None and ds.config_map_ref is not None:
-        spec = with_inline_rows(spec, _dataset_rows(kube, namespace, ds.config_map_ref))
+        rows = _dataset_rows(kube, namespace, ds.config_map_ref, policy.require_secret_label)
+        spec = with_inline_rows(spec, rows)
     return Admitted(spec, networks)
 
 
-def _dataset_rows(kube: Kube, namespace: str, ref: Any) -> list[dict[str, Any]]:
+def _dataset_rows(kube: Kube, namespace: str, ref: Any, need_label: bool) -> list[dict[str, Any]]:
     where = "spec.scenario.dataset.configMapRef"
     cm = kube.configmap(namespace, ref.name)
+    labels = ((cm or {}).get("metadata") or {}).get("labels") or {}
+    if cm is not None and need_label and labels.get(USABLE_SECRET_LABEL) != "true":
+        # Its rows go into the plan and out to the target: a ConfigMap is opted in as a
+        # Secret is (another's data, e.g. an experiment's snapshot, is not a dataset).
+        raise PolicyViolation(
+            [
+                Violation(
+                    where,
+                    "requireSecretLabel",
+                    f'ConfigMap {ref.name} lacks the label {USABLE_SECRET_LABEL}: "true"',
+                )
+            ]
+        )
     text = ((cm or {}).get("data") or {}).get(ref.key)
     if text is None:
         raise _refuse(where, f"ConfigMap {ref.name} has no key {ref.key!r}")

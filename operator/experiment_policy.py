@@ -10,14 +10,59 @@ from __future__ import annotations
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.policy import EXPERIMENT_TARGET_ANNOTATION, ClusterPolicy, Violation
+from surge.api.policy import (
+    EXPERIMENT_TARGET_ANNOTATION,
+    USABLE_SECRET_LABEL,
+    ClusterPolicy,
+    Violation,
+)
 from surge.operator.policy_limits import bad_quantities, gpu_count
 
 
+def secret_names(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
+    """(field, Secret name) of every Secret a variant's env names."""
+    out = []
+    for i, v in enumerate(spec.variants):
+        for j, e in enumerate(v.env or []):
+            ref = ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+            if ref:
+                out.append((f"spec.variants[{i}].env[{j}].valueFrom", str(ref)))
+    return out
+
+
 def experiment_violations(
-    spec: ScalingExperimentSpec, deployment: dict[str, Any] | None, policy: ClusterPolicy
+    spec: ScalingExperimentSpec,
+    deployment: dict[str, Any] | None,
+    policy: ClusterPolicy,
+    *,
+    hpa: dict[str, Any] | None = None,
+    secret_labels: dict[str, dict[str, str] | None] | None = None,
 ) -> list[Violation]:
     out: list[Violation] = []
+    ref = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
+    if hpa is not None and (
+        ref.get("kind") != "Deployment" or ref.get("name") != spec.target_ref.deployment
+    ):
+        out.append(
+            Violation(
+                "spec.targetRef.hpa",
+                "requireExperimentAnnotation",
+                f"HPA {spec.target_ref.hpa} scales {ref.get('kind')} {ref.get('name')}, not the "
+                f"Deployment {spec.target_ref.deployment}: variants would change that one",
+            )
+        )
+    for where, name in secret_names(spec):
+        labels = (secret_labels or {}).get(name)
+        if labels is None:
+            out.append(Violation(where, "requireSecretLabel", f"Secret {name} does not exist"))
+        elif policy.require_secret_label and labels.get(USABLE_SECRET_LABEL) != "true":
+            out.append(
+                Violation(
+                    where,
+                    "requireSecretLabel",
+                    f'Secret {name} lacks the label {USABLE_SECRET_LABEL}: "true"',
+                )
+            )
     annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
     if (
         deployment is not None

@@ -23,7 +23,7 @@ from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase
 from surge.operator import builders, experiment_simulation, experiment_target, target_lease
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
-from surge.operator.experiment_policy import experiment_violations
+from surge.operator.experiment_policy import experiment_violations, secret_names
 from surge.operator.experiment_runs import (
     LABEL_EXPERIMENT,
     runs_of,
@@ -213,7 +213,10 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
     found = loadtest_violations(lt, ctx.namespace, settings.policy, allowed, facts)
     nested = [replace(v, field=v.field.replace("spec.", "spec.loadTest.", 1)) for v in found]
     dep = ctx.kube.deployment(ctx.namespace, spec.target_ref.deployment)
-    return nested + experiment_violations(spec, dep, settings.policy)
+    hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
+    labels = {n: ctx.kube.secret_labels(ctx.namespace, n) for _, n in secret_names(spec)}
+    extra = experiment_violations(spec, dep, settings.policy, hpa=hpa, secret_labels=labels)
+    return nested + extra
 
 
 def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:

@@ -86,12 +86,14 @@ def bad_quantities(resources: dict[str, Any] | None, where: str) -> list[Violati
 
 
 def gpu_count(resources: dict[str, Any] | None) -> int:
-    """The most GPUs (any resource named *gpu*) asked for in requests or limits. Raises
+    """The most accelerators asked for in requests or limits: every extended resource
+    (a name with a domain: nvidia.com/gpu, its MIG slices, google.com/tpu, habana.ai/gaudi,
+    aws.amazon.com/neuron, ...) counts, so a new device name is capped too. Raises
     ValueError on a quantity that is not one (check bad_quantities first)."""
     most = 0
     for part in ("requests", "limits"):
         for name, qty in ((resources or {}).get(part) or {}).items():
-            if "gpu" in name.lower():
+            if "/" in name or "gpu" in name.lower():
                 most = max(most, int(parse_quantity(str(qty))))
     return most
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
+from surge.api.placement import check_resources
 from surge.api.simulation import Simulation
 
 
@@ -51,6 +52,19 @@ class Variant(Model):
     env: list[dict[str, Any]] | None = None
     hpa: HpaSpec | None = None
     cost_per_replica_hour: float | None = Field(None, ge=0)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_resources(v)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        for i, e in enumerate(v or []):
+            if not isinstance(e.get("name"), str) or not e["name"]:
+                raise ValueError(f"[{i}]: an env entry needs a name, as in a container's env")
+        return v
 
 
 class Cost(Model):

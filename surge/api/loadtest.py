@@ -6,7 +6,7 @@ The target models (URL, headers, readiness) are surge.api.target and the scenari
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     ConfigDict,
@@ -19,6 +19,7 @@ from pydantic import (
 
 from surge.api.base import API_VERSION, Model
 from surge.api.durations import Duration
+from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
 from surge.api.scenario import ConfigMapKeyRef, Conversation, Dataset, PositiveInt, Scenario
 from surge.api.status import LoadTestStatus
@@ -76,16 +77,6 @@ class Stage(Model):
         if v <= 0:
             raise ValueError("a stage must last more than 0s")
         return v
-
-
-class Placement(Model):
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    affinity: dict[str, Any] | None = None
-    resources: dict[str, Any] | None = None
-    separate: bool = False
-    """Spread workers over distinct nodes (required pod anti-affinity)."""
-    priority_class_name: str | None = None
 
 
 class Load(Model):

@@ -124,7 +124,8 @@ class Caps(Model):
     max_experiment_replicas: int | None = Field(20, ge=1)
     """Replicas (and HPA maxReplicas) a ScalingExperiment variant may write."""
     max_gpus_per_pod: int | None = Field(0, ge=0)
-    """nvidia.com/gpu (and any *gpu* resource) per pod, in variants and worker resources."""
+    """Accelerators per pod (every extended resource: nvidia.com/gpu, MIG slices,
+    google.com/tpu, ...), in variants and worker resources."""
     worker_cpu: str | None = "4"
     """The most CPU a worker may request or be limited to."""
     worker_memory: str | None = "4Gi"
@@ -146,7 +147,8 @@ class ClusterPolicy(Model):
     """Whether spec.prometheus.queries may replace the operator's PromQL (a query can read
     any series of the Prometheus, other tenants' included, into the LoadTest's status)."""
     require_secret_label: bool = True
-    """Secrets need `surge.dev/usable: "true"` to be named by a spec."""
+    """Secrets (headers, Prometheus auth, variants' env) and dataset ConfigMaps need
+    `surge.dev/usable: "true"` to be named by a spec."""
     require_experiment_annotation: bool = True
     """Deployments need `surge.dev/experiment-target: "true"` to be changed by experiments."""
     verify_plan_hash: bool = True

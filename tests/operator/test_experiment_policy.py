@@ -85,3 +85,25 @@ def test_a_snapshot_with_a_forged_owner_is_not_restored_from(kube: FakeKube) -> 
     assert body["status"]["phase"] == "Failed" and reasons(step) == ["PolicyViolation"]
     assert "exists already with content Surge did not write" in body["status"]["message"]
     assert not [c for c in kube.calls if c[0] in ("patch_deployment", "put_hpa_spec")]
+
+
+def test_an_hpa_that_scales_another_deployment_is_not_written(kube: FakeKube) -> None:
+    hpa = kube.objects[("HorizontalPodAutoscaler", NS, "alice")]
+    hpa["spec"]["scaleTargetRef"] = {"kind": "Deployment", "name": "payments"}
+    message = _failed(kube, _spec())
+    assert "spec.targetRef.hpa" in message and "payments" in message
+
+
+def test_a_variants_env_secret_needs_the_label(kube: FakeKube) -> None:
+    ref = {"secretKeyRef": {"name": "prod-db", "key": "password"}}
+    spec = _spec(variants=[{"name": "a", "env": [{"name": "DB", "valueFrom": ref}]}])
+    kube.put({"kind": "Secret", "metadata": {"name": "prod-db", "namespace": NS}})
+    message = _failed(kube, spec)
+    assert "spec.variants[0].env[0].valueFrom" in message and "surge.dev/usable" in message
+
+
+def test_a_variant_env_without_a_name_is_an_invalid_spec(kube: FakeKube) -> None:
+    body = _body(_spec(variants=[{"name": "a", "env": [{"value": "x"}]}]))
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["InvalidSpec"]
+    assert "env" in body["status"]["message"] and "needs a name" in body["status"]["message"]

@@ -30,7 +30,11 @@ ORIGINAL = {
     "selector": {"matchLabels": {"app": "alice"}},
     "template": {"spec": {"containers": [{"name": "alice", "image": "alice:1"}]}},
 }
-HPA = {"minReplicas": 1, "maxReplicas": 4, "scaleTargetRef": {"name": "alice"}}
+HPA = {
+    "minReplicas": 1,
+    "maxReplicas": 4,
+    "scaleTargetRef": {"kind": "Deployment", "name": "alice"},
+}
 
 
 def _spec(**over: Any) -> dict[str, Any]:

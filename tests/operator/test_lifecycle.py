@@ -415,3 +415,23 @@ def test_a_finished_run_is_left_alone(kube: FakeKube) -> None:
     calls = len(kube.calls)
     step = tick(kube, body, T0)
     assert step.status == {} and step.events == [] and len(kube.calls) == calls
+
+
+def test_a_dataset_configmap_needs_the_label(kube: FakeKube) -> None:
+    """Its rows go into the plan and to the target: any ConfigMap (an experiment's
+    snapshot, another team's settings) would otherwise be readable through a LoadTest."""
+    cm: dict[str, Any] = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "rows", "namespace": NS},
+        "data": {"rows.jsonl": '{"q": "hi"}\n'},
+    }
+    kube.put(cm)
+    dataset = {"configMapRef": {"name": "rows", "key": "rows.jsonl"}}
+    body = _body(_spec(scenario={"path": "/", "body": {"q": "{{q}}"}, "dataset": dataset}))
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["PolicyViolation"]
+    assert "spec.scenario.dataset.configMapRef" in body["status"]["message"]
+    cm["metadata"]["labels"] = {"surge.dev/usable": "true"}
+    body = _body(_spec(scenario={"path": "/", "body": {"q": "{{q}}"}, "dataset": dataset}))
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "Pending", body["status"]["message"]

@@ -353,14 +353,32 @@ def test_the_worker_refuses_a_target_that_resolves_outside_the_networks() -> Non
         check_target_addresses(elsewhere)
 
 
-def test_a_resource_that_is_not_a_quantity_is_named_not_a_traceback() -> None:
-    spec = _spec(
-        **{"load.placement": {"resources": {"limits": {"cpu": "lots", "nvidia.com/gpu": "1.2.3"}}}}
-    )
-    assert _rules(_check(spec)) == [
-        ("spec.load.placement.resources.limits.cpu", "caps"),
-        ("spec.load.placement.resources.limits.nvidia.com/gpu", "caps"),
-    ]
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"limits": {"cpu": "lots"}}, "limits.cpu: 'lots' is not a quantity"),
+        ({"limits": {"nvidia.com/gpu": "Infinity"}}, "limits.nvidia.com/gpu: 'Infinity' is not"),
+        ({"requests": {"cpu": "NaN"}}, "requests.cpu: 'NaN' is not a quantity"),
+        ({"requests": {"cpu": "-1"}}, "requests.cpu: '-1' is not a quantity"),
+        ({"requests": "1"}, "requests: a map of resource name to quantity"),
+        ({"limit": {"cpu": "1"}}, "'limit': resources have requests and limits only"),
+    ],
+)
+def test_resources_that_are_not_quantities_are_named_not_a_traceback(
+    resources: dict[str, Any], message: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        _spec(**{"load.placement": {"resources": resources}})
+
+
+def test_every_extended_resource_counts_as_an_accelerator() -> None:
+    from surge.operator.policy_limits import gpu_count
+
+    assert gpu_count({"limits": {"nvidia.com/mig-1g.10gb": 7, "cpu": "2"}}) == 7
+    assert gpu_count({"limits": {"google.com/tpu": 8}, "requests": {"habana.ai/gaudi": 2}}) == 8
+    assert gpu_count({"limits": {"cpu": "2", "memory": "1Gi", "hugepages-2Mi": "1Gi"}}) == 0
 
 
 def test_custom_promql_needs_the_admins_leave() -> None:
