@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from surge.api.status import ThresholdResult
+from surge.results.capacity_plot import CAPACITY_HEAD, capacity_headline, capacity_rows
 
 
 def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> list[Table]:
@@ -81,37 +82,14 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
 
 
 def sweep_table(results: dict[str, Any]) -> Table | None:
-    """A capacity sweep's steps in the order run, and the capacity they found."""
-    sweep, cap = results.get("sweep"), results.get("capacity") or {}
-    if not sweep:
+    """A capacity sweep's steps in the order run, and the capacity they found: the
+    report's rows (surge.results.capacity_plot), in a terminal table."""
+    headline = capacity_headline(results)
+    if headline is None:
         return None
-    best = sweep.get("maxSustainableRps")
-    per = cap.get("maxSustainableRpsPerReplica")
-    title = "Capacity sweep: " + (
-        "no rate held every threshold"
-        if best is None
-        else f"max sustainable {best:.4g} req/s"
-        + (f", {per:.4g} per replica" if per is not None else "")
-    )
-    t = Table(title=title, show_header=True, header_style="bold")
-    for col in ("rate", "per replica", "achieved", "p50", "p95", "p99", "errors", "step"):
+    t = Table(title=f"Capacity sweep: {headline}", show_header=True, header_style="bold")
+    for col in CAPACITY_HEAD:
         t.add_column(col, justify="right")
-
-    def num(v: float | None, unit: str = "") -> str:
-        return "-" if v is None else f"{v:.4g}{unit}"
-
-    for st in sweep["steps"]:
-        lat = st["latency"]
-        mark = "saturated" if st.get("saturated") else ("✓" if st["passed"] else "✗")
-        err = st.get("errorRate")
-        t.add_row(
-            num(st["rate"]),
-            num(st.get("ratePerReplica")),
-            num(st.get("achievedRps")),
-            num(lat["p50"], "ms"),
-            num(lat["p95"], "ms"),
-            num(lat["p99"], "ms"),
-            "-" if err is None else f"{err * 100:.2f}%",
-            "interrupted" if st.get("interrupted") else mark,
-        )
+    for row in capacity_rows(results):
+        t.add_row(*row)
     return t
