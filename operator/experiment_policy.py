@@ -12,10 +12,10 @@ from typing import Any
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.policy import (
     EXPERIMENT_TARGET_ANNOTATION,
-    USABLE_SECRET_LABEL,
     ClusterPolicy,
     Violation,
 )
+from surge.operator.policy import secret_violations
 from surge.operator.policy_limits import bad_quantities, gpu_count
 
 
@@ -51,18 +51,7 @@ def experiment_violations(
                 f"Deployment {spec.target_ref.deployment}: variants would change that one",
             )
         )
-    for where, name in secret_names(spec):
-        labels = (secret_labels or {}).get(name)
-        if labels is None:
-            out.append(Violation(where, "requireSecretLabel", f"Secret {name} does not exist"))
-        elif policy.require_secret_label and labels.get(USABLE_SECRET_LABEL) != "true":
-            out.append(
-                Violation(
-                    where,
-                    "requireSecretLabel",
-                    f'Secret {name} lacks the label {USABLE_SECRET_LABEL}: "true"',
-                )
-            )
+    out += secret_violations(secret_names(spec), secret_labels or {}, policy)
     annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
     if (
         deployment is not None

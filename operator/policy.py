@@ -158,10 +158,15 @@ def check_url(
     return []
 
 
-def _secrets(spec: LoadTestSpec, policy: ClusterPolicy, facts: Facts) -> list[Violation]:
+def secret_violations(
+    refs: list[tuple[str, str]],
+    labels_of: dict[str, dict[str, str] | None],
+    policy: ClusterPolicy,
+) -> list[Violation]:
+    """(field, Secret name) refs whose Secret is missing or lacks the opt-in label."""
     out = []
-    for where, name in secret_refs(spec):
-        labels = facts.secret_labels.get(name)
+    for where, name in refs:
+        labels = labels_of.get(name)
         if labels is None:
             out.append(Violation(where, "requireSecretLabel", f"Secret {name} does not exist"))
         elif policy.require_secret_label and labels.get(USABLE_SECRET_LABEL) != "true":
@@ -245,7 +250,7 @@ def loadtest_violations(
                 f"custom PromQL ({names}) is not allowed; the operator's queries stay",
             )
         )
-    out += _secrets(spec, policy, facts)
+    out += secret_violations(secret_refs(spec), facts.secret_labels, policy)
     out += placement_violations(spec, policy)
     out += resource_violations(spec, policy)
     out += caps_violations(spec, policy, facts.runs_in_flight)
