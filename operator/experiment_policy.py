@@ -16,7 +16,7 @@ from surge.api.policy import (
     Violation,
 )
 from surge.operator.policy import secret_violations
-from surge.operator.policy_limits import bad_quantities, gpu_count
+from surge.operator.policy_limits import gpu_count
 
 
 def secret_names(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
@@ -80,9 +80,7 @@ def experiment_violations(
                 out.append(
                     Violation(field, "caps.maxExperimentReplicas", f"{n} replicas is above the cap")
                 )
-        bad = bad_quantities(v.resources, f"{where}.resources")
-        out += bad
-        gpus = 0 if bad else gpu_count(v.resources)
+        gpus = gpu_count(v.resources)
         if caps.max_gpus_per_pod is not None and gpus > caps.max_gpus_per_pod:
             out.append(
                 Violation(

@@ -66,30 +66,11 @@ def placement_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Viol
     return out
 
 
-def bad_quantities(resources: dict[str, Any] | None, where: str) -> list[Violation]:
-    """Requests and limits that are not Kubernetes quantities (the caps cannot compare them;
-    the API server would refuse the pod later, with less to go on)."""
-    out = []
-    for part in ("requests", "limits"):
-        for name, qty in ((resources or {}).get(part) or {}).items():
-            try:
-                parse_quantity(str(qty))
-            except ValueError:
-                out.append(
-                    Violation(
-                        f"{where}.{part}.{name}",
-                        "caps",
-                        f"{qty!r} is not a quantity (write e.g. 500m, 2, 2Gi)",
-                    )
-                )
-    return out
-
-
 def gpu_count(resources: dict[str, Any] | None) -> int:
     """The most accelerators asked for in requests or limits: every extended resource
     (a name with a domain: nvidia.com/gpu, its MIG slices, google.com/tpu, habana.ai/gaudi,
-    aws.amazon.com/neuron, ...) counts, so a new device name is capped too. Raises
-    ValueError on a quantity that is not one (check bad_quantities first)."""
+    aws.amazon.com/neuron, ...) counts, so a new device name is capped too. The quantities
+    are valid: the models checked them (surge.api.placement.check_resources)."""
     most = 0
     for part in ("requests", "limits"):
         for name, qty in ((resources or {}).get(part) or {}).items():
@@ -101,13 +82,10 @@ def gpu_count(resources: dict[str, Any] | None) -> int:
 def resource_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
     res = spec.load.placement.resources or {}
     caps, where = policy.caps, "spec.load.placement.resources"
-    out = bad_quantities(res, where)
-    if out:
-        return out
-    if caps.max_gpus_per_pod is not None and gpu_count(res) > caps.max_gpus_per_pod:
-        out.append(
-            Violation(where, "caps.maxGpusPerPod", f"asks for {gpu_count(res)} GPUs per worker")
-        )
+    out = []
+    gpus = gpu_count(res)
+    if caps.max_gpus_per_pod is not None and gpus > caps.max_gpus_per_pod:
+        out.append(Violation(where, "caps.maxGpusPerPod", f"asks for {gpus} GPUs per worker"))
     for name, cap in (("cpu", caps.worker_cpu), ("memory", caps.worker_memory)):
         if cap is None:
             continue
