@@ -207,8 +207,8 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
     target has opted in, the variants stay within the caps."""
     settings = ctx.settings
     lt = spec.load_test
-    facts = gather(lt, ctx.body, settings.policy, ctx.kube)
-    facts.runs_in_flight = 0
+    # Its runs count against the cap when they start, as LoadTests: nothing to count now.
+    facts = gather(lt, ctx.body, settings.policy, ctx.kube, count_runs=False)
     allowed = Allowed(settings.allowed_images, settings.allowed_prometheus_urls)
     found = loadtest_violations(lt, ctx.namespace, settings.policy, allowed, facts)
     nested = [replace(v, field=v.field.replace("spec.", "spec.loadTest.", 1)) for v in found]

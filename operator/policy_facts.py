@@ -74,6 +74,8 @@ def gather(
     policy: ClusterPolicy,
     kube: Kube,
     resolver: Resolver = resolve,
+    *,
+    count_runs: bool = True,
 ) -> Facts:
     namespace = body["metadata"]["namespace"]
     facts = Facts()
@@ -88,6 +90,6 @@ def gather(
     for _, name in secret_refs(spec):
         if name not in facts.secret_labels:
             facts.secret_labels[name] = kube.secret_labels(namespace, name)
-    if policy.caps.max_concurrent_runs_per_namespace is not None:
+    if count_runs and policy.caps.max_concurrent_runs_per_namespace is not None:
         facts.runs_in_flight = runs_in_flight(kube.loadtests(namespace), body)
     return facts
