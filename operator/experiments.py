@@ -247,6 +247,8 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     st.lease = LeaseRef(namespace=ctx.namespace, name=target_lease.lease_name(key), target=key)
     if condition_is(st.conditions, "Queued", "True"):
         ctx.condition("Queued", "False", "TargetFree", f"this experiment holds {target}")
+    # Read again now the Lease is held (the policy check read it before): a previous
+    # holder's restore is written before it lets go, so these are the originals.
     dep = ctx.kube.deployment(ctx.namespace, target)
     if dep is None:
         ctx.condition("Ready", "False", "TargetNotReady", f"Deployment {target} not found")
