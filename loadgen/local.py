@@ -39,11 +39,11 @@ from surge.loadgen.plan import WorkerPlan, build_plan
 from surge.loadgen.progress import Progress, progress_table
 from surge.loadgen.summary import WorkerSummary, merge
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
-from surge.loadgen.sweep_results import capacity_step, with_sweep
+from surge.loadgen.sweep_results import with_sweep
 from surge.loadgen.tables import results_table, sweep_table
 from surge.readiness import probe, wait_ready
 from surge.results.capacity import apply_capacity, capacity_file
-from surge.verdicts import Judgement, evaluate, generator_saturation, sweep_verdict, verdict
+from surge.verdicts import Judgement, generator_saturation, sweep_verdict, verdict
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_AGENT_ARGS = ("--cpu-ms", "2")
@@ -180,10 +180,7 @@ def _judge(
         )
     with_sweep(results, merged, spec)
     apply_capacity(results, replicas=replicas, source="surge run --replicas")
-    judged = sweep_verdict(results, missing_workers=missing)
-    at = capacity_step(results)
-    checks = evaluate(spec.parsed_thresholds(), at["metrics"]) if at else []
-    return Judgement(judged.verdict, judged.reason, judged.message, checks)
+    return sweep_verdict(results, spec.parsed_thresholds(), missing_workers=missing)
 
 
 def _write_report(path: Path, results: dict[str, Any], console: Console, err: Console) -> None:

@@ -80,13 +80,3 @@ def with_sweep(results: dict[str, Any], merged: WorkerSummary, spec: LoadTestSpe
         win = results["window"]
         win["start"], win["end"] = rows[0]["window"]["start"], rows[-1]["window"]["end"]
         win["stepsMeasuredSeconds"] = merged.measured_s
-
-
-def capacity_step(results: dict[str, Any]) -> dict[str, Any] | None:
-    """The step at the capacity (the highest passing rate below every failure), else the
-    first step; None without steps. Its thresholds are the ones a sweep reports."""
-    sweep = results.get("sweep") or {}
-    steps = sweep.get("steps") or []
-    best = sweep.get("maxSustainableRps")
-    at = next((s for s in steps if s["rate"] == best and s["passed"]), None)
-    return at or (steps[0] if steps else None)

@@ -15,14 +15,13 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.status import Summary
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
-from surge.loadgen.sweep_results import capacity_step, with_sweep
+from surge.loadgen.sweep_results import with_sweep
 from surge.operator.kube import Kube
 from surge.operator.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
 from surge.results.capacity import apply_capacity
 from surge.verdicts import (
     Judgement,
-    evaluate,
     generator_saturation,
     sweep_verdict,
     thresholds_outcome,
@@ -105,10 +104,12 @@ def analyse(
         metrics_condition = metrics_available_condition(cm)
     if results is not None and "sweep" in results:
         apply_capacity(results, replicas=replicas, source="Deployment status")
-        swept = sweep_verdict(results, missing_workers=missing, failed_workers=workers.failed)
-        at = capacity_step(results)
-        checks = evaluate(spec.parsed_thresholds(), at["metrics"]) if at else []
-        judged = Judgement(swept.verdict, swept.reason, swept.message, checks)
+        judged = sweep_verdict(
+            results,
+            spec.parsed_thresholds(),
+            missing_workers=missing,
+            failed_workers=workers.failed,
+        )
     else:
         judged = verdict(
             spec.parsed_thresholds(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from surge.api.status import ThresholdResult
@@ -184,16 +184,40 @@ def _workers_needed(results: Mapping[str, Any]) -> int:
     return max(scaled, workers + 1)
 
 
+def capacity_step(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The step at the capacity (the highest passing rate below every failure), else the
+    first step; None without steps. Its thresholds are the ones a sweep reports."""
+    sweep = results.get("sweep") or {}
+    steps = sweep.get("steps") or []
+    best = sweep.get("maxSustainableRps")
+    at = next((s for s in steps if s["rate"] == best and s["passed"]), None)
+    return at or (steps[0] if steps else None)
+
+
 def sweep_verdict(
-    results: Mapping[str, Any], *, missing_workers: Sequence[int] = (), failed_workers: int = 0
+    results: Mapping[str, Any],
+    thresholds: Sequence[Threshold] = (),
+    *,
+    missing_workers: Sequence[int] = (),
+    failed_workers: int = 0,
 ) -> Judgement:
-    """A capacity sweep's verdict (results with `sweep` and `capacity`). Pure.
+    """A capacity sweep's verdict (results with `sweep` and `capacity`), with `thresholds`
+    as judged at the capacity step (capacity_step). Pure.
 
     Passed (CapacityFound): a rate held every threshold; the message gives the capacity.
     Failed (ThresholdFailed): even the first step broke a threshold. Inconclusive: the
     target's replicas changed during the sweep (ReplicasChanged: nothing is per replica),
     or the generator saturated before any step failed (GeneratorSaturated: the capacity
     is at least the last passing rate, the rates above are the generator's)."""
+    at = capacity_step(results)
+    judged = _sweep_outcome(results, missing_workers, failed_workers)
+    checks = evaluate(list(thresholds), at["metrics"]) if at and thresholds else []
+    return replace(judged, thresholds=checks)
+
+
+def _sweep_outcome(
+    results: Mapping[str, Any], missing_workers: Sequence[int], failed_workers: int
+) -> Judgement:
     sweep = results.get("sweep") or {}
     cap = results.get("capacity") or {}
     if missing_workers:
