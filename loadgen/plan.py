@@ -141,12 +141,17 @@ PLAN_SHA256_ENV = "SURGE_PLAN_SHA256"
 """Set by the operator on worker pods: the SHA-256 of plan.json as it was admitted."""
 
 
+def plan_sha256(text: str) -> str:
+    """The digest the operator stores at admission and each worker checks."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def check_plan_digest(text: str, expected: str | None) -> None:
     """Raise ValueError when `expected` is set and plan.json's SHA-256 is another: the plan
     ConfigMap was changed after the operator admitted it, so it is not run."""
     if not expected:
         return
-    got = hashlib.sha256(text.encode()).hexdigest()
+    got = plan_sha256(text)
     if got != expected:
         raise ValueError(
             f"the plan's SHA-256 is {got[:12]}, not the {expected[:12]} the operator admitted: "

@@ -8,7 +8,6 @@ workers check it against. Raises ManifestError or PolicyViolation with field-nam
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.policy import USABLE_SECRET_LABEL, PolicyViolation, Violation
-from surge.loadgen.plan import build_plan, plan_json, with_inline_rows
+from surge.loadgen.plan import build_plan, plan_json, plan_sha256, with_inline_rows
 from surge.operator import builders
 from surge.operator.context import Ctx
 from surge.operator.kube import Kube
@@ -100,10 +99,6 @@ PLAN_LIMIT_BYTES = 1_000_000
 
 class PlanTooLarge(ValueError):
     """The run's plan (the spec with its dataset inlined) does not fit a ConfigMap."""
-
-
-def plan_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:

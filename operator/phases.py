@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from surge import readiness
 from surge.api.loadtest import LoadTestSpec
 from surge.api.status import LeaseRef, LoadTestStatus, Phase, RunRecord, WorkerCounts
-from surge.loadgen.plan import parse_plan
+from surge.loadgen.plan import parse_plan, plan_sha256
 from surge.operator import admission, builders, collect, target_lease
 from surge.operator.cluster import cluster_reader
 from surge.operator.conditions import condition_is, now_rfc3339, parse_time
@@ -39,12 +39,13 @@ def snapshot(ctx: Run) -> LoadTestSpec | None:
         return None
     text = cm["data"][builders.PLAN_KEY]
     stored = ctx.status.plan_sha256
-    if stored is not None and admission.plan_sha256(text) != stored:
+    found = plan_sha256(text) if stored is not None else ""
+    if stored is not None and found != stored:
         fail(
             ctx,
             "PolicyViolation",
             f"ConfigMap {ctx.namespace}/{cm['metadata']['name']}: its plan was changed after "
-            f"admission (SHA-256 {admission.plan_sha256(text)[:12]}, admitted "
+            f"admission (SHA-256 {found[:12]}, admitted "
             f"{stored[:12]}) (policy.verifyPlanHash); nothing more is run from it",
         )
         return None
