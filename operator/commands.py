@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from surge.operator import leader
-from surge.operator.kube import Kube
+from surge.operator.kube import leader
+from surge.operator.kube.client import Kube
 from surge.operator.settings import Settings, SettingsError, install
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.status import ConditionStatus, LoadTestStatus, Phase
 from surge.operator.conditions import checked_phase, now_rfc3339, set_condition
-from surge.operator.kube import Kube
+from surge.operator.kube.client import Kube
 from surge.operator.settings import Settings
 
 S = TypeVar("S", LoadTestStatus, ScalingExperimentStatus)

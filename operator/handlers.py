@@ -12,9 +12,10 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
-from surge.operator import experiments, lifecycle
 from surge.operator.context import Step
-from surge.operator.kube import Kube
+from surge.operator.experiment import reconcile as experiments
+from surge.operator.kube.client import Kube
+from surge.operator.loadtest import lifecycle
 from surge.operator.settings import current
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})

@@ -222,3 +222,17 @@ def test_no_module_over_the_size_limit() -> None:
                     if lines > MAX_LINES:
                         too_long[str(path.relative_to(ROOT))] = lines
     assert not too_long, f"modules over {MAX_LINES} lines: {dict(sorted(too_long.items()))}"
+
+
+def test_operator_is_grouped_by_concept() -> None:
+    """The operator's folder shows its concepts: a subpackage per concept whose __init__ says
+    what it owns, and no group of top-level modules sharing a name prefix (experiment_*.py)."""
+    top = sorted(p.stem for p in (ROOT / "operator").glob("*.py"))
+    prefixes = [name.split("_")[0] for name in top]
+    assert len(prefixes) == len(set(prefixes)), top
+    packages = sorted(p.parent for p in (ROOT / "operator").glob("*/__init__.py"))
+    assert {p.name for p in packages} >= {"kube", "loadtest", "experiment", "policy"}
+    for package in packages:
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
+        assert doc, f"{package.name}/__init__.py says nothing of what it owns"
+        assert len(doc.splitlines()) <= 2, package.name

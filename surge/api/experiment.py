@@ -1,6 +1,6 @@
 """The ScalingExperiment resource: one load, several scaling configurations, one recommendation.
 
-The operator runs it (operator/experiments.py); docs/experiments.md describes the runs,
+The operator runs it (operator/experiment/reconcile.py); docs/experiments.md describes the runs,
 the restore guarantees, the cost formula and the ranking.
 """
 

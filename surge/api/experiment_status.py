@@ -15,7 +15,7 @@ Stage = Literal["Apply", "RollOut", "Test", "Restore", "Cooldown"]
 
 
 class WrittenField(Model):
-    """One field of the target the current variant wrote (operator/owned_fields.py paths),
+    """One field of the target the current variant wrote (experiment/owned_fields.py paths),
     with the value read back after the write."""
 
     path: list[str]

@@ -212,7 +212,7 @@ class Retry(Model):
 
 
 class LeaseRef(Model):
-    """The target Lease this run holds (operator/target_lease.py)."""
+    """The target Lease this run holds (operator/kube/target_lease.py)."""
 
     namespace: str
     name: str

@@ -17,7 +17,7 @@ def test_every_condition_and_reason_is_documented() -> None:
 def test_operator_uses_only_listed_reasons() -> None:
     import re
 
-    source = "".join(p.read_text() for p in (Path(__file__).parents[2] / "operator").glob("*.py"))
+    source = "".join(p.read_text() for p in (Path(__file__).parents[2] / "operator").rglob("*.py"))
     used = set(re.findall(r'(?:fail|abort)\(ctx, "([A-Za-z]+)"', source))
     used |= set(re.findall(r'condition\("[A-Za-z]+", "[A-Za-z]+", "([A-Za-z]+)"', source))
     used |= set(re.findall(r'goto\(Phase\.[A-Z_]+, "([A-Za-z]+)"', source))

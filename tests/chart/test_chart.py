@@ -51,7 +51,7 @@ CLUSTER_SCOPED = {
 # The aggregated ClusterRoles for people (rbac.userRoles), not the operator's.
 USER_ROLE_SUFFIXES = ("-view", "-edit")
 
-# What the operator does in a namespace it serves (surge/operator/kube.py and kopf).
+# What the operator does in a namespace it serves (surge/operator/kube/client.py and kopf).
 OPERATOR_RULES = {
     ("surge.dev", "loadtests", "get"),
     ("surge.dev", "loadtests", "list"),

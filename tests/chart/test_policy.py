@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from surge.api.policy import ClusterPolicy, parse_policy
-from surge.operator import builders
+from surge.operator.loadtest import builders
 from tests.chart import policy_schema
 from tests.chart.rendering import CHART, of_kind, one, render, rule_verbs
 
@@ -383,7 +383,7 @@ def test_network_policy_limits_worker_egress() -> None:
     policies = of_kind(docs, "NetworkPolicy")
     assert sorted(p["metadata"]["namespace"] for p in policies) == ["a", "b"]
     spec = policies[0]["spec"]
-    # The worker pods' own labels (surge/operator/builders.py).
+    # The worker pods' own labels (surge/operator/loadtest/builders.py).
     worker = builders.labels("alice", "1")
     assert spec["podSelector"]["matchLabels"] == {
         builders.LABEL_COMPONENT: worker[builders.LABEL_COMPONENT],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
-from surge.operator import builders
+from surge.operator.loadtest import builders
 from tests.chart.rendering import one, render
 
 # Uses every pod-shaping part of the spec: secret headers, resources, placement, separate.

@@ -24,8 +24,9 @@ from kubernetes.client.exceptions import ApiException
 
 from surge.agent import start_agent_process, stop_agent_process
 from surge.api.policy import parse_policy
-from surge.operator import builders, target_lease
-from surge.operator.kube import Kube, KubeError
+from surge.operator.kube import target_lease
+from surge.operator.kube.client import Kube, KubeError
+from surge.operator.loadtest import builders
 from tests.chart.rendering import CHART, of_kind, one, render, rule_verbs
 from tests.chart.test_policy import FULL_POLICY
 from tests.chart.workloads import pod_templates, worker_job
@@ -583,7 +584,7 @@ class Op:
 
 @dataclass
 class OperatorCalls:
-    """The operator's calls, made through surge.operator.kube.Kube as the chart's SA."""
+    """The operator's calls, made through surge.operator.kube.client.Kube as the chart's SA."""
 
     api: client.ApiClient
     namespace: str

@@ -23,8 +23,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from surge.agent import start_agent_process, stop_agent_process
-from surge.operator import builders
-from surge.operator.experiment_runs import snapshot_name
+from surge.operator.experiment.runs import snapshot_name
+from surge.operator.loadtest import builders
 from tests.chart.rendering import render
 from tests.e2e.operator_support import (
     GROUP,

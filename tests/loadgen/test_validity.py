@@ -24,8 +24,8 @@ from surge.loadgen.outcome import Outcome
 from surge.loadgen.plan import build_plan
 from surge.loadgen.recorder import Recorder
 from surge.loadgen.summary import WorkerSummary, record_seconds, termination_message
-from surge.operator.collect import analyse
-from surge.operator.pods import diagnose
+from surge.operator.loadtest.collect import analyse
+from surge.operator.loadtest.pods import diagnose
 from surge.verdicts import LAG_P99_BOUND_S, generator_saturation, verdict
 from tests.loadgen.conftest import make_spec
 

@@ -1,4 +1,4 @@
-"""An in-memory stand-in for surge.operator.kube.Kube, for unit tests of the state machines.
+"""An in-memory stand-in for surge.operator.kube.client.Kube, for unit tests of the state machines.
 
 It keeps plain JSON objects by (kind, namespace, name), answers label selectors of the
 form `k=v,k2=v2`, and records every write in `calls`. It is a fake for pure-logic tests:
@@ -13,7 +13,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from surge.operator.kube import KubeError
+from surge.operator.kube.client import KubeError
 
 Key = tuple[str, str, str]
 

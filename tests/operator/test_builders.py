@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from surge.api.loadtest import LoadTestSpec
-from surge.operator import builders
+from surge.operator.loadtest import builders
 
 OWNER: dict[str, Any] = {
     "apiVersion": "surge.dev/v1alpha1",

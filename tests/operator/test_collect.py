@@ -14,8 +14,8 @@ from surge.loadgen.summary import (
     summary_line,
     termination_message,
 )
-from surge.operator.collect import analyse
-from surge.operator.pods import diagnose
+from surge.operator.loadtest.collect import analyse
+from surge.operator.loadtest.pods import diagnose
 
 
 def _summary(index: int, latencies_s: list[float], errors: int = 0) -> WorkerSummary:

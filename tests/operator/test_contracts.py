@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from surge.operator import builders
-from surge.operator.failures import backoff_s, failure_reason
-from surge.operator.kube import KubeError
+from surge.operator.kube.client import KubeError
+from surge.operator.kube.failures import backoff_s, failure_reason
+from surge.operator.loadtest import builders
 from tests.operator.fake_kube import FakeKube
 from tests.operator.test_lifecycle import (
     NAME,
@@ -218,7 +218,7 @@ def test_own_children_are_adopted_after_a_crash(kube: FakeKube) -> None:
 
 
 def test_an_experiments_child_shares_the_experiments_lease(kube: FakeKube) -> None:
-    from surge.operator import target_lease
+    from surge.operator.kube import target_lease
 
     holder = target_lease.Holder("ScalingExperiment", NS, "sx", "u-sx")
     key = "deployment/team/alice"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.operator.experiment_runs import snapshot_name
-from surge.operator.experiment_target import snapshot_configmap
+from surge.operator.experiment.runs import snapshot_name
+from surge.operator.experiment.target import snapshot_configmap
 from tests.operator.fake_kube import FakeKube
 from tests.operator.test_experiments import (
     HPA,

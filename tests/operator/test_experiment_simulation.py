@@ -11,9 +11,9 @@ import pytest
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import ComparisonRow, Prediction
 from surge.api.manifests import ManifestError, parse_spec
-from surge.operator import experiment_simulation as sim
 from surge.operator.context import Step
-from surge.operator.experiment_runs import child_name, snapshot_name
+from surge.operator.experiment import simulation as sim
+from surge.operator.experiment.runs import child_name, snapshot_name
 from tests.operator.fake_kube import FakeKube
 from tests.operator.schema import pruned
 from tests.operator.test_experiments import (

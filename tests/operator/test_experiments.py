@@ -15,9 +15,9 @@ import pytest
 
 from surge.api.crd import experiment_crd
 from surge.api.experiment_status import ScalingExperimentStatus
-from surge.operator import experiments
 from surge.operator.context import Step
-from surge.operator.experiment_runs import child_name, snapshot_name
+from surge.operator.experiment import reconcile as experiments
+from surge.operator.experiment.runs import child_name, snapshot_name
 from surge.operator.settings import Settings
 from tests.operator.fake_kube import FakeKube, merge_patch
 from tests.operator.schema import pruned
@@ -473,7 +473,7 @@ def test_an_experiment_queued_past_its_timeout_fails(kube: FakeKube) -> None:
 def test_a_permanent_api_error_ends_the_experiment_and_puts_the_variant_back(
     kube: FakeKube,
 ) -> None:
-    from surge.operator.kube import KubeError
+    from surge.operator.kube.client import KubeError
 
     body = _at(kube, ("Running", "RollOut", 0))
     assert _pod_spec(kube)["nodeSelector"] == {"surge.dev/pool": "cpu"}
@@ -486,7 +486,7 @@ def test_a_permanent_api_error_ends_the_experiment_and_puts_the_variant_back(
 
 
 def test_a_transient_api_error_shows_and_the_next_tick_goes_on(kube: FakeKube) -> None:
-    from surge.operator.kube import KubeError
+    from surge.operator.kube.client import KubeError
 
     body = _at(kube, ("Running", "RollOut", 0))
     kube.failures["pods"] = KubeError("list Pods in team", 503, "etcd leader changed")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from surge.operator import leader
+from surge.operator.kube import leader
 from tests.operator.fake_kube import FakeKube
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)

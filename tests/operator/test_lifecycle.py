@@ -17,8 +17,8 @@ from surge.api.crd import loadtest_crd
 from surge.api.policy import Caps, ClusterPolicy
 from surge.api.status import LoadTestStatus
 from surge.loadgen.summary import WorkerSummary, record_seconds, termination_message
-from surge.operator import builders, lifecycle
 from surge.operator.context import Step
+from surge.operator.loadtest import builders, lifecycle
 from surge.operator.settings import Settings
 from tests.operator.fake_kube import FakeKube, merge_patch
 from tests.operator.schema import pruned

@@ -10,7 +10,7 @@ import jsonpatch
 import pytest
 
 from surge.api.experiment import Variant
-from surge.operator.owned_fields import (
+from surge.operator.experiment.owned_fields import (
     MISSING,
     changed,
     display,

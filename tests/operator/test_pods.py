@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from surge.operator.pods import diagnose, exit_code, termination_message
+from surge.operator.loadtest.pods import diagnose, exit_code, termination_message
 
 
 def pod(

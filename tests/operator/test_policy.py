@@ -1,5 +1,5 @@
-"""The cluster policy's rules, one attack each, on the pure checks (operator/policy.py) and
-the facts they are given (operator/policy_facts.py, with a FakeKube and a fake resolver)."""
+"""The cluster policy's rules, one attack each, on the pure checks (operator/policy/rules.py) and
+the facts they are given (operator/policy/facts.py, with a FakeKube and a fake resolver)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy, Violation, parse_policy
 from surge.loadgen.plan import check_plan_digest
-from surge.operator import builders
-from surge.operator.policy import (
+from surge.operator.loadtest import builders
+from surge.operator.policy.facts import gather, runs_in_flight
+from surge.operator.policy.rules import (
     Allowed,
     Facts,
     Service,
     loadtest_violations,
     service_name,
 )
-from surge.operator.policy_facts import gather, runs_in_flight
 from tests.operator.fake_kube import FakeKube
 
 NS = "team-a"
@@ -326,7 +326,7 @@ def test_workers_get_the_pool_default_resources_and_the_plan_digest() -> None:
 
 
 def test_workers_get_the_networks_they_may_find_the_target_at() -> None:
-    from surge.operator.policy import worker_networks
+    from surge.operator.policy.rules import worker_networks
 
     policy = parse_policy({"targets": {"cidrs": ["127.0.0.0/8"]}})
     facts = Facts(services={"alice": ALICE})
@@ -374,7 +374,7 @@ def test_resources_that_are_not_quantities_are_named_not_a_traceback(
 
 
 def test_every_extended_resource_counts_as_an_accelerator() -> None:
-    from surge.operator.policy_limits import gpu_count
+    from surge.operator.policy.limits import gpu_count
 
     assert gpu_count({"limits": {"nvidia.com/mig-1g.10gb": 7, "cpu": "2"}}) == 7
     assert gpu_count({"limits": {"google.com/tpu": 8}, "requests": {"habana.ai/gaudi": 2}}) == 8
@@ -449,13 +449,13 @@ def test_resumed_runs_count_and_the_pool_keys_hold() -> None:
 def test_prometheus_urls_match_by_scheme_host_port_and_path(
     url: str, pattern: str, same: bool
 ) -> None:
-    from surge.operator.policy import _same_url
+    from surge.operator.policy.rules import _same_url
 
     assert _same_url(url, pattern) is same
 
 
 def test_one_target_whatever_its_spelling() -> None:
-    from surge.operator.admission import target_key
+    from surge.operator.loadtest.admission import target_key
 
     spellings = ["http://alice", "http://ALICE:80/", "http://u@alice", f"http://alice.{NS}.svc"]
     keys = {target_key({"target": {"url": u}}, NS) for u in spellings}

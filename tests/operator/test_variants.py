@@ -9,7 +9,7 @@ import pytest
 
 from surge.api.experiment import Cost, HpaSpec, Variant
 from surge.api.experiment_status import RunRow
-from surge.operator.variants import (
+from surge.operator.experiment.variants import (
     aggregate,
     apply_hpa,
     apply_variant,

@@ -9,7 +9,7 @@ import pytest
 
 from surge.api.experiment_status import RunRow, ScalingExperimentStatus
 from surge.api.status import Phase
-from surge.operator.variants import aggregate, rank, recommendation
+from surge.operator.experiment.variants import aggregate, rank, recommendation
 from surge.results.experiment_report import (
     comparison_rows,
     experiment_plot_specs,

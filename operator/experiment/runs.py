@@ -11,9 +11,9 @@ from surge.api.experiment import ScalingExperimentSpec, Variant
 from surge.api.experiment_status import ExperimentStep, RunRow
 from surge.api.loadtest import DeploymentRef
 from surge.api.status import Phase
-from surge.operator import builders
 from surge.operator.conditions import now_rfc3339, parse_time
-from surge.operator.variants import run_cost
+from surge.operator.experiment.variants import run_cost
+from surge.operator.loadtest import builders
 
 LABEL_EXPERIMENT = "surge.dev/experiment"
 LABEL_VARIANT = "surge.dev/variant"

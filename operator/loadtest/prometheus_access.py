@@ -6,8 +6,8 @@ import base64
 from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
-from surge.operator.collect import ClusterReader
-from surge.operator.kube import Kube, KubeError
+from surge.operator.kube.client import Kube, KubeError
+from surge.operator.loadtest.collect import ClusterReader
 from surge.operator.settings import Settings
 from surge.results import ClusterMetrics, collect_cluster_metrics
 from surge.results.prometheus import RangeQuerier

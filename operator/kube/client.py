@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from surge.api.base import GROUP, VERSION
-from surge.operator.kube_errors import KubeError, absent, call, server_message
+from surge.operator.kube.errors import KubeError, absent, call, server_message
 
 __all__ = ["Kube", "KubeError", "server_message"]
 

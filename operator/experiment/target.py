@@ -16,10 +16,7 @@ from typing import Any
 from surge.api.experiment import ScalingExperimentSpec, Variant
 from surge.api.experiment_status import ExperimentStep, WrittenField
 from surge.api.manifests import ManifestError, parse_spec
-from surge.operator import builders
-from surge.operator.experiment_runs import LABEL_EXPERIMENT, snapshot_name
-from surge.operator.kube import Kube
-from surge.operator.owned_fields import (
+from surge.operator.experiment.owned_fields import (
     Path,
     changed,
     display,
@@ -31,7 +28,10 @@ from surge.operator.owned_fields import (
     rest_digest,
     restore_plan,
 )
-from surge.operator.variants import apply_hpa
+from surge.operator.experiment.runs import LABEL_EXPERIMENT, snapshot_name
+from surge.operator.experiment.variants import apply_hpa
+from surge.operator.kube.client import Kube
+from surge.operator.loadtest import builders
 
 DEPLOYMENT_KEY, HPA_KEY, SPEC_KEY, UID_KEY = "deployment.json", "hpa.json", "spec.json", "uid"
 

@@ -1,7 +1,7 @@
 """The LoadTest state machine's entry: which step a reconcile takes, and what errors mean.
 
 Level-triggered: each reconcile reads the run's state from the cluster and moves it one step
-on (operator/phases.py), so a restarted operator resumes where the cluster says the run is.
+on (operator/loadtest/phases.py), so a restarted operator resumes where the cluster says the run is.
 Around the phases:
 - a new spec.runId starts a run (a runId in status.history is refused: RunIdReused); a run
   that never started is re-admitted when its spec changes (a fixed typo runs);
@@ -22,12 +22,12 @@ from typing import Any
 from surge.api.manifests import ManifestError
 from surge.api.policy import PolicyViolation
 from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase, Retry, RunRecord
-from surge.operator import admission, builders
 from surge.operator.conditions import condition_is, get_condition, now_rfc3339, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
-from surge.operator.failures import MAX_ATTEMPTS_WITHOUT_DEADLINE, backoff_s, failure_reason
-from surge.operator.kube import Kube, KubeError
-from surge.operator.phases import (
+from surge.operator.kube.client import Kube, KubeError
+from surge.operator.kube.failures import MAX_ATTEMPTS_WITHOUT_DEADLINE, backoff_s, failure_reason
+from surge.operator.loadtest import admission, builders
+from surge.operator.loadtest.phases import (
     PHASES,
     Run,
     abort,

@@ -11,7 +11,7 @@ from typing import Literal
 
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import ComparisonRow, Prediction
-from surge.operator.variants import Objective
+from surge.operator.experiment.variants import Objective
 from surge.simulate.capacity import Slo, slo_of
 from surge.simulate.errors import SimulationError
 from surge.simulate.plan import Settings, VariantPlan, plan_all

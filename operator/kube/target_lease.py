@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from surge.operator.conditions import parse_time
-from surge.operator.kube import Kube
+from surge.operator.kube.client import Kube
 
 PREFIX = "surge-target-"
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})

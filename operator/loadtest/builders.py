@@ -12,7 +12,7 @@ from typing import Any
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.loadgen.plan import PLAN_SHA256_ENV, header_env_var
-from surge.operator.variants import quantities
+from surge.operator.experiment.variants import quantities
 
 LABEL_LOADTEST = "surge.dev/loadtest"
 LABEL_RUN = "surge.dev/run"

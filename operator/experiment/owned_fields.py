@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from surge.api.experiment import Variant
-from surge.operator.variants import quantities
+from surge.operator.experiment.variants import quantities
 
 Path = tuple[str, ...]
 MISSING: Any = object()

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from surge.operator.kube import Kube, KubeError
+from surge.operator.kube.client import Kube, KubeError
 
-log = logging.getLogger("surge.operator.leader")
+log = logging.getLogger("surge.operator.kube.leader")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from surge.api.status import Summary
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
 from surge.loadgen.sweep_results import with_sweep
-from surge.operator.kube import Kube
-from surge.operator.pods import Workers, termination_message
+from surge.operator.kube.client import Kube
+from surge.operator.loadtest.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
 from surge.results.capacity import apply_capacity
 from surge.verdicts import (

@@ -1,5 +1,5 @@
 """What the policy checks need from the world, looked up once per admission (the shell of
-operator/policy.py): Services of the namespace, resolved addresses, Secret labels, and the
+operator/policy/rules.py): Services of the namespace, resolved addresses, Secret labels, and the
 namespace's runs in flight."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.api.status import TERMINAL_PHASES
-from surge.operator.kube import Kube
-from surge.operator.policy import Facts, Service, hosts, secret_refs, service_name
+from surge.operator.kube.client import Kube
+from surge.operator.policy.rules import Facts, Service, hosts, secret_refs, service_name
 
 Resolver = Callable[[str], tuple[str, ...] | None]
 

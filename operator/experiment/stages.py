@@ -1,5 +1,5 @@
 """The stages of one ScalingExperiment run (Apply -> RollOut -> Test -> Restore -> Cooldown) and
-the experiment's endings; operator/experiments.py decides which one runs."""
+the experiment's endings; operator/experiment/reconcile.py decides which one runs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import ExperimentStep, RunRow, ScalingExperimentStatus
 from surge.api.status import TERMINAL_PHASES, Phase
-from surge.operator import builders, experiment_target
 from surge.operator.conditions import now_rfc3339, parse_time
 from surge.operator.context import Ctx
-from surge.operator.experiment_runs import (
+from surge.operator.experiment import target as experiment_target
+from surge.operator.experiment.runs import (
     LABEL_EXPERIMENT,
     child_loadtest,
     child_name,
@@ -23,8 +23,9 @@ from surge.operator.experiment_runs import (
     runs_of,
     sample_replicas,
 )
-from surge.operator.experiment_target import Snapshot
-from surge.operator.variants import price_per_replica_hour
+from surge.operator.experiment.target import Snapshot
+from surge.operator.experiment.variants import price_per_replica_hour
+from surge.operator.loadtest import builders
 
 Exp = Ctx[ScalingExperimentStatus]
 

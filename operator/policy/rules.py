@@ -1,7 +1,7 @@
 """The cluster policy applied to a LoadTest spec: every rule it breaks, with the field. Pure.
 
 What the checks need from the world (the Services of the namespace, the addresses a host
-resolves to, Secret labels, the runs in flight) is looked up by operator/policy_facts.py
+resolves to, Secret labels, the runs in flight) is looked up by operator/policy/facts.py
 into `Facts` first, so every decision here is a function of its inputs. docs/security.md
 lists the rules and the attacks they stop.
 """
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import USABLE_SECRET_LABEL, ClusterPolicy, Violation
-from surge.operator.policy_limits import caps_violations, placement_violations, resource_violations
+from surge.operator.policy.limits import caps_violations, placement_violations, resource_violations
 
 
 @dataclass(frozen=True)

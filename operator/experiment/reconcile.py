@@ -1,7 +1,7 @@
 """The ScalingExperiment state machine: variants one after another, the owner's work never undone.
 
 Each run moves through Apply -> RollOut -> Test -> Restore -> Cooldown (order and objects:
-operator/experiment_runs.py; writes to the target: operator/experiment_target.py). At start
+operator/experiment/runs.py; writes to the target: operator/experiment/target.py). At start
 the experiment takes the target's Lease and snapshots the originals, its own spec (frozen:
 later edits set SpecDrifted) and the target's uid into a ConfigMap it owns. A variant writes
 only the fields it sets and restores only those still holding what it wrote; an edit by
@@ -20,16 +20,16 @@ from surge.api.experiment_status import PlanEntry, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
 from surge.api.policy import PolicyViolation, Violation
 from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase
-from surge.operator import builders, experiment_simulation, experiment_target, target_lease
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, NotOwned, Step
-from surge.operator.experiment_policy import experiment_violations, secret_names
-from surge.operator.experiment_runs import (
+from surge.operator.experiment import simulation as experiment_simulation
+from surge.operator.experiment import target as experiment_target
+from surge.operator.experiment.runs import (
     LABEL_EXPERIMENT,
     runs_of,
     snapshot_name,
 )
-from surge.operator.experiment_stages import (
+from surge.operator.experiment.stages import (
     STAGES,
     Exp,
     end,
@@ -39,19 +39,22 @@ from surge.operator.experiment_stages import (
     restored_message,
     stop_current_child,
 )
-from surge.operator.experiment_target import Snapshot, TargetGone
-from surge.operator.failures import failure_reason
-from surge.operator.kube import Kube, KubeError
-from surge.operator.policy import Allowed, loadtest_violations
-from surge.operator.policy_facts import gather
-from surge.operator.settings import Settings
-from surge.operator.variants import (
+from surge.operator.experiment.target import Snapshot, TargetGone
+from surge.operator.experiment.variants import (
     aggregate,
     apply_hpa,
     apply_variant,
     rank,
     recommendation,
 )
+from surge.operator.kube import target_lease
+from surge.operator.kube.client import Kube, KubeError
+from surge.operator.kube.failures import failure_reason
+from surge.operator.loadtest import builders
+from surge.operator.policy.experiment import experiment_violations, secret_names
+from surge.operator.policy.facts import gather
+from surge.operator.policy.rules import Allowed, loadtest_violations
+from surge.operator.settings import Settings
 
 LEASE_SLACK_S = 300
 

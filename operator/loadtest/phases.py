@@ -1,4 +1,4 @@
-"""The phases of a LoadTest run and its endings; operator/lifecycle.py decides which one runs.
+"""The phases of a LoadTest run and its endings; loadtest/lifecycle.py decides which one runs.
 
 Each waiting phase has a deadline (status.deadline, set when the phase is entered or, after a
 resume, on its first tick) and ends the run with its own reason when it passes: Pending
@@ -16,12 +16,13 @@ from surge import readiness
 from surge.api.loadtest import LoadTestSpec
 from surge.api.status import LeaseRef, LoadTestStatus, Phase, RunRecord, WorkerCounts
 from surge.loadgen.plan import parse_plan, plan_sha256
-from surge.operator import admission, builders, collect, target_lease
-from surge.operator.cluster import cluster_reader
 from surge.operator.conditions import condition_is, now_rfc3339, parse_time
 from surge.operator.context import Ctx
-from surge.operator.experiment_runs import is_child
-from surge.operator.pods import Workers, diagnose
+from surge.operator.experiment.runs import is_child
+from surge.operator.kube import target_lease
+from surge.operator.loadtest import admission, builders, collect
+from surge.operator.loadtest.pods import Workers, diagnose
+from surge.operator.loadtest.prometheus_access import cluster_reader
 
 Run = Ctx[LoadTestStatus]
 LEASE_SLACK_S = 300

@@ -1,7 +1,7 @@
 """Admission of a LoadTest run: the spec checks only the operator can make, and the plan's storage.
 
 The CRD schema and `parse_spec` check the spec itself; here come the cluster policy
-(operator/policy.py: images, targets, placement, Secrets, caps), the dataset read from a
+(operator/policy/rules.py: images, targets, placement, Secrets, caps), the dataset read from a
 ConfigMap, and the plan ConfigMap every worker reads, with the SHA-256 the operator and the
 workers check it against. Raises ManifestError or PolicyViolation with field-named messages.
 """
@@ -17,11 +17,11 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.policy import USABLE_SECRET_LABEL, PolicyViolation, Violation
 from surge.loadgen.plan import build_plan, plan_json, plan_sha256, with_inline_rows
-from surge.operator import builders
 from surge.operator.context import Ctx
-from surge.operator.kube import Kube
-from surge.operator.policy import Allowed, loadtest_violations, service_name, worker_networks
-from surge.operator.policy_facts import Resolver, gather, resolve
+from surge.operator.kube.client import Kube
+from surge.operator.loadtest import builders
+from surge.operator.policy.facts import Resolver, gather, resolve
+from surge.operator.policy.rules import Allowed, loadtest_violations, service_name, worker_networks
 from surge.operator.settings import Settings
 
 

@@ -1,6 +1,6 @@
 """The cluster policy applied to a ScalingExperiment, before it takes its target. Pure.
 
-Its loadTest template is a LoadTest spec and meets the same rules (operator/policy.py);
+Its loadTest template is a LoadTest spec and meets the same rules (operator/policy/rules.py);
 on top, the target Deployment must have opted in, and no variant may write more replicas
 or GPUs than the caps allow.
 """
@@ -15,8 +15,8 @@ from surge.api.policy import (
     ClusterPolicy,
     Violation,
 )
-from surge.operator.policy import secret_violations
-from surge.operator.policy_limits import gpu_count
+from surge.operator.policy.limits import gpu_count
+from surge.operator.policy.rules import secret_violations
 
 
 def secret_names(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:

@@ -3,7 +3,7 @@ long to wait before retrying a transient one."""
 
 from __future__ import annotations
 
-from surge.operator.kube import KubeError
+from surge.operator.kube.client import KubeError
 
 MAX_BACKOFF_S = 60.0
 MAX_ATTEMPTS_WITHOUT_DEADLINE = 30
