@@ -250,6 +250,16 @@ def loadtest_violations(
                 f"custom PromQL ({names}) is not allowed; the operator's queries stay",
             )
         )
+    trace = spec.load.trace
+    if trace is not None and trace.prometheus is not None and not policy.allow_custom_queries:
+        out.append(
+            Violation(
+                "spec.load.trace.prometheus.query",
+                "allowCustomQueries",
+                "a trace's PromQL can read any series of the Prometheus into the plan; "
+                "not allowed here: give the curve as points or a ConfigMap",
+            )
+        )
     out += secret_violations(secret_refs(spec), facts.secret_labels, policy)
     out += placement_violations(spec, policy)
     out += resource_violations(spec, policy)

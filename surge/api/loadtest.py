@@ -36,6 +36,7 @@ from surge.api.target import (
     check_http_url,
 )
 from surge.api.thresholds import Threshold, parse_threshold
+from surge.api.trace import Trace, check_trace_load
 
 __all__ = [
     "Cleanup",
@@ -63,6 +64,7 @@ __all__ = [
     "Sweep",
     "Target",
     "Timeouts",
+    "Trace",
 ]
 
 
@@ -80,15 +82,18 @@ class Stage(Model):
 
 
 class Load(Model):
-    model: Literal["constant", "poisson", "closed", "sweep"]
+    model: Literal["constant", "poisson", "closed", "sweep", "trace"]
     """constant/poisson: open loop, arrivals per second; closed: users that wait for replies;
-    sweep: open-loop constant-rate steps that find the highest rate the thresholds allow."""
+    sweep: open-loop constant-rate steps that find the highest rate the thresholds allow;
+    trace: open loop, arrivals following a recorded rate curve (load.trace)."""
     stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
-    """Every model but sweep needs at least one."""
+    """Every model but sweep and trace needs at least one."""
     start_target: float | None = Field(None, ge=0)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
     sweep: Sweep | None = None
     """The sweep's rates and timing (model sweep only; docs/metrics.md, "Capacity sweep")."""
+    trace: Trace | None = None
+    """The rate curve to replay and its source (model trace only; docs/api.md)."""
     warmup: Duration = 0.0
     """The first part of the timeline, excluded from every result."""
     think_time: Duration = 0.0
@@ -105,7 +110,7 @@ class Load(Model):
     @classmethod
     def _some_stages(cls, v: list[Stage], info: ValidationInfo) -> list[Stage]:
         model = info.data.get("model")
-        if not v and model not in (None, "sweep"):
+        if not v and model not in (None, "sweep", "trace"):
             raise ValueError(f"required field is missing: the {model} model needs a stage")
         return v
 
@@ -114,6 +119,8 @@ class Load(Model):
         """The load's length; for a sweep, the longest it can last (every step run)."""
         if self.sweep is not None:
             return self.sweep.duration_s
+        if self.trace is not None:
+            return self.trace.duration_s or 0.0  # a ConfigMap's curve: known once read
         return sum(s.duration for s in self.stages)
 
     @property
@@ -122,10 +129,14 @@ class Load(Model):
         on the rate applies to it."""
         if self.sweep is not None:
             return self.sweep.max_rate
+        if self.trace is not None:
+            return self.trace.peak or 0.0  # known once the curve is resolved
         return max([s.target for s in self.stages] + [self.start_target or 0.0])
 
     @model_validator(mode="after")
     def _coherent(self) -> Load:
+        if check_trace_load(self):
+            return self  # the length and peak are checked once the curve is read
         if self.model == "sweep":
             check_sweep_load(self)
             return self
