@@ -116,7 +116,7 @@ def test_query_failures_name_the_field(result: Any, message: str) -> None:
 def test_local_runs_refuse_a_configmap_and_a_missing_prometheus() -> None:
     with pytest.raises(ManifestError, match="configMapRef: local runs cannot read ConfigMaps"):
         resolve_locally(_spec({"configMapRef": {"name": "c", "key": "k"}}))
-    with pytest.raises(ManifestError, match=r"prometheus: no Prometheus: set spec\.prometheus\.url"):
+    with pytest.raises(ManifestError, match=r"no Prometheus: set spec\.prometheus\.url"):
         resolve_locally(_spec({"prometheus": {"query": QUERY, "last": "1m"}}))
 
 
