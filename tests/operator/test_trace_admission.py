@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from surge.api.experiment import ScalingExperimentSpec
 from surge.api.policy import Caps, ClusterPolicy
 from surge.loadgen.plan import parse_plan
+from surge.operator.experiment.runs import child_loadtest, runs_of
 from surge.operator.loadtest import admission, builders
 from surge.operator.settings import Settings
 from tests.loadgen.test_trace_resolve import FakeQuerier
 from tests.operator.fake_kube import FakeKube
 from tests.operator.test_lifecycle import NAME, NS, SERVICE, T0, _body, _spec, tick
 
+EXPERIMENT = Path(__file__).parents[1] / "simulate" / "experiment.yaml"
 QUERY = 'sum(rate(http_requests_total{service="alice"}[1m]))'
 CSV = {
     "kind": "ConfigMap",
@@ -124,3 +129,39 @@ def test_no_prometheus_is_refused_naming_the_field(kube: FakeKube) -> None:
     )
     with pytest.raises(admission.ManifestError, match=r"spec\.load\.trace\.prometheus: no Prom"):
         admission.accepted_spec(_prom_body(), kube, settings)
+
+
+def _experiment(load: dict[str, Any]) -> Any:
+    doc = yaml.safe_load(EXPERIMENT.read_text())
+    doc["spec"]["loadTest"]["load"] = load
+    return ScalingExperimentSpec.model_validate(doc["spec"]), doc
+
+
+def test_every_variant_of_an_experiment_replays_one_window() -> None:
+    """`last` ends when each run is admitted, so the children carry the window it meant when
+    the experiment was created: every variant and repetition queries the same range."""
+    load = {
+        "model": "trace",
+        "trace": {"prometheus": {"query": QUERY, "last": "1h", "step": "1m"}, "timeScale": 6},
+    }
+    spec, _ = _experiment(load)
+    owner = {
+        "metadata": {
+            "name": "exp",
+            "namespace": NS,
+            "uid": "u-9",
+            "creationTimestamp": "2026-12-06T01:00:30Z",
+        }
+    }
+    windows = set()
+    for variant, rep in runs_of(spec):
+        child = child_loadtest(owner, spec, variant, rep)
+        query = child["spec"]["load"]["trace"]["prometheus"]
+        assert "last" not in query
+        windows.add((query["start"], query["end"]))
+    assert windows == {("2026-12-06T00:00:00Z", "2026-12-06T01:00:00Z")}
+    points = [{"tSeconds": 0, "rps": 1}, {"tSeconds": 60, "rps": 3}]
+    inline = {"model": "trace", "trace": {"points": points}}
+    spec, _ = _experiment(inline)
+    child = child_loadtest(owner, spec, spec.variants[0], 0)
+    assert child["spec"]["load"]["trace"]["points"][1] == {"tSeconds": 60.0, "rps": 3.0}
