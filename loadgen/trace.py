@@ -53,7 +53,7 @@ def arrivals_model(load: Load) -> Literal["constant", "poisson"]:
     if load.trace is not None:
         return load.trace.arrivals
     assert load.model in ("constant", "poisson"), load.model
-    return load.model  # type: ignore[return-value]
+    return load.model
 
 
 def check_points(points: list[TracePoint], where: str) -> list[TracePoint]:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.policy import Caps, ClusterPolicy
+from surge.api.manifests import ManifestError
+from surge.api.policy import Caps, ClusterPolicy, PolicyViolation
 from surge.loadgen.plan import parse_plan
 from surge.operator.experiment.runs import child_loadtest, runs_of
 from surge.operator.loadtest import admission, builders
@@ -80,6 +81,12 @@ def test_a_bad_csv_is_refused_naming_the_line(kube: FakeKube) -> None:
     assert "spec.load.trace.configMapRef: line 2: rps is negative" in body["status"]["message"]
 
 
+def _admit(
+    body: dict[str, Any], kube: FakeKube, settings: Settings, prometheus: Any = None
+) -> admission.Admitted:
+    return admission.accepted_spec(body, kube, settings, prometheus=prometheus)  # type: ignore[arg-type]
+
+
 def _settings(**policy: Any) -> Settings:
     return Settings(
         worker_metrics_port=9464,
@@ -102,23 +109,23 @@ def _matrix(now: datetime) -> FakeQuerier:
 
 def test_a_query_needs_the_admins_leave_for_custom_promql(kube: FakeKube) -> None:
     q = _matrix(T0)
-    with pytest.raises(admission.PolicyViolation, match="allowCustomQueries"):
-        admission.accepted_spec(_prom_body(), kube, _settings(), prometheus=lambda *a, **k: q)
+    with pytest.raises(PolicyViolation, match="allowCustomQueries"):
+        _admit(_prom_body(), kube, _settings(), prometheus=lambda *a, **k: q)
     assert q.calls == []  # refused before a query is sent
 
 
 def test_a_query_is_resolved_and_the_caps_see_its_peak(kube: FakeKube) -> None:
     q = _matrix(datetime.now(UTC))
     settings = _settings(allow_custom_queries=True)
-    got = admission.accepted_spec(_prom_body(), kube, settings, prometheus=lambda *a, **k: q)
+    got = _admit(_prom_body(), kube, settings, prometheus=lambda *a, **k: q)
     trace = got.spec.load.trace
     assert trace is not None and trace.points is not None and len(trace.points) == 21
     assert trace.source.startswith(f"trace from Prometheus {QUERY} [")
     assert "step 1m, 21 points, timeScale 10" in trace.source
     assert got.spec.load.duration_s == 120.0 and got.spec.load.peak == 25.0
     capped = _settings(allow_custom_queries=True, caps=Caps(max_rate=20))
-    with pytest.raises(admission.PolicyViolation, match="peak 25 req/s is above the cap"):
-        admission.accepted_spec(_prom_body(), kube, capped, prometheus=lambda *a, **k: q)
+    with pytest.raises(PolicyViolation, match="peak 25 req/s is above the cap"):
+        _admit(_prom_body(), kube, capped, prometheus=lambda *a, **k: q)
 
 
 def test_no_prometheus_is_refused_naming_the_field(kube: FakeKube) -> None:
@@ -127,8 +134,8 @@ def test_no_prometheus_is_refused_naming_the_field(kube: FakeKube) -> None:
         start_delay_s=2.0,
         policy=ClusterPolicy(allow_custom_queries=True),
     )
-    with pytest.raises(admission.ManifestError, match=r"spec\.load\.trace\.prometheus: no Prom"):
-        admission.accepted_spec(_prom_body(), kube, settings)
+    with pytest.raises(ManifestError, match=r"spec\.load\.trace\.prometheus: no Prom"):
+        _admit(_prom_body(), kube, settings)
 
 
 def _experiment(load: dict[str, Any]) -> Any:
