@@ -111,12 +111,13 @@ _OUTCOMES = ("ok", *ERROR_CLASSES)
 
 
 class Interval:
-    __slots__ = ("dropped", "errors", "latencies", "ok")
+    __slots__ = ("dropped", "errors", "latencies", "ok", "sent")
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors = 0
         self.dropped = 0
+        self.sent = 0  # by the second the request left, not the one its reply finished in
         self.latencies: list[float] = []
 
 
@@ -216,6 +217,7 @@ class Recorder:
         if not self._win0 <= start < self._win1:
             return
         c["sent"] += 1
+        self._interval(sent).sent += 1
         iv = self._interval(done)
         if self.open_loop:
             lag = sent - intended_at
@@ -294,7 +296,8 @@ class Recorder:
         series = self.summary.series
         for sec in sorted(s for s in self.intervals if s < before_sec):
             iv = self.intervals.pop(sec)
-            for key, val in (("ok", iv.ok), ("errors", iv.errors), ("dropped", iv.dropped)):
+            counts = (("ok", iv.ok), ("errors", iv.errors), ("dropped", iv.dropped))
+            for key, val in (*counts, ("sent", iv.sent)):
                 seq = series.setdefault(key, [])
                 if len(seq) <= sec:
                     seq.extend([0] * (sec + 1 - len(seq)))

@@ -118,7 +118,8 @@ class WorkerSummary:
         default_factory=lambda: {n: new_histogram() for n in HIST_NAMES}
     )
     series: dict[str, list[int]] = field(default_factory=dict)
-    """Per-second counts since the load start (ok, errors, dropped), for plots."""
+    """Per-second counts since the load start: ok, errors, dropped (by completion) and sent
+    (by the second the request left), for plots and results.trace."""
     cpu: list[dict[str, Any]] = field(default_factory=list)
     """One CPU record per worker for its window (surge.loadgen.cpustat.window_record)."""
     sweep: list[dict[str, Any]] | None = None

@@ -237,7 +237,7 @@ def pin_window(load: Load, now: float) -> Load:
 def trace_results(load: Load, series: dict[str, list[int]]) -> dict[str, Any] | None:
     """results.trace: the replayed curve (its source and points on the load's clock), the
     expected arrivals of each second (the curve's integral over it) and the achieved count
-    of each second (responses, ok or error, finished in that second of the load)."""
+    of each second (window requests that left in that second of the load, all workers)."""
     if load.trace is None or load.trace.points is None:
         return None
     segs = load_segments(load)
@@ -246,12 +246,9 @@ def trace_results(load: Load, series: dict[str, list[int]]) -> dict[str, Any] | 
         round(schedule.expected_arrivals(segs, float(i), float(min(i + 1, load.duration_s))), 3)
         for i in range(seconds)
     ]
-    ok, err = series.get("ok", []), series.get("errors", [])
-    n = max(len(ok), len(err))
-    achieved = [(ok[i] if i < len(ok) else 0) + (err[i] if i < len(err) else 0) for i in range(n)]
     return {
         "source": load.trace.source,
         "points": [[round(t, 6), round(r, 6)] for t, r in scaled_points(load.trace)],
         "expectedPerSecond": expected,
-        "achievedPerSecond": achieved,
+        "achievedPerSecond": list(series.get("sent", [])),
     }

@@ -245,6 +245,9 @@ class LoadTestStatus(Model):
     plan_sha256: str | None = None
     """SHA-256 of the run's plan as admitted; the operator and every worker refuse a plan
     ConfigMap whose content has another (PolicyViolation)."""
+    load_source: str | None = None
+    """load.model trace: where the replayed curve came from, as admitted (its query and
+    window, or its ConfigMap; its points and scaling)."""
     workers_to_delete: bool = False
     """The verdict is written; the worker Job is deleted once that write is read back."""
     start_time: str | None = None

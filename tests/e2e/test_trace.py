@@ -19,11 +19,12 @@ from tests.e2e.operator_support import (
     POLICY,
     Operator,
     alice,
-    condition,
     create,
+    events,
     loadtest,
     wait_phase,
 )
+from tests.support import cluster as support
 from tests.support.podrunner import PodRunner
 from tests.support.prometheus import backfill, prometheus_missing_reason, running_prometheus
 
@@ -33,6 +34,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 QUERY = 'sum(rate(http_requests_total{service="alice"}[1m]))'
 WINDOW_S, STEP_S, SPEED = 300, 10, 10
+WARMUP_S = 2
+"""The worker's first second can stall on a busy machine (process start): left out."""
 
 
 def recorded_rate(dt: float) -> float:
@@ -99,10 +102,21 @@ def test_a_recorded_curve_replays_at_10x_and_the_rate_follows_it(
             lt = loadtest(
                 "replay",
                 alice,
-                load={"model": "trace", "trace": trace, "warmup": "0s", "workers": 1, "seed": 11},
+                load={
+                    "model": "trace",
+                    "trace": trace,
+                    "warmup": f"{WARMUP_S}s",
+                    "workers": 1,
+                    "seed": 11,
+                },
             )
             del lt["spec"]["load"]["stages"]
             lt["spec"]["prometheus"] = {"url": prom.url}
+            lt["spec"]["thresholds"] = ["errors.rate < 5%"]  # the curve is the subject here
+            # The CRDs again, just before use: on a control plane shared with other test
+            # sessions, one that started later may have applied an older schema, which would
+            # prune the trace's fields.
+            support.apply_crds(api_client, sorted((support.REPO_ROOT / "crds").glob("*.yaml")))
             create(api_client, namespace, lt)
             obj = wait_phase(api_client, namespace, "replay", {"Succeeded", "Failed"}, op, 180)
     finally:
@@ -114,27 +128,36 @@ def test_a_recorded_curve_replays_at_10x_and_the_rate_follows_it(
         f"trace from Prometheus {QUERY} [{_iso(t0)}, {_iso(t0 + WINDOW_S)}] step {STEP_S}s, "
         f"{n_points} points, timeScale {SPEED}"
     )
-    assert source in condition(obj, "Ready")["message"]
+    started = [e for e in events(api_client, namespace, "replay") if e["reason"] == "RunStarted"]
+    assert source in started[0]["message"]
     result = status["results"]["trace"]
     assert result["source"].startswith(source)
     # The curve is the recorded one: each point the mean rate of the minute before it. The
     # samples lie on the step grid, so Debian's Prometheus (2.42: the range [t − 1m, t] holds
-    # 13 samples 60 s apart end to end) computes rate()[1m] exactly, to float rounding.
+    # 13 samples 60 s apart end to end) computes rate()[1m] exactly; results round to 1e-6.
     points = result["points"]
     assert len(points) == n_points
     for i, (t, rps) in enumerate(points):
         assert t == pytest.approx(i * STEP_S / SPEED)
         dt = i * STEP_S
-        assert rps == pytest.approx((counter(dt) - counter(dt - 60)) / 60, rel=1e-9), i
-    # The achieved count of each second against the curve's integral over it (Poisson:
-    # variance = mean). The last second is left out: replies to its arrivals finish after it.
+        assert rps == pytest.approx((counter(dt) - counter(dt - 60)) / 60, abs=1e-6), i
+    # The achieved count of each measured second (requests that left in it) against the
+    # curve's integral over it (Poisson: variance = mean); the warm-up's are not counted.
     expected = result["expectedPerSecond"]
     achieved = result["achievedPerSecond"]
     assert len(expected) == WINDOW_S // SPEED
-    seconds = range(len(expected) - 1)
+    achieved += [0] * (len(expected) - len(achieved))  # seconds that sent nothing at the end
+    assert sum(achieved[:WARMUP_S]) == 0
+    # Sends after the load's end are the late ones (an arrival due at 29.999 s that left
+    # at 30.001 s), counted apart in results.requests.late.
+    assert sum(achieved[len(expected) :]) == status["results"]["requests"]["late"]
+    seconds = range(WARMUP_S, len(expected))
     chi2 = sum((achieved[s] - expected[s]) ** 2 / expected[s] for s in seconds)
     assert chi2 < chi2_critical(len(seconds)), list(zip(expected, achieved, strict=False))
-    for s in seconds:  # and no single second far off: 4 σ (p ≈ 6e-5 each, 29 seconds)
+    for s in seconds:  # and no single second far off: 4 σ (p ≈ 6e-5 each, 28 seconds)
         assert abs(achieved[s] - expected[s]) < 4 * math.sqrt(expected[s]), (s, expected, achieved)
-    total, sent = sum(expected), status["results"]["requests"]["sent"]
+    total, sent = sum(expected[WARMUP_S:]), status["results"]["requests"]["sent"]
     assert abs(sent - total) < 3 * math.sqrt(total), (sent, total)
+    # Last: on a control plane shared with other sessions, another one's older CRD applied
+    # meanwhile prunes this status field (the event and results above are not pruned).
+    assert status["loadSource"].startswith(source)

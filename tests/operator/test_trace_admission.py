@@ -61,10 +61,9 @@ def test_a_configmap_curve_needs_the_label_and_lands_in_the_plan(kube: FakeKube)
     tick(kube, body, T0)
     assert body["status"]["phase"] == "Pending", body["status"]["message"]
     ready = next(c for c in body["status"]["conditions"] if c["type"] == "Ready")
-    assert (
-        "load: trace from ConfigMap tuesday key rps.csv, 3 points, timeScale 60"
-        in (ready["message"])
-    )
+    source = "trace from ConfigMap tuesday key rps.csv, 3 points, timeScale 60"
+    assert f"load: {source}" in ready["message"]
+    assert body["status"]["loadSource"].startswith(source)
     trace = _plan(kube).spec.load.trace
     assert trace.config_map_ref is None and [p.rps for p in trace.points] == [2, 10, 4]
     assert body["status"]["summary"]["targetRps"] == 10.0
