@@ -123,7 +123,7 @@ def test_a_query_is_resolved_and_the_caps_see_its_peak(kube: FakeKube) -> None:
     assert "step 1m, 21 points, timeScale 10" in trace.source
     assert got.spec.load.duration_s == 120.0 and got.spec.load.peak == 25.0
     capped = _settings(allow_custom_queries=True, caps=Caps(max_rate=20))
-    with pytest.raises(PolicyViolation, match="peak 25 req/s is above the cap"):
+    with pytest.raises(PolicyViolation, match=r"spec\.load\.trace.*peak 25 req/s is above the cap"):
         _admit(_prom_body(), kube, capped, prometheus=lambda *a, **k: q)
 
 
