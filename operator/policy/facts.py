@@ -14,7 +14,14 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.api.status import TERMINAL_PHASES
 from surge.operator.kube.client import Kube
-from surge.operator.policy.rules import Facts, Service, hosts, secret_refs, service_name
+from surge.operator.policy.rules import (
+    Facts,
+    Service,
+    hosts,
+    secret_refs,
+    service_name,
+    url_host,
+)
 
 Resolver = Callable[[str], tuple[str, ...] | None]
 
@@ -40,7 +47,21 @@ def _service(obj: dict[str, Any] | None) -> Service | None:
     spec = obj.get("spec") or {}
     ips = tuple(ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip)
     external = spec.get("externalName") if spec.get("type") == "ExternalName" else None
-    return Service(cluster_ips=tuple(ip for ip in ips if ip != "None"), external_name=external)
+    selector = spec.get("selector")
+    return Service(
+        cluster_ips=tuple(ip for ip in ips if ip != "None"),
+        external_name=external,
+        selector={str(k): str(v) for k, v in selector.items()} if selector else None,
+    )
+
+
+def pod_labels(obj: dict[str, Any] | None) -> dict[str, str] | None:
+    """A Deployment's pod template labels (None: no Deployment)."""
+    if obj is None:
+        return None
+    template = (obj.get("spec") or {}).get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
@@ -87,6 +108,15 @@ def gather(
             fnmatch.fnmatch(host, g.lower()) for g in policy.targets.hosts
         ):
             facts.addresses[host] = resolver(host)
+    ref = spec.target.deployment_ref
+    target_svc = service_name(url_host(spec.target.url), namespace)
+    if ref is not None and target_svc and (ref.namespace or namespace) == namespace:
+        if target_svc not in facts.services:
+            facts.services[target_svc] = _service(kube.service(namespace, target_svc))
+        if facts.services[target_svc] is not None:
+            facts.pod_labels[(namespace, ref.name)] = pod_labels(
+                kube.deployment(namespace, ref.name)
+            )
     for _, name in secret_refs(spec):
         if name not in facts.secret_labels:
             facts.secret_labels[name] = kube.secret_labels(namespace, name)
