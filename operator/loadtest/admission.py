@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
@@ -20,8 +19,9 @@ from surge.loadgen.plan import build_plan, plan_json, plan_sha256, with_inline_r
 from surge.operator.context import Ctx
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
+from surge.operator.policy import target as policy_target
 from surge.operator.policy.facts import Resolver, gather, resolve
-from surge.operator.policy.rules import Allowed, loadtest_violations, service_name, worker_networks
+from surge.operator.policy.rules import Allowed, loadtest_violations, worker_networks
 from surge.operator.settings import Settings
 
 
@@ -139,18 +139,6 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:
-    """What one-run-per-target compares: the Deployment (namespace/name), else the URL's
-    Service of the namespace, else its host and port, as the client connects (case, user
-    info and default ports do not make another target)."""
-    target = spec_raw.get("target") or {}
-    ref = target.get("deploymentRef")
-    if ref:
-        return f"deployment/{ref.get('namespace') or namespace}/{ref.get('name')}"
-    parts = urlsplit(str(target.get("url", "")))
-    host = (parts.hostname or "").removesuffix(".")
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
-    except ValueError:
-        port = 0
-    svc = service_name(host, namespace)
-    return f"service/{namespace}/{svc}:{port}" if svc else f"url/{host}:{port}"
+    """What one-run-per-target compares: the Service the URL loads, else its host and port
+    (operator/policy/target.py); never the deploymentRef, which must back that Service."""
+    return policy_target.target_key(spec_raw, namespace)

@@ -13,10 +13,13 @@ from typing import Any
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.api.status import TERMINAL_PHASES
+from surge.api.urls import UrlError, parse_url
 from surge.operator.kube.client import Kube
 from surge.operator.policy.rules import (
+    CLUSTER_DOMAIN,
     Facts,
     Service,
+    check_url,
     hosts,
     secret_refs,
     service_name,
@@ -89,6 +92,51 @@ def runs_in_flight(loadtests: list[dict[str, Any]], me: dict[str, Any]) -> int:
     return count
 
 
+def _look_up(
+    host: str, namespace: str, policy: ClusterPolicy, kube: Kube, resolver: Resolver, facts: Facts
+) -> None:
+    """What check_url needs about one host: its Service of the namespace, else (an allowed
+    host) its addresses."""
+    svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
+    if svc and svc not in facts.services:
+        facts.services[svc] = _service(kube.service(namespace, svc))
+    if facts.services.get(svc or "") is None and any(
+        fnmatch.fnmatch(host, g.lower()) for g in policy.targets.hosts
+    ):
+        facts.addresses[host] = resolver(host)
+
+
+def probe_address(
+    url: str, namespace: str, policy: ClusterPolicy, kube: Kube, resolver: Resolver = resolve
+) -> tuple[str | None, str]:
+    """(the address to probe `url` at, "") re-checked now by the target rules, or (None, why).
+    The operator connects to that address, never to the name again: a name that passed at
+    admission and resolves elsewhere by now (DNS rebinding) is refused, and a bare Service
+    name is the run's namespace's (its ClusterIP), not the operator's."""
+    try:
+        plain = parse_url(url, allow_userinfo=True).text(with_userinfo=False)
+    except UrlError as err:
+        return None, str(err)
+    facts = Facts()
+    host = url_host(plain)
+    _look_up(host, namespace, policy, kube, resolver, facts)
+    refused = check_url("spec.target.readiness", plain, namespace, policy, facts)
+    if refused:
+        return None, f"readiness probe refused: {refused[0]}"
+    svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
+    found = facts.services.get(svc) if svc else None
+    addresses: tuple[str, ...] | None
+    if found is not None:
+        # A headless Service: its pods, by the name qualified with the run's namespace.
+        qualified = f"{svc}.{namespace}.svc.{CLUSTER_DOMAIN}"
+        addresses = found.cluster_ips or resolver(qualified)
+    else:
+        addresses = (host,) if facts.addresses.get(host) is None else facts.addresses[host]
+    if not addresses:
+        return None, f"readiness probe: {host} does not resolve from the operator"
+    return addresses[0], ""
+
+
 def gather(
     spec: LoadTestSpec,
     body: dict[str, Any],
@@ -101,13 +149,7 @@ def gather(
     namespace = body["metadata"]["namespace"]
     facts = Facts()
     for host in sorted(hosts(spec)):
-        svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
-        if svc and svc not in facts.services:
-            facts.services[svc] = _service(kube.service(namespace, svc))
-        if facts.services.get(svc or "") is None and any(
-            fnmatch.fnmatch(host, g.lower()) for g in policy.targets.hosts
-        ):
-            facts.addresses[host] = resolver(host)
+        _look_up(host, namespace, policy, kube, resolver, facts)
     ref = spec.target.deployment_ref
     target_svc = service_name(url_host(spec.target.url), namespace)
     if ref is not None and target_svc and (ref.namespace or namespace) == namespace:

@@ -66,7 +66,7 @@ def service_name(host: str, namespace: str) -> str | None:
         [namespace, "svc"],
         [namespace, "svc", *CLUSTER_DOMAIN.split(".")],
     )
-    if parts[0] and parts[1:] in forms:
+    if parts[0] and parts[1:] in forms and ":" not in host:  # not an IPv6 address
         return parts[0]
     return None
 
@@ -230,9 +230,10 @@ def _same_url(url: str, pattern: str) -> bool:
 def backing_violations(spec: LoadTestSpec, namespace: str, facts: Facts) -> list[Violation]:
     """A deploymentRef must back the target Service: the run holds the lock of the Service it
     loads (target_key) and watches the Deployment, so they must be one. Checked when the URL
-    names a Service of the namespace and the Deployment is there (a missing one is waited for
-    and fails TargetNotReady); a target by address or by an allowed host cannot be checked and
-    its lock is its host:port (docs/security.md)."""
+    names a Service of the namespace with a selector and the Deployment is there (a missing
+    one is waited for and fails TargetNotReady). A Service without a selector, a target by
+    address or by an allowed host cannot be checked; the lock is on what is loaded either way
+    (docs/security.md)."""
     ref = spec.target.deployment_ref
     svc = service_name(url_host(spec.target.url), namespace)
     found = facts.services.get(svc) if svc else None
@@ -240,11 +241,8 @@ def backing_violations(spec: LoadTestSpec, namespace: str, facts: Facts) -> list
         return []
     labels = facts.pod_labels.get((namespace, ref.name))
     where = "spec.target.deploymentRef"
-    if labels is None:
-        return []
-    if not found.selector:
-        why = f"Service {svc} has no selector, so Deployment {ref.name} cannot be shown to back it"
-        return [Violation(where, "targets", f"{why}; remove deploymentRef")]
+    if labels is None or not found.selector:
+        return []  # no Deployment yet, or endpoints set by hand: nothing to compare
     missing = {k: v for k, v in found.selector.items() if labels.get(k) != v}
     if missing:
         sel = ", ".join(f"{k}={v}" for k, v in sorted(missing.items()))
