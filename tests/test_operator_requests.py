@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from surge.api.loadtest import LoadTestSpec
 from surge.readiness import probe
-from surge.results.prometheus import connect, fetch_range
+from surge.results.prometheus import collect_cluster_metrics, connect, fetch_range
 from surge.results.timeline import Window
 
 OUTSIDE = "127.0.0.9"
@@ -119,3 +120,26 @@ def test_a_url_clients_read_differently_is_never_connected_to() -> None:
         connect(f"http://{OUTSIDE}:9\\@127.0.0.1:9090")
     ready, note = probe(f"http://{OUTSIDE}:9\\@127.0.0.1:9090/", 200)
     assert not ready and "backslash" in note
+
+
+def test_an_unusable_prometheus_url_becomes_a_reason_not_a_crash(
+    servers: tuple[str, Seen],
+) -> None:
+    _, seen = servers
+    spec = LoadTestSpec.model_validate(
+        {
+            "target": {"url": "http://127.0.0.1:8080"},
+            "load": {"model": "constant", "stages": [{"duration": "10s", "target": 5}]},
+        }
+    )
+    out = collect_cluster_metrics(
+        spec,
+        namespace="ns",
+        loadtest="lt",
+        run_id="1",
+        window_start=1000.0,
+        window_end=1060.0,
+        prometheus_url=f"http://{OUTSIDE}:9\\@127.0.0.1:9090",  # e.g. the operator's flag
+    )
+    assert out.no_data and all("backslash" in r for r in out.no_data.values())
+    assert seen.outside == 0 and seen.hosts == []

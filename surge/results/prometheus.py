@@ -51,7 +51,7 @@ def connect(
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
-    checked = parse_url(url).text()
+    checked = parse_url(url, allow_userinfo=True).text()  # user info: the admin's own URL
     retry = Retry(total=1, backoff_factor=0.5, status_forcelist=[502, 503, 504], redirect=0)
     client: RangeQuerier = PrometheusConnect(
         url=checked.rstrip("/"),
@@ -90,6 +90,16 @@ def failure_reason(exc: BaseException) -> str:
     line = text.splitlines()[0] if text else ""
     clean = "".join(c if " " <= c <= "~" else "?" for c in line)
     return f"query failed: {type(exc).__name__}: {clean}"[:_REASON_MAX]
+
+
+class _Unusable:
+    """A Prometheus no request is sent to: every query fails with the same reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def custom_query_range(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
+        raise ValueError(self.reason)
 
 
 def parse_range_result(result: Any) -> tuple[list[Sample], str | None]:
@@ -174,7 +184,10 @@ def collect_cluster_metrics(
         url = prometheus_url or spec.prometheus.url
         if url is None:
             raise ValueError("no Prometheus: pass prometheus_url or set spec.prometheus.url")
-        querier = connect(url, headers=headers)
+        try:
+            querier = connect(url, headers=headers)
+        except ValueError as exc:  # a URL no client may be trusted to read alike
+            querier = _Unusable(f"Prometheus URL unusable: {exc}"[:_REASON_MAX])
     rendered = render_queries(templates, qvars)
     outcomes = [
         QueryOutcome(name, templates[name], [], err) for name, err in rendered.errors.items()
