@@ -23,7 +23,7 @@ from surge.operator.kube import target_lease
 from surge.operator.loadtest import admission, builders, collect
 from surge.operator.loadtest.pods import Workers, diagnose
 from surge.operator.loadtest.prometheus_access import cluster_reader
-from surge.operator.policy.facts import probe_address
+from surge.operator.policy.facts import probe_checked
 
 Run = Ctx[LoadTestStatus]
 LEASE_SLACK_S = 300
@@ -141,13 +141,7 @@ def waiting_for_target(ctx: Run) -> None:
     url = spec.target.health_url()
     if url is not None and ok:
         check = spec.target.readiness.http
-        # Re-checked by the target rules per probe, and sent to the address checked (#25).
-        address, why = probe_address(url, ctx.namespace, ctx.settings.policy, ctx.kube)
-        ready, note = (
-            readiness.probe(url, check.expect_status if check else 200, connect_to=address)
-            if address is not None
-            else (False, why)
-        )
+        ready, note = probe_checked(url, check, ctx.namespace, ctx.settings.policy, ctx.kube)
         ok, notes = ok and ready, [*notes, note]
     message = "; ".join(notes) or "no readiness check configured"
     if ok:

@@ -10,9 +10,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from surge import readiness
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.api.status import TERMINAL_PHASES
+from surge.api.target import HttpCheck
 from surge.api.urls import UrlError, parse_url
 from surge.operator.kube.client import Kube
 from surge.operator.policy.rules import (
@@ -135,6 +137,17 @@ def probe_address(
     if not addresses:
         return None, f"readiness probe: {host} does not resolve from the operator"
     return addresses[0], ""
+
+
+def probe_checked(
+    url: str, check: HttpCheck | None, namespace: str, policy: ClusterPolicy, kube: Kube
+) -> tuple[bool, str]:
+    """The operator's readiness probe: re-checked by the target rules, sent to the address
+    checked (probe_address), no redirect followed."""
+    address, why = probe_address(url, namespace, policy, kube)
+    if address is None:
+        return False, why
+    return readiness.probe(url, check.expect_status if check else 200, connect_to=address)
 
 
 def gather(
