@@ -3,7 +3,7 @@
 The first run to create (or take over) the Lease holds the target; the API server's
 create/update semantics (409 on a name taken, 409 on a stale resourceVersion) make the
 check-and-take one atomic step, so two LoadTests created in one sync can never both run.
-The Lease lives in the target Service's namespace (other URL targets: the run's namespace) and
+The Lease lives in the run's namespace (an experiment's Deployment key: its namespace) and
 is released, with the resourceVersion read as precondition, once the run's end is persisted.
 A holder that no longer exists, no longer runs, or let the Lease expire loses it.
 
@@ -58,10 +58,10 @@ def lease_name(target_key: str) -> str:
 
 
 def lease_namespace(target_key: str, run_namespace: str) -> str:
-    """The target's own namespace for a Service or Deployment (every run that loads it finds
-    the one Lease there), else the run's."""
+    """A Deployment's own namespace; else the run's (where the operator surely may write: a
+    Service of the run's namespace is keyed there, another namespace's is not shared)."""
     kind, _, rest = target_key.partition("/")
-    return rest.split("/", 1)[0] if kind in ("deployment", "service") else run_namespace
+    return rest.split("/", 1)[0] if kind == "deployment" else run_namespace
 
 
 def lease_object(

