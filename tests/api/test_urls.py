@@ -128,8 +128,32 @@ def spellings(draw: st.DrawFn) -> str:
     return f"{scheme}{sep}{user}{host}{port}{path}"
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(spellings(), st.text(max_size=40)))
+_label = st.from_regex(r"[a-z0-9]([a-z0-9_-]{0,6}[a-z0-9])?", fullmatch=True)
+_host = st.one_of(
+    st.lists(_label, min_size=1, max_size=4).map(".".join),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda ip: f"[{ip}]"),
+)
+_safe = st.text("abcXYZ019._~!$&'()*+,;=:-%", max_size=6)
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> str:
+    """A valid URL, then (half the time) one tricky piece put in at any place."""
+    scheme = draw(st.sampled_from(["http", "https", "HTTP"]))
+    user = draw(st.one_of(st.just(""), _safe.map(lambda t: t + "@")))
+    host = draw(_host)
+    port = draw(st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")))
+    path = draw(st.lists(_safe, max_size=3).map(lambda parts: "".join("/" + p for p in parts)))
+    url = f"{scheme}://{user}{host}{port}{path}"
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(url)))
+        url = url[:at] + draw(_pieces) + url[at:]
+    return url
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(spellings(), near_valid(), st.text(max_size=40)))
 @example("http://attacker.example\\@prom.monitoring:9090")
 @example("http://user:pw@alice:8080/x?y=1")
 @example("https://[::1]:8443/")
