@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from surge.api.loadtest import ConfigMapKeyRef, LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
@@ -25,8 +24,9 @@ from surge.operator.context import Ctx
 from surge.operator.kube.client import Kube, KubeError
 from surge.operator.loadtest import builders
 from surge.operator.loadtest.prometheus_access import prometheus_headers
+from surge.operator.policy import target as policy_target
 from surge.operator.policy.facts import Resolver, gather, resolve
-from surge.operator.policy.rules import Allowed, loadtest_violations, service_name, worker_networks
+from surge.operator.policy.rules import Allowed, loadtest_violations, worker_networks
 from surge.operator.settings import Settings
 from surge.results.prometheus import RangeQuerier, connect
 
@@ -200,18 +200,6 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:
-    """What one-run-per-target compares: the Deployment (namespace/name), else the URL's
-    Service of the namespace, else its host and port, as the client connects (case, user
-    info and default ports do not make another target)."""
-    target = spec_raw.get("target") or {}
-    ref = target.get("deploymentRef")
-    if ref:
-        return f"deployment/{ref.get('namespace') or namespace}/{ref.get('name')}"
-    parts = urlsplit(str(target.get("url", "")))
-    host = (parts.hostname or "").removesuffix(".")
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
-    except ValueError:
-        port = 0
-    svc = service_name(host, namespace)
-    return f"service/{namespace}/{svc}:{port}" if svc else f"url/{host}:{port}"
+    """What one-run-per-target compares: the Service the URL loads, else its host and port
+    (operator/policy/target.py); never the deploymentRef, which must back that Service."""
+    return policy_target.target_key(spec_raw, namespace)
