@@ -99,18 +99,18 @@ def openai(s: Sink, event: bytes, data: bytes, now: float) -> None:
     if not choices or not isinstance(choices, list):
         return
     for choice in choices:
-        if not isinstance(choice, dict):
+        if type(choice) is not dict:
             continue
-        index = choice.get("index") or 0
-        if not isinstance(index, int):
+        index = choice.get("index", 0)
+        if type(index) is not int:
             index = 0
         delta = choice.get("delta")
-        if isinstance(delta, dict):  # chat.completion.chunk
-            answer = _text(delta.get("content"))
-            if answer is None and delta.get("tool_calls"):
-                answer = ""  # a tool call is the answer of its turn; no text to keep
-            if answer is not None:
+        if type(delta) is dict:  # chat.completion.chunk
+            answer = delta.get("content")
+            if answer and type(answer) is str:
                 s.token(now, answer, index)
+            elif delta.get("tool_calls"):
+                s.token(now, "", index)  # a tool call is the answer of its turn; no text kept
             elif _text(delta.get("reasoning_content")) or _text(delta.get("reasoning")):
                 s.token(now, None, index)
         else:  # text_completion chunk

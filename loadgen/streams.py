@@ -112,9 +112,7 @@ class TokenStream:
             return
         lines = data.split(b"\n")
         self.rest = lines.pop()
-        line = self._ndjson if self.ndjson else self._line
-        for raw in lines:
-            line(raw, now)
+        self._lines(lines, now)
 
     def finish(self) -> None:
         """The body ended: take a last line without a newline and an event still open,
@@ -124,10 +122,9 @@ class TokenStream:
         now = self.clock()
         if self.rest:
             rest, self.rest = self.rest.rstrip(b"\r"), b""
-            for raw in rest.replace(b"\r", b"\n").split(b"\n"):
-                (self._ndjson if self.ndjson else self._line)(raw, now)
+            self._lines(rest.replace(b"\r", b"\n").split(b"\n"), now)
         if self.data is not None:
-            self._dispatch(now)
+            self._lines([b""], now)  # dispatch the open event
         if not self.done:
             raise ProtocolError(f"stream ended before {_ENDS[self.shape]}")
         if out.chunk_times:
@@ -138,41 +135,42 @@ class TokenStream:
         if self.parts is not None:
             out.text = "".join(self.parts)
 
-    def _line(self, line: bytes, now: float) -> None:
-        if not line:  # the end of an event
-            if self.data is not None:
-                self._dispatch(now)
-            else:
-                self.event = b""
+    def _lines(self, lines: list[bytes], now: float) -> None:
+        """Whole lines (without their line ends). The hot path: `data:` lines and the blank
+        line that dispatches are handled inline, the rare fields by `_field`."""
+        handle = self.handle
+        if self.ndjson:
+            for line in lines:
+                if line.strip():
+                    handle(self, b"message", line, now)
             return
-        if line[:5] == b"data:":  # the common case first
-            value = line[6:] if line[5:6] == b" " else line[5:]
-        else:
-            colon = line.find(b":")
-            if colon == 0:
-                return  # a comment
-            name = line if colon < 0 else line[:colon]
-            value = b"" if colon < 0 else line[colon + 1 :]
-            if value[:1] == b" ":
-                value = value[1:]
-            if name == b"event":
-                self.event = value
-                return
-            if name == b"error":  # not SSE: older llama.cpp servers' error line
-                raise ProtocolError(f"error line in stream: {formats.brief(value)}")
-            if name != b"data":
-                return  # id, retry and unknown fields: nothing to Surge
-        self.data = value if self.data is None else self.data + b"\n" + value
+        for line in lines:
+            if line[:5] == b"data:":
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data = self.data
+                self.data = value if data is None else data + b"\n" + value
+            elif not line:  # the end of an event: dispatch it if it had data
+                data, event = self.data, self.event
+                if event:
+                    self.event = b""
+                if data is not None:
+                    self.data = None
+                    handle(self, event or b"message", data, now)
+            elif line[:1] != b":":  # not a comment
+                self._field(line)
 
-    def _dispatch(self, now: float) -> None:
-        data, event = self.data, self.event or b"message"
-        self.data, self.event = None, b""
-        assert data is not None
-        self.handle(self, event, data, now)
-
-    def _ndjson(self, line: bytes, now: float) -> None:
-        if line.strip():
-            self.handle(self, b"message", line, now)
+    def _field(self, line: bytes) -> None:
+        """A field other than `data: value`: `name: value`, or a name alone."""
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"event":
+            self.event = value
+        elif name == b"data":  # `data` alone, or `data` with no space after its colon
+            self.data = value if self.data is None else self.data + b"\n" + value
+        elif name == b"error":  # not SSE: older llama.cpp servers' error line
+            raise ProtocolError(f"error line in stream: {formats.brief(value)}")
+        # id, retry and unknown fields: nothing to Surge (it never reconnects)
 
     def token(self, now: float, answer: str | None, index: int = 0) -> None:
         """A token-bearing chunk at `now`; answer: its answer text (None: reasoning);
