@@ -64,7 +64,6 @@ class TokenStream:
         "data",
         "done",
         "event",
-        "fresh",
         "handle",
         "ndjson",
         "out",
@@ -89,7 +88,6 @@ class TokenStream:
         self.ndjson = shape == "ollama"
         self.parts: list[str] | None = [] if keep else None
         self.rest = b""
-        self.fresh = True  # nothing read yet (a byte order mark may lead)
         self.done = shape == "sse"  # a generic stream ends with its body
         self.event = b""  # the open event's type; "" is "message"
         self.data: bytes | None = None  # the open event's data (None: no data field yet)
@@ -99,20 +97,14 @@ class TokenStream:
     def feed(self, data: bytes) -> None:
         """Body bytes as they arrive (b"" is ignored). Raises ProtocolError."""
         now = self.clock()
-        if self.fresh:
-            self.fresh = False
-            if data.startswith(_BOM):
-                data = data[3:]
         if self.rest:
             data = self.rest + data
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:  # find, not `in`: a third of the cost on bytes
             data = _lf(data)
-        if b"\n" not in data:
-            self.rest = data
-            return
         lines = data.split(b"\n")
         self.rest = lines.pop()
-        self._lines(lines, now)
+        if lines:
+            self._lines(lines, now)
 
     def finish(self) -> None:
         """The body ended: take a last line without a newline and an event still open,
@@ -144,33 +136,19 @@ class TokenStream:
                 if line.strip():
                     handle(self, b"message", line, now)
             return
+        data, event = self.data, self.event  # the open event, in locals for the loop
         for line in lines:
             if line[:5] == b"data:":
                 value = line[6:] if line[5:6] == b" " else line[5:]
-                data = self.data
-                self.data = value if data is None else data + b"\n" + value
+                data = value if data is None else data + b"\n" + value
             elif not line:  # the end of an event: dispatch it if it had data
-                data, event = self.data, self.event
-                if event:
-                    self.event = b""
                 if data is not None:
-                    self.data = None
                     handle(self, event or b"message", data, now)
+                    data = None
+                event = b""
             elif line[:1] != b":":  # not a comment
-                self._field(line)
-
-    def _field(self, line: bytes) -> None:
-        """A field other than `data: value`: `name: value`, or a name alone."""
-        name, _, value = line.partition(b":")
-        if value[:1] == b" ":
-            value = value[1:]
-        if name == b"event":
-            self.event = value
-        elif name == b"data":  # `data` alone, or `data` with no space after its colon
-            self.data = value if self.data is None else self.data + b"\n" + value
-        elif name == b"error":  # not SSE: older llama.cpp servers' error line
-            raise ProtocolError(f"error line in stream: {formats.brief(value)}")
-        # id, retry and unknown fields: nothing to Surge (it never reconnects)
+                data, event = _field(line, data, event)
+        self.data, self.event = data, event
 
     def token(self, now: float, answer: str | None, index: int = 0) -> None:
         """A token-bearing chunk at `now`; answer: its answer text (None: reasoning);
@@ -191,6 +169,23 @@ class TokenStream:
             before = self.out.chunk_times[:-1]
             seqs = self.seqs = {0: before} if before else {}
         seqs.setdefault(index, []).append(now)
+
+
+def _field(line: bytes, data: bytes | None, event: bytes) -> tuple[bytes | None, bytes]:
+    """A field other than `data: value` (`name: value`, or a name alone): the open event's
+    (data, type) after it. Raises ProtocolError on an `error:` line."""
+    name, _, value = line.partition(b":")
+    if name[:3] == _BOM:  # before the first line (only there: the hot path never looks)
+        name = name[3:]
+    if value[:1] == b" ":
+        value = value[1:]
+    if name == b"event":
+        return data, value
+    if name == b"data":  # `data` alone, or `data` with no space after its colon
+        return (value if data is None else data + b"\n" + value), event
+    if name == b"error":  # not SSE: older llama.cpp servers' error line
+        raise ProtocolError(f"error line in stream: {formats.brief(value)}")
+    return data, event  # id, retry and unknown fields: nothing to Surge (no reconnects)
 
 
 def _lf(data: bytes) -> bytes:
