@@ -81,8 +81,9 @@ class Scenario(Model):
     error."""
     include_usage: bool = True
     """streaming openai: add stream_options.include_usage to a body with "stream": true
-    (unless it sets it), so token counts come from the server's usage, not from chunks.
-    false: leave the body as written (a server that refuses stream_options)."""
+    (unless it sets it); streaming tgi: add parameters.details: true (unless it sets
+    details); so token counts come from the server's usage, not from chunks. false: leave
+    the body as written (a server that refuses the field)."""
     sse_token_events: list[EventType] | None = None
     """streaming sse: the event types (the `event:` field) whose data carries tokens;
     default ["message"], the type of events without an `event:` field."""

@@ -12,7 +12,7 @@ import pytest
 
 from surge.api.loadtest import Scenario as ScenarioSpec
 from surge.loadgen.outcome import Outcome, ProtocolError
-from surge.loadgen.scenario import Scenario, with_usage_request
+from surge.loadgen.scenario import Scenario, with_details_request, with_usage_request
 from surge.loadgen.streams import Streaming, TokenStream
 
 
@@ -199,6 +199,11 @@ def test_surge_asks_for_usage_unless_told_not_to() -> None:
         return result
 
     assert sent(streaming="openai")["stream_options"] == {"include_usage": True}
+    # TGI's /generate_stream sends generated_tokens only when asked for details.
+    assert sent(streaming="tgi")["parameters"] == {"details": True}
+    theirs_tgi = {**body, "parameters": {"details": False, "max_new_tokens": 8}}
+    assert with_details_request(theirs_tgi) is theirs_tgi
+    assert "parameters" not in sent(streaming="tgi", includeUsage=False)
     assert "stream_options" not in sent(streaming="openai", includeUsage=False)
     assert "stream_options" not in sent(streaming="anthropic")
 
