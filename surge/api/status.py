@@ -7,12 +7,15 @@ the same table), so users and code read the same vocabulary.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 from pydantic.config import JsonDict
 
 from surge.api.base import Model
+from surge.api.results.run import RunResults
+from surge.api.results.run import Summary as Summary  # re-exported: status holds them
+from surge.api.results.run import ThresholdResult as ThresholdResult
 
 
 class Phase(StrEnum):
@@ -154,33 +157,6 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
-class ThresholdResult(Model):
-    expression: str
-    metric: str
-    op: str
-    limit: float
-    """In the metric's base unit (seconds, ratio 0..1, per second, count)."""
-    measured: float | None = None
-    """None when the metric had no data; such a threshold fails."""
-    passed: bool
-    display: str = ""
-    """Human form: 'latency.p95 = 412ms < 800ms ✓'."""
-
-
-class Summary(Model):
-    """The few numbers the printer columns show."""
-
-    target_rps: float | None = None
-    achieved_rps: float | None = None
-    p95_ms: float | None = None
-    error_rate: float | None = None
-    verdict: Literal["Passed", "Failed", "Inconclusive"] | None = None
-    max_sustainable_rps: float | None = None
-    """Capacity sweep: the highest rate at which every threshold held."""
-    max_sustainable_rps_per_replica: float | None = None
-    """Capacity sweep: maxSustainableRps ÷ the target's (unchanged) replicas."""
-
-
 class WorkerCounts(Model):
     expected: int = 0
     running: int = 0
@@ -253,8 +229,7 @@ class LoadTestStatus(Model):
     completion_time: str | None = None
     workers: WorkerCounts = Field(default_factory=WorkerCounts)
     summary: Summary = Field(default_factory=Summary)
-    results: dict[str, Any] | None = None
-    """The merged results (docs/metrics.md), the same JSON that `surge run --out` writes."""
+    results: RunResults | None = None
     thresholds: list[ThresholdResult] = Field(default_factory=list)
     history: list[RunRecord] = Field(default_factory=list)
     """The last runs, newest first (at most 5)."""

@@ -115,7 +115,7 @@ async def test_fixed_latency_percentiles_match_what_the_server_was_told() -> Non
             )
         finally:
             targets.stop(proc)
-        m = compute_results(s)["metrics"]
+        m = compute_results(s).metrics
         assert s.counts["ok"] == 200 and m["errors.rate"] == 0
         out: list[str] = []
         for q in ("p50", "p90", "p99"):
@@ -135,7 +135,7 @@ async def test_lognormal_percentiles_match_alices_seeded_draws() -> None:
                 scenario=RESPOND,
                 load={"model": "closed", "stages": [{"duration": "3s", "target": 20}]},
             )
-        m = compute_results(s)["metrics"]
+        m = compute_results(s).metrics
         n = s.counts["sent_total"]
         assert n >= 200 and m["errors.rate"] == 0
         # Alice draws her /respond delays from the "latency" stream of her seed, one per
@@ -172,11 +172,11 @@ async def test_ttft_and_tpot_match_what_the_stream_server_was_told() -> None:
         finally:
             targets.stop(proc)
         r = compute_results(s)
-        m = r["metrics"]
+        m = r.metrics
         # p99 of 175 is the 2nd-largest value, not the maximum.
         n = s.counts["ok"]
         assert n == s.counts["sent"] == 175
-        assert r["tokens"]["output"] == n * 8 and r["tokens"]["fromUsage"] == n
+        assert r.tokens.output == n * 8 and r.tokens.from_usage == n
         out: list[str] = []
         for q in ("p50", "p90"):
             out += misses(f"ttft.{q}", m[f"ttft.{q}"], 0.100, 0.002)
@@ -211,9 +211,9 @@ async def test_alice_stream_is_parsed_and_timed() -> None:
             load={"model": "constant", "stages": [{"duration": "1s", "target": 20}]},
         )
     r = compute_results(s)
-    m = r["metrics"]
+    m = r.metrics
     assert s.counts["ok"] == 20
-    assert r["tokens"]["output"] == 160 and r["tokens"]["fromUsage"] == 20
+    assert r.tokens.output == 160 and r.tokens.from_usage == 20
     # Never below what Alice was told; above it by her request handling (~2.5 ms).
     assert 0.100 <= m["ttft.p50"] < 0.108
     assert m["tpot.p50"] == pytest.approx(0.020, abs=0.002)
@@ -233,7 +233,7 @@ async def test_stall_shows_from_intended_send_and_hides_from_actual(
         scenario={"path": "/stall"},
         load={"model": "constant", "stages": [{"duration": "3s", "target": 100}]},
     )
-    m = compute_results(s)["metrics"]
+    m = compute_results(s).metrics
     assert s.counts["ok"] == 300
     intended_p99 = m["latency.p99"]
     actual_p99 = s.hists["service"].get_value_at_percentile(99) / 1e6
@@ -251,7 +251,7 @@ async def test_open_loop_stall_is_in_p99_without_connection_limit(
         scenario={"path": "/stall"},
         load={"model": "constant", "stages": [{"duration": "2500ms", "target": 80}]},
     )
-    m = compute_results(s)["metrics"]
+    m = compute_results(s).metrics
     assert m["latency.p99"] >= 0.8  # ~40% of requests arrived inside the stall
     assert m["schedule_lag.p99"] < 0.2  # far below the 1 s stall: the scheduler never waited
 
@@ -270,5 +270,5 @@ async def test_max_in_flight_drops_and_never_delays(truth: tuple[str, Truth]) ->
     r = compute_results(s)
     assert s.counts["dropped"] == 40
     assert s.counts["timeout"] == 10
-    assert r["metrics"]["dropped.rate"] == pytest.approx(0.8)
-    assert r["metrics"]["schedule_lag.p99"] < 0.05
+    assert r.metrics["dropped.rate"] == pytest.approx(0.8)
+    assert r.metrics["schedule_lag.p99"] < 0.05

@@ -143,7 +143,7 @@ def child_ends(kube: FakeKube, index: int, phase: str = "Succeeded") -> None:
     child["status"] = {
         "phase": phase,
         "summary": {"achievedRps": 5.0, "p95Ms": 120.0, "errorRate": 0.0},
-        "results": {"requests": {"sent": 50}},
+        "results": {"version": 2, "requests": {"sent": 50}},
     }
 
 
