@@ -87,9 +87,9 @@ class QueryOutcome:
 @dataclass(frozen=True, slots=True)
 class ClusterMetrics:
     section: dict[str, Any]
-    """results["cluster"]: readable, with downsampled series (t in seconds from window start)."""
+    """results.cluster (ClusterSection) as JSON, series downsampled (t: seconds from the start)."""
     metrics: dict[str, float | None]
-    """Flat metrics for results["metrics"].update(...); None = no data."""
+    """Flat metrics for results.metrics.update(...); None = no data."""
     no_data: dict[str, str]
     """Query name -> reason, for every query that returned nothing."""
     skipped: dict[str, str] = field(default_factory=dict)
