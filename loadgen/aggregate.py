@@ -91,7 +91,7 @@ def real_span_s(merged: WorkerSummary) -> float:
     from its start to the last actual send (or drop) of a window arrival when that came
     later, i.e. when the generator fell behind its schedule (docs/metrics.md)."""
     planned = merged.measured_s
-    if merged.model == "closed" or merged.last_attempt_s is None:
+    if merged.load_model == "closed" or merged.last_attempt_s is None:
         return planned
     return max(planned, merged.last_attempt_s - merged.window_start_s)
 
@@ -109,7 +109,7 @@ def compute_results(
     errors = {cls: c.get(cls, 0) for cls in ERROR_CLASSES}
     n_err = sum(errors.values())
     attempted = sent + dropped
-    open_loop = merged.model != "closed"
+    open_loop = merged.load_model != "closed"
     # The target is what the schedule asked for over the planned window; every achieved
     # rate is over the real span, so a generator that fell behind shows it.
     target_rps = (
@@ -162,7 +162,7 @@ def compute_results(
         namespace=merged.namespace,
         run_id=merged.run_id,
         variant=merged.variant,
-        model=merged.model,
+        load_model=merged.load_model,
         workers=WorkerSet(count=merged.worker_count, reported=merged.workers),
         interrupted=merged.interrupted,
         summary=Summary(

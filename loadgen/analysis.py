@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from surge.api.loadtest import LoadTestSpec
-from surge.api.results import RunResults, RunVerdict, Summary, Verdict
+from surge.api.results import RunResults, RunVerdict, Summary
 from surge.api.results.cluster import ClusterSection
 from surge.api.results.sections import TimeseriesPoint
 from surge.loadgen.aggregate import compute_results
@@ -90,7 +90,7 @@ def analyse(
         )
     results.thresholds = list(judged.thresholds)
     results.verdict = RunVerdict(
-        outcome=Verdict(judged.verdict), reason=judged.reason, message=judged.message
+        outcome=judged.verdict, reason=judged.reason, message=judged.message
     )
     results.summary = _summary(results.summary, spec, judged)
     return Analysis(results, judged, results.summary, seen)
@@ -102,5 +102,5 @@ def _summary(summary: Summary, spec: LoadTestSpec, judged: Judgement) -> Summary
     out = summary.model_copy()
     if out.target_rps is None and spec.load.model != "closed":
         out.target_rps = spec.load.peak
-    out.verdict = Verdict(judged.verdict)
+    out.verdict = judged.verdict
     return out

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
-from surge.api.results import RunResults, ThresholdResult
+from surge.api.results import RunResults, ThresholdResult, Verdict
 from surge.api.results.sweep import Capacity
+from surge.api.status import Reason
 from surge.api.thresholds import Threshold, format_value
 
 
@@ -48,21 +48,18 @@ def evaluate(
     return out
 
 
-Verdict = Literal["Passed", "Failed", "Inconclusive"]
-
-
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A run's verdict with the reason (a REASONS key in surge.api.status) and why."""
+    """A run's verdict with the reason and why."""
 
     verdict: Verdict
-    reason: str
+    reason: Reason
     message: str
     thresholds: list[ThresholdResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.verdict == "Passed"
+        return self.verdict == Verdict.PASSED
 
 
 def verdict(
@@ -84,31 +81,38 @@ def verdict(
     """
     checks = evaluate(thresholds, metrics or {})
     if metrics is None:
-        return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary", checks)
+        return Judgement(
+            Verdict.FAILED, Reason.WORKER_MISSING_SUMMARY, "no worker reported a summary", checks
+        )
     if saturation is not None:
-        return Judgement("Inconclusive", "GeneratorSaturated", saturation, checks)
+        return Judgement(Verdict.INCONCLUSIVE, Reason.GENERATOR_SATURATED, saturation, checks)
     held, reason, message = thresholds_outcome(checks)
     if not held:
-        return Judgement("Failed", reason, message, checks)
+        return Judgement(Verdict.FAILED, reason, message, checks)
     if missing_workers:
         names = ", ".join(map(str, missing_workers))
         return Judgement(
-            "Inconclusive", "WorkerMissingSummary", f"workers {names} reported nothing", checks
+            Verdict.INCONCLUSIVE,
+            Reason.WORKER_MISSING_SUMMARY,
+            f"workers {names} reported nothing",
+            checks,
         )
     if failed_workers:
-        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed", checks)
-    return Judgement("Passed", reason, message, checks)
+        return Judgement(
+            Verdict.FAILED, Reason.WORKER_FAILED, f"{failed_workers} workers failed", checks
+        )
+    return Judgement(Verdict.PASSED, reason, message, checks)
 
 
-def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, str, str]:
+def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, Reason, str]:
     """(all held, reason, message) for the thresholds alone (the ThresholdsPassed condition)."""
     failed = [c for c in checks if not c.passed]
     if failed:
-        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
+        reason = Reason.NO_DATA if failed[0].measured is None else Reason.THRESHOLD_FAILED
         return False, reason, "; ".join(c.display for c in failed)
     if not checks:
-        return True, "NoThresholds", "no thresholds set"
-    return True, "AllThresholdsPassed", "; ".join(c.display for c in checks)
+        return True, Reason.NO_THRESHOLDS, "no thresholds set"
+    return True, Reason.ALL_THRESHOLDS_PASSED, "; ".join(c.display for c in checks)
 
 
 LAG_P99_BOUND_S = 0.05
@@ -210,22 +214,28 @@ def _sweep_outcome(
     sweep = results.sweep
     cap = results.capacity or Capacity()
     if missing_workers:
-        return Judgement("Failed", "WorkerMissingSummary", "the sweep's worker reported nothing")
+        return Judgement(
+            Verdict.FAILED, Reason.WORKER_MISSING_SUMMARY, "the sweep's worker reported nothing"
+        )
     if sweep is None:
-        return Judgement("Failed", "ThresholdFailed", "no step held every threshold: no step ran")
+        return Judgement(
+            Verdict.FAILED, Reason.THRESHOLD_FAILED, "no step held every threshold: no step ran"
+        )
     if cap.inconclusive:
-        return Judgement("Inconclusive", "ReplicasChanged", cap.inconclusive)
+        return Judgement(Verdict.INCONCLUSIVE, Reason.REPLICAS_CHANGED, cap.inconclusive)
     best = sweep.max_sustainable_rps
     if sweep.saturated and sweep.first_failing_rps is None:
         held = f"rates up to {best:g} req/s held; " if best is not None else ""
-        return Judgement("Inconclusive", "GeneratorSaturated", held + sweep.saturated)
+        return Judgement(Verdict.INCONCLUSIVE, Reason.GENERATOR_SATURATED, held + sweep.saturated)
     if failed_workers:
-        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed")
+        return Judgement(Verdict.FAILED, Reason.WORKER_FAILED, f"{failed_workers} workers failed")
     if best is None:
         first = next(iter(sweep.steps), None)
         why = "; ".join(t for t in (first.thresholds if first else []) if "✗" in t)
         return Judgement(
-            "Failed", "ThresholdFailed", f"no step held every threshold: {why or 'no step ran'}"
+            Verdict.FAILED,
+            Reason.THRESHOLD_FAILED,
+            f"no step held every threshold: {why or 'no step ran'}",
         )
     per = cap.max_sustainable_rps_per_replica
     per_text = f" ({per:.4g} per replica)" if per is not None else ""
@@ -234,5 +244,7 @@ def _sweep_outcome(
     else:
         bound = f", within {sweep.resolution_rps or 0:.3g} req/s"
     return Judgement(
-        "Passed", "CapacityFound", f"max sustainable rate {best:.4g} req/s{per_text}{bound}"
+        Verdict.PASSED,
+        Reason.CAPACITY_FOUND,
+        f"max sustainable rate {best:.4g} req/s{per_text}{bound}",
     )

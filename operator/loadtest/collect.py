@@ -13,6 +13,7 @@ from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.results import RunResults, Summary
+from surge.api.status import Reason
 from surge.loadgen.analysis import ClusterReader, Replicas
 from surge.loadgen.analysis import analyse as run_analysis
 from surge.loadgen.summary import WorkerSummary, first_summary
@@ -40,7 +41,7 @@ class Outcome:
     judgement: Judgement
     summary: Summary
     thresholds_held: bool
-    thresholds_reason: str
+    thresholds_reason: Reason
     thresholds_message: str
     reported: int = 0
     missing: list[int] = field(default_factory=list)

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from surge.api.results import ResultsError, RunResults, RunVerdict, load_results
-from surge.api.status import LoadTestStatus
+from surge.api.status import LoadTestStatus, Reason
 from surge.results.experiment_report import render_experiment
 from surge.results.report import FORMATS, ReportError, render_report
 
@@ -49,10 +49,13 @@ def _from_loadtest(doc: Mapping[str, Any], source: str) -> RunResults:
         # Results written before the verdict was recorded in them: the run's verdict is
         # status.summary's, its reason the Completed condition's, never the thresholds'.
         done = next((c for c in st.conditions if c.type == "Completed"), None)
+        if done is None or done.reason not in set(Reason):
+            raise ReportError(
+                f"{source}: status.summary.verdict is {st.summary.verdict} but the Completed "
+                "condition gives no known reason; the run has not ended"
+            )
         results.verdict = RunVerdict(
-            outcome=st.summary.verdict,
-            reason=done.reason if done is not None else "",
-            message=done.message if done is not None else "",
+            outcome=st.summary.verdict, reason=Reason(done.reason), message=done.message
         )
     return results
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from surge.api.results import RunResults, ThresholdResult
-from surge.api.results.cluster import SeriesSummary
+from surge.api.results.cluster import SeriesStats
 from surge.api.results.sections import TimeseriesPoint, Window
 
 Point = tuple[float, float]
@@ -110,7 +110,7 @@ def _share(part: float, whole: float) -> float | None:
 
 
 def _cluster_line(
-    part: SeriesSummary | None, label: str, offset_s: float, end_s: float | None
+    part: SeriesStats | None, label: str, offset_s: float, end_s: float | None
 ) -> Line | None:
     """A stored cluster series on the load-start axis; the last value holds until the
     window's end, as in the metrics (timeline.py)."""

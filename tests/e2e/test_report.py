@@ -14,6 +14,7 @@ from kubernetes import client
 
 from surge.api.base import GROUP, VERSION
 from surge.api.results import RunResults, RunVerdict, Verdict
+from surge.api.status import Reason
 from surge.api.thresholds import parse_threshold
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, record_seconds
@@ -28,7 +29,7 @@ SATURATED = "the generator was the bottleneck: 12 sends left up to 0.40s after t
 
 def _saturated_run() -> RunResults:
     """A run whose thresholds held and whose generator fell behind."""
-    s = WorkerSummary(loadtest="saturated", model="constant", measured_s=10.0, expected=1000.0)
+    s = WorkerSummary(loadtest="saturated", load_model="constant", measured_s=10.0, expected=1000.0)
     s.start_epoch = 1_700_000_000.0
     for i in range(990):
         record_seconds(s.hists["latency"], 0.02 + i * 1e-5)
@@ -38,7 +39,7 @@ def _saturated_run() -> RunResults:
     results.thresholds = evaluate(thresholds, results.metrics)
     assert all(t.passed for t in results.thresholds)
     results.verdict = RunVerdict(
-        outcome=Verdict.INCONCLUSIVE, reason="GeneratorSaturated", message=SATURATED
+        outcome=Verdict.INCONCLUSIVE, reason=Reason.GENERATOR_SATURATED, message=SATURATED
     )
     results.summary.verdict = Verdict.INCONCLUSIVE
     return results

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from surge.api.results import RunResults
 from surge.bench import targets
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.cpustat import (
@@ -104,11 +105,11 @@ def test_a_busy_loop_a_used_up_limit_or_throttling_each_saturate() -> None:
     assert throttled["demand"] == 1.0  # it wanted more than its limit gave
 
 
-def _merged(cpu: list[dict[str, Any]], workers: int = 2) -> dict[str, Any]:
+def _merged(cpu: list[dict[str, Any]], workers: int = 2) -> RunResults:
     """Results of W workers that sent their 100/s on time, with these CPU records."""
     parts = []
     for i in range(workers):
-        s = WorkerSummary(model="constant", measured_s=10.0, expected=500.0, worker_count=2)
+        s = WorkerSummary(load_model="constant", measured_s=10.0, expected=500.0, worker_count=2)
         s.workers = [i]
         for _ in range(500):
             record_seconds(s.hists["latency"], 0.02)

@@ -26,7 +26,7 @@ LOADGEN_FAMILIES = (
 
 
 def _summary() -> WorkerSummary:
-    s = WorkerSummary(model="constant", measured_s=10.0, expected=1000.0, window_start_s=2.0)
+    s = WorkerSummary(load_model="constant", measured_s=10.0, expected=1000.0, window_start_s=2.0)
     s.start_epoch = 1_700_000_000.0
     for i in range(900):
         record_seconds(s.hists["latency"], 0.010 + i * 0.0001)
@@ -105,13 +105,13 @@ def test_an_on_time_schedule_keeps_the_planned_window() -> None:
 
 def test_closed_loop_span_is_the_window() -> None:
     s = _summary()
-    s.model, s.expected, s.last_attempt_s = "closed", None, 30.0
+    s.load_model, s.expected, s.last_attempt_s = "closed", None, 30.0
     assert compute_results(s).window.measured_seconds == 10.0
 
 
 def test_closed_model_has_no_target_rate() -> None:
     s = _summary()
-    s.model, s.expected = "closed", None
+    s.load_model, s.expected = "closed", None
     r = compute_results(s)
     assert r.summary.target_rps is None
     assert r.metrics["throughput.achieved"] is None

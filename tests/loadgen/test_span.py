@@ -59,7 +59,7 @@ async def test_a_late_generator_reports_its_real_rate_not_the_planned_one() -> N
     series_mean = sum(whole) / len(whole)
     assert thr.achieved_rps == pytest.approx(series_mean, rel=0.05)
     assert thr.achieved_rps == pytest.approx(req.ok / win.measured_seconds)
-    assert thr.achieved_ratio < 0.7
+    assert thr.achieved_ratio is not None and thr.achieved_ratio < 0.7
     assert r.metrics["goodput.rps"] == pytest.approx(thr.achieved_rps, rel=0.01)
 
     verdicts = evaluate([parse_threshold("throughput.achieved > 95%")], r.metrics)
@@ -124,4 +124,4 @@ async def test_a_worker_that_starts_late_keeps_the_shared_timeline() -> None:
     assert summary.start_epoch == pytest.approx(start_at, abs=0.05)
     assert r.requests.ok == 50 and r.requests.late == 0
     assert r.window.measured_seconds == pytest.approx(1.0)
-    assert r.metrics["schedule_lag.max"] >= 0.25  # the arrivals due before it started
+    assert (r.metrics["schedule_lag.max"] or 0) >= 0.25  # the arrivals due before it started

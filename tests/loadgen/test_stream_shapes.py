@@ -35,7 +35,7 @@ Check = Callable[[RunResults], list[str]]
 
 def timing(family: str, want: float) -> Check:
     def check(r: RunResults) -> list[str]:
-        m = r.metrics
+        m: dict[str, Any] = r.metrics
         out: list[str] = []
         for q in ("p50", "p90"):
             out += misses(f"{family}.{q}", m[f"{family}.{q}"], want, 0.002)
@@ -59,7 +59,7 @@ async def measure(
         r = compute_results(s)
         assert s.counts["ok"] == s.counts["sent"] == STREAMS, r.errors
         last[:] = [r]
-        m = r.metrics
+        m: dict[str, Any] = r.metrics
         shown = ("ttft", "ttft_content", "tpot", "itl", "ntpot")
         print(
             kind,

@@ -8,6 +8,7 @@ import pytest
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.results import RunResults
+from surge.api.results.sections import Window
 from surge.loadgen.summary import (
     TOO_LARGE_MARKER,
     WorkerSummary,
@@ -124,7 +125,7 @@ def test_cluster_metrics_join_the_thresholds() -> None:
     a = _summary(0, [0.010] * 10)
     b = _summary(1, [0.010] * 10)
     pods = [_pod(0, termination_message(a)), _pod(1, termination_message(b))]
-    seen: list[dict[str, Any]] = []
+    seen: list[Window] = []
 
     def reader(results: RunResults) -> ClusterMetrics:
         seen.append(results.window)

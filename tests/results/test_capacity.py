@@ -57,6 +57,7 @@ def test_per_replica_and_cpu_per_request_from_the_cluster() -> None:
     results = _results([2, 2, 2])
     apply_capacity(results, replicas=None)
     cap = results.capacity
+    assert cap is not None and results.sweep is not None
     assert cap.max_sustainable_rps == 20 and cap.replicas == 2
     assert cap.max_sustainable_rps_per_replica == 10
     # ∫ 1 core over the 8 s window ÷ 160 requests completed in it
@@ -76,6 +77,7 @@ def test_replicas_that_changed_make_it_inconclusive() -> None:
     results = _results([2, 3, 4])
     apply_capacity(results, replicas=None)
     cap = results.capacity
+    assert cap is not None
     assert cap.max_sustainable_rps_per_replica is None and cap.replicas_seen == [2, 3, 4]
     judged = sweep_verdict(results)
     assert (judged.verdict, judged.reason) == ("Inconclusive", "ReplicasChanged")
@@ -86,6 +88,7 @@ def test_without_prometheus_the_given_replicas_divide() -> None:
     results = _results([2, 2, 2])
     results.cluster = None
     apply_capacity(results, replicas=4, source="--replicas")
+    assert results.capacity is not None
     assert results.capacity.max_sustainable_rps_per_replica == 5
     assert results.capacity.cpu_seconds_per_request is None
     assert "cpuPerRequest" not in capacity_file(results)["capacity"]["default"]

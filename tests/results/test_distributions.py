@@ -18,7 +18,9 @@ from surge.results.report import render_report
 
 def _results(*, streams: bool, measured_s: float = 10.0, seconds: int = 12) -> RunResults:
     """1000 requests with latencies 1..1000 ms; with streams, TTFT i/10 ms and TPOT 20 ms."""
-    s = WorkerSummary(model="constant", measured_s=measured_s, expected=1000.0, window_start_s=2)
+    s = WorkerSummary(
+        load_model="constant", measured_s=measured_s, expected=1000.0, window_start_s=2
+    )
     for i in range(1, 1001):
         record_seconds(s.hists["latency"], i / 1000)
         if streams:

@@ -21,6 +21,7 @@ from surge.api.results import (
     load_results,
 )
 from surge.api.results.cluster import ClusterSection
+from surge.api.status import Reason
 from surge.api.thresholds import parse_threshold
 from surge.cli import app
 from surge.loadgen.aggregate import build_timeseries, compute_results
@@ -42,7 +43,9 @@ IMG = re.compile(
 
 
 def _results(cluster: bool = True, *, judged: bool = True) -> RunResults:
-    s = WorkerSummary(model="constant", measured_s=10.0, expected=1000.0, window_start_s=WARMUP_S)
+    s = WorkerSummary(
+        load_model="constant", measured_s=10.0, expected=1000.0, window_start_s=WARMUP_S
+    )
     s.start_epoch = START
     intervals: dict[int, dict[str, Any]] = {}
     for sec in range(12):
@@ -175,9 +178,9 @@ def test_headline_from_thresholds(passed: list[bool], expected: str) -> None:
 
 def test_headline_prefers_the_recorded_verdict() -> None:
     held = [_check(True)]
-    plain = RunResults(thresholds=held, verdict=RunVerdict(outcome=Verdict.INCONCLUSIVE))
-    assert headline(plain) == "Inconclusive"
-    why = RunVerdict(outcome=Verdict.INCONCLUSIVE, reason="GeneratorSaturated")
+    passed = RunVerdict(outcome=Verdict.PASSED, reason=Reason.ALL_THRESHOLDS_PASSED)
+    assert headline(RunResults(thresholds=held, verdict=passed)) == "Passed"
+    why = RunVerdict(outcome=Verdict.INCONCLUSIVE, reason=Reason.GENERATOR_SATURATED)
     saturated = RunResults(thresholds=held, verdict=why)
     assert headline(saturated) == "Inconclusive (GeneratorSaturated)"
 
@@ -225,7 +228,7 @@ def test_a_loadtest_reports_its_recorded_verdict_not_its_thresholds() -> None:
     results = _results(cluster=False, judged=False)
     results.thresholds = [_check(True)]
     results.verdict = RunVerdict(
-        outcome=Verdict.INCONCLUSIVE, reason="GeneratorSaturated", message="..."
+        outcome=Verdict.INCONCLUSIVE, reason=Reason.GENERATOR_SATURATED, message="..."
     )
     got = results_from_document(_saturated_loadtest(results), "lt")
     assert headline(got) == "Inconclusive (GeneratorSaturated)"
@@ -252,7 +255,7 @@ def test_version_1_results_files_still_load() -> None:
             "verdictMessage": "errors.rate = 5% < 1% ✗"}  # fmt: skip
     got = load_results(doc, "old.json")
     assert got.verdict == RunVerdict(
-        outcome=Verdict.FAILED, reason="ThresholdFailed", message="errors.rate = 5% < 1% ✗"
+        outcome=Verdict.FAILED, reason=Reason.THRESHOLD_FAILED, message="errors.rate = 5% < 1% ✗"
     )
     assert got.version == RESULTS_VERSION
 

@@ -8,7 +8,7 @@ from pydantic import Field
 from surge.api.base import Model
 
 
-class SeriesSummary(Model):
+class SeriesStats(Model):
     unit: str = ""
     min: float | None = None
     max: float | None = None
@@ -19,7 +19,7 @@ class SeriesSummary(Model):
     """Downsampled to at most 120 points."""
 
 
-class ReplicaSummary(SeriesSummary):
+class ReplicaSummary(SeriesStats):
     time_to_first_scale_up_s: float | None = None
     """Seconds from the window start; None when it never scaled up."""
     time_to_peak_s: float | None = None
@@ -27,8 +27,8 @@ class ReplicaSummary(SeriesSummary):
     scale_events: int | None = None
 
 
-class GpuSummary(SeriesSummary):
-    memory: SeriesSummary | None = None
+class GpuSummary(SeriesStats):
+    memory: SeriesStats | None = None
 
 
 class ClusterWindow(Model):
@@ -42,12 +42,12 @@ class ClusterSection(Model):
     queries: dict[str, str] = Field(default_factory=dict)
     """Query name -> the PromQL sent."""
     replicas: ReplicaSummary | None = None
-    hpa: dict[str, SeriesSummary | None] = Field(default_factory=dict)
-    cpu: SeriesSummary | None = None
-    memory: SeriesSummary | None = None
+    hpa: dict[str, SeriesStats | None] = Field(default_factory=dict)
+    cpu: SeriesStats | None = None
+    memory: SeriesStats | None = None
     gpu: GpuSummary | None = None
-    loadgen: dict[str, SeriesSummary | None] = Field(default_factory=dict)
-    extra: dict[str, SeriesSummary | None] = Field(default_factory=dict)
+    loadgen: dict[str, SeriesStats | None] = Field(default_factory=dict)
+    extra: dict[str, SeriesStats | None] = Field(default_factory=dict)
     """User-defined queries."""
     no_data: list[str] = Field(default_factory=list)
     no_data_reasons: dict[str, str] = Field(default_factory=dict)

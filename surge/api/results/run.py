@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from surge.api.base import Model
+from surge.api.reasons import Reason
 from surge.api.results.cluster import ClusterSection
 from surge.api.results.sections import (
     Errors,
@@ -45,10 +46,10 @@ class Verdict(StrEnum):
 
 
 class RunVerdict(Model):
-    """The verdict the run was given, with its reason (a Reason in surge.api.status)."""
+    """The verdict the run was given, with its reason and why."""
 
     outcome: Verdict
-    reason: str = ""
+    reason: Reason
     message: str = ""
 
 
@@ -91,8 +92,8 @@ class RunResults(Model):
     namespace: str = ""
     run_id: str = ""
     variant: str | None = None
-    model: str = "constant"
-    """The load model (spec.load.model): constant, ramp, stages, closed, sweep, ..."""
+    load_model: str = Field("constant", alias="model")
+    """spec.load.model: constant, poisson, closed or sweep."""
     workers: WorkerSet = Field(default_factory=WorkerSet)
     interrupted: bool = False
     summary: Summary = Field(default_factory=Summary)
@@ -127,7 +128,7 @@ class RunResults(Model):
 
     @property
     def open_loop(self) -> bool:
-        return self.model != "closed"
+        return self.load_model != "closed"
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase, every field, None as null)."""
