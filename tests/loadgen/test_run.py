@@ -62,6 +62,8 @@ def test_run_with_demo_agent(tmp_path: Path) -> None:
     assert p.returncode == 1, p.stdout + p.stderr  # the impossible threshold fails
     assert "started the demo agent" in p.stdout
     assert "Thresholds" in p.stdout
+    # Not a terminal: the progress table's last row ends before the results start.
+    assert any(line.strip() == "Results" for line in p.stdout.splitlines()), p.stdout
     r = load_results(json.loads(out.read_text()), str(out))
     assert r.workers.reported == [0, 1]
     assert r.requests.sent > 40
