@@ -1,4 +1,4 @@
-"""Results: a pure function from a merged summary to the results JSON (docs/metrics.md).
+"""Results: a pure function from a merged summary to RunResults (docs/metrics.md).
 
 Percentiles are HdrHistogram's value-at-percentile: with N recorded values, the
 p-th percentile is the smallest recorded value v whose cumulative count reaches
@@ -14,13 +14,31 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from surge.api.results import RunResults, Summary
+from surge.api.results.sections import (
+    CpuRecord,
+    ErrorReason,
+    Errors,
+    Generator,
+    Goodput,
+    Latency,
+    LatencyStats,
+    Requests,
+    ScheduleLag,
+    Spectrum,
+    Throughput,
+    TimeseriesPoint,
+    Tokens,
+    Window,
+    WorkerSet,
+)
 from surge.api.thresholds import METRICS, TIMING_FAMILIES
 from surge.loadgen.cpustat import assess
 from surge.loadgen.hdr import percentile_spectrum
 from surge.loadgen.outcome import ERROR_CLASSES
+from surge.loadgen.schedule import Segment, cumulative
 from surge.loadgen.summary import WorkerSummary, decode_histogram, new_histogram
 
-RESULTS_VERSION = 1
 _STATS: tuple[tuple[str, float | None], ...] = (
     ("p50", 50.0),
     ("p75", 75.0),
@@ -46,14 +64,14 @@ TOP_ERRORS = 3
 """Reasons results.summary.topErrors (and so status.summary) carries."""
 
 
-def error_reasons(tally: dict[str, int]) -> list[dict[str, Any]]:
-    """The failed requests' reasons, most counted first: [{errorClass, reason, count}],
-    at most outcome.MAX_REASONS of them and the rest as one `other` entry."""
-    out = []
-    for key, n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])):
-        cls, _, reason = key.partition(": ")
-        out.append({"errorClass": cls, "reason": reason, "count": n})
-    return out
+def error_reasons(tally: dict[str, int]) -> list[ErrorReason]:
+    """The failed requests' reasons, most counted first, at most outcome.MAX_REASONS of them
+    and the rest as one `other` entry (the workers' merge already bounded the tally)."""
+    ranked = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        ErrorReason(error_class=key.partition(": ")[0], reason=key.partition(": ")[2], count=n)
+        for key, n in ranked
+    ]
 
 
 def hist_stats_s(hist: HdrHistogram) -> dict[str, float | None]:
@@ -74,7 +92,7 @@ def hist_stats_s(hist: HdrHistogram) -> dict[str, float | None]:
     return out
 
 
-def _ms(stats: dict[str, float | None]) -> dict[str, float | None]:
+def _ms(stats: dict[str, float | None]) -> dict[str, Any]:
     keys = ("p50", "p90", "p95", "p99", "max", "mean")
     return {k: None if stats[k] is None else round(float(stats[k] or 0) * 1000, 3) for k in keys}
 
@@ -88,16 +106,17 @@ def real_span_s(merged: WorkerSummary) -> float:
     from its start to the last actual send (or drop) of a window arrival when that came
     later, i.e. when the generator fell behind its schedule (docs/metrics.md)."""
     planned = merged.measured_s
-    if merged.model == "closed" or merged.last_attempt_s is None:
+    if merged.load_model == "closed" or merged.last_attempt_s is None:
         return planned
     return max(planned, merged.last_attempt_s - merged.window_start_s)
 
 
 def compute_results(
-    merged: WorkerSummary, *, timeseries: Sequence[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The results dict: `summary`, flat `metrics` (base units, None = no data), readable
-    sections and the optional per-second `timeseries`. Pure."""
+    merged: WorkerSummary, *, timeseries: Sequence[TimeseriesPoint] | None = None
+) -> RunResults:
+    """The one builder of RunResults: `summary`, flat `metrics` (base units, None = no
+    data), readable sections and the optional per-second `timeseries`; not yet judged
+    (verdict None). Pure."""
     c = merged.counts
     planned = merged.measured_s
     measured = real_span_s(merged)
@@ -105,7 +124,7 @@ def compute_results(
     errors = {cls: c.get(cls, 0) for cls in ERROR_CLASSES}
     n_err = sum(errors.values())
     attempted = sent + dropped
-    open_loop = merged.model != "closed"
+    open_loop = merged.load_model != "closed"
     # The target is what the schedule asked for over the planned window; every achieved
     # rate is over the real span, so a generator that fell behind shows it.
     target_rps = (
@@ -154,97 +173,96 @@ def compute_results(
     reasons = error_reasons(merged.reasons)
     lat = fams["latency"]
     start = merged.start_epoch + merged.window_start_s
-    return {
-        "version": RESULTS_VERSION,
-        "loadtest": merged.loadtest,
-        "namespace": merged.namespace,
-        "runId": merged.run_id,
-        "variant": merged.variant,
-        "model": merged.model,
-        "workers": {"count": merged.worker_count, "reported": merged.workers},
-        "interrupted": merged.interrupted,
-        "summary": {
-            "targetRps": None if target_rps is None else round(target_rps, 3),
-            "achievedRps": None if achieved_rps is None else round(achieved_rps, 3),
-            "p95Ms": None if lat["p95"] is None else round(lat["p95"] * 1000, 3),
-            "errorRate": metrics["errors.rate"],
-            "topErrors": reasons[:TOP_ERRORS],
-        },
-        "metrics": metrics,
-        "throughput": {
-            "targetRps": target_rps,
-            "achievedRps": achieved_rps,
-            "sentRps": sent_rps,
-            "achievedRatio": metrics["throughput.achieved"],
-            "denominator": "real span seconds (window.measuredSeconds)",
-        },
-        "latency": {
-            **_ms(lat),
-            "from": "intended send" if open_loop else "actual send",
-        },
-        "serviceTime": _ms(hist_stats_s(merged.hists.get("service") or new_histogram())),
-        "ttft": _ms(fams["ttft"]),
-        "ttftContent": _ms(fams["ttft_content"]),
-        "tpot": _ms(fams["tpot"]),
-        "itl": _ms(fams["itl"]),
-        "ntpot": _ms(fams["ntpot"]),
-        "scheduleLag": {
+    return RunResults(
+        loadtest=merged.loadtest,
+        namespace=merged.namespace,
+        run_id=merged.run_id,
+        variant=merged.variant,
+        load_model=merged.load_model,
+        workers=WorkerSet(count=merged.worker_count, reported=merged.workers),
+        interrupted=merged.interrupted,
+        summary=Summary(
+            target_rps=None if target_rps is None else round(target_rps, 3),
+            achieved_rps=None if achieved_rps is None else round(achieved_rps, 3),
+            p95_ms=None if lat["p95"] is None else round(lat["p95"] * 1000, 3),
+            error_rate=metrics["errors.rate"],
+            top_errors=reasons[:TOP_ERRORS],
+        ),
+        metrics=metrics,
+        throughput=Throughput(
+            target_rps=target_rps,
+            achieved_rps=achieved_rps,
+            sent_rps=sent_rps,
+            achieved_ratio=metrics["throughput.achieved"],
+        ),
+        latency=Latency(**_ms(lat), from_="intended send" if open_loop else "actual send"),
+        service_time=LatencyStats(
+            **_ms(hist_stats_s(merged.hists.get("service") or new_histogram()))
+        ),
+        ttft=LatencyStats(**_ms(fams["ttft"])),
+        ttft_content=LatencyStats(**_ms(fams["ttft_content"])),
+        tpot=LatencyStats(**_ms(fams["tpot"])),
+        itl=LatencyStats(**_ms(fams["itl"])),
+        ntpot=LatencyStats(**_ms(fams["ntpot"])),
+        schedule_lag=ScheduleLag(
             **_ms(fams["schedule_lag"]),
-            "minMs": None if merged.lag_min_s is None else round(merged.lag_min_s * 1000, 6),
-            "early": c.get("early", 0),
-        },
-        "errors": {
-            "rate": metrics["errors.rate"],
-            "count": n_err,
-            "byClass": errors,
-            "reasons": reasons,
-        },
-        "requests": {
-            "sent": sent,
-            "completed": ok + n_err,
-            "ok": ok,
-            "dropped": dropped,
-            "late": late,
-            "lateMaxSeconds": round(merged.late_max_s, 6) if late else None,
-        },
-        "goodput": {"rps": metrics["goodput.rps"], "ratio": metrics["goodput.ratio"]},
-        "tokens": {
-            "output": tokens,
-            "input": tokens_in if from_usage else None,
-            "outputRps": metrics["tokens.output_rps"],
-            "inputRps": metrics["tokens.input_rps"],
-            "fromUsage": from_usage,
-            "fromChunks": from_chunks,
-            "exact": from_chunks == 0 if from_usage or from_chunks else None,
-            "note": CHUNK_COUNT_NOTE.format(n=from_chunks) if from_chunks else None,
-        },
-        "window": {
-            "start": start,
-            "end": start + measured,
-            "measuredSeconds": measured,
-            "plannedSeconds": planned,
-            "lateSeconds": max(measured - planned, 0.0),
-            "warmupSeconds": merged.window_start_s,
-        },
-        "spectrum": {
-            name: {"count": h.get_total_count(), "points": percentile_spectrum(h)}
+            min_ms=None if merged.lag_min_s is None else round(merged.lag_min_s * 1000, 6),
+            early=c.get("early", 0),
+        ),
+        errors=Errors(rate=metrics["errors.rate"], count=n_err, by_class=errors, reasons=reasons),
+        requests=Requests(
+            sent=sent,
+            completed=ok + n_err,
+            ok=ok,
+            dropped=dropped,
+            late=late,
+            late_max_seconds=round(merged.late_max_s, 6) if late else None,
+        ),
+        goodput=Goodput(rps=metrics["goodput.rps"], ratio=metrics["goodput.ratio"]),
+        tokens=Tokens(
+            output=tokens,
+            input=tokens_in if from_usage else None,
+            output_rps=metrics["tokens.output_rps"],
+            input_rps=metrics["tokens.input_rps"],
+            from_usage=from_usage,
+            from_chunks=from_chunks,
+            exact=from_chunks == 0 if from_usage or from_chunks else None,
+            note=CHUNK_COUNT_NOTE.format(n=from_chunks) if from_chunks else None,
+        ),
+        window=Window(
+            start=start,
+            end=start + measured,
+            measured_seconds=measured,
+            planned_seconds=planned,
+            late_seconds=max(measured - planned, 0.0),
+            warmup_seconds=merged.window_start_s,
+        ),
+        spectrum={
+            name: Spectrum(
+                count=h.get_total_count(),
+                points=[[p, v] for p, v in percentile_spectrum(h)],
+            )
             for name in SPECTRUM_NAMES
             if (h := merged.hists.get(name)) is not None and h.get_total_count()
         },
         # Each worker's CPU in its window and whether it was CPU-bound (validity).
-        "generator": {"cpu": [assess(r) for r in merged.cpu]},
-        "timeseries": list(timeseries or []),
-    }
+        generator=Generator(cpu=[CpuRecord.model_validate(assess(r)) for r in merged.cpu]),
+        timeseries=list(timeseries or []),
+    )
 
 
 def build_timeseries(
-    intervals: dict[int, dict[str, Any]], window_start_s: float = 0.0
-) -> list[dict[str, Any]]:
+    intervals: dict[int, dict[str, Any]],
+    window_start_s: float = 0.0,
+    segs: Sequence[Segment] | None = None,
+) -> list[TimeseriesPoint]:
     """Per-second points from merged progress records {sec: {ok, err, drop, hists[]}}.
 
-    rps = ok responses completed in that second; p50/p95 over those responses.
+    rps = ok responses completed in that second; p50/p95 over those responses;
+    targetRps = Λ(t+1) − Λ(t), the schedule's mean rate over that second, from the rate
+    curve `segs` (open loop; None: no target).
     """
-    out: list[dict[str, Any]] = []
+    out: list[TimeseriesPoint] = []
     for sec in sorted(intervals):
         iv = intervals[sec]
         h = new_histogram()
@@ -252,15 +270,20 @@ def build_timeseries(
             h.add(decode_histogram(text))
         stats = hist_stats_s(h)
         out.append(
-            {
-                "t": sec,
-                "measured": sec >= window_start_s,
-                "rps": iv.get("ok", 0),
-                "errors": iv.get("err", 0),
-                "dropped": iv.get("drop", 0),
-                "inFlight": iv.get("inflight", 0),
-                "p50Ms": None if stats["p50"] is None else round(stats["p50"] * 1000, 3),
-                "p95Ms": None if stats["p95"] is None else round(stats["p95"] * 1000, 3),
-            }
+            TimeseriesPoint(
+                t=sec,
+                measured=sec >= window_start_s,
+                rps=iv.get("ok", 0),
+                errors=iv.get("err", 0),
+                dropped=iv.get("drop", 0),
+                in_flight=iv.get("inflight", 0),
+                p50_ms=None if stats["p50"] is None else round(stats["p50"] * 1000, 3),
+                p95_ms=None if stats["p95"] is None else round(stats["p95"] * 1000, 3),
+                target_rps=(
+                    round(cumulative(segs, sec + 1.0) - cumulative(segs, float(sec)), 6)
+                    if segs
+                    else None
+                ),
+            )
         )
     return out

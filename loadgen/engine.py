@@ -77,7 +77,7 @@ class Engine:
             namespace=plan.namespace,
             run_id=plan.run_id,
             variant=plan.variant,
-            model=spec.load.model,
+            load_model=spec.load.model,
             workers=[plan.index],
             worker_count=plan.workers,
             window_start_s=spec.load.warmup,

@@ -5,8 +5,9 @@ dataset file into inline rows; refuse non-loopback targets unless --allow-remote
 (surge.loadgen.manifest); optionally start the demo agent; wait for
 target.readiness.http; run spec.load.workers `surge worker` processes with a shared
 --start-at (surge.loadgen.supervisor) while the live progress table shows their
-SURGE-PROGRESS lines (surge.loadgen.progress); merge their summaries exactly; print
-results and threshold verdicts (surge.loadgen.tables); write --out and --report.
+SURGE-PROGRESS lines (surge.loadgen.progress); merge, judge and summarise
+(surge.loadgen.analysis); print results and threshold verdicts (surge.loadgen.tables);
+write --out and --report.
 Exit 0 all thresholds pass, 1 one fails (or the run broke), 2 bad input.
 """
 
@@ -18,7 +19,6 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from rich.console import Console
@@ -27,7 +27,9 @@ from rich.markup import escape
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import ManifestError
-from surge.loadgen.aggregate import build_timeseries, compute_results
+from surge.api.results import RunResults
+from surge.loadgen.aggregate import build_timeseries
+from surge.loadgen.analysis import Replicas, analyse
 from surge.loadgen.manifest import (
     DEMO_SOURCE,
     check_target,
@@ -37,15 +39,11 @@ from surge.loadgen.manifest import (
 )
 from surge.loadgen.plan import WorkerPlan, build_plan
 from surge.loadgen.progress import Progress, progress_table
-from surge.loadgen.summary import WorkerSummary, merge
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
-from surge.loadgen.sweep_results import with_sweep
 from surge.loadgen.tables import results_table, sweep_table
-from surge.loadgen.trace import trace_results
 from surge.loadgen.trace_resolve import resolve_locally
 from surge.readiness import probe, wait_ready
-from surge.results.capacity import apply_capacity, capacity_file
-from surge.verdicts import Judgement, generator_saturation, sweep_verdict, verdict
+from surge.results.capacity import capacity_file
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_AGENT_ARGS = ("--cpu-ms", "2")
@@ -71,6 +69,10 @@ async def run_workers(
             view.update(progress_table(duration_s, prog, elapsed_s, workers))
 
         done = await supervise(plan, workdir, Hooks(on_progress=prog.add, on_tick=redraw))
+    if not console.is_terminal:
+        # Live ends a terminal's last frame with a newline, a log's not: the results
+        # would start on the progress line.
+        console.line()
     return done, prog
 
 
@@ -136,64 +138,44 @@ def execute(
         err.print(f"[red]error[/red] {p}", highlight=False)
     if not summaries:
         return EXIT_FAILED
-    merged = merge(summaries)
-    merged.worker_count = plan.workers
-    results = compute_results(merged, timeseries=build_timeseries(prog.intervals, spec.load.warmup))
-    if (trace := trace_results(spec.load, merged.series)) is not None:
-        results["trace"] = trace
-    judged = _judge(spec, merged, results, sorted(problems), replicas)
-    checks, outcome = judged.thresholds, judged.verdict
-    results["thresholds"] = [c.model_dump(mode="json", by_alias=True) for c in checks]
-    results["verdict"] = outcome
-    results["verdictReason"], results["verdictMessage"] = judged.reason, judged.message
-    results["summary"]["verdict"] = outcome
-    for table in results_table(results, checks):
+    segs = plan.segments if spec.load.model != "closed" else None
+    done_ = analyse(
+        spec,
+        summaries,
+        missing=sorted(problems),
+        worker_count=plan.workers,
+        timeseries=build_timeseries(prog.intervals, spec.load.warmup, segs),
+        replicas=Replicas(replicas, "surge run --replicas"),
+    )
+    results, judged = done_.results, done_.judgement
+    assert results is not None  # summaries is not empty
+    for table in results_table(results):
         console.print(table)
     steps = sweep_table(results)
     if steps is not None:
         console.print(steps)
+    outcome = judged.verdict
     style = "green" if outcome == "Passed" else "red"
     why = "" if outcome == "Passed" else escape(f" ({judged.reason}: {judged.message})")
     console.print(f"verdict: [{style}]{outcome}[/{style}]{why}", highlight=False)
     if out is not None:
-        out.write_text(json.dumps(results, indent=2))
+        out.write_text(json.dumps(results.to_json(), indent=2))
         console.print(f"results written to {out}")
     if report is not None:
         _write_report(report, results, console, err)
-    if capacity_out is not None and "capacity" in results:
+    if capacity_out is not None and results.capacity is not None:
         capacity_out.write_text(json.dumps(capacity_file(results), indent=2))
         console.print(f"capacity written to {capacity_out}")
     return EXIT_PASSED if outcome == "Passed" else EXIT_FAILED
 
 
-def _judge(
-    spec: LoadTestSpec,
-    merged: WorkerSummary,
-    results: dict[str, Any],
-    missing: list[int],
-    replicas: int,
-) -> Judgement:
-    """The verdict; a sweep's from its steps and capacity (its thresholds as judged at the
-    capacity, else on the first step), any other run's from its thresholds."""
-    if spec.load.model != "sweep":
-        return verdict(
-            spec.parsed_thresholds(),
-            results["metrics"],
-            missing_workers=missing,
-            saturation=generator_saturation(results),
-        )
-    with_sweep(results, merged, spec)
-    apply_capacity(results, replicas=replicas, source="surge run --replicas")
-    return sweep_verdict(results, spec.parsed_thresholds(), missing_workers=missing)
-
-
-def _write_report(path: Path, results: dict[str, Any], console: Console, err: Console) -> None:
+def _write_report(path: Path, results: RunResults, console: Console, err: Console) -> None:
     from surge.results.commands import format_for
     from surge.results.plots import MissingMatplotlib
     from surge.results.report import ReportError, render_report
 
     try:
-        text = render_report(results, list(results.get("thresholds") or []), format_for(path, None))
+        text = render_report(results, format_for(path, None))
     except (ReportError, MissingMatplotlib) as exc:
         err.print(f"[red]error[/red] report not written: {exc}", highlight=False)
         return

@@ -177,19 +177,6 @@ def parse_plan(text: str) -> WorkerPlan:
     return WorkerPlan.model_validate_json(text)
 
 
-def share_of_load(plan: WorkerPlan) -> dict[str, float | int]:
-    """This worker's share, for logs: peak rate or users, and its maxInFlight."""
-    load = plan.spec.load
-    if load.model == "closed":
-        return {
-            "peakUsers": schedule.share_of_users(int(load.peak), plan.index, plan.workers),
-        }
-    return {
-        "peakRate": schedule.share_of_rate(load.peak, plan.workers),
-        "maxInFlight": plan.max_in_flight,
-    }
-
-
 def resolve_headers(plan: WorkerPlan, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Target headers then scenario headers (scenario wins). Secret-backed ones come from env.
 

@@ -138,9 +138,6 @@ class InverseCurve:
         return None
 
 
-Model = Literal["constant", "poisson", "closed"]
-
-
 def worker_seed(seed: int | None, index: int) -> int | None:
     """Each worker's own seed: independent streams that are fixed by (seed, index)."""
     return None if seed is None else (seed * 1_000_003 + index * 7919 + 1) & 0xFFFFFFFF

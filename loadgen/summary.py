@@ -92,7 +92,8 @@ class WorkerSummary:
     namespace: str = ""
     run_id: str = ""
     variant: str | None = None
-    model: str = "constant"
+    load_model: str = "constant"
+    """spec.load.model: constant, poisson, closed or sweep."""
     workers: list[int] = field(default_factory=list)
     """Indexes of the workers merged into this summary."""
     worker_count: int = 1
@@ -137,7 +138,7 @@ class WorkerSummary:
             "namespace": self.namespace,
             "runId": self.run_id,
             "variant": self.variant,
-            "model": self.model,
+            "model": self.load_model,
             "workers": self.workers,
             "workerCount": self.worker_count,
             "startEpoch": self.start_epoch,
@@ -174,7 +175,7 @@ class WorkerSummary:
             namespace=data.get("namespace", ""),
             run_id=data.get("runId", ""),
             variant=data.get("variant"),
-            model=data.get("model", "constant"),
+            load_model=data.get("model", "constant"),
             workers=list(data.get("workers", [])),
             worker_count=int(data.get("workerCount", 1)),
             start_epoch=float(data.get("startEpoch", 0.0)),
@@ -212,7 +213,7 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
         namespace=first.namespace,
         run_id=first.run_id,
         variant=first.variant,
-        model=first.model,
+        load_model=first.load_model,
         worker_count=first.worker_count,
         start_epoch=min(s.start_epoch for s in items),
         window_start_s=first.window_start_s,

@@ -97,9 +97,3 @@ def outcome(
         stop = "Bisected"
     lower = b.hi is None and b.lo is not None
     return SweepOutcome(b.lo, b.hi, resolution, stop, lower)
-
-
-def resolution_bound(sweep: Sweep, lo_geo: float, hi_geo: float) -> float:
-    """The width of the final bracket when the geometric steps bracketed the capacity in
-    [lo_geo, hi_geo): each bisection halves it."""
-    return (hi_geo - lo_geo) / 2.0**sweep.bisections

@@ -50,13 +50,13 @@ def sweep_summary(plan: WorkerPlan, steps: list[WorkerSummary]) -> WorkerSummary
             namespace=plan.namespace,
             run_id=plan.run_id,
             variant=plan.variant,
-            model="sweep",
+            load_model="sweep",
             workers=[plan.index],
         )
         out.start_epoch = time.time()
         return out
     out = merge(steps)
-    out.model = "sweep"
+    out.load_model = "sweep"
     out.start_epoch = steps[0].start_epoch
     out.window_start_s = steps[0].window_start_s
     out.measured_s = sum(s.measured_s for s in steps)

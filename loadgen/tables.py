@@ -3,17 +3,15 @@ throughput, error and window summary, and the thresholds with their verdicts."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.table import Table
 
-from surge.api.status import ThresholdResult
+from surge.api.results import RunResults
 from surge.results.capacity_plot import CAPACITY_HEAD, capacity_headline, capacity_rows
 
 
-def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> list[Table]:
-    """The results (from compute_results) and the judged thresholds, as rich tables."""
-    m = results["metrics"]
+def results_table(results: RunResults) -> list[Table]:
+    """The results (judged: surge.loadgen.analysis) and their thresholds, as rich tables."""
+    m = results.metrics
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v * 1000:.1f}ms"
@@ -21,7 +19,7 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
     t = Table(title="Results", show_header=True, header_style="bold")
     for col in ("metric", "p50", "p90", "p95", "p99", "max"):
         t.add_column(col, justify="right" if col != "metric" else "left")
-    label = "latency (from intended send)" if results["model"] != "closed" else "latency"
+    label = "latency (from intended send)" if results.open_loop else "latency"
     for fam, name in (
         ("latency", label),
         ("ttft", "ttft"),
@@ -37,53 +35,52 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
     s = Table(show_header=False, box=None)
     s.add_column("name")
     s.add_column("value", justify="right")
-    thr = results["throughput"]
-    req = results["requests"]
+    thr, req = results.throughput, results.requests
     s.add_row(
         "throughput",
-        f"{(thr['achievedRps'] or 0):.1f} req/s achieved"
-        + (f" of {thr['targetRps']:.1f} target" if thr["targetRps"] else ""),
+        f"{(thr.achieved_rps or 0):,.1f} req/s achieved"
+        + (f" of {thr.target_rps:,.1f} target" if thr.target_rps else ""),
     )
-    s.add_row("requests", f"{req['sent']} sent, {req['ok']} ok, {req['dropped']} dropped")
-    errs = results["errors"]
-    by = ", ".join(f"{k} {v}" for k, v in errs["byClass"].items() if v) or "none"
-    rate = errs["rate"]
+    s.add_row("requests", f"{req.sent:,} sent, {req.ok:,} ok, {req.dropped:,} dropped")
+    errs = results.errors
+    by = ", ".join(f"{k} {v:,}" for k, v in errs.by_class.items() if v) or "none"
+    rate = errs.rate
     s.add_row("errors", f"{'-' if rate is None else f'{rate * 100:.2f}%'} ({by})")
-    for r in errs.get("reasons") or []:
-        s.add_row("", f"{r['count']} {r['errorClass']}: {r['reason']}")
-    g = results["goodput"]
-    if g["rps"] is not None:
-        s.add_row("goodput", f"{g['rps']:.1f} req/s")
-    tokens = results["tokens"]
-    if tokens["output"]:
-        rates = f"{tokens['outputRps']:.1f}/s out"
-        if tokens.get("inputRps") is not None:
-            rates += f", {tokens['inputRps']:.1f}/s in"
-        source = "from usage" if tokens.get("exact") else "counted as chunks: may undercount"
+    for why in errs.reasons:
+        s.add_row("", f"{why.count:,} {why.error_class}: {why.reason}")
+    g = results.goodput
+    if g.rps is not None:
+        s.add_row("goodput", f"{g.rps:,.1f} req/s")
+    tokens = results.tokens
+    if tokens.output:
+        rates = f"{tokens.output_rps or 0:,.1f}/s out"
+        if tokens.input_rps is not None:
+            rates += f", {tokens.input_rps:,.1f}/s in"
+        source = "from usage" if tokens.exact else "counted as chunks: may undercount"
         s.add_row("tokens", f"{rates} ({source})")
-    win = results["window"]
+    win = results.window
     s.add_row(
         "window",
-        f"{win['measuredSeconds']:.1f}s measured (after warm-up)"
+        f"{win.measured_seconds:.1f}s measured (after warm-up)"
         + (
-            f", {win['lateSeconds']:.1f}s past the planned {win['plannedSeconds']:.1f}s: "
-            f"{req['late']} sends late, the generator fell behind"
-            if req.get("late")
+            f", {win.late_seconds:.1f}s past the planned {win.planned_seconds:.1f}s: "
+            f"{req.late:,} sends late, the generator fell behind"
+            if req.late
             else ""
         ),
     )
     tables = [t, s]
-    if checks:
+    if results.thresholds:
         v = Table(title="Thresholds", show_header=False)
         v.add_column("result")
-        for r in checks:
+        for r in results.thresholds:
             style = "green" if r.passed else "red"
             v.add_row(f"[{style}]{r.display}[/{style}]")
         tables.append(v)
     return tables
 
 
-def sweep_table(results: dict[str, Any]) -> Table | None:
+def sweep_table(results: RunResults) -> Table | None:
     """A capacity sweep's steps in the order run, and the capacity they found: the
     report's rows (surge.results.capacity_plot), in a terminal table."""
     headline = capacity_headline(results)

@@ -13,12 +13,15 @@ import itertools
 import math
 from datetime import UTC, datetime
 from statistics import median
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from surge.api.durations import format_duration
 from surge.api.loadtest import Load
+from surge.api.results.trace import MAX_STORED, TraceSection
 from surge.api.trace import MAX_POINTS, Trace, TracePoint, TraceQuery
 from surge.loadgen import schedule
+
+_N = TypeVar("_N", int, float)
 
 GAP_FACTOR = 5.0
 """In sampled data (a CSV), an interval over this many times the median spacing is a gap."""
@@ -234,21 +237,40 @@ def pin_window(load: Load, now: float) -> Load:
     return load.model_copy(update={"trace": load.trace.model_copy(update={"prometheus": pinned})})
 
 
-def trace_results(load: Load, series: dict[str, list[int]]) -> dict[str, Any] | None:
+def trace_results(load: Load, series: dict[str, list[int]]) -> TraceSection | None:
     """results.trace: the replayed curve (its source and points on the load's clock), the
     expected arrivals of each second (the curve's integral over it) and the achieved count
-    of each second (window requests that left in that second of the load, all workers)."""
+    of each second (window requests that left in that second of the load, all workers);
+    bounded to MAX_STORED entries a list (see surge.api.results.trace)."""
     if load.trace is None or load.trace.points is None:
         return None
     segs = load_segments(load)
     seconds = math.ceil(load.duration_s)
     expected = [
-        round(schedule.expected_arrivals(segs, float(i), float(min(i + 1, load.duration_s))), 3)
+        schedule.expected_arrivals(segs, float(i), float(min(i + 1, load.duration_s)))
         for i in range(seconds)
     ]
-    return {
-        "source": load.trace.source,
-        "points": [[round(t, 6), round(r, 6)] for t, r in scaled_points(load.trace)],
-        "expectedPerSecond": expected,
-        "achievedPerSecond": list(series.get("sent", [])),
-    }
+    achieved = list(series.get("sent", []))
+    bucket = max(1, math.ceil(max(len(expected), len(achieved)) / MAX_STORED))
+    points = scaled_points(load.trace)
+    return TraceSection(
+        source=load.trace.source or "",
+        points=[[round(t, 6), round(r, 6)] for t, r in thinned(points, MAX_STORED)],
+        points_total=len(points),
+        bucket_seconds=bucket,
+        expected_per_second=[round(sum(c), 3) for c in _chunks(expected, bucket)],
+        achieved_per_second=[sum(c) for c in _chunks(achieved, bucket)],
+    )
+
+
+def thinned(points: list[tuple[float, float]], most: int) -> list[tuple[float, float]]:
+    """At most `most` (≥ 2) of the points, evenly spaced by index, first and last kept."""
+    if len(points) <= most:
+        return points
+    last = len(points) - 1
+    picks = sorted({round(i * last / (most - 1)) for i in range(most)})
+    return [points[i] for i in picks]
+
+
+def _chunks(values: list[_N], size: int) -> list[list[_N]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]

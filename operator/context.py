@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 from pydantic import ValidationError
 
 from surge.api.experiment_status import ScalingExperimentStatus
-from surge.api.status import ConditionStatus, LoadTestStatus, Phase
+from surge.api.status import ConditionStatus, LoadTestStatus, Phase, Reason
 from surge.operator.conditions import checked_phase, now_rfc3339, set_condition
 from surge.operator.kube.client import Kube
 from surge.operator.settings import Settings
@@ -29,11 +29,11 @@ class NotOwned(Exception):
 
 
 @dataclass
-class Step:
+class Decision:
     """What one reconcile decided: status fields to merge, and Events to post."""
 
     status: dict[str, Any] = field(default_factory=dict)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[tuple[str, Reason, str]] = field(default_factory=list)
 
 
 def dump_status(status: LoadTestStatus | ScalingExperimentStatus) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class Ctx(Generic[S]):
             # first patch (nothing counts as unchanged).
             self.status = model()
             self._before = {}
-        self.events: list[tuple[str, str, str]] = []
+        self.events: list[tuple[str, Reason, str]] = []
 
     @property
     def name(self) -> str:
@@ -97,7 +97,7 @@ class Ctx(Generic[S]):
     def stamp(self) -> str:
         return now_rfc3339(self.now)
 
-    def condition(self, type_: str, status: str, reason: str, message: str) -> None:
+    def condition(self, type_: str, status: str, reason: Reason, message: str) -> None:
         """Set a condition (CONDITION_TYPES); status is "True", "False" or "Unknown"."""
         self.status.conditions = set_condition(
             self.status.conditions,
@@ -109,10 +109,10 @@ class Ctx(Generic[S]):
             self.generation,
         )
 
-    def event(self, type_: str, reason: str, message: str) -> None:
+    def event(self, type_: str, reason: Reason, message: str) -> None:
         self.events.append((type_, reason, message))
 
-    def goto(self, phase: Phase, reason: str, message: str) -> None:
+    def goto(self, phase: Phase, reason: Reason, message: str) -> None:
         self.status.phase = checked_phase(self.status.phase, phase)
         self.status.message = message
         warn = phase in (Phase.FAILED, Phase.ABORTED)
@@ -137,9 +137,9 @@ class Ctx(Generic[S]):
             )
         return live
 
-    def step(self) -> Step:
+    def step(self) -> Decision:
         """The status patch (changed top-level fields) and the Events to post."""
         after = dump_status(self.status)
         # Absent from what was read means the default (None, [], ""), so it is unchanged.
         patch = {k: v for k, v in after.items() if k not in self._before or self._before[k] != v}
-        return Step(status=patch, events=list(self.events))
+        return Decision(status=patch, events=list(self.events))

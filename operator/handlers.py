@@ -12,7 +12,7 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
-from surge.operator.context import Step
+from surge.operator.context import Decision
 from surge.operator.experiment import reconcile as experiments
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import lifecycle
@@ -87,7 +87,7 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> 
     _reconcile_loadtest(body, patch, memo)
 
 
-def _fault_after_verdict(step: Step) -> None:
+def _fault_after_verdict(step: Decision) -> None:
     """Tests only (SURGE_TEST_FAULT=exit-after-verdict): die after a verdict is computed and
     before it is written, as a crash at the worst moment would."""
     if (
@@ -98,7 +98,7 @@ def _fault_after_verdict(step: Step) -> None:
         os._exit(3)
 
 
-def _apply(body: kopf.Body, patch: kopf.Patch, step: Step) -> None:
+def _apply(body: kopf.Body, patch: kopf.Patch, step: Decision) -> None:
     for key, value in step.status.items():
         patch.status[key] = _integral(value)
     for type_, reason, message in step.events:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
 
-from surge.api.status import ThresholdResult
+from surge.api.results import RunResults, ThresholdResult, Verdict
+from surge.api.results.sweep import Capacity
+from surge.api.status import Reason
 from surge.api.thresholds import Threshold, format_value
 
 
@@ -47,21 +48,18 @@ def evaluate(
     return out
 
 
-Verdict = Literal["Passed", "Failed", "Inconclusive"]
-
-
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """A run's verdict with the reason (a REASONS key in surge.api.status) and why."""
+    """A run's verdict with the reason and why."""
 
     verdict: Verdict
-    reason: str
+    reason: Reason
     message: str
     thresholds: list[ThresholdResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return self.verdict == "Passed"
+        return self.verdict == Verdict.PASSED
 
 
 def verdict(
@@ -84,35 +82,42 @@ def verdict(
     """
     checks = evaluate(thresholds, metrics or {})
     if metrics is None:
-        return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary", checks)
+        return Judgement(
+            Verdict.FAILED, Reason.WORKER_MISSING_SUMMARY, "no worker reported a summary", checks
+        )
     if saturation is not None:
-        return Judgement("Inconclusive", "GeneratorSaturated", saturation, checks)
+        return Judgement(Verdict.INCONCLUSIVE, Reason.GENERATOR_SATURATED, saturation, checks)
     sent, failed = metrics.get("requests.count") or 0, metrics.get("errors.count") or 0
     if sent and failed >= sent:
         why = f"all {sent:.0f} requests failed (results.errors.reasons says why)"
-        return Judgement("Failed", "AllRequestsFailed", why, checks)
+        return Judgement(Verdict.FAILED, Reason.ALL_REQUESTS_FAILED, why, checks)
     held, reason, message = thresholds_outcome(checks)
     if not held:
-        return Judgement("Failed", reason, message, checks)
+        return Judgement(Verdict.FAILED, reason, message, checks)
     if missing_workers:
         names = ", ".join(map(str, missing_workers))
         return Judgement(
-            "Inconclusive", "WorkerMissingSummary", f"workers {names} reported nothing", checks
+            Verdict.INCONCLUSIVE,
+            Reason.WORKER_MISSING_SUMMARY,
+            f"workers {names} reported nothing",
+            checks,
         )
     if failed_workers:
-        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed", checks)
-    return Judgement("Passed", reason, message, checks)
+        return Judgement(
+            Verdict.FAILED, Reason.WORKER_FAILED, f"{failed_workers} workers failed", checks
+        )
+    return Judgement(Verdict.PASSED, reason, message, checks)
 
 
-def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, str, str]:
+def thresholds_outcome(checks: Sequence[ThresholdResult]) -> tuple[bool, Reason, str]:
     """(all held, reason, message) for the thresholds alone (the ThresholdsPassed condition)."""
     failed = [c for c in checks if not c.passed]
     if failed:
-        reason = "NoData" if failed[0].measured is None else "ThresholdFailed"
+        reason = Reason.NO_DATA if failed[0].measured is None else Reason.THRESHOLD_FAILED
         return False, reason, "; ".join(c.display for c in failed)
     if not checks:
-        return True, "NoThresholds", "no thresholds set"
-    return True, "AllThresholdsPassed", "; ".join(c.display for c in checks)
+        return True, Reason.NO_THRESHOLDS, "no thresholds set"
+    return True, Reason.ALL_THRESHOLDS_PASSED, "; ".join(c.display for c in checks)
 
 
 LAG_P99_BOUND_S = 0.05
@@ -126,7 +131,7 @@ WORKER_HEADROOM = 1.25
 """A worker that would run at its full measured rate is saturated again: 25 % spare."""
 
 
-def generator_saturation(results: Mapping[str, Any]) -> str | None:
+def generator_saturation(results: RunResults) -> str | None:
     """Why the generator was the bottleneck of this run (results from compute_results), or
     None when it was not. Pure. Open loop only: a closed loop's users wait by design.
 
@@ -136,20 +141,20 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
     surge.loadgen.cpustat.assess); arrivals were dropped because maxInFlight requests
     were outstanding. The message says which, and what would suffice: workers (see
     `_workers_needed`), or for drops a larger maxInFlight."""
-    if results.get("model") == "closed":
+    if not results.open_loop:
         return None
-    metrics = results.get("metrics") or {}
+    metrics = results.metrics
     why: list[str] = []
     lag = metrics.get("schedule_lag.p99")
     sends = metrics.get("requests.count") or 0
     if lag is not None and sends >= LAG_MIN_SENDS and lag > LAG_P99_BOUND_S:
         why.append(f"schedule lag p99 {lag * 1000:.0f}ms > {LAG_P99_BOUND_S * 1000:.0f}ms")
-    late = (results.get("window") or {}).get("lateSeconds") or 0.0
-    n = (results.get("requests") or {}).get("late") or 0
+    late = results.window.late_seconds
+    n = results.requests.late
     if late > LATE_BOUND_S and n:
         why.append(f"{n} sends left up to {late:.2f}s after the window ended")
-    starved = [c for c in (results.get("generator") or {}).get("cpu") or [] if c.get("saturated")]
-    why += [str(c["saturated"]) for c in starved]
+    starved = [c for c in results.generator.cpu if c.saturated]
+    why += [str(c.saturated) for c in starved]
     behind = bool(why)
     dropped = metrics.get("dropped.count") or 0
     if dropped:
@@ -158,7 +163,7 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
         return None
     fixes: list[str] = []
     if behind:
-        limit = " (or a higher CPU limit)" if any(c.get("quotaCores") for c in starved) else ""
+        limit = " (or a higher CPU limit)" if any(c.quota_cores for c in starved) else ""
         fixes.append(f"run with load.workers >= {_workers_needed(results)}{limit}")
     if dropped:
         # No number: the results do not hold maxInFlight, and with bursts or stalls the
@@ -169,84 +174,82 @@ def generator_saturation(results: Mapping[str, Any]) -> str | None:
     return "the generator was the bottleneck: " + "; ".join(why) + "; " + " and ".join(fixes)
 
 
-def _workers_needed(results: Mapping[str, Any]) -> int:
+def _workers_needed(results: RunResults) -> int:
     """Workers that would send the target rate with WORKER_HEADROOM to spare, and at
     least one more than today (W): the largest of ceil(W × target ÷ sent rate ×
     WORKER_HEADROOM) and, when a worker's CPU was measured, ceil(W × d × max(1, target
     ÷ sent) × WORKER_HEADROOM), d the largest CPU demand of a worker
     (results.generator.cpu[].demand: the share of its core or limit it used or wanted)."""
-    workers = int((results.get("workers") or {}).get("count") or 1)
-    throughput = results.get("throughput") or {}
-    target, sent = throughput.get("targetRps"), throughput.get("sentRps")
+    workers = int(results.workers.count or 1)
+    target, sent = results.throughput.target_rps, results.throughput.sent_rps
     behind = target / sent if target and sent else 1.0
     scaled = workers + 1
     if target and sent:
         scaled = math.ceil(workers * behind * WORKER_HEADROOM)
-    cpu = (results.get("generator") or {}).get("cpu") or []
-    d = max((float(c.get("demand") or 0.0) for c in cpu), default=0.0)
+    d = max((float(c.demand or 0.0) for c in results.generator.cpu), default=0.0)
     if d:
         scaled = max(scaled, math.ceil(workers * d * max(1.0, behind) * WORKER_HEADROOM))
     return max(scaled, workers + 1)
 
 
-def capacity_step(results: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The step at the capacity (the highest passing rate below every failure), else the
-    first step; None without steps. Its thresholds are the ones a sweep reports."""
-    sweep = results.get("sweep") or {}
-    steps = sweep.get("steps") or []
-    best = sweep.get("maxSustainableRps")
-    at = next((s for s in steps if s["rate"] == best and s["passed"]), None)
-    return at or (steps[0] if steps else None)
-
-
 def sweep_verdict(
-    results: Mapping[str, Any],
+    results: RunResults,
     thresholds: Sequence[Threshold] = (),
     *,
     missing_workers: Sequence[int] = (),
     failed_workers: int = 0,
 ) -> Judgement:
     """A capacity sweep's verdict (results with `sweep` and `capacity`), with `thresholds`
-    as judged at the capacity step (capacity_step). Pure.
+    as judged at the capacity step (SweepSection.capacity_step). Pure.
 
     Passed (CapacityFound): a rate held every threshold; the message gives the capacity.
     Failed (ThresholdFailed): even the first step broke a threshold. Inconclusive: the
     target's replicas changed during the sweep (ReplicasChanged: nothing is per replica),
     or the generator saturated before any step failed (GeneratorSaturated: the capacity
     is at least the last passing rate, the rates above are the generator's)."""
-    at = capacity_step(results)
+    at = results.sweep.capacity_step() if results.sweep is not None else None
     judged = _sweep_outcome(results, missing_workers, failed_workers)
-    checks = evaluate(list(thresholds), at["metrics"]) if at and thresholds else []
+    checks = evaluate(list(thresholds), at.metrics) if at and thresholds else []
     return replace(judged, thresholds=checks)
 
 
 def _sweep_outcome(
-    results: Mapping[str, Any], missing_workers: Sequence[int], failed_workers: int
+    results: RunResults, missing_workers: Sequence[int], failed_workers: int
 ) -> Judgement:
-    sweep = results.get("sweep") or {}
-    cap = results.get("capacity") or {}
+    sweep = results.sweep
+    cap = results.capacity or Capacity()
     if missing_workers:
-        return Judgement("Failed", "WorkerMissingSummary", "the sweep's worker reported nothing")
-    if cap.get("inconclusive"):
-        return Judgement("Inconclusive", "ReplicasChanged", str(cap["inconclusive"]))
-    best = sweep.get("maxSustainableRps")
-    if sweep.get("saturated") and sweep.get("firstFailingRps") is None:
-        held = f"rates up to {best:g} req/s held; " if best is not None else ""
-        return Judgement("Inconclusive", "GeneratorSaturated", held + str(sweep["saturated"]))
-    if failed_workers:
-        return Judgement("Failed", "WorkerFailed", f"{failed_workers} workers failed")
-    if best is None:
-        first = next(iter(sweep.get("steps") or []), None)
-        why = "; ".join(t for t in (first or {}).get("thresholds", []) if "✗" in t)
         return Judgement(
-            "Failed", "ThresholdFailed", f"no step held every threshold: {why or 'no step ran'}"
+            Verdict.FAILED, Reason.WORKER_MISSING_SUMMARY, "the sweep's worker reported nothing"
         )
-    per = cap.get("maxSustainableRpsPerReplica")
+    if sweep is None:
+        return Judgement(
+            Verdict.FAILED, Reason.THRESHOLD_FAILED, "no step held every threshold: no step ran"
+        )
+    if cap.inconclusive:
+        return Judgement(Verdict.INCONCLUSIVE, Reason.REPLICAS_CHANGED, cap.inconclusive)
+    best = sweep.max_sustainable_rps
+    if sweep.saturated and sweep.first_failing_rps is None:
+        held = f"rates up to {best:g} req/s held; " if best is not None else ""
+        return Judgement(Verdict.INCONCLUSIVE, Reason.GENERATOR_SATURATED, held + sweep.saturated)
+    if failed_workers:
+        return Judgement(Verdict.FAILED, Reason.WORKER_FAILED, f"{failed_workers} workers failed")
+    if best is None:
+        first = next(iter(sweep.steps), None)
+        why = "; ".join(t for t in (first.thresholds if first else []) if "✗" in t)
+        return Judgement(
+            Verdict.FAILED,
+            Reason.THRESHOLD_FAILED,
+            f"no step held every threshold: {why or 'no step ran'}",
+        )
+    per = cap.max_sustainable_rps_per_replica
     per_text = f" ({per:.4g} per replica)" if per is not None else ""
-    if sweep.get("lowerBound"):
+    if sweep.lower_bound:
         bound = " or more: every step up to load.sweep.maxRate held"
     else:
-        bound = f", within {sweep.get('resolutionRps') or 0:.3g} req/s"
+        bound = f", within {sweep.resolution_rps or 0:.3g} req/s"
     return Judgement(
-        "Passed", "CapacityFound", f"max sustainable rate {best:.4g} req/s{per_text}{bound}"
+        Verdict.PASSED,
+        Reason.CAPACITY_FOUND,
+        f"max sustainable rate {best:.4g} req/s{per_text}{bound}",
     )

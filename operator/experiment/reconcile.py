@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.experiment_status import PlanEntry, ScalingExperimentStatus
+from surge.api.experiment_status import ExperimentStage, PlanEntry, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
 from surge.api.policy import PolicyViolation, Violation
-from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase
+from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase, Reason
 from surge.operator.conditions import condition_is, parse_time
-from surge.operator.context import Ctx, NotOwned, Step
+from surge.operator.context import Ctx, Decision, NotOwned
 from surge.operator.experiment import simulation as experiment_simulation
 from surge.operator.experiment import target as experiment_target
 from surge.operator.experiment.runs import (
@@ -62,7 +62,7 @@ LEASE_SLACK_S = 300
 
 def reconcile_experiment(
     body: dict[str, Any], kube: Kube, settings: Settings, now: datetime
-) -> Step:
+) -> Decision:
     ctx: Exp = Ctx(body, kube, settings, now, ScalingExperimentStatus)
     st = ctx.status
     st.observed_generation = ctx.generation
@@ -82,7 +82,7 @@ def reconcile_experiment(
         _api_error(ctx, err)
     else:
         if condition_is(st.conditions, "Retrying", "True"):
-            ctx.condition("Retrying", "False", "Recovered", "the last step succeeded")
+            ctx.condition("Retrying", "False", Reason.RECOVERED, "the last step succeeded")
     return ctx.step()
 
 
@@ -94,31 +94,31 @@ def _step(ctx: Exp) -> None:
                 "ScalingExperiment", ctx.body.get("spec") or {}
             )
         except ManifestError as exc:
-            ctx.condition("Ready", "False", "InvalidSpec", str(exc))
-            end(ctx, Phase.FAILED, "InvalidSpec", str(exc))
+            ctx.condition("Ready", "False", Reason.INVALID_SPEC, str(exc))
+            end(ctx, Phase.FAILED, Reason.INVALID_SPEC, str(exc))
             return
         violations = _policy_violations(ctx, spec)
         if violations:
             message = str(PolicyViolation(violations))
-            ctx.condition("Ready", "False", "PolicyViolation", message)
-            end(ctx, Phase.FAILED, "PolicyViolation", message + "; nothing was applied")
+            ctx.condition("Ready", "False", Reason.POLICY_VIOLATION, message)
+            end(ctx, Phase.FAILED, Reason.POLICY_VIOLATION, message + "; nothing was applied")
             return
         try:
             _start(ctx, spec)
         except NotOwned as exc:
-            end(ctx, Phase.FAILED, "SnapshotLost", str(exc))
+            end(ctx, Phase.FAILED, Reason.SNAPSHOT_LOST, str(exc))
         except PolicyViolation as exc:
-            end(ctx, Phase.FAILED, "PolicyViolation", f"{exc}; nothing was applied")
+            end(ctx, Phase.FAILED, Reason.POLICY_VIOLATION, f"{exc}; nothing was applied")
         except experiment_simulation.SimulationError as exc:
-            ctx.condition("Ready", "False", "SimulationInvalid", str(exc))
-            end(ctx, Phase.FAILED, "SimulationInvalid", f"{exc}; nothing was applied")
+            ctx.condition("Ready", "False", Reason.SIMULATION_INVALID, str(exc))
+            end(ctx, Phase.FAILED, Reason.SIMULATION_INVALID, f"{exc}; nothing was applied")
         return
     snap = _snapshot(ctx)
     if snap is None:
         end(
             ctx,
             Phase.FAILED,
-            "SnapshotLost",
+            Reason.SNAPSHOT_LOST,
             "the snapshot of the originals is missing or "
             "altered; nothing was written from it, the target is as it is now",
         )
@@ -128,7 +128,7 @@ def _step(ctx: Exp) -> None:
         _advance(ctx, snap)
     except TargetGone as exc:
         stop_current_child(ctx, snap.spec)
-        end(ctx, Phase.FAILED, "TargetDeleted", f"{exc}; nothing was written to it")
+        end(ctx, Phase.FAILED, Reason.TARGET_DELETED, f"{exc}; nothing was written to it")
 
 
 def _api_error(ctx: Exp, err: KubeError) -> None:
@@ -136,7 +136,7 @@ def _api_error(ctx: Exp, err: KubeError) -> None:
     still can be); a transient one shows in Retrying and the next tick tries again, within
     spec.timeout."""
     if not err.permanent:
-        ctx.condition("Retrying", "True", "TransientError", str(err)[:1024])
+        ctx.condition("Retrying", "True", Reason.TRANSIENT_ERROR, str(err)[:1024])
         return
     kept: list[str] = []
     try:
@@ -156,17 +156,17 @@ def _advance(ctx: Exp, snap: Snapshot) -> None:
         stop_current_child(ctx, spec)
         kept = restore(ctx, snap)
         message = f"the experiment ran past spec.timeout ({spec.timeout:g}s)"
-        end(ctx, Phase.FAILED, "ExperimentTimeout", f"{message}; {restored_message(kept)}")
+        end(ctx, Phase.FAILED, Reason.EXPERIMENT_TIMEOUT, f"{message}; {restored_message(kept)}")
         return
     if st.phase == Phase.ANALYZING:
         _analyse(ctx, spec)
         return
     step = st.step
     if step is None:  # Running without a step: a status from before the run was entered
-        enter(ctx, spec, 0, "Apply")
+        enter(ctx, spec, 0, ExperimentStage.APPLY)
         step = st.step
         assert step is not None
-    if step.stage in ("RollOut", "Test"):
+    if step.stage in (ExperimentStage.ROLL_OUT, ExperimentStage.TEST):
         edits = experiment_target.edits_by_others(ctx.kube, ctx.namespace, snap, step)
         if edits:
             modified(ctx, snap, edits)
@@ -199,10 +199,10 @@ def _note_drift(ctx: Exp) -> None:
         ctx.condition(
             "SpecDrifted",
             "True",
-            "SpecChanged",
+            Reason.SPEC_CHANGED,
             "the spec changed during the experiment; it goes on with the spec it started with",
         )
-        ctx.event("Normal", "SpecDrifted", "spec changed mid-experiment; change ignored")
+        ctx.event("Normal", Reason.SPEC_DRIFTED, "spec changed mid-experiment; change ignored")
 
 
 def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]:
@@ -243,21 +243,21 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         created = _created(ctx.body) or ctx.now
         if ctx.now - created > timedelta(seconds=spec.timeout):
             message = f"{who} held {target} for all of spec.timeout ({spec.timeout:g}s)"
-            end(ctx, Phase.FAILED, "ExperimentTimeout", message + "; nothing was applied")
+            end(ctx, Phase.FAILED, Reason.EXPERIMENT_TIMEOUT, message + "; nothing was applied")
             return
-        ctx.condition("Queued", "True", "TargetBusy", f"{who} holds {target}")
+        ctx.condition("Queued", "True", Reason.TARGET_BUSY, f"{who} holds {target}")
         ctx.status.phase = Phase.PENDING
         return
     st = ctx.status
     st.lease = LeaseRef(namespace=ctx.namespace, name=target_lease.lease_name(key), target=key)
     if condition_is(st.conditions, "Queued", "True"):
-        ctx.condition("Queued", "False", "TargetFree", f"this experiment holds {target}")
+        ctx.condition("Queued", "False", Reason.TARGET_FREE, f"this experiment holds {target}")
     # Read again now the Lease is held (the policy check read it before): a previous
     # holder's restore is written before it lets go, so these are the originals.
     dep = ctx.kube.deployment(ctx.namespace, target)
     if dep is None:
-        ctx.condition("Ready", "False", "TargetNotReady", f"Deployment {target} not found")
-        end(ctx, Phase.FAILED, "TargetNotReady", f"Deployment {target} not found")
+        ctx.condition("Ready", "False", Reason.TARGET_NOT_READY, f"Deployment {target} not found")
+        end(ctx, Phase.FAILED, Reason.TARGET_NOT_READY, f"Deployment {target} not found")
         return
     hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
     dep_spec, hpa_spec = dep["spec"], (hpa or {}).get("spec")
@@ -267,7 +267,7 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     run_spec = experiment_simulation.live_spec(spec, st.predictions)
     simulated = experiment_simulation.summary(spec, st.predictions)
     if simulated:
-        ctx.event("Normal", "Simulated", simulated)
+        ctx.event("Normal", Reason.SIMULATED, simulated)
         simulated = f"; {simulated}"
     if spec.dry_run:
         st.plan = [
@@ -278,11 +278,11 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
             )
             for v in run_spec.variants
         ]
-        ctx.condition("Ready", "True", "Accepted", f"dry run: nothing applied{simulated}")
+        ctx.condition("Ready", "True", Reason.ACCEPTED, f"dry run: nothing applied{simulated}")
         end(
             ctx,
             Phase.SUCCEEDED,
-            "DryRun",
+            Reason.DRY_RUN,
             "dry run: the plan is in status.plan; nothing was applied",
         )
         return
@@ -299,13 +299,15 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         )
     st.snapshot_digest = digest
     st.target_uid = str(dep["metadata"].get("uid"))
-    ctx.condition("Ready", "True", "Accepted", f"{len(runs_of(run_spec))} runs planned{simulated}")
+    ctx.condition(
+        "Ready", "True", Reason.ACCEPTED, f"{len(runs_of(run_spec))} runs planned{simulated}"
+    )
     ctx.goto(
         Phase.RUNNING,
-        "RunStarted",
+        Reason.RUN_STARTED,
         f"original of {target} saved; starting {run_spec.variants[0].name}",
     )
-    enter(ctx, run_spec, 0, "Apply")
+    enter(ctx, run_spec, 0, ExperimentStage.APPLY)
 
 
 def _analyse(ctx: Exp, spec: ScalingExperimentSpec) -> None:
@@ -316,7 +318,7 @@ def _analyse(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     ctx.status.comparison = ranked
     line = recommendation(ranked, spec.objective)
     ctx.status.recommendation = line
-    end(ctx, Phase.SUCCEEDED, "Recommended", line)
+    end(ctx, Phase.SUCCEEDED, Reason.RECOMMENDED, line)
 
 
 def restore_on_delete(body: dict[str, Any], kube: Kube, settings: Settings, now: datetime) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from surge.api.experiment import ScalingExperimentSpec, Variant
 from surge.api.experiment_status import ExperimentStep, RunRow
 from surge.api.loadtest import DeploymentRef
+from surge.api.results import ResultsError, RunResults, load_results
 from surge.api.status import Phase
 from surge.loadgen.trace import pin_window
 from surge.operator.conditions import now_rfc3339, parse_time
@@ -119,18 +120,20 @@ def run_row(
 ) -> RunRow:
     """One run's row: the child's results, cluster replicas (Prometheus when it had them,
     else the operator's own samples), and cost."""
-    results = status.get("results") or {}
+    results = _child_results(status)
     summary = status.get("summary") or {}
-    replicas = (results.get("cluster") or {}).get("replicas") or {}
+    cluster = results.cluster if results is not None else None
+    replicas = cluster.replicas if cluster is not None else None
     observed = float(step.observed_seconds or 0.0)
-    from_prom = replicas.get("replicaSeconds") is not None
+    from_prom = replicas is not None and replicas.replica_seconds is not None
     replica_seconds = (
-        replicas.get("replicaSeconds")
-        if from_prom
+        replicas.replica_seconds
+        if replicas is not None and from_prom
         else (step.replica_seconds if observed else None)
     )
-    requests = (results.get("requests") or {}).get("sent")
+    requests = results.requests.sent if results is not None else None
     hours, cost, per_1k = run_cost(replica_seconds, price, requests)
+    mean = (replica_seconds / observed) if replica_seconds is not None and observed else None
     return RunRow(
         name=variant.name,
         repetition=rep,
@@ -139,18 +142,15 @@ def run_row(
         passed=status.get("phase") == Phase.SUCCEEDED.value,
         achieved_rps=summary.get("achievedRps"),
         p95_ms=summary.get("p95Ms"),
-        p99_ms=(results.get("latency") or {}).get("p99"),
-        ttft_p95_ms=(results.get("ttft") or {}).get("p95"),
+        p99_ms=results.latency.p99 if results is not None else None,
+        ttft_p95_ms=results.ttft.p95 if results is not None else None,
         error_rate=summary.get("errorRate"),
         requests=requests,
-        replicas_min=replicas.get("min", step.replicas_min),
-        replicas_max=replicas.get("max", step.replicas_max),
-        replicas_mean=replicas.get(
-            "mean",
-            (replica_seconds / observed) if replica_seconds is not None and observed else None,
-        ),
-        time_to_scale_up_s=replicas.get("timeToFirstScaleUpS"),
-        scale_events=replicas.get("scaleEvents"),
+        replicas_min=replicas.min if replicas is not None else step.replicas_min,
+        replicas_max=replicas.max if replicas is not None else step.replicas_max,
+        replicas_mean=replicas.mean if replicas is not None else mean,
+        time_to_scale_up_s=replicas.time_to_first_scale_up_s if replicas is not None else None,
+        scale_events=replicas.scale_events if replicas is not None else None,
         replica_seconds=replica_seconds,
         replica_source="prometheus" if from_prom else "operator",
         price_per_replica_hour=price,
@@ -160,11 +160,27 @@ def run_row(
         pending_seconds=step.pending_seconds,
         rollout_seconds=step.rollout_seconds,
         hpa_in_force=step.hpa_in_force,
-        replica_series=replicas.get("series") if from_prom else step.replica_series,
+        replica_series=replicas.series
+        if replicas is not None and from_prom
+        else step.replica_series,
         replica_series_end_s=(
-            (results.get("window") or {}).get("measuredSeconds") if from_prom else observed or None
+            results.window.measured_seconds
+            if results is not None and from_prom
+            else observed or None
         ),
     )
+
+
+def _child_results(status: dict[str, Any]) -> RunResults | None:
+    """The child LoadTest's results; None when it has none or they cannot be read (the row
+    then shows what the operator observed itself)."""
+    raw = status.get("results")
+    if not raw:
+        return None
+    try:
+        return load_results(raw, "status.results")
+    except ResultsError:
+        return None
 
 
 def over_budget(spec: ScalingExperimentSpec, runs: list[RunRow]) -> bool:

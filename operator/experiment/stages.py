@@ -8,8 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.experiment_status import ExperimentStep, RunRow, ScalingExperimentStatus
-from surge.api.status import TERMINAL_PHASES, Phase
+from surge.api.experiment_status import (
+    ExperimentStage,
+    ExperimentStep,
+    RunRow,
+    ScalingExperimentStatus,
+)
+from surge.api.status import TERMINAL_PHASES, Phase, Reason
 from surge.operator.conditions import now_rfc3339, parse_time
 from surge.operator.context import Ctx
 from surge.operator.experiment import target as experiment_target
@@ -30,11 +35,13 @@ from surge.operator.loadtest import builders
 Exp = Ctx[ScalingExperimentStatus]
 
 
-def enter(ctx: Exp, spec: ScalingExperimentSpec, index: int, stage: Any, **extra: Any) -> None:
+def enter(
+    ctx: Exp, spec: ScalingExperimentSpec, index: int, stage: ExperimentStage, **extra: Any
+) -> None:
     variant, rep = runs_of(spec)[index]
     old = ctx.status.step
     carried: dict[str, Any] = {}
-    if old is not None and old.index == index and stage != "Cooldown":
+    if old is not None and old.index == index and stage != ExperimentStage.COOLDOWN:
         # What the variant wrote stays known until it is restored.
         carried = {
             "written": old.written,
@@ -58,13 +65,13 @@ def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     labels = {LABEL_EXPERIMENT: builders.fit_name(ctx.name)}
     written, digest, hpa = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
     ctx.event(
-        "Normal", "VariantApplied", f"{variant.name}: applied to {spec.target_ref.deployment}"
+        "Normal", Reason.VARIANT_APPLIED, f"{variant.name}: applied to {spec.target_ref.deployment}"
     )
     enter(
         ctx,
         spec,
         step.index,
-        "RollOut",
+        ExperimentStage.ROLL_OUT,
         pending_seconds=0.0,
         written=written,
         rest_digest=digest,
@@ -99,7 +106,7 @@ def roll_out(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
             ctx,
             spec,
             step.index,
-            "Test",
+            ExperimentStage.TEST,
             rollout_seconds=(ctx.now - since).total_seconds(),
             pending_seconds=step.pending_seconds,
         )
@@ -117,8 +124,8 @@ def roll_out(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
             pending_seconds=step.pending_seconds,
         )
         ctx.status.runs = [*ctx.status.runs, row]
-        ctx.event("Warning", "RolloutTimeout", f"{variant.name}: {row.message}")
-        enter(ctx, spec, step.index, "Restore")
+        ctx.event("Warning", Reason.ROLLOUT_TIMEOUT, f"{variant.name}: {row.message}")
+        enter(ctx, spec, step.index, ExperimentStage.RESTORE)
 
 
 def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
@@ -144,7 +151,7 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         ctx.status.runs = [*ctx.status.runs, row]
         ctx.event(
             "Normal",
-            "VariantMeasured",
+            Reason.VARIANT_MEASURED,
             f"{variant.name} r{rep}: {status.get('phase')}, p95 {row.p95_ms} ms",
         )
         if over_budget(spec, ctx.status.runs):
@@ -152,17 +159,17 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
             end(
                 ctx,
                 Phase.ABORTED,
-                "BudgetExhausted",
+                Reason.BUDGET_EXHAUSTED,
                 f"spec.budget spent; {restored_message(kept)}",
             )
             return
-        enter(ctx, spec, step.index, "Restore")
+        enter(ctx, spec, step.index, ExperimentStage.RESTORE)
 
 
 def stop_current_child(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     """An experiment ending early must not leave its current load running."""
     step = ctx.status.step
-    if step is not None and step.stage == "Test":
+    if step is not None and step.stage == ExperimentStage.TEST:
         variant, rep = runs_of(spec)[step.index]
         ctx.kube.suspend_loadtest(ctx.namespace, child_name(ctx.name, variant.name, rep))
 
@@ -184,38 +191,38 @@ def modified(ctx: Exp, snap: Snapshot, edits: list[str]) -> None:
     fields = ", ".join(edits)
     message = f"the target was changed by someone else ({fields}); their values are kept"
     message += f"; {restored_message(kept)}"
-    end(ctx, Phase.ABORTED, "TargetModified", message)
+    end(ctx, Phase.ABORTED, Reason.TARGET_MODIFIED, message)
 
 
 def restore_step(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     spec = snap.spec
     kept = restore(ctx, snap)
     target = spec.target_ref.deployment
-    ctx.event("Normal", "Restored", f"{target} after {step.variant}: {restored_message(kept)}")
+    ctx.event("Normal", Reason.RESTORED, f"{target} after {step.variant}: {restored_message(kept)}")
     if step.index + 1 < len(runs_of(spec)):
-        enter(ctx, spec, step.index, "Cooldown")
+        enter(ctx, spec, step.index, ExperimentStage.COOLDOWN)
     else:
         ctx.status.step = None
         ctx.status.current_variant = None
-        ctx.goto(Phase.ANALYZING, "Analyzing", "all variants ran; comparing")
+        ctx.goto(Phase.ANALYZING, Reason.ANALYZING, "all variants ran; comparing")
 
 
 def cooldown(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     since = parse_time(step.since) or ctx.now
     if ctx.now - since >= timedelta(seconds=snap.spec.cooldown):
-        enter(ctx, snap.spec, step.index + 1, "Apply")
+        enter(ctx, snap.spec, step.index + 1, ExperimentStage.APPLY)
 
 
-STAGES: dict[str, Callable[[Exp, Snapshot, ExperimentStep], None]] = {
-    "Apply": apply,
-    "RollOut": roll_out,
-    "Test": measure,
-    "Restore": restore_step,
-    "Cooldown": cooldown,
+STAGES: dict[ExperimentStage, Callable[[Exp, Snapshot, ExperimentStep], None]] = {
+    ExperimentStage.APPLY: apply,
+    ExperimentStage.ROLL_OUT: roll_out,
+    ExperimentStage.TEST: measure,
+    ExperimentStage.RESTORE: restore_step,
+    ExperimentStage.COOLDOWN: cooldown,
 }
 
 
-def end(ctx: Exp, phase: Phase, reason: str, message: str) -> None:
+def end(ctx: Exp, phase: Phase, reason: Reason, message: str) -> None:
     ctx.status.completion_time = now_rfc3339(ctx.now)
     ctx.status.current_variant = None
     ctx.condition("Completed", "True", reason, message)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec, Variant
-from surge.api.experiment_status import ExperimentStep, WrittenField
+from surge.api.experiment_status import ExperimentStage, ExperimentStep, WrittenField
 from surge.api.manifests import ManifestError, parse_spec
 from surge.operator.experiment.owned_fields import (
     Path,
@@ -159,7 +159,7 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
 def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
     """Put back the variant's fields that still hold what it wrote; returns the fields kept
     because someone else changed them. A target that is gone gets nothing."""
-    if step is None or step.stage == "Cooldown":
+    if step is None or step.stage == ExperimentStage.COOLDOWN:
         return []  # between runs nothing of a variant is on the target
     try:
         dep = _live(kube, namespace, snap)

@@ -3,6 +3,7 @@ long to wait before retrying a transient one."""
 
 from __future__ import annotations
 
+from surge.api.status import Reason
 from surge.operator.kube.client import KubeError
 
 MAX_BACKOFF_S = 60.0
@@ -11,16 +12,16 @@ MAX_ATTEMPTS_WITHOUT_DEADLINE = 30
 many tries (about 25 minutes with the capped backoff)."""
 
 
-def failure_reason(err: KubeError) -> str:
+def failure_reason(err: KubeError) -> Reason:
     """The reason (surge.api.status.REASONS) a permanent API error ends the run with."""
     if err.status == 403:
-        return "Forbidden"
+        return Reason.FORBIDDEN
     if err.action.startswith("create Job"):
-        return "JobRejected"
+        return Reason.JOB_REJECTED
     too_long = "too long" in err.message.lower() or "too large" in err.message.lower()
     if err.action.startswith("create ConfigMap") and (err.status == 413 or too_long):
-        return "PlanTooLarge"
-    return "ApiRejected"
+        return Reason.PLAN_TOO_LARGE
+    return Reason.API_REJECTED
 
 
 def backoff_s(attempts: int) -> float:

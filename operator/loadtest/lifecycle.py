@@ -21,18 +21,17 @@ from typing import Any
 
 from surge.api.manifests import ManifestError
 from surge.api.policy import PolicyViolation
-from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase, Retry, RunRecord
+from surge.api.results import Verdict
+from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase, Reason, Retry, RunRecord
 from surge.operator.conditions import condition_is, get_condition, now_rfc3339, parse_time
-from surge.operator.context import Ctx, NotOwned, Step
+from surge.operator.context import Ctx, Decision, NotOwned
 from surge.operator.kube.client import Kube, KubeError
 from surge.operator.kube.failures import MAX_ATTEMPTS_WITHOUT_DEADLINE, backoff_s, failure_reason
 from surge.operator.loadtest import admission, builders
+from surge.operator.loadtest.endings import Run, abort, fail
 from surge.operator.loadtest.phases import (
     PHASES,
-    Run,
-    abort,
     after_the_end,
-    fail,
     needs_after_the_end,
     set_deadline,
 )
@@ -42,7 +41,7 @@ HOLDABLE = (None, Phase.PENDING, Phase.WAITING_FOR_TARGET)
 """Phases in which no worker exists yet: spec.suspend holds the run instead of aborting it."""
 
 
-def reconcile(body: dict[str, Any], kube: Kube, settings: Settings, now: datetime) -> Step:
+def reconcile(body: dict[str, Any], kube: Kube, settings: Settings, now: datetime) -> Decision:
     ctx: Run = Ctx(body, kube, settings, now, LoadTestStatus)
     ctx.status.observed_generation = ctx.generation
     try:
@@ -50,7 +49,7 @@ def reconcile(body: dict[str, Any], kube: Kube, settings: Settings, now: datetim
     except KubeError as err:
         _api_error(ctx, err)
     except NotOwned as err:
-        fail(ctx, "ObjectNotOwned", str(err))
+        fail(ctx, Reason.OBJECT_NOT_OWNED, str(err))
     return ctx.step()
 
 
@@ -74,13 +73,13 @@ def _step(ctx: Run) -> None:
         _suspend(ctx)
         return
     if condition_is(st.conditions, "Suspended", "True"):
-        ctx.condition("Suspended", "False", "Resumed", "spec.suspend is false again")
+        ctx.condition("Suspended", "False", Reason.RESUMED, "spec.suspend is false again")
         st.deadline = None  # the waiting phase's clock starts again
     _note_drift(ctx)
     PHASES[st.phase or Phase.PENDING](ctx)
     if st.retry is not None and st.phase not in TERMINAL_PHASES:
         st.retry = None
-        ctx.condition("Retrying", "False", "Recovered", "the last step succeeded")
+        ctx.condition("Retrying", "False", Reason.RECOVERED, "the last step succeeded")
 
 
 def _readmittable(ctx: Run) -> bool:
@@ -100,10 +99,10 @@ def _readmittable(ctx: Run) -> bool:
 def _suspend(ctx: Run) -> None:
     if ctx.status.phase in HOLDABLE:
         if not condition_is(ctx.status.conditions, "Suspended", "True"):
-            ctx.event("Normal", "Suspended", "spec.suspend is true: held before its workers")
-        ctx.condition("Suspended", "True", "Suspended", "spec.suspend is true")
+            ctx.event("Normal", Reason.SUSPENDED, "spec.suspend is true: held before its workers")
+        ctx.condition("Suspended", "True", Reason.SUSPENDED, "spec.suspend is true")
         return
-    abort(ctx, "Suspended", "spec.suspend is true")
+    abort(ctx, Reason.SUSPENDED, "spec.suspend is true")
 
 
 def _note_drift(ctx: Run) -> None:
@@ -115,11 +114,13 @@ def _note_drift(ctx: Run) -> None:
         ctx.condition(
             "SpecDrifted",
             "True",
-            "SpecChanged",
+            Reason.SPEC_CHANGED,
             "the spec changed during the run; it goes on with the spec it started "
             "with; bump spec.runId to run the new one",
         )
-        ctx.event("Normal", "SpecDrifted", "spec changed mid-run; change ignored until next run")
+        ctx.event(
+            "Normal", Reason.SPEC_DRIFTED, "spec changed mid-run; change ignored until next run"
+        )
 
 
 def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
@@ -159,15 +160,15 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
         if ctx.settings.policy.verify_plan_hash:
             ctx.status.plan_sha256 = digest
     except ManifestError as exc:
-        ctx.condition("Ready", "False", "InvalidSpec", str(exc))
-        fail(ctx, "InvalidSpec", str(exc))
+        ctx.condition("Ready", "False", Reason.INVALID_SPEC, str(exc))
+        fail(ctx, Reason.INVALID_SPEC, str(exc))
         return
     except PolicyViolation as exc:
-        ctx.condition("Ready", "False", "PolicyViolation", str(exc))
-        fail(ctx, "PolicyViolation", str(exc))
+        ctx.condition("Ready", "False", Reason.POLICY_VIOLATION, str(exc))
+        fail(ctx, Reason.POLICY_VIOLATION, str(exc))
         return
     except admission.PlanTooLarge as exc:
-        fail(ctx, "PlanTooLarge", str(exc))
+        fail(ctx, Reason.PLAN_TOO_LARGE, str(exc))
         return
     except KubeError as err:
         if not err.permanent:
@@ -176,13 +177,13 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
     ctx.status.workers.expected = spec.load.workers
     if spec.load.model != "closed":
         ctx.status.summary.target_rps = spec.load.peak
-    set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.queued), "QueueTimeout")
+    set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.queued), Reason.QUEUE_TIMEOUT)
     # A trace names its curve's source (the query and window, or the ConfigMap) in status.
     trace = f"; load: {spec.load.trace.source}" if spec.load.trace is not None else ""
     if spec.load.trace is not None:
         ctx.status.load_source = spec.load.trace.source
-    ctx.condition("Ready", "True", "Accepted", f"run {run_id} accepted{trace}")
-    ctx.goto(Phase.PENDING, "RunStarted", f"run {run_id} accepted{trace}")
+    ctx.condition("Ready", "True", Reason.ACCEPTED, f"run {run_id} accepted{trace}")
+    ctx.goto(Phase.PENDING, Reason.RUN_STARTED, f"run {run_id} accepted{trace}")
 
 
 def _refuse_reused(ctx: Run, run_id: str) -> None:
@@ -202,10 +203,10 @@ def _refuse_reused(ctx: Run, run_id: str) -> None:
         lease=old.lease,
         workers_to_delete=old.workers_to_delete,
     )
-    ctx.status.summary.verdict = "Failed"
-    ctx.condition("Ready", "False", "RunIdReused", message)
-    ctx.condition("Completed", "True", "RunIdReused", message)
-    ctx.goto(Phase.FAILED, "RunIdReused", message)
+    ctx.status.summary.verdict = Verdict.FAILED
+    ctx.condition("Ready", "False", Reason.RUN_ID_REUSED, message)
+    ctx.condition("Completed", "True", Reason.RUN_ID_REUSED, message)
+    ctx.goto(Phase.FAILED, Reason.RUN_ID_REUSED, message)
 
 
 def _api_error(ctx: Run, err: KubeError) -> None:
@@ -220,7 +221,7 @@ def _api_error(ctx: Run, err: KubeError) -> None:
     if (until is not None and ctx.now > until) or (
         until is None and attempts > MAX_ATTEMPTS_WITHOUT_DEADLINE
     ):
-        reason = st.deadline_reason or "TransientError"
+        reason = st.deadline_reason or Reason.TRANSIENT_ERROR
         fail(ctx, reason, f"{reason}: the phase's time ran out while retrying; last error: {err}")
         return
     delay = backoff_s(attempts)
@@ -232,6 +233,6 @@ def _api_error(ctx: Run, err: KubeError) -> None:
     ctx.condition(
         "Retrying",
         "True",
-        "TransientError",
+        Reason.TRANSIENT_ERROR,
         f"attempt {attempts}, next in {delay:g}s: {err}"[:1024],
     )

@@ -14,30 +14,25 @@ from datetime import datetime, timedelta
 
 from surge import readiness
 from surge.api.loadtest import LoadTestSpec
-from surge.api.status import LeaseRef, LoadTestStatus, Phase, RunRecord, WorkerCounts
+from surge.api.status import LeaseRef, LoadTestStatus, Phase, Reason, WorkerCounts
 from surge.loadgen.plan import parse_plan, plan_sha256
 from surge.operator.conditions import condition_is, now_rfc3339, parse_time
-from surge.operator.context import Ctx
 from surge.operator.experiment.runs import is_child
 from surge.operator.kube import target_lease
 from surge.operator.loadtest import admission, builders, collect
+from surge.operator.loadtest.endings import Run, fail, finish, run_id, stop_workers
 from surge.operator.loadtest.pods import Workers, diagnose
 from surge.operator.loadtest.prometheus_access import cluster_reader
 from surge.operator.policy.facts import probe_checked
 
-Run = Ctx[LoadTestStatus]
 LEASE_SLACK_S = 300
 
 
-def run_id(ctx: Run) -> str:
-    return ctx.status.run_id or "1"  # set by start_run before any phase runs
-
-
-def snapshot(ctx: Run) -> LoadTestSpec | None:
+def admitted_spec(ctx: Run) -> LoadTestSpec | None:
     """The spec the run started with, from the run's ConfigMap (None: the run failed RunLost)."""
     cm = ctx.kube.configmap(ctx.namespace, builders.run_name(ctx.name, run_id(ctx)))
     if cm is None or builders.PLAN_KEY not in (cm.get("data") or {}):
-        fail(ctx, "RunLost", "the run's ConfigMap disappeared; bump spec.runId to run again")
+        fail(ctx, Reason.RUN_LOST, "the run's ConfigMap disappeared; bump spec.runId to run again")
         return None
     text = cm["data"][builders.PLAN_KEY]
     stored = ctx.status.plan_sha256
@@ -45,7 +40,7 @@ def snapshot(ctx: Run) -> LoadTestSpec | None:
     if stored is not None and found != stored:
         fail(
             ctx,
-            "PolicyViolation",
+            Reason.POLICY_VIOLATION,
             f"ConfigMap {ctx.namespace}/{cm['metadata']['name']}: its plan was changed after "
             f"admission (SHA-256 {found[:12]}, admitted "
             f"{stored[:12]}) (policy.verifyPlanHash); nothing more is run from it",
@@ -54,11 +49,11 @@ def snapshot(ctx: Run) -> LoadTestSpec | None:
     return parse_plan(text).spec
 
 
-def set_deadline(ctx: Run, at: datetime, reason: str) -> None:
+def set_deadline(ctx: Run, at: datetime, reason: Reason) -> None:
     ctx.status.deadline, ctx.status.deadline_reason = now_rfc3339(at), reason
 
 
-def deadline(ctx: Run, timeout_s: float, reason: str) -> datetime:
+def deadline(ctx: Run, timeout_s: float, reason: Reason) -> datetime:
     """The phase's deadline; set from now on the phase's first tick (or after a resume)."""
     at = parse_time(ctx.status.deadline)
     if at is None:
@@ -90,7 +85,7 @@ def _lease_seconds(spec: LoadTestSpec) -> int:
 
 
 def pending(ctx: Run) -> None:
-    spec = snapshot(ctx)
+    spec = admitted_spec(ctx)
     if spec is None:
         return
     key = admission.target_key(spec.wire(), ctx.namespace)
@@ -107,30 +102,36 @@ def pending(ctx: Run) -> None:
     if not got.held:
         who = got.by.describe() if got.by is not None else "another run"
         msg = f"{who} holds the target ({key})"
-        if ctx.now > deadline(ctx, spec.timeouts.queued, "QueueTimeout"):
-            fail(ctx, "QueueTimeout", f"waited {spec.timeouts.queued:g}s (timeouts.queued): {msg}")
+        if ctx.now > deadline(ctx, spec.timeouts.queued, Reason.QUEUE_TIMEOUT):
+            fail(
+                ctx,
+                Reason.QUEUE_TIMEOUT,
+                f"waited {spec.timeouts.queued:g}s (timeouts.queued): {msg}",
+            )
             return
         if not condition_is(ctx.status.conditions, "Queued", "True"):
-            ctx.event("Normal", "TargetBusy", msg)
-        ctx.condition("Queued", "True", "TargetBusy", msg)
+            ctx.event("Normal", Reason.TARGET_BUSY, msg)
+        ctx.condition("Queued", "True", Reason.TARGET_BUSY, msg)
         return
     ctx.status.lease = LeaseRef(
         namespace=target_lease.lease_namespace(key, ctx.namespace),
         name=target_lease.lease_name(key),
         target=key,
     )
-    ctx.condition("Queued", "False", "TargetFree", f"this run holds the target ({key})")
-    ctx.condition("TargetReady", "False", "Waiting", "waiting for the target")
+    ctx.condition("Queued", "False", Reason.TARGET_FREE, f"this run holds the target ({key})")
+    ctx.condition("TargetReady", "False", Reason.WAITING, "waiting for the target")
     ctx.status.deadline = None
-    ctx.goto(Phase.WAITING_FOR_TARGET, "WaitingForTarget", "waiting for the target to be ready")
+    ctx.goto(
+        Phase.WAITING_FOR_TARGET, Reason.WAITING_FOR_TARGET, "waiting for the target to be ready"
+    )
 
 
 def waiting_for_target(ctx: Run) -> None:
-    spec = snapshot(ctx)
+    spec = admitted_spec(ctx)
     if spec is None:
         return
     timeout = spec.timeouts.target_ready or spec.target.readiness.timeout
-    until = deadline(ctx, timeout, "TargetNotReady")
+    until = deadline(ctx, timeout, Reason.TARGET_NOT_READY)
     ok, notes = True, list[str]()
     ref = spec.target.deployment_ref
     if ref is not None and spec.target.readiness.deployment_available:
@@ -145,16 +146,19 @@ def waiting_for_target(ctx: Run) -> None:
         ok, notes = ok and ready, [*notes, note]
     message = "; ".join(notes) or "no readiness check configured"
     if ok:
-        ctx.condition("TargetReady", "True", "TargetReady", message)
+        ctx.condition("TargetReady", "True", Reason.TARGET_READY, message)
         _launch_workers(ctx, spec)
         return
     if ctx.now > until:
         ctx.condition(
-            "TargetReady", "False", "TargetNotReady", f"not ready after {timeout:g}s: {message}"
+            "TargetReady",
+            "False",
+            Reason.TARGET_NOT_READY,
+            f"not ready after {timeout:g}s: {message}",
         )
-        fail(ctx, "TargetNotReady", f"target not ready after {timeout:g}s: {message}")
+        fail(ctx, Reason.TARGET_NOT_READY, f"target not ready after {timeout:g}s: {message}")
         return
-    ctx.condition("TargetReady", "False", "Waiting", message)
+    ctx.condition("TargetReady", "False", Reason.WAITING, message)
 
 
 def _launch_workers(ctx: Run, spec: LoadTestSpec) -> None:
@@ -172,17 +176,19 @@ def _launch_workers(ctx: Run, spec: LoadTestSpec) -> None:
     )
     ctx.create(job)
     n = spec.load.workers
-    ctx.condition("WorkersScheduled", "False", "Waiting", f"waiting for {n} workers to run")
-    set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.workers_ready), "WorkersTimeout")
+    ctx.condition("WorkersScheduled", "False", Reason.WAITING, f"waiting for {n} workers to run")
+    set_deadline(
+        ctx, ctx.now + timedelta(seconds=spec.timeouts.workers_ready), Reason.WORKERS_TIMEOUT
+    )
     ctx.goto(
         Phase.RUNNING,
-        "WorkersCreated",
+        Reason.WORKERS_CREATED,
         f"Job {job['metadata']['name']} created with {n} workers; waiting for all to run",
     )
 
 
 def running(ctx: Run) -> None:
-    spec = snapshot(ctx)
+    spec = admitted_spec(ctx)
     if spec is None:
         return
     n = spec.load.workers
@@ -200,12 +206,16 @@ def running(ctx: Run) -> None:
         for c in ((job or {}).get("status") or {}).get("conditions") or []
     )
     if w.finished or job_ended:
-        set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.analysis), "AnalysisTimeout")
-        ctx.goto(Phase.ANALYZING, "Analyzing", f"{w.succeeded} of {n} workers succeeded; merging")
+        set_deadline(
+            ctx, ctx.now + timedelta(seconds=spec.timeouts.analysis), Reason.ANALYSIS_TIMEOUT
+        )
+        ctx.goto(
+            Phase.ANALYZING, Reason.ANALYZING, f"{w.succeeded} of {n} workers succeeded; merging"
+        )
         return
-    if ctx.now > deadline(ctx, spec.run_length_s + spec.timeouts.run_grace, "RunTimeout"):
+    if ctx.now > deadline(ctx, spec.run_length_s + spec.timeouts.run_grace, Reason.RUN_TIMEOUT):
         stop_workers(ctx)
-        fail(ctx, "RunTimeout", "the load ran past its duration plus timeouts.runGrace")
+        fail(ctx, Reason.RUN_TIMEOUT, "the load ran past its duration plus timeouts.runGrace")
 
 
 def _before_the_barrier(ctx: Run, spec: LoadTestSpec, w: Workers) -> None:
@@ -229,14 +239,14 @@ def _before_the_barrier(ctx: Run, spec: LoadTestSpec, w: Workers) -> None:
             )
         ctx.status.load_start_time = now_rfc3339(start)
         limit = start + timedelta(seconds=spec.run_length_s + spec.timeouts.run_grace)
-        set_deadline(ctx, limit, "RunTimeout")
+        set_deadline(ctx, limit, Reason.RUN_TIMEOUT)
         msg = f"all {n} workers running; load starts at {now_rfc3339(start)}"
-        ctx.condition("WorkersScheduled", "True", "BarrierOpened", msg)
-        ctx.event("Normal", "BarrierOpened", f"{n} workers start at {now_rfc3339(start)}")
+        ctx.condition("WorkersScheduled", "True", Reason.BARRIER_OPENED, msg)
+        ctx.event("Normal", Reason.BARRIER_OPENED, f"{n} workers start at {now_rfc3339(start)}")
         return
-    if ctx.now > deadline(ctx, spec.timeouts.workers_ready, "WorkersTimeout"):
+    if ctx.now > deadline(ctx, spec.timeouts.workers_ready, Reason.WORKERS_TIMEOUT):
         problem = w.waiting
-        reason = problem.reason if problem else "WorkersNotReady"
+        reason = problem.reason if problem else Reason.WORKERS_NOT_READY
         message = problem.message if problem else "workers did not start"
         ctx.condition("WorkersScheduled", "False", reason, message)
         stop_workers(ctx)
@@ -244,7 +254,7 @@ def _before_the_barrier(ctx: Run, spec: LoadTestSpec, w: Workers) -> None:
 
 
 def analyzing(ctx: Run) -> None:
-    spec = snapshot(ctx)
+    spec = admitted_spec(ctx)
     if spec is None:
         return
     n, rid = spec.load.workers, run_id(ctx)
@@ -275,7 +285,7 @@ def analyzing(ctx: Run) -> None:
         missing=outcome.missing,
     )
     mc = outcome.metrics_condition
-    ctx.condition("MetricsAvailable", mc["status"], mc["reason"], mc["message"])
+    ctx.condition("MetricsAvailable", mc["status"], Reason(mc["reason"]), mc["message"])
     held = "True" if outcome.thresholds_held else "False"
     ctx.condition("ThresholdsPassed", held, outcome.thresholds_reason, outcome.thresholds_message)
     policy = spec.cleanup.workers
@@ -290,46 +300,6 @@ PHASES: dict[Phase, Callable[[Run], None]] = {
     Phase.RUNNING: running,
     Phase.ANALYZING: analyzing,
 }
-
-
-def stop_workers(ctx: Run) -> None:
-    """The Job goes once the run's end is persisted (`after_the_end`), never before."""
-    ctx.status.workers_to_delete = True
-
-
-def finish(ctx: Run, phase: Phase, reason: str, message: str) -> None:
-    """Every ending: the phase, Completed=True with the reason, Ready, history."""
-    st = ctx.status
-    st.completion_time, st.deadline, st.deadline_reason, st.retry = ctx.stamp, None, None, None
-    ctx.condition("Completed", "True", reason, message)
-    if phase == Phase.SUCCEEDED:
-        ctx.condition("Ready", "True", reason, message)
-    else:
-        ctx.condition("Ready", "False", reason, message)
-    if condition_is(st.conditions, "Retrying", "True"):
-        ctx.condition("Retrying", "False", "Finished", "the run ended")
-    ctx.goto(phase, reason, message)
-    record = RunRecord(
-        run_id=run_id(ctx),
-        phase=phase,
-        start_time=st.start_time,
-        completion_time=ctx.stamp,
-        summary=st.summary.model_copy(),
-        thresholds=list(st.thresholds),
-        message=message,
-    )
-    history = [h for h in st.history if h.run_id != record.run_id]
-    st.history = [record, *history][: ctx.settings.history_limit]
-
-
-def fail(ctx: Run, reason: str, message: str) -> None:
-    ctx.status.summary.verdict = "Failed"
-    finish(ctx, Phase.FAILED, reason, message)
-
-
-def abort(ctx: Run, reason: str, message: str) -> None:
-    stop_workers(ctx)
-    finish(ctx, Phase.ABORTED, reason, message)
 
 
 def after_the_end(ctx: Run) -> None:

@@ -9,22 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from surge.api.status import Reason
+
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 # Waiting reasons that will not fix themselves: fail the run at once with the reason.
 _FATAL_WAITING = {
-    "ErrImagePull": "ImagePullError",
-    "ImagePullBackOff": "ImagePullError",
-    "InvalidImageName": "ImagePullError",
-    "CrashLoopBackOff": "CrashLoopBackOff",
-    "CreateContainerConfigError": "WorkerFailed",
-    "CreateContainerError": "WorkerFailed",
+    "ErrImagePull": Reason.IMAGE_PULL_ERROR,
+    "ImagePullBackOff": Reason.IMAGE_PULL_ERROR,
+    "InvalidImageName": Reason.IMAGE_PULL_ERROR,
+    "CrashLoopBackOff": Reason.CRASH_LOOP_BACK_OFF,
+    "CreateContainerConfigError": Reason.WORKER_FAILED,
+    "CreateContainerError": Reason.WORKER_FAILED,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -72,7 +74,7 @@ def _unscheduled(pod: dict[str, Any]) -> Problem | None:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             name = pod.get("metadata", {}).get("name", "?")
             msg = cond.get("message") or cond.get("reason") or "not scheduled"
-            return Problem("Unschedulable", f"pod {name}: {msg}")
+            return Problem(Reason.UNSCHEDULABLE, f"pod {name}: {msg}")
     return None
 
 
@@ -92,16 +94,18 @@ def diagnose(pods: list[dict[str, Any]], expected: int) -> Workers:
         elif phase == "Failed":
             w.failed += 1
             if w.fatal is None:
-                w.fatal = Problem("WorkerFailed", _failure(pod))
+                w.fatal = Problem(Reason.WORKER_FAILED, _failure(pod))
         problem = _container_problem(pod)
         if problem and w.fatal is None:
             w.fatal = problem
         if phase == "Pending" and w.waiting is None:
             w.waiting = _unscheduled(pod) or Problem(
-                "WorkersNotReady", f"pod {pod['metadata'].get('name')} is Pending"
+                Reason.WORKERS_NOT_READY, f"pod {pod['metadata'].get('name')} is Pending"
             )
     if len(w.by_index) < expected and w.waiting is None:
-        w.waiting = Problem("WorkersNotReady", f"{len(w.by_index)} of {expected} worker pods exist")
+        w.waiting = Problem(
+            Reason.WORKERS_NOT_READY, f"{len(w.by_index)} of {expected} worker pods exist"
+        )
     return w
 
 

@@ -6,8 +6,9 @@ import base64
 from typing import Any
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.results import RunResults
+from surge.loadgen.analysis import ClusterReader
 from surge.operator.kube.client import Kube, KubeError
-from surge.operator.loadtest.collect import ClusterReader
 from surge.operator.settings import Settings
 from surge.results import ClusterMetrics, collect_cluster_metrics
 from surge.results.prometheus import RangeQuerier
@@ -36,15 +37,15 @@ def cluster_reader(
         # run goes on without cluster metrics, each query naming why (MetricsAvailable).
         headers, querier = {}, _Refused(f"Prometheus auth unusable: {err}")
 
-    def read(results: dict[str, Any]) -> ClusterMetrics:
-        window = results["window"]
+    def read(results: RunResults) -> ClusterMetrics:
+        window = results.window
         return collect_cluster_metrics(
             spec,
             namespace=namespace,
             loadtest=loadtest,
             run_id=run_id,
-            window_start=float(window["start"]),
-            window_end=float(window["end"]),
+            window_start=window.start,
+            window_end=window.end,
             prometheus_url=url,
             headers=headers,
             settings_queries=settings.queries,

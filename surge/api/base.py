@@ -24,9 +24,3 @@ class Model(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The Kubernetes (camelCase, JSON-safe) form, without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-class OpenModel(Model):
-    """Kubernetes-native objects Surge passes through untouched (affinity, resources)."""
-
-    model_config = ConfigDict(extra="allow")

@@ -4,6 +4,7 @@ from these models and the operator writes only through them (dumped by alias).""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
@@ -11,7 +12,16 @@ from pydantic import Field
 from surge.api.base import Model
 from surge.api.status import CONDITIONS_AS_MAP, Condition, LeaseRef, Phase
 
-Stage = Literal["Apply", "RollOut", "Test", "Restore", "Cooldown"]
+
+class ExperimentStage(StrEnum):
+    """Where a variant's run is: its specs written, rolling out, under load, the originals
+    written back, then the cooldown before the next variant."""
+
+    APPLY = "Apply"
+    ROLL_OUT = "RollOut"
+    TEST = "Test"
+    RESTORE = "Restore"
+    COOLDOWN = "Cooldown"
 
 
 class WrittenField(Model):
@@ -26,7 +36,7 @@ class ExperimentStep(Model):
     """Where the experiment is: run index, stage, since when, and the current run's samples."""
 
     index: int
-    stage: Stage
+    stage: ExperimentStage
     since: str
     variant: str
     repetition: int

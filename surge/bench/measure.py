@@ -80,14 +80,14 @@ def open_loop(tmp: Path) -> dict[str, Any]:
         target.stop()
     s = run.summary
     r = compute_results(s)
-    m = r["metrics"]
+    m = r.metrics
     return {
         "expected": s.expected,
         "sent": s.counts["sent"],
         "ok": s.counts["ok"],
         "errors": s.counts["sent"] - s.counts["ok"],
         "dropped": s.counts["dropped"],
-        "rate": r["throughput"]["sentRps"],  # over the real span: a late worker shows
+        "rate": r.throughput.sent_rps,  # over the real span: a late worker shows
         "late": s.counts["late"],
         "lag_p99": m["schedule_lag.p99"],
         "p50": m["latency.p50"],
@@ -116,7 +116,7 @@ def in_flight(tmp: Path) -> list[dict[str, Any]]:
             # A level that misses is run once more: contention only ever adds lag.
             for attempt in range(2):
                 s = run_worker(tmp, f"streams{users}-{attempt}", spec).summary
-                m = compute_results(s)["metrics"]
+                m = compute_results(s).metrics
                 row = {
                     "users": users,
                     "ok": s.counts["ok"],

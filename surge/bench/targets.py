@@ -19,6 +19,7 @@ before the kind serves https with that certificate (the bench's https comparison
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import subprocess
 import sys
@@ -105,13 +106,24 @@ def _fast(p: _Http) -> None:
 
 
 def _slow(delay_s: float) -> Any:
+    """Answers DELAY after the request; with $SURGE_TARGET_RECORD set, appends each
+    request's hold time (reply written − request read, seconds, its own clock) to that
+    file: what the target really did, late timer ticks included (tests judge by it)."""
     loop = asyncio.get_running_loop()
+    path = os.environ.get("SURGE_TARGET_RECORD")
+    record = open(path, "a", buffering=1) if path else None  # noqa: SIM115 (process-long)
 
-    def reply(p: _Http) -> None:
+    def reply(p: _Http, t0: float) -> None:
         if p.transport is not None:
             p.transport.write(_OK)
+            if record is not None:
+                record.write(f"{time.monotonic() - t0:.9f}\n")
 
-    return lambda p: at(loop, time.monotonic() + delay_s, reply, p)
+    def answer(p: _Http) -> None:
+        t0 = time.monotonic()
+        at(loop, t0 + delay_s, reply, p, t0)
+
+    return answer
 
 
 def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:

@@ -2,7 +2,7 @@
 
 - queries: PromQL templates (defaults, overrides, rendering). Pure.
 - timeline: step-function math on sampled series. Pure.
-- cluster: samples -> results["cluster"] and the flat replicas/cpu/gpu metrics. Pure.
+- cluster: samples -> results.cluster and the flat replicas/cpu/gpu metrics. Pure.
 - prometheus: the edge; range queries bounded to the measured window, errors as no-data.
 - report, plots: results -> Markdown/HTML/JSON and PNG plots (matplotlib, optional).
 """

@@ -1,6 +1,6 @@
 """A sweep's capacity: replicas, rate per replica and CPU per request for each step, the
 one number (max sustainable rate per replica within the SLO), and the simulator's
-capacity file. Pure: dicts in, dicts out (docs/metrics.md, "Capacity sweep").
+capacity file. Pure (docs/metrics.md, "Capacity sweep").
 
 Replicas per step come from the cluster section's replica series (kube-state-metrics,
 over the step's window) when Prometheus answered, else from the count the caller read
@@ -11,9 +11,12 @@ requests completed in it; null without cpu samples in the window.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from surge.api.results import RunResults
+from surge.api.results.cluster import ClusterSection
+from surge.api.results.sweep import Capacity, SweepStep
 from surge.results.timeline import Sample, Window, clip, integral
 
 REPLICAS_CHANGED = (
@@ -24,13 +27,13 @@ REPLICAS_CHANGED = (
 )
 
 
-def _series(cluster: Mapping[str, Any], part: str) -> list[Sample]:
+def _series(cluster: ClusterSection | None, part: str) -> list[Sample]:
     """A stored cluster series in epoch seconds (stored: seconds from the window start)."""
-    body = cluster.get(part)
-    start = (cluster.get("window") or {}).get("start")
-    if not body or start is None:
+    body = getattr(cluster, part, None) if cluster is not None else None
+    if cluster is None or body is None:
         return []
-    return [(float(start) + float(t), float(v)) for t, v in body.get("series") or []]
+    start = cluster.window.start
+    return [(float(start) + float(t), float(v)) for t, v in body.series]
 
 
 def _in_window(samples: Sequence[Sample], window: Window) -> list[Sample]:
@@ -42,95 +45,88 @@ def _in_window(samples: Sequence[Sample], window: Window) -> list[Sample]:
     return [(window.start, before[-1][1]), *inside]
 
 
-def step_cluster(step: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[str, Any]:
+def step_cluster(step: SweepStep, cluster: ClusterSection | None) -> tuple[list[int], float | None]:
     """Replica counts seen and CPU core-seconds over one step's window (None: no data)."""
-    win = Window(float(step["window"]["start"]), float(step["window"]["end"]))
+    win = Window(step.window.start, step.window.end)
     reps = _in_window(_series(cluster, "replicas"), win)
     cpu = _in_window(_series(cluster, "cpu"), win)
-    return {
-        "replicasSeen": sorted({int(v) for _, v in reps}),
-        "cpuSeconds": integral(cpu, win.end) if cpu else None,
-    }
+    return sorted({int(v) for _, v in reps}), integral(cpu, win.end) if cpu else None
 
 
-def apply_capacity(results: dict[str, Any], *, replicas: int | None, source: str = "given") -> None:
+def apply_capacity(results: RunResults, *, replicas: int | None, source: str = "given") -> None:
     """Fill each step's replicas, ratePerReplica and cpuSecondsPerRequest, and add
-    results["capacity"]; in place. No-op without results["sweep"]. `replicas`: the count
-    to use where Prometheus has none (`source` says where it came from)."""
-    sweep = results.get("sweep")
-    if not sweep:
+    results.capacity; in place. No-op without results.sweep. `replicas`: the count to use
+    where Prometheus has none (`source` says where it came from)."""
+    sweep = results.sweep
+    if sweep is None:
         return
-    cluster = results.get("cluster") or {}
     seen: set[int] = set()
-    for step in sweep["steps"]:
-        got = step_cluster(step, cluster)
-        counts = got["replicasSeen"]
+    for step in sweep.steps:
+        counts, cpu = step_cluster(step, results.cluster)
         seen.update(counts)
         if counts:
-            step["replicas"], step["replicasSource"] = max(counts), "prometheus"
+            step.replicas, step.replicas_source = max(counts), "prometheus"
         else:
-            step["replicas"], step["replicasSource"] = replicas, source
-        step["replicasChanged"] = len(counts) > 1
-        n = step["replicas"]
-        step["ratePerReplica"] = step["rate"] / n if n else None
-        achieved = step.get("achievedRps")
-        step["achievedRpsPerReplica"] = achieved / n if n and achieved is not None else None
-        done = (step.get("requests") or {}).get("completed") or 0
-        cpu = got["cpuSeconds"]
-        step["cpuSecondsPerRequest"] = cpu / done if cpu is not None and done else None
+            step.replicas, step.replicas_source = replicas, source
+        step.replicas_changed = len(counts) > 1
+        n = step.replicas
+        step.rate_per_replica = step.rate / n if n else None
+        achieved = step.achieved_rps
+        step.achieved_rps_per_replica = achieved / n if n and achieved is not None else None
+        done = step.requests.completed
+        step.cpu_seconds_per_request = cpu / done if cpu is not None and done else None
     if not seen and replicas is not None:
         seen.add(replicas)
     changed = len(seen) > 1
-    best = sweep.get("maxSustainableRps")
-    at = next((s for s in sweep["steps"] if s["rate"] == best and s["passed"]), None)
-    per = None if at is None or changed else at.get("ratePerReplica")
-    results["capacity"] = {
-        "maxSustainableRps": best,
-        "maxSustainableRpsPerReplica": per,
-        "replicas": None if changed else next(iter(seen), None),
-        "replicasSeen": sorted(seen),
-        "cpuSecondsPerRequest": None if at is None else at.get("cpuSecondsPerRequest"),
-        "resolutionRps": sweep.get("resolutionRps"),
-        "lowerBound": sweep.get("lowerBound"),
-        "inconclusive": REPLICAS_CHANGED.format(seen=" → ".join(map(str, sorted(seen))))
+    best = sweep.max_sustainable_rps
+    at = next((s for s in sweep.steps if s.rate == best and s.passed), None)
+    per = None if at is None or changed else at.rate_per_replica
+    results.capacity = Capacity(
+        max_sustainable_rps=best,
+        max_sustainable_rps_per_replica=per,
+        replicas=None if changed else next(iter(seen), None),
+        replicas_seen=sorted(seen),
+        cpu_seconds_per_request=None if at is None else at.cpu_seconds_per_request,
+        resolution_rps=sweep.resolution_rps,
+        lower_bound=sweep.lower_bound,
+        inconclusive=REPLICAS_CHANGED.format(seen=" → ".join(map(str, sorted(seen))))
         if changed
         else None,
-    }
-    summary = results.setdefault("summary", {})
-    summary["maxSustainableRps"] = best
-    summary["maxSustainableRpsPerReplica"] = per
+    )
+    summary = results.summary
+    summary.max_sustainable_rps = best
+    summary.max_sustainable_rps_per_replica = per
     if at is not None:  # the printer columns show the step at the capacity
-        summary["targetRps"] = round(at["rate"], 3)
-        summary["achievedRps"] = at.get("achievedRps") and round(at["achievedRps"], 3)
-        summary["p95Ms"] = at["latency"]["p95"]
-        summary["errorRate"] = at.get("errorRate")
+        summary.target_rps = round(at.rate, 3)
+        summary.achieved_rps = None if at.achieved_rps is None else round(at.achieved_rps, 3)
+        summary.p95_ms = at.latency.p95
+        summary.error_rate = at.error_rate
 
 
-def capacity_file(results: Mapping[str, Any], pool: str = "default") -> dict[str, Any]:
+def capacity_file(results: RunResults, pool: str = "default") -> dict[str, Any]:
     """What `surge simulate --capacity FILE` reads: {"capacity": {pool: PoolCapacity}}.
 
     maxRps: the highest rate one replica completed (ok responses) in any judged step, its
     saturation throughput; baseLatency: the p95 of the lightest step; cpuPerRequest: the
     CPU seconds per request at the capacity, only when Prometheus measured it (the
     simulator requires it, so a file without it needs it added by hand)."""
-    sweep = results.get("sweep") or {}
-    cap = results.get("capacity") or {}
-    steps = [s for s in sweep.get("steps") or [] if not s.get("saturated")]
-    per = [s["achievedRpsPerReplica"] for s in steps if s.get("achievedRpsPerReplica")]
+    steps = [s for s in (results.sweep.steps if results.sweep else []) if not s.saturated]
+    cap = results.capacity or Capacity()
+    per = [s.achieved_rps_per_replica for s in steps if s.achieved_rps_per_replica]
     body: dict[str, Any] = {}
     if per:
         body["maxRps"] = round(max(per), 6)
-    light = min(steps, key=lambda s: s["rate"], default=None)
-    if light is not None and light["latency"]["p95"] is not None:
-        body["baseLatency"] = f"{light['latency']['p95']:g}ms"
-    if cap.get("cpuSecondsPerRequest") is not None:
-        body["cpuPerRequest"] = round(float(cap["cpuSecondsPerRequest"]), 9)
+    light = min(steps, key=lambda s: s.rate, default=None)
+    if light is not None and light.latency.p95 is not None:
+        body["baseLatency"] = f"{light.latency.p95:g}ms"
+    if cap.cpu_seconds_per_request is not None:
+        body["cpuPerRequest"] = round(float(cap.cpu_seconds_per_request), 9)
     return {
         "capacity": {pool: body},
         "source": {
-            "loadtest": results.get("loadtest"),
-            "runId": results.get("runId"),
-            "maxSustainableRpsPerReplica": cap.get("maxSustainableRpsPerReplica"),
-            "replicas": cap.get("replicas"),
+            "loadtest": results.loadtest,
+            "runId": results.run_id,
+            "maxSustainableRpsPerReplica": cap.max_sustainable_rps_per_replica,
+            "replicas": cap.replicas,
         },
     }

@@ -87,9 +87,9 @@ class QueryOutcome:
 @dataclass(frozen=True, slots=True)
 class ClusterMetrics:
     section: dict[str, Any]
-    """results["cluster"]: readable, with downsampled series (t in seconds from window start)."""
+    """results.cluster (ClusterSection) as JSON, series downsampled (t: seconds from the start)."""
     metrics: dict[str, float | None]
-    """Flat metrics for results["metrics"].update(...); None = no data."""
+    """Flat metrics for results.metrics.update(...); None = no data."""
     no_data: dict[str, str]
     """Query name -> reason, for every query that returned nothing."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -105,7 +105,7 @@ def stored_series(samples: Sequence[Sample], window: Window, max_points: int) ->
     return [[_rounded(t - window.start), v] for t, v in downsample(samples, max_points)]
 
 
-def summarise(
+def stored_stats(
     samples: Sequence[Sample], window: Window, unit: str, max_points: int
 ) -> dict[str, Any] | None:
     """min, max, time-weighted mean, last and the stored series; None without samples."""
@@ -128,7 +128,7 @@ def replica_summary(
     """The replica timeline: min, max, time-weighted mean, time to first scale-up and to
     the peak (seconds from window start; null when it never scaled up), replica-seconds,
     scale events (value changes). None without samples."""
-    base = summarise(samples, window, "replicas", max_points)
+    base = stored_stats(samples, window, "replicas", max_points)
     if base is None:
         return None
     up = first_rise(samples, window.start)
@@ -195,7 +195,7 @@ def build_cluster(
         if o.name == "replicas":
             section["replicas"] = replica_summary(samples, window, max_points)
             continue
-        summary = summarise(samples, window, UNITS.get(o.name, ""), max_points)
+        summary = stored_stats(samples, window, UNITS.get(o.name, ""), max_points)
         part, key = _SECTION_PATH.get(o.name, ("extra", o.name))
         if key is None:
             section[part] = summary
@@ -205,7 +205,7 @@ def build_cluster(
             section[part][key] = summary
     gpu_mem = next((o for o in outcomes if o.name == "gpu_memory"), None)
     if gpu_mem is not None:
-        mem = summarise(clip(gpu_mem.samples, window), window, "MiB", max_points)
+        mem = stored_stats(clip(gpu_mem.samples, window), window, "MiB", max_points)
         if section["gpu"] is None:
             section["gpu"] = {"memory": mem} if mem else None
         else:

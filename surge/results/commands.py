@@ -8,26 +8,56 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from surge.api.results import ResultsError, RunResults, RunVerdict, load_results
+from surge.api.status import LoadTestStatus, Reason
 from surge.results.experiment_report import render_experiment
 from surge.results.report import FORMATS, ReportError, render_report
 
 
-def inputs_from_document(doc: Any, source: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(results, thresholds) from a `surge run --out` file or a LoadTest object (as
-    `kubectl get -o json` or the API returns it). Raises ReportError with the reason."""
+def results_from_document(doc: Any, source: str) -> RunResults:
+    """The RunResults of a `surge run --out` file or a LoadTest object (as `kubectl get -o
+    json` or the API returns it), with the verdict the run recorded. Raises ReportError
+    with the reason (a results version this Surge cannot read is named)."""
     if not isinstance(doc, Mapping):
         raise ReportError(f"{source}: not a JSON object")
-    if doc.get("kind") == "LoadTest":
-        status = doc.get("status") or {}
-        results = status.get("results")
-        if not results:
-            phase = status.get("phase", "Pending")
-            raise ReportError(f"{source}: the LoadTest has no results yet (phase {phase})")
-        return dict(results), list(status.get("thresholds") or [])
-    if "metrics" in doc:
-        return dict(doc), list(doc.get("thresholds") or [])
+    try:
+        if doc.get("kind") == "LoadTest":
+            return _from_loadtest(doc, source)
+        if "metrics" in doc or "version" in doc:
+            return load_results(dict(doc), source)
+    except ResultsError as exc:
+        raise ReportError(str(exc)) from None
     raise ReportError(f"{source}: neither a results file (surge run --out) nor a LoadTest")
+
+
+def _from_loadtest(doc: Mapping[str, Any], source: str) -> RunResults:
+    raw = doc.get("status") or {}
+    status = raw if isinstance(raw, Mapping) else {}
+    if not status.get("results"):
+        phase = status.get("phase", "Pending")
+        raise ReportError(f"{source}: the LoadTest has no results yet (phase {phase})")
+    results = load_results(dict(status["results"]), f"{source}: status.results")
+    try:
+        st = LoadTestStatus.model_validate({**status, "results": None})
+    except ValidationError as exc:
+        raise ReportError(f"{source}: status: {exc.errors()[0]['msg']}") from None
+    if not results.thresholds:
+        results.thresholds = list(st.thresholds)
+    if results.verdict is None and st.summary.verdict is not None:
+        # Results written before the verdict was recorded in them: the run's verdict is
+        # status.summary's, its reason the Completed condition's, never the thresholds'.
+        done = next((c for c in st.conditions if c.type == "Completed"), None)
+        if done is None or done.reason not in set(Reason):
+            raise ReportError(
+                f"{source}: status.summary.verdict is {st.summary.verdict} but the Completed "
+                "condition gives no known reason; the run has not ended"
+            )
+        results.verdict = RunVerdict(
+            outcome=st.summary.verdict, reason=Reason(done.reason), message=done.message
+        )
+    return results
 
 
 def format_for(out: Path | None, fmt: str | None) -> str:
@@ -111,8 +141,7 @@ def report(
         if isinstance(doc, Mapping) and doc.get("kind") == "ScalingExperiment":
             text: str | bytes = render_experiment(doc, chosen)
         else:
-            results, thresholds = inputs_from_document(doc, source)
-            text = render_report(results, thresholds, chosen)
+            text = render_report(results_from_document(doc, source), chosen)
     except (ReportError, MissingMatplotlib) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

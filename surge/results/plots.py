@@ -8,9 +8,13 @@ optional dependency (the `report` extra), imported only when drawing.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from surge.api.results import RunResults, ThresholdResult
+from surge.api.results.cluster import SeriesStats
+from surge.api.results.sections import TimeseriesPoint, Window
 
 Point = tuple[float, float]
 
@@ -27,6 +31,8 @@ class Line:
     """Draw as a step function (replicas), not a polyline."""
     markers: bool = False
     """Draw the points alone (a scatter), not joined."""
+    reference: bool = False
+    """A reference (the schedule's target), drawn dotted, not a measurement."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +77,31 @@ _THRESHOLD_PLOTS: dict[str, tuple[str, float]] = {
 }
 
 
-def _threshold_lines(thresholds: Sequence[Mapping[str, Any]]) -> dict[str, list[HLine]]:
+def _threshold_lines(thresholds: Sequence[ThresholdResult]) -> dict[str, list[HLine]]:
     out: dict[str, list[HLine]] = {}
     for t in thresholds:
-        metric = str(t.get("metric", ""))
+        metric = t.metric
         family = metric.split(".")[0]
         key = metric if metric in _THRESHOLD_PLOTS else family
         # latency.p95 and friends: every latency quantile threshold goes on the latency plot
         if key not in _THRESHOLD_PLOTS or (key == "latency" and metric == family):
             continue
         plot, factor = _THRESHOLD_PLOTS[key]
-        label = str(t.get("expression") or f"{metric} {t.get('op', '')} {t.get('limit')}")
-        out.setdefault(plot, []).append(HLine(label, float(t["limit"]) * factor))
+        label = t.expression or f"{metric} {t.op} {t.limit}"
+        out.setdefault(plot, []).append(HLine(label, float(t.limit) * factor))
     return out
 
 
 def _ts_line(
-    timeseries: Sequence[Mapping[str, Any]],
+    timeseries: Sequence[TimeseriesPoint],
     label: str,
-    value: Callable[[Mapping[str, Any]], float | None],
+    value: Callable[[TimeseriesPoint], float | None],
+    *,
+    steps: bool = False,
 ) -> Line:
-    points = [(float(row["t"]), float(v)) for row in timeseries if (v := value(row)) is not None]
+    points = [(float(row.t), float(v)) for row in timeseries if (v := value(row)) is not None]
+    if steps:
+        return Line(label, points, steps=True, reference=True)
     return Line(label, points)
 
 
@@ -100,30 +110,28 @@ def _share(part: float, whole: float) -> float | None:
 
 
 def _cluster_line(
-    part: Mapping[str, Any] | None, label: str, offset_s: float, end_s: float | None
+    part: SeriesStats | None, label: str, offset_s: float, end_s: float | None
 ) -> Line | None:
     """A stored cluster series on the load-start axis; the last value holds until the
     window's end, as in the metrics (timeline.py)."""
-    if not part or not part.get("series"):
+    if part is None or not part.series:
         return None
-    points = [(float(t) + offset_s, float(v)) for t, v in part["series"]]
+    points = [(float(t) + offset_s, float(v)) for t, v in part.series]
     if end_s is not None and points[-1][0] < end_s:
         points.append((end_s, points[-1][1]))
     return Line(label, points, steps=True)
 
 
-def plot_specs(
-    results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]
-) -> list[PlotSpec]:
+def plot_specs(results: RunResults) -> list[PlotSpec]:
     """Every plot the results have data for, in report order: latency, throughput,
     errors, replicas, CPU, GPU. Pure: the tests read the series and thresholds here."""
-    ts = list(results.get("timeseries") or [])
-    window = results.get("window") or {}
-    warmup = float(window.get("warmupSeconds") or 0.0)
-    limits = _threshold_lines(thresholds)
-    cluster = results.get("cluster") or {}
-    cw = cluster.get("window") or {}
-    end_s = warmup + cw["end"] - cw["start"] if "end" in cw and "start" in cw else None
+    ts = results.timeseries
+    window = results.window
+    warmup = window.warmup_seconds
+    limits = _threshold_lines(results.thresholds)
+    cluster = results.cluster
+    cw = cluster.window if cluster is not None else None
+    end_s = warmup + cw.end - cw.start if cw is not None else None
     specs: list[PlotSpec] = []
 
     def add(
@@ -138,21 +146,25 @@ def plot_specs(
         "Latency percentiles (per second)",
         "ms",
         [
-            _ts_line(ts, "p50", lambda r: r.get("p50Ms")),
-            _ts_line(ts, "p95", lambda r: r.get("p95Ms")),
+            _ts_line(ts, "p50", lambda r: r.p50_ms),
+            _ts_line(ts, "p95", lambda r: r.p95_ms),
         ],
         [],
     )
-    target = (results.get("summary") or {}).get("targetRps")
     # A second that the load's end cuts short (and the stragglers after it) holds less
     # than a second of responses: drawn, it would read as a throughput drop.
-    full = [r for r in ts if float(r["t"]) + 1.0 <= _load_end_s(window) + 1e-9]
+    full = [r for r in ts if float(r.t) + 1.0 <= _load_end_s(window) + 1e-9]
+    # The target is the schedule's own rate second by second (a ramp or stages draws its
+    # profile), not the run's mean; older results without it draw no target line.
     add(
         "throughput",
         "Throughput",
         "responses/s",
-        [_ts_line(full, "ok responses/s", lambda r: r.get("rps"))],
-        [HLine(f"target {target:g}/s", float(target), "reference")] if target else [],
+        [
+            _ts_line(full, "ok responses/s", lambda r: r.rps),
+            _ts_line(ts, "target/s", lambda r: r.target_rps, steps=True),
+        ],
+        [],
     )
     add(
         "errors",
@@ -162,47 +174,42 @@ def plot_specs(
             _ts_line(
                 ts,
                 "errors %",
-                lambda r: _share(r.get("errors", 0), r.get("rps", 0) + r.get("errors", 0)),
+                lambda r: _share(r.errors, r.rps + r.errors),
             ),
             _ts_line(
                 ts,
                 "dropped %",
-                lambda r: _share(
-                    r.get("dropped", 0),
-                    r.get("rps", 0) + r.get("errors", 0) + r.get("dropped", 0),
-                ),
+                lambda r: _share(r.dropped, r.rps + r.errors + r.dropped),
             ),
         ],
         [],
     )
-    hpa = cluster.get("hpa") or {}
-    add(
-        "replicas",
-        "Replicas",
-        "replicas",
-        [
-            _cluster_line(cluster.get("replicas"), "replicas", warmup, end_s),
-            _cluster_line(hpa.get("desiredReplicas"), "HPA desired", warmup, end_s),
-        ],
-        [],
-    )
-    add("cpu", "CPU", "cores", [_cluster_line(cluster.get("cpu"), "CPU cores", warmup, end_s)], [])
-    add(
-        "gpu",
-        "GPU utilisation",
-        "%",
-        [_cluster_line(cluster.get("gpu"), "GPU util %", warmup, end_s)],
-        [],
-    )
+    if cluster is not None:
+        add(
+            "replicas",
+            "Replicas",
+            "replicas",
+            [
+                _cluster_line(cluster.replicas, "replicas", warmup, end_s),
+                _cluster_line(cluster.hpa.get("desiredReplicas"), "HPA desired", warmup, end_s),
+            ],
+            [],
+        )
+        add("cpu", "CPU", "cores", [_cluster_line(cluster.cpu, "CPU cores", warmup, end_s)], [])
+        add(
+            "gpu",
+            "GPU utilisation",
+            "%",
+            [_cluster_line(cluster.gpu, "GPU util %", warmup, end_s)],
+            [],
+        )
     specs += spectrum_specs(results, limits.get("latency", []))
     return specs
 
 
-def _load_end_s(window: Mapping[str, Any]) -> float:
-    """Seconds from the load's start to the end of its real span; inf when unknown."""
-    if window.get("measuredSeconds") is None:
-        return float("inf")
-    return float(window.get("warmupSeconds") or 0.0) + float(window["measuredSeconds"])
+def _load_end_s(window: Window) -> float:
+    """Seconds from the load's start to the end of its real span."""
+    return window.warmup_seconds + window.measured_seconds
 
 
 _SPECTRA = (
@@ -219,15 +226,14 @@ def percentile_x(pct: float, count: int) -> float:
     return float(max(count, 2)) if pct >= 100.0 else round(1.0 / (1.0 - pct / 100.0), 6)
 
 
-def spectrum_specs(results: Mapping[str, Any], latency_limits: list[HLine]) -> list[PlotSpec]:
-    """Latency, TTFT and TPOT by percentile (results["spectrum"]), each when it has data;
+def spectrum_specs(results: RunResults, latency_limits: list[HLine]) -> list[PlotSpec]:
+    """Latency, TTFT and TPOT by percentile (results.spectrum), each when it has data;
     latency thresholds drawn on the latency plot."""
     out: list[PlotSpec] = []
-    spectrum = results.get("spectrum") or {}
     for name, title, label in _SPECTRA:
-        got = spectrum.get(name) or {}
-        count = int(got.get("count") or 0)
-        rows = got.get("points") or []
+        got = results.spectrum.get(name)
+        count = got.count if got is not None else 0
+        rows = got.points if got is not None else []
         points = [(percentile_x(float(p), count), float(v) * 1000) for p, v in rows]
         if not points:
             continue
@@ -269,7 +275,13 @@ def _figure(spec: PlotSpec, width_in: float, height_in: float) -> Any:
         if line.markers:
             ax.plot(xs, ys, label=line.label, marker="o", linestyle="none")
         else:
-            ax.plot(xs, ys, label=line.label, drawstyle="steps-post" if line.steps else "default")
+            ax.plot(
+                xs,
+                ys,
+                label=line.label,
+                drawstyle="steps-post" if line.steps else "default",
+                linestyle=":" if line.reference else "-",
+            )
     for h in spec.hlines:
         style = "--" if h.kind == "threshold" else ":"
         color = "tab:red" if h.kind == "threshold" else "0.4"

@@ -1,4 +1,4 @@
-"""Reports from a results dict and its threshold verdicts: Markdown, HTML or JSON. Pure.
+"""Reports from RunResults, with the verdict they recorded: Markdown, HTML or JSON. Pure.
 
 HTML is one self-contained file: plots are PNGs embedded as base64 <img> tags, with no
 JavaScript and no external assets, so a report opens offline, attaches to a ticket and
@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from surge.api.results import RunResults, ThresholdResult
 from surge.results.capacity_plot import (
     CAPACITY_HEAD,
     capacity_headline,
     capacity_rows,
     capacity_spec,
 )
+from surge.results.numbers import fmt_num
 from surge.results.plots import plot_specs, render_png
 
 FORMATS = ("md", "html", "json")
@@ -29,115 +30,113 @@ class ReportError(ValueError):
     """The inputs cannot make a report (unknown format, not a results dict)."""
 
 
-def headline(results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]) -> str:
-    """The verdict the run recorded (surge.verdicts.verdict, in results["verdict"]); for results
-    written without one, what the thresholds say ("No thresholds" when there are none)."""
-    recorded = results.get("verdict")
-    if isinstance(recorded, str) and recorded:
-        reason = results.get("verdictReason")
-        return f"{recorded} ({reason})" if reason and recorded != "Passed" else recorded
-    if not thresholds:
+def headline(results: RunResults) -> str:
+    """The verdict the run recorded (results.verdict, with its reason unless it passed); for
+    results written without one, what the thresholds say ("No thresholds" when none)."""
+    recorded = results.verdict
+    if recorded is not None:
+        outcome, reason = recorded.outcome.value, recorded.reason
+        return f"{outcome} ({reason})" if reason and outcome != "Passed" else outcome
+    if not results.thresholds:
         return "No thresholds"
-    return "Passed" if all(t.get("passed") for t in thresholds) else "Failed"
+    return "Passed" if all(t.passed for t in results.thresholds) else "Failed"
 
 
-def _num(value: Any, fmt: str = "{:.4g}", unit: str = "") -> str:
-    if value is None:
-        return "no data"
-    return fmt.format(value) + unit
+def _num(value: float | None, unit: str = "") -> str:
+    return fmt_num(value, unit, none="no data")
 
 
-def _pct(value: Any) -> str:
+def _ms(value: float | None) -> str:
+    return "no data" if value is None else f"{value:,.1f} ms"
+
+
+def _pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.3g}%"
 
 
-def summary_rows(results: Mapping[str, Any]) -> list[Row]:
+def summary_rows(results: RunResults) -> list[Row]:
     """The loadgen's headline numbers, each with its unit."""
-    tp = results.get("throughput") or {}
-    lat = results.get("latency") or {}
-    err = results.get("errors") or {}
-    req = results.get("requests") or {}
-    good = results.get("goodput") or {}
-    win = results.get("window") or {}
+    tp, lat, err = results.throughput, results.latency, results.errors
+    req, good, win = results.requests, results.goodput, results.window
     rows: list[Row] = [
-        ("measured window", _num(win.get("measuredSeconds"), unit=" s")
-         + f" (after {_num(win.get('warmupSeconds'), unit=' s')} warm-up)"),
-        ("requests sent / ok / dropped",
-         f"{req.get('sent', 0)} / {req.get('ok', 0)} / {req.get('dropped', 0)}"),
+        ("measured window", _num(win.measured_seconds, " s")
+         + f" (after {_num(win.warmup_seconds, ' s')} warm-up)"),
+        ("requests sent / ok / dropped", f"{req.sent:,} / {req.ok:,} / {req.dropped:,}"),
         ("throughput (target → achieved)",
-         f"{_num(tp.get('targetRps'), unit='/s')} → {_num(tp.get('achievedRps'), unit='/s')}"),
+         f"{_num(tp.target_rps, '/s')} → {_num(tp.achieved_rps, '/s')}"),
     ]  # fmt: skip
     for key in ("p50", "p90", "p95", "p99", "max", "mean"):
-        rows.append((f"latency {key}", _num(lat.get(key), "{:.1f}", " ms")))
-    for family in ("ttft", "tpot"):
-        part = results.get(family) or {}
-        if part.get("p95") is not None:
-            rows.append((f"{family} p50 / p95", f"{_num(part.get('p50'), '{:.1f}')} / "
-                         f"{_num(part.get('p95'), '{:.1f}', ' ms')}"))  # fmt: skip
-    rows.append(("error rate", f"{_pct(err.get('rate'))} ({err.get('count', 0)} errors)"))
-    by_class = {k: v for k, v in (err.get("byClass") or {}).items() if v}
+        rows.append((f"latency {key}", _ms(getattr(lat, key))))
+    for family, part in (("ttft", results.ttft), ("tpot", results.tpot)):
+        if part.p95 is not None:
+            rows.append((f"{family} p50 / p95", f"{_ms(part.p50)} / {_ms(part.p95)}"))
+    rows.append(("error rate", f"{_pct(err.rate)} ({err.count:,} errors)"))
+    by_class = {k: v for k, v in err.by_class.items() if v}
     if by_class:
-        rows.append(("errors by class", ", ".join(f"{k}: {v}" for k, v in by_class.items())))
-    for r in err.get("reasons") or []:
-        rows.append(("error reason", f"{r['count']} {r['errorClass']}: {r['reason']}"))
-    rows.append(("goodput", f"{_num(good.get('rps'), unit='/s')} ({_pct(good.get('ratio'))})"))
-    tokens = results.get("tokens") or {}
-    if tokens.get("outputRps") is not None:
-        rows.append(("output tokens", _num(tokens.get("outputRps"), unit="/s")))
+        rows.append(("errors by class", ", ".join(f"{k}: {v:,}" for k, v in by_class.items())))
+    for r in err.reasons:
+        rows.append(("error reason", f"{r.count:,} {r.error_class}: {r.reason}"))
+    rows.append(("goodput", f"{_num(good.rps, '/s')} ({_pct(good.ratio)})"))
+    if results.tokens.output_rps is not None:
+        rows.append(("output tokens", _num(results.tokens.output_rps, "/s")))
     return rows
 
 
-def cluster_rows(results: Mapping[str, Any]) -> list[Row]:
-    """Replicas, CPU, GPU and memory from results["cluster"]; empty without it."""
-    cluster = results.get("cluster")
-    if not cluster:
+def cluster_rows(results: RunResults) -> list[Row]:
+    """Replicas, CPU, GPU and memory from results.cluster; empty without it."""
+    cluster = results.cluster
+    if cluster is None:
         return []
     rows: list[Row] = []
-    rep = cluster.get("replicas")
-    if rep:
+    rep = cluster.replicas
+    if rep is not None:
+        up = rep.time_to_first_scale_up_s
         rows += [
-            ("replicas min / mean / max", f"{rep['min']:g} / {rep['mean']:.3g} / {rep['max']:g}"),
-            ("time to first scale-up", _num(rep.get("timeToFirstScaleUpS"), "{:g}", " s")
-             if rep.get("timeToFirstScaleUpS") is not None else "never scaled up"),
-            ("time to peak", _num(rep.get("timeToPeakS"), "{:g}", " s")),
-            ("replica-seconds", _num(rep.get("replicaSeconds"), "{:.6g}")),
-            ("scale events", str(rep.get("scaleEvents"))),
+            ("replicas min / mean / max",
+             f"{_num(rep.min)} / {_num(rep.mean)} / {_num(rep.max)}"),
+            ("time to first scale-up", _num(up, " s") if up is not None else "never scaled up"),
+            ("time to peak", _num(rep.time_to_peak_s, " s")),
+            ("replica-seconds", _num(rep.replica_seconds)),
+            ("scale events", str(rep.scale_events)),
         ]  # fmt: skip
-    for key, label, unit in (("cpu", "CPU", " cores"), ("gpu", "GPU utilisation", " %")):
-        part = cluster.get(key)
-        if part and part.get("mean") is not None:
-            rows.append((f"{label} mean / max", f"{part['mean']:.3g} / {part['max']:.3g}{unit}"))
-    mem = cluster.get("memory")
-    if mem:
+    for part, label, unit in (
+        (cluster.cpu, "CPU", " cores"),
+        (cluster.gpu, "GPU utilisation", " %"),
+    ):
+        if part is not None and part.mean is not None:
+            rows.append((f"{label} mean / max", f"{_num(part.mean)} / {_num(part.max)}{unit}"))
+    mem = cluster.memory
+    if mem is not None and mem.mean is not None and mem.max is not None:
         rows.append(
-            ("memory mean / max", f"{mem['mean'] / 2**20:.4g} / {mem['max'] / 2**20:.4g} MiB")
+            ("memory mean / max", f"{_num(mem.mean / 2**20)} / {_num(mem.max / 2**20)} MiB")
         )
-    if cluster.get("noData"):
-        rows.append(("no data", ", ".join(cluster["noData"])))
+    if cluster.no_data:
+        rows.append(("no data", ", ".join(cluster.no_data)))
     return rows
 
 
-def threshold_rows(thresholds: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def threshold_rows(thresholds: Sequence[ThresholdResult]) -> list[tuple[str, str, str]]:
     """(expression, measured vs limit, verdict) per threshold."""
     return [
         (
-            str(t.get("expression", t.get("metric", ""))),
-            str(t.get("display") or f"{t.get('measured')} {t.get('op')} {t.get('limit')}"),
-            "✓ pass" if t.get("passed") else "✗ fail",
+            t.expression or t.metric,
+            t.display or f"{t.measured} {t.op} {t.limit}",
+            "✓ pass" if t.passed else "✗ fail",
         )
         for t in thresholds
     ]
 
 
-def _title(results: Mapping[str, Any]) -> str:
-    name = results.get("loadtest") or "local run"
-    ns = results.get("namespace")
-    run = results.get("runId")
+def _title(results: RunResults) -> str:
+    name = results.loadtest or "local run"
+    ns = results.namespace
+    run = results.run_id
     return f"Surge report: {f'{ns}/' if ns else ''}{name}" + (f" (run {run})" if run else "")
 
 
-def render_markdown(results: Mapping[str, Any], thresholds: Sequence[Mapping[str, Any]]) -> str:
-    out = [f"# {_title(results)}", "", f"**Verdict: {headline(results, thresholds)}**", ""]
+def render_markdown(results: RunResults) -> str:
+    thresholds = results.thresholds
+    out = [f"# {_title(results)}", "", f"**Verdict: {headline(results)}**", ""]
     if thresholds:
         out += ["## Thresholds", "", "| threshold | measured | verdict |", "|---|---|---|"]
         out += [f"| `{e}` | {d} | {v} |" for e, d, v in threshold_rows(thresholds)] + [""]
@@ -181,17 +180,13 @@ def _table(rows: Sequence[Sequence[str]], head: Sequence[str] = ()) -> str:
     return "".join(parts) + "</table>"
 
 
-def render_html(
-    results: Mapping[str, Any],
-    thresholds: Sequence[Mapping[str, Any]],
-    *,
-    png: Callable[..., bytes] = render_png,
-) -> str:
-    """One self-contained HTML page; one <img> per plot in plot_specs(results, thresholds).
+def render_html(results: RunResults, *, png: Callable[..., bytes] = render_png) -> str:
+    """One self-contained HTML page; one <img> per plot in plot_specs(results).
     Raises plots.MissingMatplotlib without matplotlib."""
     esc = html.escape
+    thresholds = results.thresholds
     title = _title(results)
-    v = headline(results, thresholds)
+    v = headline(results)
     # No thresholds is no failure, and an Inconclusive run is neither pass nor fail.
     mark = {"Passed": "pass", "No": "", "Inconclusive": "open"}.get(v.split()[0], "fail")
     body = [f"<h1>{esc(title)}</h1>", f'<p><strong class="{mark}">Verdict: {esc(v)}</strong></p>']
@@ -205,11 +200,11 @@ def render_html(
     if rows:
         body += ["<h2>Cluster</h2>", _table(rows)]
     found = capacity_headline(results)
-    curve = capacity_spec(results, thresholds)
+    curve = capacity_spec(results)
     if found is not None:
         body += [f"<h2>Capacity</h2><p><strong>{esc(found)}</strong></p>"]
         body.append(_table(capacity_rows(results), CAPACITY_HEAD))
-    specs = plot_specs(results, thresholds)
+    specs = plot_specs(results)
     if curve is not None:
         specs = [curve, *specs]
     if specs:
@@ -228,20 +223,19 @@ def render_html(
     )
 
 
-def render_report(
-    results: dict[str, Any], thresholds: list[dict[str, Any]], fmt: str
-) -> str | bytes:
-    """The report as `fmt` ('md', 'html' or 'json'). `results` is the dict of
-    loadgen.aggregate.compute_results (plus results["cluster"]); `thresholds` are
-    ThresholdResult dicts. Raises ReportError on an unknown format, and
-    plots.MissingMatplotlib for html without matplotlib."""
-    if not isinstance(results, Mapping) or "metrics" not in results:
-        raise ReportError("not a Surge results dict (no 'metrics'); see docs/results.md")
+def render_report(results: RunResults, fmt: str) -> str | bytes:
+    """The report as `fmt` ('md', 'html' or 'json'), with the verdict and thresholds the run
+    recorded. Raises ReportError on an unknown format, and plots.MissingMatplotlib for html
+    without matplotlib."""
     if fmt == "json":
-        return json.dumps({"verdict": headline(results, thresholds), "thresholds": thresholds,
-                           "results": results}, indent=2, default=str) + "\n"  # fmt: skip
+        doc = {
+            "verdict": headline(results),
+            "thresholds": [t.model_dump(mode="json", by_alias=True) for t in results.thresholds],
+            "results": results.to_json(),
+        }
+        return json.dumps(doc, indent=2) + "\n"
     if fmt == "md":
-        return render_markdown(results, thresholds)
+        return render_markdown(results)
     if fmt == "html":
-        return render_html(results, thresholds)
+        return render_html(results)
     raise ReportError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")

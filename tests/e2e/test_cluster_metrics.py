@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from surge.api.results import load_results
 from tests.e2e.operator_support import (
     LOCAL_PLACEMENT,
     Operator,
@@ -142,13 +143,14 @@ def test_hpa_timeline_from_prometheus_matches_api_events(
         )
     status = obj["status"]
     assert status["phase"] == "Succeeded", (status.get("message"), status.get("conditions"))
-    results = status["results"]
-    window = results["window"]
-    replicas = results["cluster"]["replicas"]
+    results = load_results(status["results"], "status.results")
+    window = results.window
+    assert results.cluster is not None and results.cluster.replicas is not None
+    replicas = results.cluster.replicas
     # What Prometheus saw: value changes of kube_deployment_status_replicas in the window.
-    series = replicas["series"]
+    series = replicas.series
     changes = [
-        (window["start"] + t, v)
+        (window.start + t, v)
         for (t, v), (_, before) in zip(series[1:], series[:-1], strict=True)
         if v != before
     ]
@@ -162,15 +164,15 @@ def test_hpa_timeline_from_prometheus_matches_api_events(
         and e.get("reason") == "SuccessfulRescale"
     ]
     rescales = sorted(_epoch(e.get("lastTimestamp") or e["eventTime"]) for e in events)
-    in_window = [t for t in rescales if window["start"] <= t <= window["end"]]
+    in_window = [t for t in rescales if window.start <= t <= window.end]
     assert in_window, (rescales, window)
-    assert len(changes) == len(in_window) == replicas["scaleEvents"], (changes, in_window)
+    assert len(changes) == len(in_window) == replicas.scale_events, (changes, in_window)
     for (seen, _), recorded in zip(changes, in_window, strict=True):
         assert 0 <= seen - recorded <= TOLERANCE_S, (seen, recorded)
-    assert replicas["max"] == 3
-    assert replicas["min"] == 1
-    assert replicas["timeToFirstScaleUpS"] == pytest.approx(
-        changes[0][0] - window["start"], abs=1e-6
+    assert replicas.max == 3
+    assert replicas.min == 1
+    assert replicas.time_to_first_scale_up_s == pytest.approx(
+        changes[0][0] - window.start, abs=1e-6
     )
     mc = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
     assert "replicas" not in mc["message"]  # the replica queries had data

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,31 +99,40 @@ def misses(name: str, got: float | None, want: float, bound: float) -> list[str]
 RESPOND = {"path": "/respond", "body": {"query": "where is my order"}}
 
 
-async def test_fixed_latency_percentiles_match_what_the_server_was_told() -> None:
-    # The bench's raw target in its own process, told to answer every request in 200 ms
-    # (its own overhead is a timer tick, under 1 ms).
-    async def attempt() -> list[str]:
-        proc, url = targets.start("slow", 200)
-        try:
-            s = await run(
-                url,
-                scenario={"method": "GET", "path": "/"},
-                load={
-                    "model": "constant",
-                    "warmup": "400ms",
-                    "stages": [{"duration": "2400ms", "target": 100}],
-                },
-            )
-        finally:
-            targets.stop(proc)
-        m = compute_results(s)["metrics"]
-        assert s.counts["ok"] == 200 and m["errors.rate"] == 0
-        out: list[str] = []
-        for q in ("p50", "p90", "p99"):
-            out += misses(f"latency.{q}", m[f"latency.{q}"], 0.200, tol(0.200))
-        return out
-
-    assert await best_of(attempt) == []
+async def test_fixed_latency_percentiles_match_what_the_server_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench's raw target in its own process, told to answer every request in 200 ms,
+    # records how long it really held each one (a late timer tick on a busy machine
+    # included): the truth is its own record, not the 200 ms it was told, so one run is
+    # judged, with no retry.
+    record = tmp_path / "held.txt"
+    monkeypatch.setenv("SURGE_TARGET_RECORD", str(record))
+    proc, url = targets.start("slow", 200)
+    try:
+        s = await run(
+            url,
+            scenario={"method": "GET", "path": "/"},
+            load={"model": "constant", "warmup": "400ms",
+                  "stages": [{"duration": "2400ms", "target": 100}]},
+        )  # fmt: skip
+    finally:
+        targets.stop(proc)
+    r = compute_results(s)
+    assert s.counts["ok"] == 200 and r.metrics["errors.rate"] == 0
+    held = [float(line) for line in record.read_text().split()]
+    assert len(held) == s.counts["sent_total"]  # warm-up requests included
+    assert min(held) >= 0.200 - 0.0001  # `at` fires at most 0.1 ms before its deadline
+    # Service time (from the actual send) adds loopback and the client's parsing to what
+    # the target held: within max(2%, 1 ms) of the target's own record at each quantile.
+    # The record spans the warm-up too; its requests were held as long as the others.
+    out: list[str] = []
+    for q, p in (("p50", 50), ("p90", 90), ("p99", 99)):
+        want = hdr_percentile(held, p)
+        got_ms = getattr(r.service_time, q)
+        got = None if got_ms is None else got_ms / 1000
+        out += misses(f"serviceTime.{q}", got, want, tol(want))
+    assert out == [], f"{len(held)} held, {sorted(held)[-3:]}"
 
 
 async def test_lognormal_percentiles_match_alices_seeded_draws() -> None:
@@ -135,7 +145,7 @@ async def test_lognormal_percentiles_match_alices_seeded_draws() -> None:
                 scenario=RESPOND,
                 load={"model": "closed", "stages": [{"duration": "3s", "target": 20}]},
             )
-        m = compute_results(s)["metrics"]
+        m: dict[str, Any] = compute_results(s).metrics
         n = s.counts["sent_total"]
         assert n >= 200 and m["errors.rate"] == 0
         # Alice draws her /respond delays from the "latency" stream of her seed, one per
@@ -172,11 +182,11 @@ async def test_ttft_and_tpot_match_what_the_stream_server_was_told() -> None:
         finally:
             targets.stop(proc)
         r = compute_results(s)
-        m = r["metrics"]
+        m: dict[str, Any] = r.metrics
         # p99 of 175 is the 2nd-largest value, not the maximum.
         n = s.counts["ok"]
         assert n == s.counts["sent"] == 175
-        assert r["tokens"]["output"] == n * 8 and r["tokens"]["fromUsage"] == n
+        assert r.tokens.output == n * 8 and r.tokens.from_usage == n
         out: list[str] = []
         for q in ("p50", "p90"):
             out += misses(f"ttft.{q}", m[f"ttft.{q}"], 0.100, 0.002)
@@ -211,9 +221,9 @@ async def test_alice_stream_is_parsed_and_timed() -> None:
             load={"model": "constant", "stages": [{"duration": "1s", "target": 20}]},
         )
     r = compute_results(s)
-    m = r["metrics"]
+    m: dict[str, Any] = r.metrics
     assert s.counts["ok"] == 20
-    assert r["tokens"]["output"] == 160 and r["tokens"]["fromUsage"] == 20
+    assert r.tokens.output == 160 and r.tokens.from_usage == 20
     # Never below what Alice was told; above it by her request handling (~2.5 ms).
     assert 0.100 <= m["ttft.p50"] < 0.108
     assert m["tpot.p50"] == pytest.approx(0.020, abs=0.002)
@@ -233,7 +243,7 @@ async def test_stall_shows_from_intended_send_and_hides_from_actual(
         scenario={"path": "/stall"},
         load={"model": "constant", "stages": [{"duration": "3s", "target": 100}]},
     )
-    m = compute_results(s)["metrics"]
+    m: dict[str, Any] = compute_results(s).metrics
     assert s.counts["ok"] == 300
     intended_p99 = m["latency.p99"]
     actual_p99 = s.hists["service"].get_value_at_percentile(99) / 1e6
@@ -251,7 +261,7 @@ async def test_open_loop_stall_is_in_p99_without_connection_limit(
         scenario={"path": "/stall"},
         load={"model": "constant", "stages": [{"duration": "2500ms", "target": 80}]},
     )
-    m = compute_results(s)["metrics"]
+    m: dict[str, Any] = compute_results(s).metrics
     assert m["latency.p99"] >= 0.8  # ~40% of requests arrived inside the stall
     assert m["schedule_lag.p99"] < 0.2  # far below the 1 s stall: the scheduler never waited
 
@@ -270,5 +280,5 @@ async def test_max_in_flight_drops_and_never_delays(truth: tuple[str, Truth]) ->
     r = compute_results(s)
     assert s.counts["dropped"] == 40
     assert s.counts["timeout"] == 10
-    assert r["metrics"]["dropped.rate"] == pytest.approx(0.8)
-    assert r["metrics"]["schedule_lag.p99"] < 0.05
+    assert r.metrics["dropped.rate"] == pytest.approx(0.8)
+    assert (r.metrics["schedule_lag.p99"] or 0) < 0.05

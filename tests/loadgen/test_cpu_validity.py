@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from surge.api.results import RunResults
 from surge.bench import targets
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.cpustat import (
@@ -104,11 +105,11 @@ def test_a_busy_loop_a_used_up_limit_or_throttling_each_saturate() -> None:
     assert throttled["demand"] == 1.0  # it wanted more than its limit gave
 
 
-def _merged(cpu: list[dict[str, Any]], workers: int = 2) -> dict[str, Any]:
+def _merged(cpu: list[dict[str, Any]], workers: int = 2) -> RunResults:
     """Results of W workers that sent their 100/s on time, with these CPU records."""
     parts = []
     for i in range(workers):
-        s = WorkerSummary(model="constant", measured_s=10.0, expected=500.0, worker_count=2)
+        s = WorkerSummary(load_model="constant", measured_s=10.0, expected=500.0, worker_count=2)
         s.workers = [i]
         for _ in range(500):
             record_seconds(s.hists["latency"], 0.02)
@@ -123,7 +124,7 @@ def _merged(cpu: list[dict[str, Any]], workers: int = 2) -> dict[str, Any]:
 
 def test_the_merged_result_names_the_starved_worker_and_the_workers_that_suffice() -> None:
     calm = _merged([_rec(worker=0), _rec(worker=1)])
-    assert [c["worker"] for c in calm["generator"]["cpu"]] == [0, 1]
+    assert [c.worker for c in calm.generator.cpu] == [0, 1]
     assert generator_saturation(calm) is None
     # Worker 1 used 96 % of a 0.5-core limit: d = 0.96, ceil(2 × 0.96 × 1.25) = 3.
     r = _merged([_rec(worker=0), _rec(worker=1, quotaCores=0.5, processS=4.8)])
@@ -131,7 +132,7 @@ def test_the_merged_result_names_the_starved_worker_and_the_workers_that_suffice
     assert why is not None
     assert "worker 1 was short of CPU: it used 96% of its 0.5-core CPU limit" in why
     assert "run with load.workers >= 3 (or a higher CPU limit)" in why
-    judged = verdict([], r["metrics"], saturation=why)
+    judged = verdict([], r.metrics, saturation=why)
     assert (judged.verdict, judged.reason) == ("Inconclusive", "GeneratorSaturated")
     # A loop at 100 % on both: ceil(2 × 1.0 × 1.25) = 3, no limit to raise.
     full = _merged([_rec(worker=i, loopS=9.6, loopWaitS=0.4) for i in range(2)])
@@ -217,12 +218,12 @@ async def test_a_cpu_limited_worker_ends_inconclusive(tmp_path: Path) -> None:
     s = done.summaries[0]
     assert len(s.cpu) == 1 and s.cpu[0]["quotaCores"] == QUOTA_US / PERIOD_US
     r = compute_results(merge(done.summaries))
-    cpu = r["generator"]["cpu"][0]
+    cpu = r.generator.cpu[0]
     print(cpu)
-    assert cpu["saturated"] is not None and "CPU-throttled" in cpu["saturated"]
+    assert cpu.saturated is not None and "CPU-throttled" in cpu.saturated
     why = generator_saturation(r)
     assert why is not None and "worker 0 was short of CPU" in why, why
     needed = int(why.split("load.workers >= ")[1].split()[0].rstrip(";"))
     assert needed >= 2 and "(or a higher CPU limit)" in why
-    judged = verdict(spec.parsed_thresholds(), r["metrics"], saturation=why)
+    judged = verdict(spec.parsed_thresholds(), r.metrics, saturation=why)
     assert (judged.verdict, judged.reason) == ("Inconclusive", "GeneratorSaturated")

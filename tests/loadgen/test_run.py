@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from surge.api.results import load_results
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -60,14 +62,18 @@ def test_run_with_demo_agent(tmp_path: Path) -> None:
     assert p.returncode == 1, p.stdout + p.stderr  # the impossible threshold fails
     assert "started the demo agent" in p.stdout
     assert "Thresholds" in p.stdout
-    r = json.loads(out.read_text())
-    assert r["workers"]["reported"] == [0, 1]
-    assert r["requests"]["sent"] > 40
-    assert r["errors"]["rate"] == 0
-    assert r["summary"]["targetRps"] == pytest.approx(40)
-    assert [t["passed"] for t in r["thresholds"]] == [True, True, False]
-    assert r["verdict"] == "Failed"
-    assert r["timeseries"]
+    # Not a terminal: the progress table's last row ends before the results start.
+    assert any(line.strip() == "Results" for line in p.stdout.splitlines()), p.stdout
+    r = load_results(json.loads(out.read_text()), str(out))
+    assert r.workers.reported == [0, 1]
+    assert r.requests.sent > 40
+    assert r.errors.rate == 0
+    assert r.summary.target_rps == pytest.approx(40)
+    assert [t.passed for t in r.thresholds] == [True, True, False]
+    assert r.verdict is not None and r.verdict.outcome == "Failed"
+    assert r.timeseries
+    # The schedule's rate in each second: 40/s while it runs, 0 after its end.
+    assert [p.target_rps for p in r.timeseries[:2]] == [40.0, 40.0]
     # --report: the same renderer as `surge report`, plots included.
     html = page.read_text()
     assert "Verdict: Failed" in html

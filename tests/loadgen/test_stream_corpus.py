@@ -13,10 +13,11 @@ each file citing the emitter it was written from), measured two ways.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
+from surge.api.results import RunResults
 from surge.bench import targets
 from surge.bench.stream_shapes import read_corpus
 from surge.loadgen.aggregate import compute_results, hist_stats_s
@@ -142,7 +143,7 @@ STREAMS = 30  # arrivals k/20 s in [0.3 s, 1.8 s)
 BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
 
-async def measure(path: Path) -> tuple[dict[str, Any], WorkerSummary]:
+async def measure(path: Path) -> tuple[RunResults, WorkerSummary]:
     header = read_corpus(path)[0]
     proc, url = corpus_server.start(path)
     try:
@@ -162,13 +163,13 @@ async def test_timing_from_a_server_in_its_own_process(path: Path) -> None:
 
     async def attempt() -> list[str]:
         r, s = await measure(path)
-        assert s.counts["ok"] == s.counts["sent"] == STREAMS, r["errors"]
-        m = r["metrics"]
+        assert s.counts["ok"] == s.counts["sent"] == STREAMS, r.errors
+        m = {k: v for k, v in r.metrics.items() if v is not None}
         print(path.name, {f: round(m[f"{f}.p50"] * 1000, 2) for f in ("ttft", "tpot", "itl")})
-        assert r["tokens"]["output"] == STREAMS * int(want["tokens"])
+        assert r.tokens.output == STREAMS * int(want["tokens"])
         if "input" in want:
-            assert r["tokens"]["input"] == STREAMS * int(want["input"])
-        assert r["spectrum"]["tpot"]["count"] == STREAMS * seqs  # one sample a sequence
+            assert r.tokens.input == STREAMS * int(want["input"])
+        assert r.spectrum["tpot"].count == STREAMS * seqs  # one sample a sequence
         misses = []
         if not -0.001 <= m["ttft.p50"] - ttft <= 0.006:
             misses.append(f"ttft.p50 {m['ttft.p50']} vs {ttft} (+6 ms)")
@@ -184,10 +185,10 @@ async def test_timing_from_a_server_in_its_own_process(path: Path) -> None:
 async def test_in_stream_errors_from_a_server_in_its_own_process(path: Path) -> None:
     r, s = await measure(path)
     assert s.counts["protocol"] == s.counts["sent"] == STREAMS and s.counts["ok"] == 0
-    reasons = r["errors"]["reasons"]
-    assert len(reasons) == 1 and reasons[0]["count"] == STREAMS, reasons
-    assert reasons[0]["errorClass"] == "protocol"
-    assert expect(path)["error"] in reasons[0]["reason"]
-    assert r["summary"]["topErrors"] == reasons
-    judged = verdict([], r["metrics"])
+    reasons = r.errors.reasons
+    assert len(reasons) == 1 and reasons[0].count == STREAMS, reasons
+    assert reasons[0].error_class == "protocol"
+    assert expect(path)["error"] in reasons[0].reason
+    assert r.summary.top_errors == reasons
+    judged = verdict([], r.metrics)
     assert (judged.verdict, judged.reason) == ("Failed", "AllRequestsFailed")

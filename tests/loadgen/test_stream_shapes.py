@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from surge.api.results import RunResults
 from surge.bench import targets
 from surge.loadgen.aggregate import compute_results
 from tests.loadgen.test_accuracy import best_of, misses, run
@@ -29,12 +30,12 @@ STREAMS = 150  # the arrivals k/43 s in the window [0.5 s, 4 s): k = 22..171
 CHAT = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 COMPLETION = {"model": "m", "stream": True, "prompt": "Once upon"}
 
-Check = Callable[[dict[str, Any]], list[str]]
+Check = Callable[[RunResults], list[str]]
 
 
 def timing(family: str, want: float) -> Check:
-    def check(r: dict[str, Any]) -> list[str]:
-        m = r["metrics"]
+    def check(r: RunResults) -> list[str]:
+        m: dict[str, Any] = r.metrics
         out: list[str] = []
         for q in ("p50", "p90"):
             out += misses(f"{family}.{q}", m[f"{family}.{q}"], want, 0.002)
@@ -45,9 +46,9 @@ def timing(family: str, want: float) -> Check:
 
 async def measure(
     kind: str, args: tuple[float, ...], scenario: dict[str, Any], *checks: Check
-) -> dict[str, Any]:
+) -> RunResults:
     """Run the target `kind` and the checks, best of 3; returns the judged attempt's results."""
-    last: dict[str, Any] = {}
+    last: list[RunResults] = []
 
     async def attempt() -> list[str]:
         proc, url = targets.start(kind, *args)
@@ -56,10 +57,9 @@ async def measure(
         finally:
             targets.stop(proc)
         r = compute_results(s)
-        assert s.counts["ok"] == s.counts["sent"] == STREAMS, r["errors"]
-        last.clear()
-        last.update(r)
-        m = r["metrics"]
+        assert s.counts["ok"] == s.counts["sent"] == STREAMS, r.errors
+        last[:] = [r]
+        m: dict[str, Any] = r.metrics
         shown = ("ttft", "ttft_content", "tpot", "itl", "ntpot")
         print(
             kind,
@@ -68,14 +68,14 @@ async def measure(
         return [miss for check in checks for miss in check(r)]
 
     assert await best_of(attempt) == []
-    return last
+    return last[0]
 
 
-def tokens_from_usage(r: dict[str, Any], output: int, input_: int | None = 12) -> None:
-    t = r["tokens"]
-    assert (t["output"], t["fromUsage"], t["fromChunks"]) == (STREAMS * output, STREAMS, 0)
-    assert t["input"] == (None if input_ is None else STREAMS * input_)
-    assert t["exact"] is True and t["note"] is None
+def tokens_from_usage(r: RunResults, output: int, input_: int | None = 12) -> None:
+    t = r.tokens
+    assert (t.output, t.from_usage, t.from_chunks) == (STREAMS * output, STREAMS, 0)
+    assert t.input == (None if input_ is None else STREAMS * input_)
+    assert t.exact is True and t.note is None
 
 
 async def test_openai_completions() -> None:
@@ -90,7 +90,7 @@ async def test_openai_completions() -> None:
     # The target sends usage only when asked: Surge asked (stream_options.include_usage).
     tokens_from_usage(r, 8)
     # NTPOT = latency / output tokens: the last token leaves at 100 + 7·20 ms.
-    assert r["metrics"]["ntpot.p50"] == pytest.approx((TTFT + 7 * TPOT) / 8, abs=0.001)
+    assert r.metrics["ntpot.p50"] == pytest.approx((TTFT + 7 * TPOT) / 8, abs=0.001)
 
 
 async def test_reasoning_model() -> None:
@@ -131,10 +131,10 @@ async def test_two_tokens_a_chunk_without_usage_is_flagged() -> None:
         timing("ttft", TTFT),
         timing("tpot", 2 * TPOT),
     )
-    t = r["tokens"]
-    assert (t["output"], t["fromUsage"], t["fromChunks"]) == (STREAMS * 8, 0, STREAMS)
-    assert t["exact"] is False and t["input"] is None
-    assert "undercounts" in t["note"] and r["metrics"]["tokens.input_rps"] is None
+    t = r.tokens
+    assert (t.output, t.from_usage, t.from_chunks) == (STREAMS * 8, 0, STREAMS)
+    assert t.exact is False and t.input is None
+    assert "undercounts" in (t.note or "") and r.metrics["tokens.input_rps"] is None
 
 
 async def test_anthropic_messages() -> None:
@@ -157,5 +157,5 @@ async def test_generic_sse_with_named_token_events() -> None:
         timing("ttft", TTFT),
         timing("tpot", TPOT),
     )
-    t = r["tokens"]
-    assert (t["output"], t["fromChunks"], t["exact"]) == (STREAMS * 8, STREAMS, False)
+    t = r.tokens
+    assert (t.output, t.from_chunks, t.exact) == (STREAMS * 8, STREAMS, False)

@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from surge.agent.process import start_agent_process, stop_agent_process
+from surge.api.results import load_results
 from surge.api.simulation import PoolCapacity
 from surge.loadgen.local import execute
 
@@ -54,23 +55,25 @@ spec:
         )
     finally:
         stop_agent_process(proc)
-    results = json.loads(out.read_text())
-    sweep, cap = results["sweep"], results["capacity"]
-    steps = sweep["steps"]
-    assert [s["rate"] for s in steps[:4]] == [12.5, 25, 50, 100]
-    assert [s["passed"] for s in steps[:4]] == [True, True, True, False]
-    assert len(steps) == 4 + 3 and sweep["stop"] == "Bisected"
-    assert sweep["resolutionRps"] == pytest.approx((100 - 50) / 2**3)
-    found = sweep["maxSustainableRps"]
-    slowest_s = steps[0]["latency"]["p99"] / 1000  # her service time at light load
+    results = load_results(json.loads(out.read_text()), str(out))
+    sweep, cap = results.sweep, results.capacity
+    assert sweep is not None and cap is not None
+    steps = sweep.steps
+    assert [s.rate for s in steps[:4]] == [12.5, 25, 50, 100]
+    assert [s.passed for s in steps[:4]] == [True, True, True, False]
+    assert len(steps) == 4 + 3 and sweep.stop == "Bisected"
+    assert sweep.resolution_rps == pytest.approx((100 - 50) / 2**3)
+    found = sweep.max_sustainable_rps
+    assert found is not None and steps[0].latency.p99 is not None
+    slowest_s = steps[0].latency.p99 / 1000  # her service time at light load
     # The truth lies in [found, found + resolution): nothing above 80 req/s holds, and
     # the first failing rate is at least the rate at which her slowest replies fit.
     assert found <= NOMINAL_RPS
-    assert sweep["firstFailingRps"] >= 4 / slowest_s
-    assert rc == 0 and results["verdict"] == "Passed"
-    assert results["verdictReason"] == "CapacityFound"
-    assert cap["maxSustainableRpsPerReplica"] == pytest.approx(found / 2)
-    assert results["summary"]["maxSustainableRps"] == found
+    assert sweep.first_failing_rps is not None and sweep.first_failing_rps >= 4 / slowest_s
+    assert rc == 0 and results.verdict is not None
+    assert (results.verdict.outcome, results.verdict.reason) == ("Passed", "CapacityFound")
+    assert cap.max_sustainable_rps_per_replica == pytest.approx(found / 2)
+    assert results.summary.max_sustainable_rps == found
     body = json.loads(cap_out.read_text())["capacity"]["default"]
     # Without Prometheus, cpuPerRequest is unknown: the simulator's file needs it added.
     assert "cpuPerRequest" not in body

@@ -246,9 +246,12 @@ def test_pinning_last_gives_every_run_the_same_window() -> None:
 def test_results_keep_the_curve_beside_the_achieved_rates() -> None:
     load = _load(points=_points((0, 10), (20, 30)), timeScale=10, arrivals="constant")
     out = trace_results(load, {"ok": [9, 28], "errors": [1, 0, 1], "sent": [10, 29]})
-    assert out == {
+    assert out is not None
+    assert out.model_dump(mode="json", by_alias=True) == {
         "source": "trace from inline points, 2 points",
         "points": [[0.0, 10.0], [2.0, 30.0]],
+        "pointsTotal": 2,
+        "bucketSeconds": 1,
         "expectedPerSecond": [15.0, 25.0],
         "achievedPerSecond": [10, 29],
     }
@@ -263,3 +266,18 @@ def test_results_keep_the_curve_beside_the_achieved_rates() -> None:
 
 def test_a_point_is_a_model() -> None:
     assert TracePoint(t_seconds=1, rps=2).model_dump(by_alias=True) == {"tSeconds": 1, "rps": 2}
+
+
+def test_results_stay_small_for_long_curves() -> None:
+    """Status is bounded: a 3,000 s run keeps 1,000 buckets of 3 s, a 5,000-point curve
+    1,000 points with its first and last, and the counts still add up."""
+    pts = [(float(i), 10.0 + i % 7) for i in range(5000)]
+    load = _load(points=_points(*pts), timeScale=5000 / 3000, arrivals="constant")
+    sent = [10] * 3000
+    out = trace_results(load, {"sent": sent})
+    assert out is not None
+    assert out.bucket_seconds == 3 and len(out.achieved_per_second) == 1000
+    assert sum(out.achieved_per_second) == sum(sent)
+    assert len(out.points) == 1000 and out.points_total == 5000
+    assert out.points[0][0] == 0.0 and out.points[-1][0] == pytest.approx(2999.4, abs=1e-3)
+    assert len(out.expected_per_second) == 1000

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.results import load_results
 from surge.api.thresholds import parse_threshold
 from surge.bench import targets
 from surge.loadgen.aggregate import compute_results
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.timeout(90)
 
 def _summary(**over: Any) -> WorkerSummary:
     """A 10 s open-loop window at a 100/s target, 1000 sends, all on time."""
-    s = WorkerSummary(model="constant", measured_s=10.0, expected=1000.0, worker_count=2)
+    s = WorkerSummary(load_model="constant", measured_s=10.0, expected=1000.0, worker_count=2)
     s.workers = [0, 1]
     for _ in range(1000):
         record_seconds(s.hists["latency"], 0.02)
@@ -81,7 +82,7 @@ def test_small_hiccups_and_closed_loops_do_not_saturate() -> None:
     just_late = _summary(last_attempt_s=10.02, late_max_s=0.02)  # within 50 ms of the end
     just_late.counts["late"] = 2
     assert generator_saturation(compute_results(just_late)) is None
-    closed = _summary(model="closed", expected=None)
+    closed = _summary(load_model="closed", expected=None)
     for _ in range(100):
         record_seconds(closed.hists["schedule_lag"], 1.0)
     assert generator_saturation(compute_results(closed)) is None
@@ -135,14 +136,14 @@ async def test_no_send_leaves_before_its_due_time(monkeypatch: pytest.MonkeyPatc
     r = compute_results(summary)
     assert len(lags) == summary.counts["sent"] == 800
     assert min(lags) >= 0.0, sorted(lags)[:5]
-    assert summary.counts["early"] == 0 and r["scheduleLag"]["early"] == 0
+    assert summary.counts["early"] == 0 and r.schedule_lag.early == 0
     # The exact minimum is reported, not the histogram's 1 µs floor.
-    assert r["metrics"]["schedule_lag.min"] == pytest.approx(min(lags))
+    assert r.metrics["schedule_lag.min"] == pytest.approx(min(lags))
     lags.sort()
     print(
         f"lag p50 {lags[400] * 1e3:.3f} ms, p99 {lags[792] * 1e3:.3f} ms, max {lags[-1] * 1e3:.3f}"
     )
-    assert r["metrics"]["schedule_lag.p99"] < LAG_P99_BOUND_S
+    assert (r.metrics["schedule_lag.p99"] or 0) < LAG_P99_BOUND_S
     assert generator_saturation(r) is None
 
 
@@ -169,9 +170,10 @@ async def test_a_starved_generator_ends_inconclusive() -> None:
     why = generator_saturation(r)
     assert why is not None and "load.workers >= " in why, why
     needed = int(why.split("load.workers >= ")[1].split()[0].rstrip(";"))
-    sent = r["throughput"]["sentRps"]
+    sent = r.throughput.sent_rps
+    assert sent is not None
     assert needed >= asked / sent  # enough workers at the rate this one managed
-    judged = verdict([parse_threshold(t) for t in spec.thresholds], r["metrics"], saturation=why)
+    judged = verdict([parse_threshold(t) for t in spec.thresholds], r.metrics, saturation=why)
     assert (judged.verdict, judged.reason) == ("Inconclusive", "GeneratorSaturated")
     assert not judged.thresholds[1].passed  # still reported, but not the verdict
     print(f"sent {sent:.0f}/s of {asked:.0f}/s: {why}")
@@ -206,7 +208,8 @@ def test_surge_run_says_inconclusive_and_why(tmp_path: Path) -> None:
     assert "verdict: Inconclusive (GeneratorSaturated: the generator was the bottleneck" in (
         " ".join(p.stdout.split())  # rich wraps long lines
     )
-    r = json.loads(out.read_text())
-    assert (r["verdict"], r["verdictReason"]) == ("Inconclusive", "GeneratorSaturated")
-    assert "load.workers >= " in r["verdictMessage"]
-    assert len(r["thresholds"]) == 1  # judged and kept all the same
+    r = load_results(json.loads(out.read_text()), str(out))
+    assert r.verdict is not None
+    assert (r.verdict.outcome, r.verdict.reason) == ("Inconclusive", "GeneratorSaturated")
+    assert "load.workers >= " in r.verdict.message
+    assert len(r.thresholds) == 1  # judged and kept all the same

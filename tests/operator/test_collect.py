@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.results import RunResults
+from surge.api.results.sections import Window
 from surge.loadgen.summary import (
     TOO_LARGE_MARKER,
     WorkerSummary,
@@ -74,9 +76,9 @@ def test_merges_message_and_log_fallback() -> None:
     )
     assert out.missing == [] and out.reported == 2
     assert out.results is not None
-    assert out.results["requests"]["sent"] == 20
-    assert out.results["latency"]["p50"] == pytest.approx(10.0, rel=0.01)
-    assert out.results["latency"]["p95"] == pytest.approx(30.0, rel=0.01)
+    assert out.results.requests.sent == 20
+    assert out.results.latency.p50 == pytest.approx(10.0, rel=0.01)
+    assert out.results.latency.p95 == pytest.approx(30.0, rel=0.01)
     assert out.judgement.passed and out.summary.verdict == "Passed"
     assert out.judgement.thresholds[0].passed is True
     assert out.judgement.thresholds[0].display.startswith("latency.p95 = ")
@@ -123,21 +125,29 @@ def test_cluster_metrics_join_the_thresholds() -> None:
     a = _summary(0, [0.010] * 10)
     b = _summary(1, [0.010] * 10)
     pods = [_pod(0, termination_message(a)), _pod(1, termination_message(b))]
-    seen: list[dict[str, Any]] = []
+    seen: list[Window] = []
 
-    def reader(results: dict[str, Any]) -> ClusterMetrics:
-        seen.append(results["window"])
+    def reader(results: RunResults) -> ClusterMetrics:
+        seen.append(results.window)
         return ClusterMetrics(
-            section={"queries": {}, "replicas": {"max": 3}},
+            section={
+                "window": {
+                    "start": results.window.start,
+                    "end": results.window.end,
+                    "stepSeconds": 1,
+                },
+                "queries": {},
+                "replicas": {"max": 3},
+            },
             metrics={"replicas.max": 3.0, "gpu.mean": None},
             no_data={"gpu_util": "no data"},
         )
 
     spec = _spec(["replicas.max <= 4", "gpu.mean < 50"])
     out = analyse(spec, diagnose(pods, 2), lambda p: None, reader)
-    assert seen[0]["measuredSeconds"] == 10.0
-    assert out.results is not None
-    assert out.results["cluster"]["replicas"]["max"] == 3
+    assert seen[0].measured_seconds == 10.0
+    assert out.results is not None and out.results.cluster is not None
+    assert out.results.cluster.replicas is not None and out.results.cluster.replicas.max == 3
     assert [t.passed for t in out.judgement.thresholds] == [True, False]
     assert out.judgement.reason == "NoData"
     assert out.metrics_condition["status"] == "False"

@@ -11,7 +11,7 @@ import pytest
 from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import ComparisonRow, Prediction
 from surge.api.manifests import ManifestError, parse_spec
-from surge.operator.context import Step
+from surge.operator.context import Decision
 from surge.operator.experiment import simulation as sim
 from surge.operator.experiment.runs import child_name, snapshot_name
 from tests.operator.fake_kube import FakeKube
@@ -115,7 +115,7 @@ def kube() -> RecordingKube:
 MEASURED_P95 = {"small": 900.0, "right": 300.0, "big": 200.0, "gpu": 100.0}
 
 
-def drive(kube: FakeKube, body: dict[str, Any]) -> list[Step]:
+def drive(kube: FakeKube, body: dict[str, Any]) -> list[Decision]:
     """Ticks until the experiment ends: rollouts complete, each child succeeds."""
     steps, now = [tick(kube, body, T0)], T0
     for _ in range(80):

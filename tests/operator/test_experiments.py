@@ -15,7 +15,7 @@ import pytest
 
 from surge.api.crd import experiment_crd
 from surge.api.experiment_status import ScalingExperimentStatus
-from surge.operator.context import Step
+from surge.operator.context import Decision
 from surge.operator.experiment import reconcile as experiments
 from surge.operator.experiment.runs import child_name, snapshot_name
 from surge.operator.settings import Settings
@@ -106,7 +106,7 @@ SERVICE = {
 }
 
 
-def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:
+def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Decision:
     step = experiments.reconcile_experiment(body, kube, Settings(), now)  # type: ignore[arg-type]
     assert pruned(step.status, SCHEMA["status"]) == []
     body["status"] = merge_patch(body.get("status") or {}, step.status)
@@ -114,7 +114,7 @@ def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:
     return step
 
 
-def reasons(step: Step) -> list[str]:
+def reasons(step: Decision) -> list[str]:
     return [reason for _, reason, _ in step.events]
 
 
@@ -143,7 +143,7 @@ def child_ends(kube: FakeKube, index: int, phase: str = "Succeeded") -> None:
     child["status"] = {
         "phase": phase,
         "summary": {"achievedRps": 5.0, "p95Ms": 120.0, "errorRate": 0.0},
-        "results": {"requests": {"sent": 50}},
+        "results": {"version": 2, "requests": {"sent": 50}},
     }
 
 

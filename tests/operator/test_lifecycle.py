@@ -17,7 +17,7 @@ from surge.api.crd import loadtest_crd
 from surge.api.policy import Caps, ClusterPolicy
 from surge.api.status import LoadTestStatus
 from surge.loadgen.summary import WorkerSummary, record_seconds, termination_message
-from surge.operator.context import Step
+from surge.operator.context import Decision
 from surge.operator.loadtest import builders, lifecycle
 from surge.operator.settings import Settings
 from tests.operator.fake_kube import FakeKube, merge_patch
@@ -99,7 +99,7 @@ def _summary(idx: int, latency_s: float) -> str:
     return termination_message(s)
 
 
-def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:
+def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Decision:
     """One reconcile; the patch lands in body["status"] as the API server would merge it."""
     step = lifecycle.reconcile(body, kube, SETTINGS, now)  # type: ignore[arg-type]
     assert pruned(step.status, SCHEMA["status"]) == []
@@ -108,7 +108,7 @@ def tick(kube: FakeKube, body: dict[str, Any], now: datetime) -> Step:
     return step
 
 
-def reasons(step: Step) -> list[str]:
+def reasons(step: Decision) -> list[str]:
     return [reason for _, reason, _ in step.events]
 
 

@@ -5,10 +5,10 @@ and a run without thresholds that is not drawn as a failure."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
+from surge.api.results import RunResults, ThresholdResult
 from surge.loadgen.aggregate import build_timeseries, compute_results
 from surge.loadgen.hdr import percentile_spectrum
 from surge.loadgen.summary import WorkerSummary, new_histogram, record_seconds
@@ -16,9 +16,11 @@ from surge.results.plots import _figure, percentile_x, plot_specs
 from surge.results.report import render_report
 
 
-def _results(*, streams: bool, measured_s: float = 10.0, seconds: int = 12) -> dict[str, Any]:
+def _results(*, streams: bool, measured_s: float = 10.0, seconds: int = 12) -> RunResults:
     """1000 requests with latencies 1..1000 ms; with streams, TTFT i/10 ms and TPOT 20 ms."""
-    s = WorkerSummary(model="constant", measured_s=measured_s, expected=1000.0, window_start_s=2)
+    s = WorkerSummary(
+        load_model="constant", measured_s=measured_s, expected=1000.0, window_start_s=2
+    )
     for i in range(1, 1001):
         record_seconds(s.hists["latency"], i / 1000)
         if streams:
@@ -49,7 +51,7 @@ def test_the_spectrum_is_value_at_percentile_on_a_log_axis_of_1_over_1_minus_p()
 
 
 def test_latency_spectrum_plot_and_ttft_tpot_only_with_streams() -> None:
-    plain = {s.name: s for s in plot_specs(_results(streams=False), [])}
+    plain = {s.name: s for s in plot_specs(_results(streams=False))}
     assert "latency-spectrum" in plain and "ttft-spectrum" not in plain
     assert "tpot-spectrum" not in plain
     spec = plain["latency-spectrum"]
@@ -60,8 +62,12 @@ def test_latency_spectrum_plot_and_ttft_tpot_only_with_streams() -> None:
     assert xs[0] == 1.0 and ys[0] == pytest.approx(1.0)  # p0 = min, in ms
     assert ys[-1] == pytest.approx(1000.0, rel=1e-3)
 
-    threshold = {"metric": "latency.p99", "op": "<", "limit": 0.8, "expression": "p99 < 800ms"}
-    streamed = {s.name: s for s in plot_specs(_results(streams=True), [threshold])}
+    threshold = ThresholdResult(
+        metric="latency.p99", op="<", limit=0.8, expression="p99 < 800ms", passed=True
+    )
+    judged = _results(streams=True)
+    judged.thresholds = [threshold]
+    streamed = {s.name: s for s in plot_specs(judged)}
     ttft, tpot = streamed["ttft-spectrum"], streamed["tpot-spectrum"]
     assert ttft.lines[0].label == "TTFT" and ttft.ylabel == "ms"
     assert ttft.lines[0].points[-1][1] == pytest.approx(100.0, rel=1e-3)  # max TTFT 100 ms
@@ -72,7 +78,7 @@ def test_latency_spectrum_plot_and_ttft_tpot_only_with_streams() -> None:
 
 
 def test_matplotlib_draws_the_percentile_axis_in_log_scale_with_percent_ticks() -> None:
-    spec = {s.name: s for s in plot_specs(_results(streams=False), [])}["latency-spectrum"]
+    spec = {s.name: s for s in plot_specs(_results(streams=False))}["latency-spectrum"]
     ax = _figure(spec, 8, 3.2).axes[0]
     assert ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_xticklabels()]
@@ -82,19 +88,22 @@ def test_matplotlib_draws_the_percentile_axis_in_log_scale_with_percent_ticks() 
 def test_the_last_partial_second_is_not_drawn_as_a_throughput_drop() -> None:
     # Load end = warm-up 2 s + 9.4 s real span: second 11 holds 0.4 s of responses.
     r = _results(streams=False, measured_s=9.4)
-    tput = {s.name: s for s in plot_specs(r, [])}["throughput"]
+    tput = {s.name: s for s in plot_specs(r)}["throughput"]
     assert [p[0] for p in tput.lines[0].points] == [float(t) for t in range(11)]
     assert all(p[1] == 100.0 for p in tput.lines[0].points)
     # A second that ends exactly at the load's end is whole and stays.
-    whole = {s.name: s for s in plot_specs(_results(streams=False, measured_s=10.0), [])}
+    whole = {s.name: s for s in plot_specs(_results(streams=False, measured_s=10.0))}
     assert [p[0] for p in whole["throughput"].lines[0].points][-1] == 11.0
 
 
 def test_no_thresholds_is_not_coloured_as_a_failure() -> None:
     r = _results(streams=False)
-    page = render_report(r, [], "html")
+    page = render_report(r, "html")
     assert isinstance(page, str)
     verdict = re.search(r'<strong class="([a-z]*)">Verdict: ([^<]*)</strong>', page)
     assert verdict is not None and verdict.groups() == ("", "No thresholds")
-    failed = render_report(r, [{"passed": False, "display": "x"}], "html")
+    r.thresholds = [
+        ThresholdResult(expression="x", metric="x", op="<", limit=1, passed=False, display="x")
+    ]
+    failed = render_report(r, "html")
     assert '<strong class="fail">Verdict: Failed' in str(failed)
