@@ -4,7 +4,9 @@ Behind a shared ingress, a gateway or a mesh sidecar, `Host` (and its stand-ins)
 backend, so a LoadTest aimed at an allowed Service with `Host: billing.team-b...` loads
 another team's. In a cluster these headers are refused wherever a spec gives headers (the
 target's and the scenario's), any case; a header name that is not an HTTP token or a value
-with CR, LF or NUL (a second header smuggled into the request) is refused too. `surge run` on
+with CR, LF or NUL (a second header smuggled into the request) is refused too, and so are
+the headers that frame the message (Content-Length, Transfer-Encoding, Upgrade...), which a
+proxy may read otherwise than the client frames it (a body smuggled as a request). `surge run` on
 one's own machine has no policy and sends them as written. docs/security.md has the rule.
 """
 
@@ -27,11 +29,13 @@ ROUTING_HEADERS = frozenset(
         "x-original-url",
         "x-rewrite-url",
         "x-envoy-original-dst-host",
+        "l5d-dst-override",
     }
 )
 """Headers a proxy, ingress or sidecar may route by (HTTP/2's `:authority` included;
 Envoy's original-destination clusters with use_http_header connect to the address in
-`x-envoy-original-dst-host`)."""
+`x-envoy-original-dst-host`; a Linkerd proxy, the worker pod's own in a meshed namespace,
+sends to the Service named in `l5d-dst-override`)."""
 
 FRAMING_HEADERS = frozenset(
     {

@@ -39,15 +39,17 @@ def _violations(headers: dict[str, str], target: list[dict[str, str]]) -> list[A
         "TE",
         "HTTP2-Settings",
         "X-Envoy-Original-Dst-Host",
+        "l5d-dst-override",
     ],
 )
 def test_framing_and_routing_headers_are_refused_in_a_cluster(name: str) -> None:
-    """Attack: `Transfer-Encoding: chunked` (or Upgrade: h2c, a short Content-Length, Envoy's
-    original-dst header) from a spec desyncs a shared ingress, whose next request is the
-    body's, routed by its own Host to another team's Service."""
+    """Attack: `Transfer-Encoding: chunked` (Upgrade: h2c, a short Content-Length) from a spec
+    desyncs a shared ingress, whose next request is the body's, routed by its own Host to
+    another team's Service; Envoy's original-dst header or Linkerd's l5d-dst-override route
+    it there directly."""
     value = {"Upgrade": "h2c", "Content-Length": "0", "TE": "trailers"}.get(name, "chunked")
-    if name == "X-Envoy-Original-Dst-Host":
-        value = "10.0.0.9:80"
+    if name in ("X-Envoy-Original-Dst-Host", "l5d-dst-override"):
+        value = "billing.team-b.svc.cluster.local:80"
     (v,) = _violations({name: value}, [])
     assert v.field == f"spec.scenario.headers.{name}" and name in v.message
     (v,) = _violations({}, [{"name": name, "value": value}])
