@@ -31,7 +31,7 @@ def test_a_hung_lookup_does_not_starve_other_tenants_lookups(
     """Attack: with a hosts glob covering a domain the tenant's DNS answers for, LoadTests
     naming slow-1.x, slow-2.x (never answered) hold both resolver threads; every other
     tenant's admission and readiness probe then reads "does not resolve"."""
-    monkeypatch.setattr(facts.socket, "getaddrinfo", _getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
     monkeypatch.setattr(facts, "RESOLVE_TIMEOUT_S", 0.2)
     RELEASE.clear()
     try:
