@@ -46,6 +46,7 @@ import httptools
 from surge.loadgen.outcome import KEEPALIVE_IDLE_S, ProtocolError
 
 _MAX_HEAD = 64 * 1024
+_FRAMING = frozenset({"content-length", "transfer-encoding"})  # the client frames the body
 
 
 class Disconnected(ConnectionError):
@@ -269,7 +270,7 @@ class Http1Client:
             lines.append("User-Agent: surge-loadgen")
         if "accept" not in lower:
             lines.append("Accept: */*")
-        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in _FRAMING]
         head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self._heads[key] = (headers, head)
         return head

@@ -1,0 +1,44 @@
+"""Red team: a labelled Prometheus auth Secret that is not UTF-8 crashes the reconcile."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from surge.api.loadtest import LoadTestSpec
+from surge.operator.kube.client import Kube
+from surge.operator.kube.errors import KubeError
+from surge.operator.loadtest.prometheus_access import prometheus_headers
+
+
+class OneSecret(Kube):
+    """The real Kube, its reads answered by one Secret (no API server)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+    def _read(self, action: str, read: Any, *args: Any) -> dict[str, Any] | None:
+        return {"data": {"token": base64.b64encode(self.data).decode()}}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="operator/kube/client.py secret_value decodes UTF-8 unguarded: UnicodeDecodeError "
+    "escapes admission (trace) and the results reader, which handle KubeError only",
+)
+def test_a_secret_that_is_not_utf8_is_an_unusable_secret_not_a_crash() -> None:
+    """Attack: the tenant's own labelled Secret holds bytes 0xff 0xfe as its bearer token;
+    spec.prometheus.auth names it, and every reconcile of the run raises."""
+    spec = LoadTestSpec.model_validate(
+        {
+            "target": {"url": "http://alice:8080"},
+            "load": {"model": "constant", "stages": [{"duration": "10s", "target": 5}]},
+            "prometheus": {"auth": {"bearerTokenSecretRef": {"name": "tok", "key": "token"}}},
+        }
+    )
+    with pytest.raises(KubeError) as err:
+        prometheus_headers(spec, "team-a", OneSecret(b"\xff\xfe"))
+    assert err.value.permanent
