@@ -104,7 +104,14 @@ class Kube:
             f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
         )
         raw = ((secret or {}).get("data") or {}).get(key)
-        return base64.b64decode(raw).decode() if raw else None
+        if not raw:
+            return None
+        try:
+            return base64.b64decode(raw).decode()
+        except (ValueError, UnicodeDecodeError):
+            # The tenant's own bytes: a permanent refusal naming the key, never a retry loop.
+            action = f"read Secret {namespace}/{name}"
+            raise KubeError(action, 422, f"key {key!r} is not UTF-8 text") from None
 
     def secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's labels, None when it does not exist. Reads metadata only: the policy

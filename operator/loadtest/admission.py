@@ -123,10 +123,14 @@ def _with_curve(
 def _dataset_rows(kube: Kube, namespace: str, ref: Any, need_label: bool) -> list[dict[str, Any]]:
     where = "spec.scenario.dataset.configMapRef"
     text = _configmap_text(kube, namespace, ref, need_label, where)
-    try:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise _refuse(where, f"line {exc.lineno}: not JSON") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except (ValueError, RecursionError):  # JSONDecodeError, an over-long int, deep nesting
+            raise _refuse(where, f"line {n}: not JSON this parser reads") from None
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise _refuse(where, "expected JSONL: one JSON object per line")
     return rows

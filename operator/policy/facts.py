@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import fnmatch
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -31,19 +32,44 @@ from surge.operator.policy.rules import (
 Resolver = Callable[[str], tuple[str, ...] | None]
 
 RESOLVE_TIMEOUT_S = 5.0
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="surge-dns")
+MAX_LOOKUPS_IN_FLIGHT = 64
+"""Lookups still running (each on its own thread): a name whose DNS never answers holds
+one until the system resolver gives up, never a shared pool other tenants' names need."""
+
+_lock = threading.Lock()
+_in_flight: dict[str, concurrent.futures.Future[tuple[str, ...]]] = {}
 
 
 def resolve(host: str) -> tuple[str, ...] | None:
-    """Every address `host` resolves to from here (None: it does not, within 5 s)."""
-
-    def lookup() -> tuple[str, ...]:
-        return tuple(sorted({str(a[4][0]) for a in socket.getaddrinfo(host, None)}))
-
+    """Every address `host` resolves to from here (None: it does not, within 5 s). A name
+    already being looked up joins that lookup; a hung name delays only itself."""
+    with _lock:
+        future = _in_flight.get(host)
+        if future is None:
+            if len(_in_flight) >= MAX_LOOKUPS_IN_FLIGHT:
+                return None  # too many names that never answer: refuse, never queue
+            future = concurrent.futures.Future()
+            _in_flight[host] = future
+            threading.Thread(
+                target=_lookup, args=(host, future), name="surge-dns", daemon=True
+            ).start()
     try:
-        return _pool.submit(lookup).result(timeout=RESOLVE_TIMEOUT_S)
+        return future.result(timeout=RESOLVE_TIMEOUT_S)
     except (OSError, concurrent.futures.TimeoutError):
         return None
+
+
+def _lookup(host: str, future: concurrent.futures.Future[tuple[str, ...]]) -> None:
+    try:
+        found = socket.getaddrinfo(host, None)
+        future.set_result(tuple(sorted({str(a[4][0]) for a in found})))
+    except OSError as exc:
+        future.set_exception(exc)
+    except Exception as exc:  # a resolver bug must not leave the future pending
+        future.set_exception(OSError(str(exc)))
+    finally:
+        with _lock:
+            _in_flight.pop(host, None)
 
 
 def _service(obj: dict[str, Any] | None) -> Service | None:

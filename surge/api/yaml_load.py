@@ -124,6 +124,11 @@ def load_all(text: str) -> list[Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         line = " ".join(str(problem).split())
         raise YamlProblem(f"{where}not valid YAML: {line}") from None
+    except (TypeError, ValueError) as exc:
+        # What PyYAML builds but Python refuses: a complex (list or map) key is unhashable, an
+        # integer over 4300 digits exceeds int()'s limit. Neither is a manifest kubectl takes.
+        line = " ".join(str(exc).split())[:160]
+        raise YamlProblem(f"not a manifest Surge reads: {line}") from None
     for i, doc in enumerate(docs):
         check_shape(doc, i + 1)
     return docs

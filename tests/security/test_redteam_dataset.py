@@ -13,11 +13,6 @@ LINES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator/loadtest/admission.py _dataset_rows catches only JSONDecodeError; "
-    "ValueError/RecursionError escape the reconcile (retry loop). Not in this helper's files.",
-)
 @pytest.mark.parametrize("line", sorted(LINES))
 def test_an_unreadable_dataset_line_fails_the_run_naming_the_field(line: str) -> None:
     """Attack: the tenant's own labelled ConfigMap holds one JSONL line that json.loads

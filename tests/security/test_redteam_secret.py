@@ -24,11 +24,6 @@ class OneSecret(Kube):
         return {"data": {"token": base64.b64encode(self.data).decode()}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator/kube/client.py secret_value decodes UTF-8 unguarded: UnicodeDecodeError "
-    "escapes admission (trace) and the results reader, which handle KubeError only",
-)
 def test_a_secret_that_is_not_utf8_is_an_unusable_secret_not_a_crash() -> None:
     """Attack: the tenant's own labelled Secret holds bytes 0xff 0xfe as its bearer token;
     spec.prometheus.auth names it, and every reconcile of the run raises."""

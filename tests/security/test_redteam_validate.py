@@ -17,11 +17,6 @@ FILES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="surge/api/yaml_load.py: unhashable (complex) keys raise TypeError and a 5000-digit "
-    "int raises ValueError past the loader's error handling. Not in this helper's files.",
-)
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_yaml_that_pyyaml_cannot_build_gets_one_line(name: str, tmp_path: Path) -> None:
     """Attack: complex mapping keys (`? [a, b] : c`) or a huge integer make validate crash."""
