@@ -3,6 +3,7 @@ the same curve the live runs replay (an inline trace included)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ def test_an_inline_trace_is_what_the_prediction_replays() -> None:
         assert p.replica_series_end_s == 900.0  # 3600 s / timeScale 4
         series = p.replica_series or []
         assert series[0][0] == 0.0
-        assert all(a[0] < b[0] and a[1] != b[1] for a, b in zip(series, series[1:], strict=False))
+        assert all(a[0] < b[0] and a[1] != b[1] for a, b in itertools.pairwise(series))
         assert all(t <= 900.0 for t, _ in series)
     right = by_name["right"].replica_series or []
     assert right[0][1] == 2.0 and right[-1][1] == 4.0  # up to maxReplicas under 320 req/s
