@@ -180,9 +180,9 @@ class Prediction(Model):
     """The worst per-second p95 over the load; None when some second had no Ready pod."""
     sustainable_rps: float
     """maxReplicas × the rate one replica serves within the SLO."""
-    replica_series: list[list[float]] | None = None
+    replica_series: list[list[float]] | None = Field(None, max_length=MAX_PREDICTED_POINTS)
     """[seconds since the load began, replicas] at each predicted change (spec.replicas after
-    an HPA sync), the first at 0; at most MAX_PREDICTED_POINTS points (status stays small)."""
+    an HPA sync), the first at 0; at most 200 points (MAX_PREDICTED_POINTS: status stays small)."""
     replica_series_end_s: float | None = None
     """Up to when the series is complete: the load's length, or the time of the first change
     left out when the series hit its cap (the simulator error stops there)."""
