@@ -10,12 +10,12 @@ import math
 from typing import Literal
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.experiment_status import ComparisonRow, Prediction
+from surge.api.experiment_status import MAX_PREDICTED_POINTS, ComparisonRow, Prediction
 from surge.operator.experiment.variants import Objective
 from surge.simulate.capacity import Slo, slo_of
 from surge.simulate.errors import SimulationError
 from surge.simulate.plan import Settings, VariantPlan, plan_all
-from surge.simulate.run import simulate
+from surge.simulate.run import Point, simulate
 from surge.simulate.trace import from_stages
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "check",
     "live_spec",
     "predict",
+    "predicted_series",
     "rank",
     "select",
     "summary",
@@ -53,21 +54,53 @@ def _plans(spec: ScalingExperimentSpec) -> tuple[Settings, list[VariantPlan], Sl
     return settings, plans, slo_of(spec)
 
 
+def _check_load(spec: ScalingExperimentSpec) -> None:
+    """The runs replay the loadTest's own curve; a trace in a ConfigMap or Prometheus is read
+    by each run's admission, after this point, so there is no curve to simulate yet."""
+    trace = spec.load_test.load.trace
+    if trace is not None and not trace.resolved:
+        where = "configMapRef" if trace.config_map_ref is not None else "prometheus"
+        raise SimulationError(
+            f"spec.loadTest.load.trace.{where}: the curve is read when each run starts, and "
+            "spec.simulation.liveTopK simulates before that; give the curve inline as "
+            "load.trace.points ({tSeconds, rps} for each CSV line), or unset liveTopK"
+        )
+
+
 def check(spec: ScalingExperimentSpec) -> None:
     """Cheap (nothing is simulated): raises SimulationError, naming the field, when liveTopK
     is set and the spec cannot be simulated, so a queued experiment fails at once."""
     if _live_top_k(spec) is not None:
+        _check_load(spec)
         _plans(spec)
+
+
+def predicted_series(
+    timeline: list[Point], end_s: float, cap: int = MAX_PREDICTED_POINTS
+) -> tuple[list[list[float]], float]:
+    """The simulated timeline as [seconds since the load began, replicas] at each change
+    (the first point always kept), at most `cap` points, and up to when it is complete:
+    `end_s` (the load's length), or the time of the first change left out."""
+    out: list[list[float]] = []
+    for p in timeline:
+        if out and out[-1][1] == p.replicas:
+            continue
+        if len(out) == cap:
+            return out, float(p.t)
+        out.append([float(p.t), float(p.replicas)])
+    return out, end_s
 
 
 def predict(spec: ScalingExperimentSpec) -> list[Prediction]:
     """Every variant under the loadTest's stages, unranked (rank 0, not live). Raises
     SimulationError naming the field when the spec cannot be simulated."""
+    _check_load(spec)
     settings, plans, slo = _plans(spec)
     rates = from_stages(spec.load_test.load).rates
     out: list[Prediction] = []
     for plan in plans:
         o = simulate(plan, settings, rates, slo)
+        series, series_end = predicted_series(o.timeline, float(len(rates)))
         out.append(
             Prediction(
                 variant=plan.name,
@@ -81,6 +114,8 @@ def predict(spec: ScalingExperimentSpec) -> list[Prediction]:
                 slo_violation_seconds=o.violation_s,
                 p95_ms=_sig(o.p95_max * 1000.0, 4),
                 sustainable_rps=_sig(plan.max_replicas * plan.pool.rps_at_slo(slo.p95_s)) or 0.0,
+                replica_series=series,
+                replica_series_end_s=series_end,
             )
         )
     return out

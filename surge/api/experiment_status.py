@@ -156,6 +156,10 @@ COMPARED: tuple[str, ...] = (
 """The RunRow fields a ComparisonRow aggregates (each has a `<field>_range` beside it)."""
 
 
+MAX_PREDICTED_POINTS = 200
+"""The most change points a prediction's replica timeline keeps: 200 × 2 numbers per variant."""
+
+
 class Prediction(Model):
     """spec.simulation.liveTopK: one variant as `surge simulate` predicts it under the
     experiment's load, ranked by the objective (docs/experiments.md, "Simulate, then confirm")."""
@@ -176,6 +180,12 @@ class Prediction(Model):
     """The worst per-second p95 over the load; None when some second had no Ready pod."""
     sustainable_rps: float
     """maxReplicas × the rate one replica serves within the SLO."""
+    replica_series: list[list[float]] | None = Field(None, max_length=MAX_PREDICTED_POINTS)
+    """[seconds since the load began, replicas] at each predicted change (spec.replicas after
+    an HPA sync), the first at 0; at most 200 points (MAX_PREDICTED_POINTS: status stays small)."""
+    replica_series_end_s: float | None = None
+    """Up to when the series is complete: the load's length, or the time of the first change
+    left out when the series hit its cap (the simulator error stops there)."""
 
 
 class PlanEntry(Model):

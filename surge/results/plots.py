@@ -33,6 +33,8 @@ class Line:
     """Draw the points alone (a scatter), not joined."""
     reference: bool = False
     """A reference (the schedule's target), drawn dotted, not a measurement."""
+    dashed: bool = False
+    """A prediction (the simulator's), drawn dashed beside the measured line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +282,7 @@ def _figure(spec: PlotSpec, width_in: float, height_in: float) -> Any:
                 ys,
                 label=line.label,
                 drawstyle="steps-post" if line.steps else "default",
-                linestyle=":" if line.reference else "-",
+                linestyle=":" if line.reference else "--" if line.dashed else "-",
             )
     for h in spec.hlines:
         style = "--" if h.kind == "threshold" else ":"
