@@ -46,6 +46,7 @@ from surge.loadgen.outcome import (
     ProtocolError,
     status_error,
 )
+from surge.loadgen.pinned import make_resolver
 from surge.loadgen.scenario import Prepared
 from surge.loadgen.streams import DEFAULT_TOKEN_EVENTS, Streaming, TokenStream
 
@@ -75,6 +76,7 @@ def make_session(limit: int, timeout_s: float) -> aiohttp.ClientSession:
         ttl_dns_cache=300,
         force_close=False,
         keepalive_timeout=KEEPALIVE_IDLE_S,
+        resolver=make_resolver(),  # the worker's checked addresses (surge.loadgen.pinned)
     )
     session = aiohttp.ClientSession(
         connector=connector,

@@ -44,6 +44,7 @@ from urllib.parse import unquote, urlsplit
 import httptools
 
 from surge.loadgen.outcome import KEEPALIVE_IDLE_S, ProtocolError
+from surge.loadgen.pinned import address_for
 
 _MAX_HEAD = 64 * 1024
 _FRAMING = frozenset({"content-length", "transfer-encoding"})  # the client frames the body
@@ -302,8 +303,13 @@ class Http1Client:
         if conn is None:
             loop = asyncio.get_running_loop()
             name = self.host if self.tls else None
+            # The worker's checked address (surge.loadgen.pinned), never a fresh lookup.
             _, conn = await loop.create_connection(
-                lambda: _Conn(loop), self.host, self.port, ssl=self.tls, server_hostname=name
+                lambda: _Conn(loop),
+                address_for(self.host),
+                self.port,
+                ssl=self.tls,
+                server_hostname=name,
             )
         ok = False
         try:

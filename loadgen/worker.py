@@ -33,6 +33,7 @@ from surge.loadgen.barrier import (
     wait_for_start_at,
 )
 from surge.loadgen.engine import Engine
+from surge.loadgen.pinned import pin
 from surge.loadgen.plan import (
     PLAN_SHA256_ENV,
     WorkerPlan,
@@ -125,6 +126,7 @@ def check_target_addresses(plan: WorkerPlan) -> None:
             f"target host {host!r} resolves to {', '.join(outside)} here, outside the "
             f"cluster policy's networks ({', '.join(plan.allowed_networks)}); not sending"
         )
+    pin(host, found)  # every connection goes to what was checked: no second lookup
 
 
 def main(

@@ -38,6 +38,12 @@ def target_key(spec_raw: dict[str, Any], namespace: str) -> str:
     except UrlError:
         return "url/:0"  # the spec's models refuse such a URL before a run gets here
     svc = cluster_service(url.host, namespace)
+    parts = url.host.lower().split(".")
+    if svc is None and len(parts) == 2 and all(parts) and ":" not in url.host:
+        # `svc.ns` reaches the Service through a pod's search path. For the lock only (never
+        # for the policy) read it so: a public two-label name merges with nothing it should
+        # not, while reading it as a URL would split one Service into two locks.
+        svc = parts[1], parts[0]
     if svc is not None:
         return f"service/{svc[0]}/{svc[1]}:{url.port}"
     host = f"[{url.host}]" if ":" in url.host else url.host

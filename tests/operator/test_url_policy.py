@@ -134,7 +134,8 @@ def test_one_lock_per_service_whatever_the_deployment_ref_or_the_spelling() -> N
     other = target_key({"target": {"url": "http://alice.team-b.svc:80"}}, NS)
     assert other == "service/team-b/alice:80"
     assert target_key({"target": {"url": "https://[::1]/"}}, NS) == "url/[::1]:443"
-    assert target_key({"target": {"url": "http://alice.team-b:80"}}, NS) == "url/alice.team-b:80"
+    # The two-label form is the same Service for a pod's resolver: the same lock.
+    assert target_key({"target": {"url": "http://alice.team-b:80"}}, NS) == other
     assert cluster_service("alice.team-b.svc.evil.example", NS) is None
 
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from surge.operator.policy.target import target_key
 
 NS = "team-a"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator/policy/target.py keys `svc.ns` of another namespace as url/svc.ns:port "
-    "(deliberately: a two-label public name would read as a Service); left to the lead",
-)
 def test_the_two_label_form_of_another_namespaces_service_shares_its_lock() -> None:
     """Attack: with targets.hosts allowing team-b's Services, one LoadTest on
     http://alice.team-b:80 and another on http://alice.team-b.svc:80 (the same Service for a

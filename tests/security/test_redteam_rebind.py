@@ -9,16 +9,13 @@ from typing import Any
 import pytest
 
 from surge.api.loadtest import LoadTestSpec
+from surge.loadgen import pinned
+from surge.loadgen.client import make_session
 from surge.loadgen.http1 import Http1Client
 from surge.loadgen.plan import build_plan
 from surge.loadgen.worker import check_target_addresses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (docs/security.md): workers check the name once at start, then every "
-    "new connection resolves it again; pinning the checked addresses is a connect change",
-)
 async def test_connections_go_to_the_addresses_the_worker_checked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -62,7 +59,34 @@ async def test_connections_go_to_the_addresses_the_worker_checked(
         await asyncio.wait_for(client.request("GET", {}, None), 3)
     finally:
         client.close()
+        pinned.unpin_all()
         for server in (first, second):
             server.close()
             await server.wait_closed()
     assert hits == {"127.0.0.1": 1, "127.0.0.2": 0}
+
+
+async def test_the_aiohttp_path_connects_to_the_pinned_address_too() -> None:
+    """The same pin on SURGE_HTTP_CLIENT=aiohttp: a pinned name never reaches the resolver,
+    and the name still goes out as the Host header."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pinned.pin("never-resolves.invalid", ["127.0.0.1"])
+    session = make_session(1, 3.0)
+    try:
+        async with session.get(f"http://never-resolves.invalid:{port}/") as resp:
+            assert resp.status == 200
+    finally:
+        await session.close()
+        pinned.unpin_all()
+        server.close()
+        await server.wait_closed()
+    assert b"Host: never-resolves.invalid" in seen[0]
