@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from surge.api.results import load_results
 from tests.loadgen.test_run import _free_port, _surge
 
 MANIFEST = """
@@ -40,15 +41,16 @@ def test_surge_run_replays_the_curve(tmp_path: Path) -> None:
     p = _surge("run", str(manifest), "--start-demo-agent", "--out", str(out))
     # 0 Passed; 1 where a loaded machine made the generator lag (GeneratorSaturated).
     assert p.returncode in (0, 1) and out.exists(), p.stdout + p.stderr
-    results = json.loads(out.read_text())
-    trace = results["trace"]
-    assert trace["source"] == "trace from inline points, 3 points"
-    assert trace["points"] == [[0.0, 10.0], [2.0, 60.0], [4.0, 20.0]]
+    results = load_results(json.loads(out.read_text()))
+    trace = results.trace
+    assert trace is not None
+    assert trace.source == "trace from inline points, 3 points"
+    assert trace.points == [[0.0, 10.0], [2.0, 60.0], [4.0, 20.0]]
     # The curve's integral per second: 10→35, 35→60, 60→40, 40→20 req/s, 150 arrivals.
-    assert trace["expectedPerSecond"] == [22.5, 47.5, 50.0, 30.0]
+    assert trace.expected_per_second == [22.5, 47.5, 50.0, 30.0]
     # Constant arrivals: the k-th at Λ⁻¹(k), k = 0 … 149: 150 sent, each counted once in
-    # the second its reply finished. (How closely each second follows the curve depends on
-    # the machine's load; tests/e2e/test_trace.py checks it, and the schedule's unit tests
+    # the second it left. (How closely each second follows the curve depends on the
+    # machine's load; tests/e2e/test_trace.py checks it, and the schedule's unit tests
     # check the due times exactly.)
-    assert results["requests"]["sent"] == 150
-    assert sum(trace["achievedPerSecond"]) == 150
+    assert results.requests.sent == 150
+    assert sum(trace.achieved_per_second) == 150
