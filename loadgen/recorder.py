@@ -198,8 +198,11 @@ class Recorder:
             if past > self.summary.late_max_s:
                 self.summary.late_max_s = past
 
-    def record(self, intended_at: float, out: Outcome) -> None:
-        """One finished request; intended_at is its due time (monotonic; = sent_at closed)."""
+    def record(self, intended_at: float, out: Outcome, scheduled: bool = True) -> None:
+        """One finished request; intended_at is its due time (monotonic; = sent_at closed).
+        scheduled=False: an open-loop conversation's later turn, which follows its reply and
+        think time, not the schedule: no schedule-lag sample (a 0 would pull the p99 the
+        GeneratorSaturated gate reads down) and not an attempt of the schedule."""
         c = self.counts
         c["sent_total"] += 1
         sent = out.sent_at
@@ -219,7 +222,7 @@ class Recorder:
         c["sent"] += 1
         self._interval(sent).sent += 1
         iv = self._interval(done)
-        if self.open_loop:
+        if self.open_loop and scheduled:
             lag = sent - intended_at
             self._lag.append(lag)
             if self.lag_min is None or lag < self.lag_min:

@@ -251,6 +251,8 @@ def trace_results(load: Load, series: dict[str, list[int]]) -> TraceSection | No
         for i in range(seconds)
     ]
     achieved = list(series.get("sent", []))
+    if achieved:  # seconds that sent nothing get no entry (an empty series: none reported)
+        achieved += [0] * (seconds - len(achieved))
     bucket = max(1, math.ceil(max(len(expected), len(achieved)) / MAX_STORED))
     points = scaled_points(load.trace)
     return TraceSection(

@@ -105,8 +105,12 @@ def sample_replicas(step: ExperimentStep, replicas: int | None, now: datetime) -
     )
     # [seconds since the load began, replicas] at each change, bounded.
     series = list(step.replica_series or [])
-    if (not series or series[-1][1] != replicas) and len(series) < MAX_SERIES_POINTS:
-        series.append([round(step.observed_seconds - dt, 3), float(replicas)])
+    if not series or series[-1][1] != replicas:
+        at = round(step.observed_seconds - dt, 3)
+        if len(series) < MAX_SERIES_POINTS:
+            series.append([at, float(replicas)])
+        elif step.replica_series_cut_s is None:
+            step.replica_series_cut_s = at  # the series holds until here only
     step.replica_series = series
 
 
@@ -166,9 +170,16 @@ def run_row(
         replica_series_end_s=(
             results.window.measured_seconds
             if results is not None and from_prom
-            else observed or None
+            else _own_series_end(observed, step.replica_series_cut_s)
         ),
     )
+
+
+def _own_series_end(observed: float, cut_s: float | None) -> float | None:
+    """Where the operator's own series is complete: the load observed, or the first change
+    its cap left out (comparisons must not read a held value past it)."""
+    end = observed if cut_s is None else min(observed, cut_s)
+    return end or None
 
 
 def _child_results(status: dict[str, Any]) -> RunResults | None:

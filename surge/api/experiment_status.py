@@ -53,6 +53,8 @@ class ExperimentStep(Model):
     replicas_max: int | None = None
     replica_series: list[list[float]] | None = None
     """[seconds since the load began, replicas] at each change."""
+    replica_series_cut_s: float | None = None
+    """Where replicaSeries stopped recording changes (its cap): it holds until here only."""
     written: list[WrittenField] | None = None
     """The Deployment fields this variant wrote (only these are restored, three-way)."""
     rest_digest: str | None = None

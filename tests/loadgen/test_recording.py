@@ -7,12 +7,16 @@ import asyncio
 import random
 
 import numpy as np
+import pytest
 from prometheus_client import generate_latest
 
 from surge.loadgen.client import execute, make_session
-from surge.loadgen.recorder import PromMetrics
+from surge.loadgen.goodput import slo_bounds
+from surge.loadgen.outcome import Outcome
+from surge.loadgen.recorder import PromMetrics, Recorder
 from surge.loadgen.scenario import Prepared
 from surge.loadgen.summary import (
+    WorkerSummary,
     encode_histogram,
     new_histogram,
     record_many_seconds,
@@ -122,3 +126,19 @@ async def test_sse_lines_split_across_reads(thread_server: ThreadServer) -> None
     # "a" is complete only when its newline arrives, 100 ms after its first bytes.
     assert out.chunk_times[0] - out.sent_at >= 0.09
     assert out.chunk_times[1] == out.chunk_times[2]  # one read, one arrival time
+
+
+def test_an_open_loop_conversations_later_turns_add_no_schedule_lag() -> None:
+    """Only a conversation's first turn follows the schedule: its later turns (sent after
+    the reply and think time) are timed from their actual send and add no lag sample, so
+    they cannot pull down the p99 that the GeneratorSaturated gate reads."""
+    summary = WorkerSummary(load_model="constant")
+    rec = Recorder(
+        summary, t0=0.0, window_start_s=0.0, window_end_s=100.0, open_loop=True,
+        slo=slo_bounds([]),
+    )  # fmt: skip
+    rec.record(1.0, Outcome(sent_at=1.5, done_at=2.0, status=200))  # first turn, 0.5 s late
+    rec.record(3.0, Outcome(sent_at=3.0, done_at=3.2, status=200), scheduled=False)
+    assert rec._lag == [0.5]
+    assert rec._latency == [pytest.approx(1.0), pytest.approx(0.2)]
+    assert summary.counts["sent"] == 2

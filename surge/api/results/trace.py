@@ -1,7 +1,8 @@
 """results.trace: the replayed curve beside the achieved per-second counts (load.model trace).
 
-Bounded for status (docs/status.md): at most MAX_STORED entries per list, so a 24 h curve
-replayed for an hour keeps a few tens of KiB; longer runs sum counts into wider buckets.
+Bounded for status (docs/metrics.md, Trace replay): at most MAX_STORED entries per list, so a
+24 h curve replayed for an hour keeps a few tens of KiB; longer runs sum counts into wider
+buckets.
 """
 
 from __future__ import annotations
