@@ -68,6 +68,9 @@ def _nodes(pool: str) -> list[dict[str, Any]]:
         )
         node["spec"] = {"taints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]}
         node["status"]["addresses"][1]["address"] = name
+        info = ("bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion")
+        info += ("kubeletVersion", "machineID", "osImage", "systemUUID")
+        node["status"]["nodeInfo"] |= dict.fromkeys(info, "")  # the client requires them
         for key in ("allocatable", "capacity"):
             node["status"][key] |= {"cpu": "1000", "pods": str(PODS_PER_NODE)}
         out.append(node)
@@ -164,19 +167,23 @@ class Driver:
         todo = []
         for app, members in pods.items():
             rps = hc.load_at_scrape(self.rates[app], scrape)
-            value = f"{hc.usage_milli(rps, sum(_ready(p) for p in members))}m"
+            value = hc.usage_annotation(hc.usage_milli(rps, sum(map(_ready, members))))
             for pod in members:
                 assert pod.metadata is not None
                 if (pod.metadata.annotations or {}).get(USAGE) != value:
                     todo.append((str(pod.metadata.name), value))
+        calls = [self.pool.submit(self._patch, n, v) for n, v in todo]
+        self.patches += sum(call.result() for call in calls)
+
+    def _patch(self, pod: str, value: str) -> bool:
         patch: Any = self.core.patch_namespaced_pod
-        calls = [
-            self.pool.submit(patch, n, self.namespace, {"metadata": {"annotations": {USAGE: v}}})
-            for n, v in todo
-        ]
-        for call in calls:
-            call.result()
-        self.patches += len(calls)
+        try:
+            patch(pod, self.namespace, {"metadata": {"annotations": {USAGE: value}}})
+        except ApiException as exc:
+            if exc.status != 404:  # deleted by a scale-down since the list: nothing to write
+                raise
+            return False
+        return True
 
     def watch(self) -> None:
         try:

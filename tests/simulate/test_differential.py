@@ -56,6 +56,8 @@ def test_the_load_driver_writes_what_the_simulator_reads() -> None:
     assert hc.load_at_scrape(rates, 27.5) == 26.0
     assert hc.usage_milli(30.0, 3) == 100 and hc.usage_milli(10.0, 3) == 33
     assert hc.usage_milli(5.0, 0) == 0
+    # Written half a milli-core low: the measured rate, a hair off, still rounds up to 88m.
+    assert hc.usage_annotation(88) == "87500u" and hc.usage_annotation(0) == "0"
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

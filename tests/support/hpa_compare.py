@@ -100,6 +100,16 @@ def usage_milli(rps: float, ready: int) -> int:
     return int(rps / ready * (CPU_PER_REQUEST_M / 1000) * 1000) if ready else 0
 
 
+def usage_annotation(milli: int) -> str:
+    """The kwok.x-k8s.io/usage-cpu that makes the HPA read `milli`: half a milli-core less.
+    metrics-server's rate is kwok's counter over metrics-server's own scrape interval, off
+    by about 1e-4 of the value either way, and the HPA rounds it up (MilliValue), so an
+    annotation of exactly 88m was read as 89m whenever the rate came out a hair above
+    (seed 20261206, r20: an AverageValue of 80m held at 88/80 = 1.1, the tolerance's edge,
+    scaled up when read as 89m)."""
+    return "0" if milli <= 0 else f"{milli * 1000 - 500}u"
+
+
 def scrape_instants() -> list[float]:
     """Every scrape of the trace (t ≥ 0)."""
     return [SCRAPE_OFFSET_S + k * SCRAPE_S for k in range(int(DURATION_S // SCRAPE_S))]
