@@ -1,9 +1,10 @@
 """`surge simulate` against the real HPA controller on the local control plane: a
 differential test (issues #18, #26).
 
-One batch of scenarios (tests/support/hpa_scenarios.py) runs at once in one namespace: two
-fixed ones (10 replicas whose load needs 4, with and without a behavior) and a seeded random
-batch, each one Deployment of KWOK pods with an HPA on CPU (Utilization or AverageValue).
+One batch of scenarios (tests/support/hpa_scenarios.py) runs at once in one namespace: three
+fixed ones (10 replicas whose load needs 4, with and without a behavior; an AverageValue
+exactly at target while new pods have no metric) and a seeded random batch, each one
+Deployment of KWOK pods with an HPA on CPU (Utilization or AverageValue).
 The pods sit on the test's own kwok nodes, so no other test scrapes them or competes for
 room. The test is the load: before every metrics-server scrape it writes each pod's
 `kwok.x-k8s.io/usage-cpu` annotation with its Deployment's even share of the scenario's load
@@ -68,8 +69,8 @@ def _nodes(pool: str) -> list[dict[str, Any]]:
         )
         node["spec"] = {"taints": [{"key": TAINT, "value": "true", "effect": "NoSchedule"}]}
         node["status"]["addresses"][1]["address"] = name
-        info = ("bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion")
-        info += ("kubeletVersion", "machineID", "osImage", "systemUUID")
+        info = ["bootID", "containerRuntimeVersion", "kernelVersion", "kubeProxyVersion"]
+        info += ["kubeletVersion", "machineID", "osImage", "systemUUID"]
         node["status"]["nodeInfo"] |= dict.fromkeys(info, "")  # the client requires them
         for key in ("allocatable", "capacity"):
             node["status"][key] |= {"cpu": "1000", "pods": str(PODS_PER_NODE)}

@@ -42,12 +42,14 @@ def test_random_scenarios_are_valid_hpas_within_bounds(seed: int) -> None:
     assert kinds == {"Utilization", "AverageValue"}
 
 
-def test_the_fixed_scenarios_start_above_need() -> None:
+def test_the_fixed_scenarios() -> None:
     # 10 replicas, load for 4: the initial recommendation (recordInitialRecommendation) holds
     # 10 for the 300 s downscale window without a behavior, for 100 s with one.
-    legacy, window = (dict(hc.simulated(s)) for s in hs.fixed())
+    legacy, window, at_target = (dict(hc.simulated(s)) for s in hs.fixed())
     assert set(legacy.values()) == {10}
     assert all(v == (10 if t <= 110 else 4) for t, v in window.items())
+    # calcPlainMetricReplicas at a ratio of exactly 1.0 ignores the 2 pods without a metric.
+    assert set(at_target.values()) == {6}
 
 
 def test_the_load_driver_writes_what_the_simulator_reads() -> None:

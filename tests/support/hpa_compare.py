@@ -227,7 +227,7 @@ def plot(c: Comparison, record: list[tuple[float, int]], path: str) -> None:
     ax.patch.set_visible(False)
     lines = ax.get_legend_handles_labels()
     more = load.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=8)
     ax.set_title(f"{c.scenario.name}: equal at {c.exact}/{len(c.instants)} syncs")
     fig.tight_layout()
     fig.savefig(path)

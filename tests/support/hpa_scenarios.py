@@ -1,6 +1,7 @@
 """Scenarios for the differential test of the simulator against the real HPA controller
-(tests/e2e/test_hpa_simulator.py): two fixed ones (a Deployment started above what its load
-needs, with and without a behavior) and a seeded random batch.
+(tests/e2e/test_hpa_simulator.py): three fixed ones (a Deployment started above what its load
+needs, with and without a behavior; a Pods-style AverageValue exactly at target while new
+pods have no metric) and a seeded random batch.
 
 The random batch varies what the controller decides on: behaviours (policies of both types,
 selectPolicy Max/Min/Disabled, windows, periods, per-direction tolerance), min/max, a start
@@ -36,12 +37,19 @@ def _utilization(percent: int) -> dict[str, Any]:
 
 def fixed() -> list[Scenario]:
     """10 replicas whose load needs 4 (40 req/s at 10 per pod), held for 320 s: the
-    controller's initial recommendation holds 10 for one scale-down window."""
+    controller's initial recommendation holds 10 for one scale-down window. And 4 replicas
+    at 60 req/s against 100m (10 req/s) each: up to 6 at the first sync, after which the 4
+    old pods report exactly the target while the 2 new ones have no metric yet; with the
+    ratio exactly 1.0 the controller ignores the missing pods and holds 6 (counting them
+    would propose 4, and a 0 s scale-down window would take it)."""
     blocks = (40.0,) * BLOCKS
     window = {"scaleDown": {"stabilizationWindowSeconds": 100}}
+    at_target = {"type": "AverageValue", "averageValue": "100m"}
+    no_window = {"scaleDown": {"stabilizationWindowSeconds": 0}}
     return [
         Scenario("above-need", 2, 15, 10, _utilization(50), None, blocks),
         Scenario("above-need-window", 2, 15, 10, _utilization(50), window, blocks),
+        Scenario("at-target-missing", 1, 10, 4, at_target, no_window, (60.0,) * BLOCKS),
     ]
 
 
