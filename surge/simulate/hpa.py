@@ -3,8 +3,11 @@
 Given the replica count the metrics ask for, `HpaController.decide` returns what the
 controller writes to the Deployment's scale, keeping the controller's memory between syncs:
 the recommendations (stabilization windows) and the scale events (policy periods).
-Times are seconds on the simulation clock; a sample stamped at t is inside a window ending
-at `now` only when t > now - window (upstream's `timestamp.After(cutoff)`).
+Times are seconds on the simulation clock, and every stamp is a sync instant. A stamp t is
+inside a window (or a policy period) ending at `now` only when t > now - window: upstream
+compares wall-clock stamps, and a real HPA's syncs are queued one period after the previous
+sync *ended*, so n intervals last slightly more than n periods and a stamp taken exactly one
+window earlier on the sync grid has always left it (`Before(cutoff)`), for every check alike.
 """
 
 from __future__ import annotations
@@ -17,8 +20,21 @@ from surge.api.simulation import parse_quantity
 from surge.simulate.errors import SimulationError
 
 Select = Literal["Max", "Min", "Disabled"]
-Events = list[tuple[float, int]]
-"""(time, replicas added or removed): the controller's scaleUpEvents / scaleDownEvents."""
+
+
+@dataclass(slots=True)
+class ScaleEvent:
+    """timestampedScaleEvent: one entry of the controller's scaleUpEvents / scaleDownEvents."""
+
+    t: float
+    change: int
+    """Replicas added (scale-up list) or removed (scale-down list)."""
+    outdated: bool = False
+    """Set by markScaleEventsOutdated; the flag only marks the slot as reusable: the event
+    still counts in every period it falls in (getReplicasChangePerPeriod reads the time)."""
+
+
+Events = list[ScaleEvent]
 
 # pkg/apis/autoscaling/v2/defaults.go and the legacy limits in horizontal.go.
 SCALE_UP_PODS, SCALE_UP_PERCENT, SCALE_UP_PERIOD_S = 4, 100, 15
@@ -164,7 +180,7 @@ def scale_down_limit(current: int, added: Events, removed: Events, rules: Rules,
 def _changed(events: Events, period_s: float, now: float) -> int:
     """getReplicasChangePerPeriod."""
     cutoff = now - period_s
-    return sum(change for t, change in events if t > cutoff)
+    return sum(e.change for e in events if e.t > cutoff)
 
 
 class HpaController:
@@ -182,13 +198,20 @@ class HpaController:
         self.behavior = behavior
         self.legacy_window_s = legacy_window_s
         self.recommendations: list[tuple[float, int]] = []
-        self.up_events: list[tuple[float, int]] = []
-        self.down_events: list[tuple[float, int]] = []
+        self.up_events: Events = []
+        self.down_events: Events = []
 
     def decide(self, now: float, current: int, metric_desired: int | None) -> int:
         """reconcileAutoscaler: the replicas to write, given the scale's spec.replicas and
-        the largest proposal over the metrics (computeReplicasForMetrics); None when no
-        metric could be computed, which leaves the scale alone."""
+        the metrics' proposal (`combine_proposals`); None when upstream's
+        computeReplicasForMetrics errors out, which leaves the scale alone.
+
+        recordInitialRecommendation: an HPA's first sync records the current count as a
+        recommendation before anything else, so a Deployment that starts above what the
+        load needs holds its count for one full scale-down window, with or without a
+        behavior."""
+        if not self.recommendations:
+            self.recommendations.append((now, current))
         if current > self.max_replicas:
             desired = self.max_replicas
         elif current < self.min_replicas:
@@ -207,12 +230,14 @@ class HpaController:
 
     def _normalize_legacy(self, now: float, current: int, desired: int) -> int:
         """stabilizeRecommendation (the highest recommendation of the downscale window),
-        then convertDesiredReplicasWithRules (at most max(2 × current, 4) up, min/max)."""
+        then convertDesiredReplicasWithRules (at most max(2 × current, 4) up, min/max).
+        Upstream keeps a sample unless `timestamp.Before(cutoff)`; on the real, drifting
+        sync clock a sample one window back on the grid is always before it (module doc)."""
         cutoff = now - self.legacy_window_s
         stabilized = desired
         old = -1
         for i, (t, rec) in enumerate(self.recommendations):
-            if t < cutoff:
+            if t <= cutoff:
                 old = i
             elif rec > stabilized:
                 stabilized = rec
@@ -242,7 +267,7 @@ class HpaController:
                 up_rec = min(up_rec, rec)
             if t > down_cutoff:
                 down_rec = max(down_rec, rec)
-            if t < up_cutoff and t < down_cutoff:
+            if t <= up_cutoff and t <= down_cutoff:  # Before both cutoffs (module doc)
                 old = i
         recommendation = max(current, up_rec)
         recommendation = min(recommendation, down_rec)
@@ -268,8 +293,10 @@ class HpaController:
             self.recommendations.append((now, desired))
 
     def _store_scale_event(self, now: float, before: int, after: int) -> None:
-        """storeScaleEvent: only with a behavior; events older than the longest policy
-        period of their direction are dropped (markScaleEventsOutdated)."""
+        """storeScaleEvent: only with a behavior. markScaleEventsOutdated flags the events
+        older than the longest policy period of their direction; the new event then takes
+        the slot of the LAST flagged one (or is appended). The other flagged events stay and
+        still count, e.g. for the opposite direction's longer period."""
         if self.behavior is None:
             return
         if after > before:
@@ -277,5 +304,27 @@ class HpaController:
         else:
             rules, events, change = self.behavior.down, self.down_events, before - after
         longest = max((p.period_s for p in rules.policies), default=0)
-        events[:] = [e for e in events if e[0] > now - longest]
-        events.append((now, change))
+        last = -1
+        for i, e in enumerate(events):
+            if e.t <= now - longest:  # Before(cutoff) on the drifting clock (module doc)
+                e.outdated = True
+            if e.outdated:
+                last = i
+        if last >= 0:
+            events[last] = ScaleEvent(now, change)
+        else:
+            events.append(ScaleEvent(now, change))
+
+
+def combine_proposals(proposals: list[int | None], current: int) -> int | None:
+    """computeReplicasForMetrics: the largest proposal of the metrics that could be
+    computed (None: the metric errored out). None, so no scaling and no recommendation
+    recorded, when every metric failed, or when one failed and the others would scale
+    down: an invalid metric blocks a scale-down, never a scale-up."""
+    valid = [p for p in proposals if p is not None]
+    if not valid:
+        return None
+    best = max(valid)
+    if len(valid) < len(proposals) and best < current:
+        return None
+    return best

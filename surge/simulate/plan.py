@@ -42,6 +42,10 @@ class Settings:
     pipeline: Pipeline | None = None
     """None: the HPA syncs at t = syncPeriod, 2 × syncPeriod, … and reads the exact mean of
     the last sync period (docs/simulator.md)."""
+    configurable_tolerance: bool = True
+    """The HPAConfigurableTolerance feature gate (tolerancesForHpa): with it, a behavior's
+    scaleUp/scaleDown `tolerance` replaces the controller's. Beta and on by default since
+    Kubernetes 1.35 (alpha and off in 1.33-1.34): False mirrors an older controller."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,9 @@ def plan_variant(
 
 def plan_hpa(name: str, pool: Pool, hpa: HpaSpec, settings: Settings, where: str) -> VariantPlan:
     behavior = parse_behavior(hpa.behavior, f"{where}.behavior", settings.downscale_window_s)
-    up = behavior.up.tolerance if behavior and behavior.up.tolerance is not None else None
-    down = behavior.down.tolerance if behavior and behavior.down.tolerance is not None else None
+    up = down = None
+    if behavior is not None and settings.configurable_tolerance:  # tolerancesForHpa
+        up, down = behavior.up.tolerance, behavior.down.tolerance
     return VariantPlan(
         name=name,
         pool=pool,

@@ -127,9 +127,11 @@ def desired_replicas(
     (no pods, or no pod with a usable metric), which leaves the scale unchanged."""
     if view.total == 0:
         return None
+    # Quantity.MilliValue() of the target (rounds up): not a truncated float product.
+    target_milli = math.ceil(round(metric.target * 1000, 6))
     if metric.source == "external":
         usage = int(view.offered_rps * 1000)
-        target = int(metric.target * 1000)
+        target = target_milli
         if metric.target_type == "Value":
             return usage_ratio_replicas(current, usage / target, view.fresh + view.ready, tol)
         return external_per_pod_replicas(usage, target, view.total, tol)
@@ -147,15 +149,11 @@ def desired_replicas(
                 int(metric.target),
                 tol,
             )
-        return plain_replicas(
-            current, view.ready, unready, view.missing, value, int(metric.target * 1000), tol
-        )
+        return plain_replicas(current, view.ready, unready, view.missing, value, target_milli, tol)
     value = int(view.served_per_pod * 1000)
     ready = view.fresh + view.ready
     missing = view.starting + view.missing
-    return plain_replicas(
-        current, ready, view.pending, missing, value, int(metric.target * 1000), tol
-    )
+    return plain_replicas(current, ready, view.pending, missing, value, target_milli, tol)
 
 
 def resource_replicas(
@@ -206,7 +204,9 @@ def plain_replicas(
 ) -> int | None:
     """calcPlainMetricReplicas (Pods metrics, and cpu AverageValue): like resource_replicas
     with the per-pod mean (integer division, GetMetricUsageRatio); a missing pod counts as
-    the target on a scale-down and 0 otherwise."""
+    the target on a scale-down, 0 on a scale-up, and not at all when the ratio is exactly
+    1.0 (upstream fills in missing pods only for `usageRatio < 1.0` / `> 1.0`, so the
+    recount equals the ratio and the count holds)."""
     if ready == 0:
         return None
     usage_ratio = (ready * value // ready) / target
@@ -215,9 +215,12 @@ def plain_replicas(
         if tol.within(usage_ratio):
             return current
         return math.ceil(usage_ratio * ready)
-    total, pods = ready * value, ready + missing
+    total, pods = ready * value, ready
     if missing > 0 and usage_ratio < 1.0:
         total += missing * target
+        pods += missing
+    elif missing > 0 and usage_ratio > 1.0:
+        pods += missing
     if up_with_unready:
         pods += unready
     return _recount(current, usage_ratio, (total // pods) / target, pods, tol)

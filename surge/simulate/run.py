@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from surge.simulate import pipeline
 from surge.simulate.capacity import Pool, Slo
-from surge.simulate.hpa import HpaController
+from surge.simulate.hpa import HpaController, combine_proposals
 from surge.simulate.plan import Settings, VariantPlan
 from surge.simulate.replicas import PodView, desired_replicas
 
@@ -124,8 +124,7 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
                 )
                 for m in plan.metrics
             ]
-            valid = [p for p in proposals if p is not None]
-            new = ctrl.decide(float(t), replicas, max(valid) if valid else None)
+            new = ctrl.decide(float(t), replicas, combine_proposals(proposals, replicas))
             if new > replicas:
                 pending.extend([float(t)] * (new - replicas))
                 out.scale_events += 1

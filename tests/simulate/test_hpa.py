@@ -103,8 +103,10 @@ def test_no_behavior_keeps_the_legacy_limits() -> None:
     assert _run(ctrl, 1, [100] * 4) == [4, 8, 16, 32]
     legacy = _ctrl(None)
     steps = _run(legacy, 10, [10] + [1] * 22)
-    # Upstream keeps a sample stamped exactly at the cutoff (timestamp.Before(cutoff) is false).
-    assert steps[20] == 10 and steps[21] == 1
+    # stabilizeRecommendation drops a sample once it is Before(now - 300 s). Real syncs are
+    # queued 15 s after the previous one ends, so the sample of t = 0 is before the cutoff
+    # at the 20th sync (t = 300 on the grid, a little later on the wall clock): down at 300.
+    assert steps[19] == 10 and steps[20] == 1
 
 
 def test_bad_behavior_names_the_field() -> None:

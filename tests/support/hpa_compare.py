@@ -1,13 +1,14 @@
-"""The simulator against a real HPA (tests/e2e/test_hpa_simulator.py): the trace, the three
-behaviours, the simulation that mirrors the cluster's metrics pipeline, and the comparison.
+"""The simulator against a real HPA (tests/e2e/test_hpa_simulator.py): a scenario (one
+Deployment and its HPA, a load trace), the simulation that mirrors the cluster's metrics
+pipeline, and the per-sync comparison. The scenarios themselves: tests/support/hpa_scenarios.py.
 
 Pure: no cluster here. The e2e drives the cluster, records what the Deployments did, and
 hands the record to `compare`.
 
-Clock: seconds since the trace started (t = 0). The load is piecewise constant on 5-second
-blocks; metrics-server scrapes in the middle of a block (t ≡ 2.5 mod 5, first at
-SCRAPE_OFFSET_S) and the HPA syncs at block boundaries (first at FIRST_SYNC_S), so neither a
-scrape nor a sync sits on a change of load or of the scrape the sync reads.
+Clock: seconds since the trace started (t = 0). metrics-server scrapes at t ≡ 12.5 (mod 15)
+and reads each pod's usage annotation at that instant; the HPAs sync at t = 20, 35, 50, …
+(created at t = 5), mid-way between scrapes. The load of the second before a scrape is what
+that scrape reads (pipeline.sampled_second), in the simulator and in the e2e's load driver.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from surge.api.experiment import HpaSpec
 from surge.simulate.capacity import Pool, Slo
@@ -34,65 +33,96 @@ BLOCK_S = 5
 DURATION_S = 320
 CPU_PER_REQUEST_M = 10  # milli-cores per request per second
 POD_REQUEST_M = 200
-TARGET_UTILIZATION = 50  # 10 requests per second per pod
-MIN_REPLICAS, MAX_REPLICAS = 2, 15
+TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
+DOWNSCALE_WINDOW_S = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
 SAMPLE_AFTER_SYNC_S = 7.0
 """The real count is read this long after each sync instant: mid-way to the next sync."""
-REQUIRED_MATCH = 0.95
 
-KNOTS = [(0, 20.0), (60, 20.0), (150, 120.0), (210, 120.0), (230, 30.0), (DURATION_S, 30.0)]
-"""(t, requests per second): steady, ramp up, plateau, drop, low plateau."""
 
-BEHAVIORS: dict[str, dict[str, Any] | None] = {
-    "default": None,
-    "slow-up": {
-        "scaleUp": {
-            "stabilizationWindowSeconds": 30,
-            "policies": [{"type": "Pods", "value": 2, "periodSeconds": 30}],
+@dataclass(frozen=True)
+class Scenario:
+    """One Deployment of KWOK pods (200m CPU request) and its autoscaling/v2 HPA on CPU."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int
+    initial: int
+    """spec.replicas when the trace starts (the pods Ready and scraped long before)."""
+    target: dict[str, Any]
+    """The cpu MetricTarget: Utilization or AverageValue."""
+    behavior: dict[str, Any] | None
+    blocks: tuple[float, ...]
+    """Offered requests per second of each BLOCK_S-second block of the trace."""
+
+    def rates(self) -> list[float]:
+        return [self.blocks[t // BLOCK_S] for t in range(DURATION_S)]
+
+    def hpa_spec(self) -> dict[str, Any]:
+        """The HPA's spec, without scaleTargetRef."""
+        metric = {"type": "Resource", "resource": {"name": "cpu", "target": self.target}}
+        spec: dict[str, Any] = {
+            "minReplicas": self.min_replicas,
+            "maxReplicas": self.max_replicas,
+            "metrics": [metric],
         }
-    },
-    "fast-down": {
-        "scaleDown": {
-            "stabilizationWindowSeconds": 30,
-            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 15}],
+        if self.behavior is not None:
+            spec["behavior"] = self.behavior
+        return spec
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "minReplicas": self.min_replicas,
+            "maxReplicas": self.max_replicas,
+            "initialReplicas": self.initial,
+            "target": self.target,
+            "behavior": self.behavior,
+            "blockSeconds": BLOCK_S,
+            "blocks": list(self.blocks),
         }
-    },
-}
 
-
-def rates() -> list[float]:
-    """The offered requests per second of each second: the knots' curve, held per block."""
-    xs, ys = zip(*KNOTS, strict=True)
-    per_block = [float(np.interp(b * BLOCK_S, xs, ys)) for b in range(DURATION_S // BLOCK_S)]
-    return [per_block[t // BLOCK_S] for t in range(DURATION_S)]
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Scenario:
+        return cls(
+            raw["name"],
+            raw["minReplicas"],
+            raw["maxReplicas"],
+            raw["initialReplicas"],
+            raw["target"],
+            raw["behavior"],
+            tuple(raw["blocks"]),
+        )
 
 
 def usage_milli(rps: float, ready: int) -> int:
-    """What each Ready pod reports (the even split), as the simulator computes it:
-    int(served per pod × CPU per request) in milli-cores."""
-    return int(rps / ready * CPU_PER_REQUEST_M) if ready else 0
+    """What each Ready pod reports (the even split), with the simulator's arithmetic
+    (surge/simulate/replicas.py: int(served per pod × cpu per request × 1000))."""
+    return int(rps / ready * (CPU_PER_REQUEST_M / 1000) * 1000) if ready else 0
 
 
-def metrics() -> list[dict[str, Any]]:
-    target = {"type": "Utilization", "averageUtilization": TARGET_UTILIZATION}
-    return [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
+def usage_annotation(milli: int) -> str:
+    """The kwok.x-k8s.io/usage-cpu that makes the HPA read `milli`: half a milli-core less.
+    metrics-server's rate is kwok's counter over metrics-server's own scrape interval, off
+    by about 1e-4 of the value either way, and the HPA rounds it up (MilliValue), so an
+    annotation of exactly 88m was read as 89m whenever the rate came out a hair above
+    (seed 20261206, r20: an AverageValue of 80m held at 88/80 = 1.1, the tolerance's edge,
+    scaled up when read as 89m)."""
+    return "0" if milli <= 0 else f"{milli * 1000 - 500}u"
 
 
-def hpa_spec(behavior: dict[str, Any] | None) -> dict[str, Any]:
-    """The autoscaling/v2 HPA spec of a behaviour (without scaleTargetRef)."""
-    spec: dict[str, Any] = {
-        "minReplicas": MIN_REPLICAS,
-        "maxReplicas": MAX_REPLICAS,
-        "metrics": metrics(),
-    }
-    if behavior is not None:
-        spec["behavior"] = behavior
-    return spec
+def scrape_instants() -> list[float]:
+    """Every scrape of the trace (t ≥ 0)."""
+    return [SCRAPE_OFFSET_S + k * SCRAPE_S for k in range(int(DURATION_S // SCRAPE_S))]
 
 
-def settings() -> Settings:
+def load_at_scrape(rates: list[float], scrape: float) -> float:
+    """The rate a scrape reads: that of the last full second before it (pipeline.sampled_second)."""
+    return rates[max(0, math.floor(scrape) - 1)]
+
+
+def settings(initial: int) -> Settings:
     pipe = Pipeline(SCRAPE_S, SCRAPE_OFFSET_S, FIRST_SYNC_S, first_metric_scrape=3)
-    return Settings(SYNC_S, 0.1, 300.0, MIN_REPLICAS, pipe)
+    return Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, initial, pipe)
 
 
 def pool() -> Pool:
@@ -112,11 +142,11 @@ def pool() -> Pool:
     )
 
 
-def simulated(name: str) -> list[tuple[int, int]]:
-    """(sync second, spec.replicas after the sync) of the behaviour, as simulated."""
-    hpa = HpaSpec.model_validate(hpa_spec(BEHAVIORS[name]))
-    plan = plan_hpa(name, pool(), hpa, settings(), f"behaviours[{name}]")
-    out = simulate(plan, settings(), rates(), Slo(None, "none"))
+def simulated(s: Scenario) -> list[tuple[int, int]]:
+    """(sync second, spec.replicas after the sync), as simulated."""
+    hpa = HpaSpec.model_validate(s.hpa_spec())
+    plan = plan_hpa(s.name, pool(), hpa, settings(s.initial), f"scenarios[{s.name}]")
+    out = simulate(plan, settings(s.initial), s.rates(), Slo(None, "none"))
     return [(p.t, p.replicas) for p in out.timeline if p.t >= FIRST_SYNC_S]
 
 
@@ -130,44 +160,47 @@ def value_at(record: list[tuple[float, int]], t: float) -> int:
 
 @dataclass(frozen=True)
 class Comparison:
-    name: str
+    scenario: Scenario
     instants: list[int]
     real: list[int]
     sim: list[int]
-    scale_offsets: list[float]
-    """Each real change of spec.replicas, in seconds after the sync instant before it."""
 
     @property
-    def matches(self) -> int:
+    def exact(self) -> int:
+        return sum(a == b for a, b in zip(self.real, self.sim, strict=True))
+
+    @property
+    def within_one(self) -> int:
         return sum(abs(a - b) <= 1 for a, b in zip(self.real, self.sim, strict=True))
-
-    @property
-    def ratio(self) -> float:
-        return self.matches / len(self.instants)
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "behavior": BEHAVIORS[self.name],
+            "scenario": self.scenario.as_json(),
             "syncInstants": self.instants,
             "real": self.real,
             "simulated": self.sim,
-            "withinOneReplica": self.matches,
-            "ratio": round(self.ratio, 4),
-            "realScaleOffsetsAfterSync": [round(x, 2) for x in self.scale_offsets],
+            "exact": self.exact,
+            "withinOneReplica": self.within_one,
         }
 
 
-def compare(name: str, record: list[tuple[float, int]]) -> Comparison:
+def compare(s: Scenario, record: list[tuple[float, int]]) -> Comparison:
     """The real spec.replicas (record: (t, value) polled through the run) against the
     simulated one at every sync instant whose sample time lies inside the trace."""
-    sim = [(t, r) for t, r in simulated(name) if t + SAMPLE_AFTER_SYNC_S < DURATION_S]
+    sim = [(t, r) for t, r in simulated(s) if t + SAMPLE_AFTER_SYNC_S < DURATION_S]
     real = [value_at(record, t + SAMPLE_AFTER_SYNC_S) for t, _ in sim]
-    offsets = []
+    return Comparison(s, [t for t, _ in sim], real, [r for _, r in sim])
+
+
+def scale_offsets(record: list[tuple[float, int]]) -> list[float]:
+    """Each real change of spec.replicas, in seconds after the sync instant before it (the
+    premise of the mirror: the controller changes the count at the simulated instants)."""
+    out = []
     for (_, a), (t1, b) in itertools.pairwise(record):
         if a != b and t1 > FIRST_SYNC_S - 1:
             since = (t1 - FIRST_SYNC_S) % SYNC_S
-            offsets.append(since if since < SYNC_S - 2 else since - SYNC_S)
-    return Comparison(name, [t for t, _ in sim], real, [r for _, r in sim], offsets)
+            out.append(since if since < SYNC_S - 2 else since - SYNC_S)
+    return out
 
 
 def plot(c: Comparison, record: list[tuple[float, int]], path: str) -> None:
@@ -184,17 +217,18 @@ def plot(c: Comparison, record: list[tuple[float, int]], path: str) -> None:
     ax.set_xlabel("seconds since the trace started")
     ax.set_ylabel("replicas")
     ax.set_xlim(0, DURATION_S)
-    ax.set_ylim(0, MAX_REPLICAS + 1)
+    ax.set_ylim(0, max(max(ys), max(c.sim)) + 1)
+    rates = c.scenario.rates()
     load = ax.twinx()
-    load.plot(range(DURATION_S), rates(), color="0.6", lw=1, label="load (requests/s)")
+    load.plot(range(DURATION_S), rates, color="0.6", lw=1, label="load (requests/s)")
     load.set_ylabel("requests per second")
-    load.set_ylim(0, math.ceil(max(rates()) * 1.15))
+    load.set_ylim(0, math.ceil(max(rates) * 1.15) + 1)
     ax.set_zorder(load.get_zorder() + 1)
     ax.patch.set_visible(False)
     lines = ax.get_legend_handles_labels()
     more = load.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
-    ax.set_title(f"{c.name}: within ±1 replica at {c.matches}/{len(c.instants)} syncs")
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=8)
+    ax.set_title(f"{c.scenario.name}: equal at {c.exact}/{len(c.instants)} syncs")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
