@@ -17,7 +17,7 @@ from surge.api.loadtest import LoadTestSpec
 from surge.api.status import LeaseRef, LoadTestStatus, Phase, RunRecord, WorkerCounts
 from surge.loadgen.plan import parse_plan, plan_sha256
 from surge.operator.conditions import condition_is, now_rfc3339, parse_time
-from surge.operator.context import Ctx
+from surge.operator.context import Ctx, bounded
 from surge.operator.experiment.runs import is_child
 from surge.operator.kube import target_lease
 from surge.operator.loadtest import admission, builders, collect
@@ -315,7 +315,7 @@ def finish(ctx: Run, phase: Phase, reason: str, message: str) -> None:
         completion_time=ctx.stamp,
         summary=st.summary.model_copy(),
         thresholds=list(st.thresholds),
-        message=message,
+        message=bounded(message),
     )
     history = [h for h in st.history if h.run_id != record.run_id]
     st.history = [record, *history][: ctx.settings.history_limit]

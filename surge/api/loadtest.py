@@ -6,7 +6,7 @@ The target models (URL, headers, readiness) are surge.api.target and the scenari
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     ConfigDict,
@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from surge.api.base import API_VERSION, Model
+from surge.api.bounds import MAX_ITEMS, MAX_RATE, Key, Text
 from surge.api.durations import Duration
 from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
@@ -68,7 +69,7 @@ __all__ = [
 
 class Stage(Model):
     duration: Duration
-    target: float = Field(ge=0)
+    target: float = Field(ge=0, le=MAX_RATE)
     """Requests per second (open models) or virtual users (closed), reached at the stage's end."""
 
     @field_validator("duration")
@@ -85,7 +86,7 @@ class Load(Model):
     sweep: open-loop constant-rate steps that find the highest rate the thresholds allow."""
     stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
     """Every model but sweep needs at least one."""
-    start_target: float | None = Field(None, ge=0)
+    start_target: float | None = Field(None, ge=0, le=MAX_RATE)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
     sweep: Sweep | None = None
     """The sweep's rates and timing (model sweep only; docs/metrics.md, "Capacity sweep")."""
@@ -98,7 +99,7 @@ class Load(Model):
     workers: int = Field(1, ge=1, le=200)
     """Generator processes (pods in a cluster); the load is split evenly between them."""
     placement: Placement = Field(default_factory=Placement)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
 
     @field_validator("stages")
@@ -156,10 +157,10 @@ class PrometheusAuth(Model):
 
 
 class Prometheus(Model):
-    url: str | None = None
+    url: Text | None = None
     """Defaults to the operator's --prometheus-url; unset: cluster metrics are skipped."""
     auth: PrometheusAuth | None = None
-    queries: dict[str, str] = Field(default_factory=dict)
+    queries: dict[Key, Text] = Field(default_factory=dict, max_length=MAX_ITEMS)
     """Override default PromQL by name (see docs/metrics.md); templates may use {namespace},
     {deployment}, {pod_regex}, {loadtest}, {run}, {window}, {step}."""
     step: Duration = 15.0
@@ -183,7 +184,7 @@ class Prometheus(Model):
 class Cleanup(Model):
     workers: Literal["Delete", "Keep", "DeleteOnSuccess"] = "DeleteOnSuccess"
     """What happens to worker Jobs and pods when a run ends; failed runs keep them for debugging."""
-    ttl_seconds_after_finished: int | None = Field(None, ge=0)
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=2**31 - 1)
     """Set on the worker Job, so Kubernetes removes kept workers after this long."""
 
 
@@ -203,9 +204,9 @@ class Timeouts(Model):
 
 
 class Safety(Model):
-    max_rate: float = Field(1000.0, gt=0)
+    max_rate: float = Field(1000.0, gt=0, le=MAX_RATE)
     """Open model: no stage may target more requests per second than this."""
-    max_users: int = Field(1000, ge=1)
+    max_users: int = Field(1000, ge=1, le=int(MAX_RATE))
     """Closed model: no stage may target more virtual users than this."""
     max_duration: Duration = 3600.0
     """The stages may not add up to more than this."""
@@ -253,7 +254,9 @@ class LoadTestSpec(Model):
     target: Target
     scenario: Scenario = Field(default_factory=Scenario)
     load: Load
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=list, max_length=MAX_ITEMS
+    )
     """SLOs such as 'latency.p95 < 800ms' or 'errors.rate < 1%' (docs/metrics.md)."""
     prometheus: Prometheus = Field(default_factory=Prometheus)
     cleanup: Cleanup = Field(default_factory=Cleanup)
@@ -265,7 +268,7 @@ class LoadTestSpec(Model):
     """Change it to run again without deleting the resource (GitOps)."""
     suspend: bool = False
     """true aborts a running test and keeps a new one from starting."""
-    image: str | None = None
+    image: Text | None = None
     """Loadgen image; defaults to the operator's --loadgen-image."""
 
     @field_validator("thresholds")

@@ -110,9 +110,14 @@ REASONS: dict[str, str] = {
     "BudgetExhausted": "The experiment's budget was spent; the originals were restored.",
     "ExperimentTimeout": "The experiment ran past spec.timeout; the originals were restored.",
     "Recommended": "Every variant ran; status.recommendation names the best.",
-    "DryRun": "dryRun: the plan is in status.plan and nothing was applied.",
+    "DryRun": "dryRun: the plan is in status.plan (or, when larger than 32 KiB, in the "
+    "ConfigMap named by status.planConfigMap) and nothing was applied.",
     "JobRejected": "The API server refused the worker Job; the message is the server's.",
-    "PlanTooLarge": "The run's plan does not fit a ConfigMap (1 MiB); use a smaller dataset.",
+    "PlanTooLarge": "The run's plan (or a dry run's) does not fit a ConfigMap (1 MiB); use a "
+    "smaller dataset, or dry-run fewer variants at a time.",
+    "InternalError": "The operator failed on this object (a bug, or an object it cannot "
+    "handle); the message names the error. What the run held is given back as on any failure; "
+    "other objects are unaffected.",
     "Forbidden": "The operator is not allowed to do what the run needs (RBAC); the message "
     "names the request.",
     "ApiRejected": "The API server refused a request for good (4xx); the message is the server's.",
