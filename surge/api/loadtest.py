@@ -195,7 +195,7 @@ class Timeouts(Model):
     """Pending: how long the run may wait while another run holds its target (QueueTimeout)."""
     target_ready: Duration | None = None
     """Overrides target.readiness.timeout."""
-    workers_ready: Duration = 180.0
+    workers_ready: Duration = Field(180.0, gt=0)
     """Start barrier: every worker must be Running by then, or the run fails with the reason."""
     run_grace: Duration = 120.0
     """Allowed beyond the load's own duration before workers are stopped and the run fails."""

@@ -41,7 +41,7 @@ def _enumerated(start: float, factor: float, max_rate: float) -> int:
     return n + 1
 
 
-@settings(max_examples=300, derandomize=True, deadline=None)
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
 @given(
     start=st.floats(0.001, 100.0),
     factor=st.floats(1.05, 10.0),
