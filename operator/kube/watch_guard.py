@@ -57,16 +57,24 @@ class _GuardedJson(ModuleType):
         return getattr(json, name)
 
 
+def _client() -> dict[str, Any]:
+    """The namespace of kopf's API client module, where watch lines are decoded."""
+    from kopf._cogs.clients import api
+
+    return vars(api)
+
+
+def decoder() -> Any:
+    """The json module kopf's API client decodes with (guarded once installed)."""
+    return _client()["json"]
+
+
 def install() -> None:
     """Raise the recursion limit and guard the decoding of kopf's watch streams."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
-    from kopf._cogs.clients import api  # kopf's own client: where watch lines are decoded
-
-    if not isinstance(api.json, _GuardedJson):
-        api.json = _GuardedJson()  # type: ignore[attr-defined]
+    if not isinstance(decoder(), _GuardedJson):
+        _client()["json"] = _GuardedJson()
 
 
 def installed() -> bool:
-    from kopf._cogs.clients import api
-
-    return isinstance(api.json, _GuardedJson) and sys.getrecursionlimit() >= RECURSION_LIMIT
+    return isinstance(decoder(), _GuardedJson) and sys.getrecursionlimit() >= RECURSION_LIMIT

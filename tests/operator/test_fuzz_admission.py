@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, seed, settings
+from hypothesis import HealthCheck, assume, example, given, seed, settings
 from hypothesis import strategies as st
 
 from surge.api.crd import experiment_crd, loadtest_crd
@@ -45,8 +45,10 @@ print(f"fuzzing the admission path with seed {SEED}, {EXAMPLES} examples a kind"
 
 
 def _spec_schema(crd: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema["properties"]["spec"]
+    spec: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
+    return spec
 
 
 # Half from the schema alone (most fail their first field check), half a valid spec with up
@@ -87,8 +89,19 @@ def test_any_loadtest_the_crd_admits_gets_a_phase_and_a_reason(spec: dict[str, A
     _check(step, cpu_s)
 
 
+def _worst_simulation() -> dict[str, Any]:
+    """The most the default policy admits to simulate: 20 variants, liveTopK, a 1h load."""
+    from tests.operator.test_experiment_simulation import _spec, _variant
+
+    spec = _spec(variants=[_variant(f"v{i}", "cpu", 1 + i % 3, 4 + i % 5) for i in range(20)])
+    spec["loadTest"]["load"]["stages"] = [{"duration": "1h", "target": 50}]
+    worst: dict[str, Any] = spec
+    return worst
+
+
 @seed(SEED)
 @FUZZ
+@example(spec=_worst_simulation(), target="alice")
 @given(spec=EXPERIMENT_SPECS, target=st.sampled_from(["alice", "gone"]))
 def test_any_experiment_the_crd_admits_gets_a_phase_and_a_reason(
     spec: dict[str, Any], target: str

@@ -40,7 +40,8 @@ def _lt_step(spec: dict[str, Any], settings: Settings = lt.SETTINGS) -> dict[str
     kube.put(lt._deployment(ready=True))
     body = lt._body(spec)
     step = lifecycle.reconcile(body, kube, settings, T0)  # type: ignore[arg-type]
-    return merge_patch({}, step.status)  # the status only: the spec may be 10,000 deep
+    status: dict[str, Any] = merge_patch({}, step.status)  # not the spec: 10,000 deep
+    return status
 
 
 def _sweep(start: float, factor: float, max_rate: float = 100) -> dict[str, Any]:
@@ -96,7 +97,8 @@ def _sx_status(spec: dict[str, Any], settings: Settings | None = None) -> dict[s
     kube = sx.make_kube()
     body = sx._body(spec)
     step = experiments.reconcile_experiment(body, kube, settings or Settings(), T0)  # type: ignore[arg-type]
-    return merge_patch(body, {"status": step.status})["status"]
+    status: dict[str, Any] = merge_patch({}, step.status)
+    return status
 
 
 def _variants(n: int) -> list[dict[str, Any]]:
@@ -200,11 +202,11 @@ def test_messages_in_status_are_bounded() -> None:
 def guarded() -> Iterator[None]:
     from kopf._cogs.clients import api
 
-    limit, module = sys.getrecursionlimit(), api.json
+    limit, module = sys.getrecursionlimit(), watch_guard.decoder()
     watch_guard.install()
     yield
     sys.setrecursionlimit(limit)
-    api.json = module  # type: ignore[attr-defined]
+    vars(api)["json"] = module
 
 
 def _event(depth: int) -> bytes:
@@ -213,18 +215,14 @@ def _event(depth: int) -> bytes:
 
 
 def test_the_deepest_object_the_api_server_stores_decodes_in_kopfs_client(guarded: None) -> None:
-    from kopf._cogs.clients import api
-
     assert watch_guard.installed()
-    event = api.json.loads(_event(10_000).decode())
+    event = watch_guard.decoder().loads(_event(10_000).decode())
     assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == "deep"
 
 
 def test_a_line_that_cannot_be_decoded_becomes_an_event_kopf_skips(guarded: None) -> None:
-    from kopf._cogs.clients import api
-
     too_deep = b'{"type": "ADDED", "object": {"spec": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}"
     for line in (too_deep, b'{"type": "ADDED", "object": ', b"1" * 5000):
-        event = api.json.loads(line.decode())
+        event = watch_guard.decoder().loads(line.decode())
         assert event["type"] == watch_guard.SKIPPED_EVENT
-    assert api.json.dumps({"a": 1}) == '{"a": 1}'  # the rest of the module is json's
+    assert watch_guard.decoder().dumps({"a": 1}) == '{"a": 1}'  # the rest of the module is json's
