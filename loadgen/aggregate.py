@@ -42,6 +42,20 @@ CHUNK_COUNT_NOTE = (
 )
 
 
+TOP_ERRORS = 3
+"""Reasons results.summary.topErrors (and so status.summary) carries."""
+
+
+def error_reasons(tally: dict[str, int]) -> list[dict[str, Any]]:
+    """The failed requests' reasons, most counted first: [{errorClass, reason, count}],
+    at most outcome.MAX_REASONS of them and the rest as one `other` entry."""
+    out = []
+    for key, n in sorted(tally.items(), key=lambda kv: (-kv[1], kv[0])):
+        cls, _, reason = key.partition(": ")
+        out.append({"errorClass": cls, "reason": reason, "count": n})
+    return out
+
+
 def hist_stats_s(hist: HdrHistogram) -> dict[str, float | None]:
     """p50..p999, max, min, mean in seconds; every value None when the histogram is empty."""
     if not hist.get_total_count():
@@ -137,6 +151,7 @@ def compute_results(
     unknown = set(metrics) - set(METRICS)
     assert not unknown, f"metrics outside surge.api.thresholds.METRICS: {sorted(unknown)}"
 
+    reasons = error_reasons(merged.reasons)
     lat = fams["latency"]
     start = merged.start_epoch + merged.window_start_s
     return {
@@ -153,6 +168,7 @@ def compute_results(
             "achievedRps": None if achieved_rps is None else round(achieved_rps, 3),
             "p95Ms": None if lat["p95"] is None else round(lat["p95"] * 1000, 3),
             "errorRate": metrics["errors.rate"],
+            "topErrors": reasons[:TOP_ERRORS],
         },
         "metrics": metrics,
         "throughput": {
@@ -177,7 +193,12 @@ def compute_results(
             "minMs": None if merged.lag_min_s is None else round(merged.lag_min_s * 1000, 6),
             "early": c.get("early", 0),
         },
-        "errors": {"rate": metrics["errors.rate"], "count": n_err, "byClass": errors},
+        "errors": {
+            "rate": metrics["errors.rate"],
+            "count": n_err,
+            "byClass": errors,
+            "reasons": reasons,
+        },
         "requests": {
             "sent": sent,
             "completed": ok + n_err,

@@ -33,6 +33,7 @@ from surge.loadgen.recorder import PromMetrics, Recorder
 from surge.loadgen.scenario import Scenario
 from surge.loadgen.sender import Sender, sleep_unless
 from surge.loadgen.summary import PROGRESS_PREFIX, WorkerSummary
+from surge.loadgen.trace import arrivals_model
 
 _TICK_S = 0.001  # the event loop's timer resolution (uvloop: 1 ms)
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
@@ -188,7 +189,7 @@ class Engine:
 
     async def _open_loop(self, sender: Sender, t0: float) -> None:
         load = self.plan.spec.load
-        assert load.model == "constant" or load.model == "poisson"  # a sweep runs as constant steps
+        assert load.model != "closed"  # a sweep runs as constant steps
         rec = self.recorder
         assert rec is not None
         cap = self.plan.max_in_flight
@@ -198,7 +199,7 @@ class Engine:
         conversational = self.plan.spec.scenario.conversation is not None
         for due_rel in schedule.arrival_times(
             self.segs,
-            load.model,
+            arrivals_model(load),
             index=self.plan.index,
             workers=self.plan.workers,
             seed=load.seed,

@@ -41,6 +41,8 @@ from surge.loadgen.summary import WorkerSummary, merge
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
 from surge.loadgen.sweep_results import with_sweep
 from surge.loadgen.tables import results_table, sweep_table
+from surge.loadgen.trace import trace_results
+from surge.loadgen.trace_resolve import resolve_locally
 from surge.readiness import probe, wait_ready
 from surge.results.capacity import apply_capacity, capacity_file
 from surge.verdicts import Judgement, generator_saturation, sweep_verdict, verdict
@@ -93,7 +95,7 @@ def execute(
     try:
         lt, base = load_loadtest(path)
         source = str(path) if path else DEMO_SOURCE
-        spec = resolve_dataset(lt.spec, base, source)
+        spec = resolve_locally(resolve_dataset(lt.spec, base, source), source)
         check_target(spec, allow_remote, source)
         plan = build_plan(
             spec,
@@ -137,6 +139,8 @@ def execute(
     merged = merge(summaries)
     merged.worker_count = plan.workers
     results = compute_results(merged, timeseries=build_timeseries(prog.intervals, spec.load.warmup))
+    if (trace := trace_results(spec.load, merged.series)) is not None:
+        results["trace"] = trace
     judged = _judge(spec, merged, results, sorted(problems), replicas)
     checks, outcome = judged.thresholds, judged.verdict
     results["thresholds"] = [c.model_dump(mode="json", by_alias=True) for c in checks]

@@ -10,7 +10,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTest, LoadTestSpec
-from surge.api.manifests import FieldError, ManifestError, load_documents, parse_resource
+from surge.api.manifests import (
+    FieldError,
+    ManifestError,
+    load_documents,
+    parse_resource,
+    read_manifest,
+)
 from surge.loadgen.plan import with_inline_rows
 from surge.loadgen.scenario import read_jsonl
 
@@ -25,12 +31,7 @@ def load_loadtest(path: Path | None) -> tuple[LoadTest, Path]:
         text = importlib.resources.files("surge.defaults").joinpath("demo.yaml").read_text()
         source, base = DEMO_SOURCE, Path.cwd()
     else:
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ManifestError(
-                [FieldError("", f"cannot read: {exc.strerror}")], str(path)
-            ) from None
+        text = read_manifest(path)  # one-line errors: unreadable, binary, huge
         source, base = str(path), path.resolve().parent
     docs = load_documents(text, source)
     tests = [r for r in (parse_resource(d, source) for d in docs) if isinstance(r, LoadTest)]

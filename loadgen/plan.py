@@ -12,6 +12,8 @@ read the same variables.
 
 Dataset: `configMapRef` and `file` rows must be resolved into `inline` before the
 plan is built (`with_inline_rows`), so workers never read files or ConfigMaps.
+Likewise a trace's `configMapRef` or `prometheus` curve becomes `points`
+(surge.loadgen.trace_resolve): the plan, and so its hash, carry the curve itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from surge.api.loadtest import LoadTestSpec
 from surge.loadgen import schedule
+from surge.loadgen.trace import load_segments
 
 PLAN_VERSION = 1
 HEADER_ENV_PREFIX = "SURGE_HEADER_"
@@ -75,8 +78,8 @@ class WorkerPlan(BaseModel):
 
     @property
     def segments(self) -> list[schedule.Segment]:
-        load = self.spec.load
-        return schedule.segments(load.stages, load.start_target)
+        """The load's rate curve: its stages', or its trace's resolved points."""
+        return load_segments(self.spec.load)
 
     @property
     def max_in_flight(self) -> int:
@@ -105,6 +108,8 @@ def build_plan(
     ds = spec.scenario.dataset
     if ds is not None and ds.inline is None:
         raise ValueError("resolve scenario.dataset into inline rows before building the plan")
+    if spec.load.trace is not None and not spec.load.trace.resolved:
+        raise ValueError("resolve load.trace into points before building the plan")
     timeout = spec.timeouts.workers_ready if barrier_timeout_s is None else barrier_timeout_s
     plan = WorkerPlan(
         spec=spec,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from surge.loadgen.goodput import SloBounds
-from surge.loadgen.outcome import ERROR_CLASSES, Outcome
+from surge.loadgen.outcome import ERROR_CLASSES, Outcome, reason_key, tally_reason
 from surge.loadgen.summary import (
     WorkerSummary,
     encode_histogram,
@@ -111,12 +111,13 @@ _OUTCOMES = ("ok", *ERROR_CLASSES)
 
 
 class Interval:
-    __slots__ = ("dropped", "errors", "latencies", "ok")
+    __slots__ = ("dropped", "errors", "latencies", "ok", "sent")
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors = 0
         self.dropped = 0
+        self.sent = 0  # by the second the request left, not the one its reply finished in
         self.latencies: list[float] = []
 
 
@@ -216,6 +217,7 @@ class Recorder:
         if not self._win0 <= start < self._win1:
             return
         c["sent"] += 1
+        self._interval(sent).sent += 1
         iv = self._interval(done)
         if self.open_loop:
             lag = sent - intended_at
@@ -227,6 +229,7 @@ class Recorder:
             self._attempted(sent)
         if error is not None:
             c[error] += 1
+            tally_reason(self.summary.reasons, reason_key(error, out.detail))
             iv.errors += 1
             return
         c["ok"] += 1
@@ -237,34 +240,50 @@ class Recorder:
         ttft = tpot = ttfc = ntpot = None
         if times:
             c["streamed"] += 1
-            first = times[0]
-            ttft = first - sent
-            self._ttft.append(ttft)
-            if out.first_content_at is not None:
-                ttfc = out.first_content_at - sent
-                self._ttfc.append(ttfc)
-            itl = self._itl
-            prev = first
-            for t in itertools.islice(times, 1, None):
-                itl.append(t - prev)
-                prev = t
             tokens = out.output_tokens
             c["tokens"] += tokens
             if out.input_tokens is not None:
                 c["tokens_input"] += out.input_tokens
             c["tokens_from_usage" if out.usage_tokens is not None else "tokens_from_chunks"] += 1
-            n = len(times)
-            if n >= 2 and tokens >= 2:
-                # The first chunk's tokens all arrive at TTFT; the span carries the others:
-                # N − N/C of them, with tokens spread evenly over the C chunks. One token a
-                # chunk gives vLLM's (N − 1); K a chunk, the server's own pace.
-                tpot = (times[-1] - first) * n / (tokens * (n - 1))
-                self._tpot.append(tpot)
+            if out.first_content_at is not None:
+                ttfc = out.first_content_at - sent
+                self._ttfc.append(ttfc)
+            seqs = out.sequences
+            if seqs is None:
+                ttft, tpot = self._timeline(times, sent, tokens)
+            else:
+                # n > 1: each sequence its own samples, with its share of the tokens by its
+                # chunks; the request's SLO is judged on its slowest sequence.
+                for seq in seqs:
+                    first, per = self._timeline(seq, sent, tokens * len(seq) / len(times))
+                    ttft = first if ttft is None else max(ttft, first)
+                    if per is not None:
+                        tpot = per if tpot is None else max(tpot, per)
             if tokens > 0:
                 ntpot = latency / tokens
                 self._ntpot.append(ntpot)
         if self._slo_empty or self.slo.met(latency, ttft, tpot, ttfc, ntpot):
             c["good"] += 1
+
+    def _timeline(
+        self, times: list[float], sent: float, tokens: float
+    ) -> tuple[float, float | None]:
+        """One sequence's samples: TTFT, every ITL, and TPOT = (t_last − t_first) / (N − 1),
+        the definition of vLLM's benchmarks, AIPerf and GuideLLM (docs/metrics.md), when it
+        has 2 or more chunks and tokens. Returns (ttft, tpot or None)."""
+        first = times[0]
+        ttft = first - sent
+        self._ttft.append(ttft)
+        itl = self._itl
+        prev = first
+        for t in itertools.islice(times, 1, None):
+            itl.append(t - prev)
+            prev = t
+        if len(times) < 2 or tokens < 2:
+            return ttft, None
+        tpot = (prev - first) / (tokens - 1)
+        self._tpot.append(tpot)
+        return ttft, tpot
 
     def flush(self) -> None:
         """Fold the pending values into the summary's histograms and into Prometheus."""
@@ -294,7 +313,8 @@ class Recorder:
         series = self.summary.series
         for sec in sorted(s for s in self.intervals if s < before_sec):
             iv = self.intervals.pop(sec)
-            for key, val in (("ok", iv.ok), ("errors", iv.errors), ("dropped", iv.dropped)):
+            counts = (("ok", iv.ok), ("errors", iv.errors), ("dropped", iv.dropped))
+            for key, val in (*counts, ("sent", iv.sent)):
                 seq = series.setdefault(key, [])
                 if len(seq) <= sec:
                     seq.extend([0] * (sec + 1 - len(seq)))

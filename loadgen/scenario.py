@@ -13,9 +13,9 @@ messages as [{role, content}]). For streaming openai or anthropic (or a body wit
 this turn, and each assistant reply is appended to the history.
 
 Usage: with streaming openai, a body with "stream": true also asks for the usage chunk
-(`stream_options.include_usage`), unless the body says otherwise or
-scenario.includeUsage is false: token counts then come from the server, not from
-counting chunks (docs/metrics.md).
+(`stream_options.include_usage`), with streaming tgi a body asks for the final details
+(`parameters.details`), unless the body says otherwise or scenario.includeUsage is
+false: token counts then come from the server, not from counting chunks (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -71,6 +71,19 @@ def with_usage_request(body: Any) -> Any:
         return {**body, "stream_options": {"include_usage": True}}
     if isinstance(options, dict) and "include_usage" not in options:
         return {**body, "stream_options": {**options, "include_usage": True}}
+    return body
+
+
+def with_details_request(body: Any) -> Any:
+    """A TGI /generate_stream body that also asks for the final details (generated_tokens,
+    input_length): `parameters.details: true`, unless the body sets details itself."""
+    if not isinstance(body, dict):
+        return body
+    params = body.get("parameters")
+    if params is None:
+        return {**body, "parameters": {"details": True}}
+    if isinstance(params, dict) and "details" not in params:
+        return {**body, "parameters": {**params, "details": True}}
     return body
 
 
@@ -161,6 +174,8 @@ class Scenario:
         self.body = spec.body
         if spec.streaming == "openai" and spec.include_usage:
             self.body = with_usage_request(spec.body)
+        elif spec.streaming == "tgi" and spec.include_usage:
+            self.body = with_details_request(spec.body)
         self.openai = spec.streaming in ("openai", "anthropic") or (
             isinstance(spec.body, dict) and "messages" in spec.body
         )

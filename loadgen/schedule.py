@@ -2,9 +2,9 @@
 
 The load is a piecewise-linear rate curve r(t) built from the stages: stage i ramps
 linearly from the previous stage's target (the first from `startTarget`, or holds its
-own target when that is unset). The expected number of arrivals by time t is the
-integral Λ(t) = ∫₀ᵗ r(u) du, and every open-loop schedule is Λ⁻¹ applied to a
-sequence of "counts":
+own target when that is unset); or, for a trace, from its points (`curve_segments`).
+The expected number of arrivals by time t is the integral Λ(t) = ∫₀ᵗ r(u) du, and
+every open-loop schedule is Λ⁻¹ applied to a sequence of "counts":
 
 - constant: the k-th arrival of the whole test (k = 0, 1, 2, ...) is due at Λ⁻¹(k),
   so arrivals are evenly spaced at a steady rate and follow the ramp exactly.
@@ -20,6 +20,7 @@ Closed loop: users(t) = floor(r(t)), split as integers over workers.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -65,6 +66,18 @@ def segments(stages: Sequence[StageLike], start_target: float | None) -> list[Se
         out.append(Segment(t, t + stage.duration, float(r0), float(stage.target)))
         t += stage.duration
         prev = stage.target
+    return out
+
+
+def curve_segments(
+    points: Sequence[tuple[float, float]], interpolation: Literal["linear", "step"]
+) -> list[Segment]:
+    """A trace's rate curve from its (t, rate) points (times increasing, the first at 0):
+    linear goes from each point's rate to the next one's; step holds each point's rate
+    until the next point. The curve ends at the last point."""
+    out: list[Segment] = []
+    for (t0, r0), (t1, r1) in itertools.pairwise(points):
+        out.append(Segment(t0, t1, r0, r1 if interpolation == "linear" else r0))
     return out
 
 

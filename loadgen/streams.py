@@ -1,54 +1,78 @@
-"""Stream shapes: a response body read as server-sent events, turned into token timings.
+"""Streams: a response body read as its format's events, turned into token timings.
 
 Both client paths feed the same parser (`TokenStream.feed` with body bytes as they
 arrive, `finish` at the end), so a stream is timed and counted the same way whichever
-client read it. What counts (docs/metrics.md):
+client read it. This module frames the body into events; what each format's events
+mean (tokens, usage, its end, its errors) is surge.loadgen.stream_formats, and the table
+in docs/metrics.md ("Stream shapes").
 
-- openai: one setting for both OpenAI endpoints, told apart by the chunk's shape. Chat
-  chunks (`choices[0].delta`): `content` and `tool_calls` are answer tokens,
-  `reasoning_content` / `reasoning` are reasoning tokens. Completions chunks
-  (`choices[0].text`): answer tokens. Usage (`completion_tokens`, `prompt_tokens`) from
-  any chunk that has it, the last one winning. `[DONE]` ends the stream.
-- anthropic: Messages events by their `type`. `content_block_delta` carries tokens:
-  `text_delta` and `input_json_delta` (a tool call) are answer tokens, `thinking_delta`
-  reasoning. Input tokens from `message_start` (input + cache creation + cache read),
-  output tokens from `message_delta` (its count is cumulative; `message_start`'s
-  placeholder is not used). `message_start`, `ping` and the block start/stop events
-  carry no token. `message_stop` ends the stream.
-- sse: any text/event-stream. An event carries a token when its type (the `event:`
-  field; "message" when absent, as in the SSE standard) is one of the scenario's
-  `sseTokenEvents` and its data is non-empty and not `[DONE]`.
+Framing:
+- SSE (every shape but ollama), as the WHATWG HTML standard parses text/event-stream:
+  lines end with LF, CRLF or a lone CR; a line starting with ":" is a comment; a field
+  is `name: value` (one space after the colon dropped; a line without a colon is a
+  field with an empty value); consecutive `data:` lines are one event's data, joined
+  with LF; `event:` sets the event's type ("message" when absent); `id:` and `retry:`
+  are read and ignored (Surge never reconnects); a blank line dispatches the event, if
+  it had data. An event still open when the body ends is dispatched too (a lenient
+  reading: some servers end with `data: [DONE]` and no blank line). One quirk is not
+  standard: an `error:` line (older llama.cpp servers) is an in-stream error.
+- NDJSON (ollama): every non-empty line is one event.
 
-A chunk's time is when the network read that completed its line returned; all chunks
+A stream is ok only when it ends as its format says a stream ends; anything else raises
+ProtocolError, whose message is the reason the results show.
+
+A chunk's time is when the network read that completed its event returned; all events
 in one read share it (one clock read per read, not per line).
+
+n > 1 (OpenAI `choices[].index`): each sequence's token times are kept apart
+(Outcome.sequences), so each gets its own TTFT, TPOT and ITL samples.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Collection
-from typing import Any, Literal
+from collections.abc import Callable, Collection
+from typing import Literal
 
+from surge.loadgen import stream_formats as formats
 from surge.loadgen.outcome import Outcome, ProtocolError
 
-Streaming = Literal["none", "sse", "openai", "anthropic"]
+Streaming = Literal["none", "sse", "openai", "anthropic", "openai-responses", "ollama", "tgi"]
 DEFAULT_TOKEN_EVENTS = ("message",)
-
-
-def _text(value: Any) -> str | None:
-    """value when it is a non-empty string."""
-    return value if isinstance(value, str) and value else None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+_BOM = b"\xef\xbb\xbf"
+_HANDLERS: dict[str, Callable[[formats.Sink, bytes, bytes, float], None]] = {
+    "openai": formats.openai,
+    "anthropic": formats.anthropic,
+    "openai-responses": formats.responses,
+    "ollama": formats.ollama,
+    "tgi": formats.tgi,
+    "sse": formats.generic,
+}
+_ENDS = {
+    "openai": "data: [DONE]",
+    "anthropic": "message_stop",
+    "openai-responses": "response.completed",
+    "ollama": '"done": true',
+    "tgi": "a final message with generated_text",
+}
 
 
 class TokenStream:
-    """The SSE parser of one response; it writes token times, usage and text into `out`."""
+    """The parser of one response; it writes token times, usage and text into `out`."""
 
-    __slots__ = ("counted", "done", "event", "out", "parts", "rest", "shape", "token_events")
+    __slots__ = (
+        "data",
+        "done",
+        "event",
+        "handle",
+        "ndjson",
+        "out",
+        "parts",
+        "rest",
+        "seqs",
+        "shape",
+        "token_events",
+    )
     clock = staticmethod(time.monotonic)  # a test sets its own
 
     def __init__(
@@ -60,164 +84,114 @@ class TokenStream:
     ) -> None:
         self.out = out
         self.shape = shape
+        self.handle = _HANDLERS[shape]
+        self.ndjson = shape == "ollama"
         self.parts: list[str] | None = [] if keep else None
         self.rest = b""
-        self.done = False
-        self.event = b"message"
-        self.counted = False  # sse: this event already gave its token
+        self.done = shape == "sse"  # a generic stream ends with its body
+        self.event = b""  # the open event's type; "" is "message"
+        self.data: bytes | None = None  # the open event's data (None: no data field yet)
+        self.seqs: dict[int, list[float]] | None = None  # n > 1: times by choice index
         self.token_events = frozenset(e.encode() for e in token_events)
 
     def feed(self, data: bytes) -> None:
-        """Body bytes as they arrive (b"" is ignored)."""
+        """Body bytes as they arrive (b"" is ignored). Raises ProtocolError."""
         now = self.clock()
-        if b"\n" not in data:
-            self.rest += data
-            return
-        lines = (self.rest + data).split(b"\n")
+        if self.rest:
+            data = self.rest + data
+        if data.find(b"\r") >= 0:  # find, not `in`: a third of the cost on bytes
+            data = _lf(data)
+        lines = data.split(b"\n")
         self.rest = lines.pop()
-        for raw in lines:
-            self._line(raw, now)
+        if lines:
+            self._lines(lines, now)
 
     def finish(self) -> None:
-        """The body ended: take a last line without a newline, check the stream ended
-        properly, set the first/last token times and the kept text. Raises ProtocolError."""
+        """The body ended: take a last line without a newline and an event still open,
+        check the stream ended as its format says, set the first/last token times and
+        the kept text. Raises ProtocolError."""
         out = self.out
+        now = self.clock()
         if self.rest:
-            self._line(self.rest, self.clock())
-            self.rest = b""
-        if self.shape != "sse" and not self.done and not out.chunk_times:
-            end = "[DONE]" if self.shape == "openai" else "message_stop"
-            raise ProtocolError(f"stream ended without a token or {end}")
+            rest, self.rest = self.rest.rstrip(b"\r"), b""
+            self._lines(rest.replace(b"\r", b"\n").split(b"\n"), now)
+        if self.data is not None:
+            self._lines([b""], now)  # dispatch the open event
+        if not self.done:
+            raise ProtocolError(f"stream ended before {_ENDS[self.shape]}")
         if out.chunk_times:
             out.first_token_at = out.chunk_times[0]
             out.last_token_at = out.chunk_times[-1]
+        if self.seqs is not None and len(self.seqs) > 1:
+            out.sequences = [self.seqs[i] for i in sorted(self.seqs)]
         if self.parts is not None:
             out.text = "".join(self.parts)
 
-    def _line(self, raw: bytes, now: float) -> None:
-        line = raw.rstrip(b"\r")
-        if not line:  # the end of an event
-            self.event = b"message"
-            self.counted = False
+    def _lines(self, lines: list[bytes], now: float) -> None:
+        """Whole lines (without their line ends). The hot path: `data:` lines and the blank
+        line that dispatches are handled inline, the rare fields by `_field`."""
+        handle = self.handle
+        if self.ndjson:
+            for line in lines:
+                if line.strip():
+                    handle(self, b"message", line, now)
             return
-        if line.startswith(b"data:"):
-            payload = line[5:]
-            if payload[:1] == b" ":
-                payload = payload[1:]
-            if self.shape == "openai":
-                self._openai(payload, now)
-            elif self.shape == "anthropic":
-                self._anthropic(payload, now)
-            else:
-                self._generic(payload, now)
-        elif line.startswith(b"event:"):
-            self.event = line[6:].strip()
-        # comments (":"), id: and retry: carry nothing
+        data, event = self.data, self.event  # the open event, in locals for the loop
+        for line in lines:
+            if line[:5] == b"data:":
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data = value if data is None else data + b"\n" + value
+            elif not line:  # the end of an event: dispatch it if it had data
+                if data is not None:
+                    handle(self, event or b"message", data, now)
+                    data = None
+                event = b""
+            elif line[:1] != b":":  # not a comment
+                data, event = _field(line, data, event)
+        self.data, self.event = data, event
 
-    def _token(self, now: float, answer: str | None) -> None:
-        """A token-bearing chunk at `now`; answer: its answer text (None: reasoning)."""
+    def token(self, now: float, answer: str | None, index: int = 0) -> None:
+        """A token-bearing chunk at `now`; answer: its answer text (None: reasoning);
+        index: its sequence (OpenAI's choice index)."""
         out = self.out
         out.chunk_times.append(now)
+        if index or self.seqs is not None:
+            self._sequence(now, index)
         if answer is not None:
             if out.first_content_at is None:
                 out.first_content_at = now
-            if self.parts is not None:
+            if self.parts is not None and not index:  # history: the first sequence
                 self.parts.append(answer)
 
-    def _json(self, payload: bytes) -> dict[str, Any]:
-        try:
-            chunk = json.loads(payload)
-        except ValueError:
-            raise ProtocolError(f"stream chunk is not JSON: {payload[:60]!r}") from None
-        if not isinstance(chunk, dict):
-            raise ProtocolError("stream chunk is not a JSON object")
-        return chunk
+    def _sequence(self, now: float, index: int) -> None:
+        seqs = self.seqs
+        if seqs is None:  # every token so far (all but this one) was sequence 0's
+            before = self.out.chunk_times[:-1]
+            seqs = self.seqs = {0: before} if before else {}
+        seqs.setdefault(index, []).append(now)
 
-    def _openai(self, payload: bytes, now: float) -> None:
-        if payload == b"[DONE]":
-            self.done = True
-            return
-        chunk = self._json(payload)
-        if "error" in chunk:
-            raise ProtocolError(f"error in stream: {str(chunk['error'])[:80]}")
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            out = self.out
-            n = _count(usage.get("completion_tokens"))
-            if n is not None:
-                out.usage_tokens = n
-            n = _count(usage.get("prompt_tokens"))
-            if n is not None:
-                out.input_tokens = n
-        choices = chunk.get("choices")
-        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-            return
-        choice = choices[0]
-        delta = choice.get("delta")
-        if isinstance(delta, dict):  # chat.completion.chunk
-            answer = _text(delta.get("content"))
-            if answer is None:
-                tools = delta.get("tool_calls")
-                if isinstance(tools, list) and tools:
-                    answer = ""  # a tool call is the answer of its turn; no text to keep
-            if answer is not None:
-                self._token(now, answer)
-            elif _text(delta.get("reasoning_content")) or _text(delta.get("reasoning")):
-                self._token(now, None)
-        else:  # text_completion chunk
-            answer = _text(choice.get("text"))
-            if answer is not None:
-                self._token(now, answer)
 
-    def _anthropic(self, payload: bytes, now: float) -> None:
-        event = self._json(payload)
-        kind = event.get("type")
-        if kind == "content_block_delta":
-            delta = event.get("delta")
-            if not isinstance(delta, dict):
-                return
-            dtype = delta.get("type")
-            if dtype == "text_delta":
-                answer = _text(delta.get("text"))
-                if answer is not None:
-                    self._token(now, answer)
-            elif dtype == "input_json_delta":
-                if _text(delta.get("partial_json")):
-                    self._token(now, "")
-            elif dtype == "thinking_delta" and _text(delta.get("thinking")):
-                self._token(now, None)
-        elif kind == "message_start":
-            message = event.get("message")
-            usage = message.get("usage") if isinstance(message, dict) else None
-            if isinstance(usage, dict):
-                self._anthropic_input(usage)
-        elif kind == "message_delta":
-            usage = event.get("usage")
-            if isinstance(usage, dict):
-                n = _count(usage.get("output_tokens"))
-                if n is not None:
-                    self.out.usage_tokens = n
-                if _count(usage.get("input_tokens")) is not None:
-                    self._anthropic_input(usage)
-        elif kind == "message_stop":
-            self.done = True
-        elif kind == "error":
-            raise ProtocolError(f"error in stream: {str(event.get('error'))[:80]}")
+def _field(line: bytes, data: bytes | None, event: bytes) -> tuple[bytes | None, bytes]:
+    """A field other than `data: value` (`name: value`, or a name alone): the open event's
+    (data, type) after it. Raises ProtocolError on an `error:` line."""
+    name, _, value = line.partition(b":")
+    if name[:3] == _BOM:  # before the first line (only there: the hot path never looks)
+        name = name[3:]
+    if value[:1] == b" ":
+        value = value[1:]
+    if name == b"event":
+        return data, value
+    if name == b"data":  # `data` alone, or `data` with no space after its colon
+        return (value if data is None else data + b"\n" + value), event
+    if name == b"error":  # not SSE: older llama.cpp servers' error line
+        raise ProtocolError(f"error line in stream: {formats.brief(value)}")
+    return data, event  # id, retry and unknown fields: nothing to Surge (no reconnects)
 
-    def _anthropic_input(self, usage: dict[str, Any]) -> None:
-        parts = (
-            _count(usage.get(k))
-            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        )
-        self.out.input_tokens = sum(n for n in parts if n is not None)
 
-    def _generic(self, payload: bytes, now: float) -> None:
-        if self.event not in self.token_events or not payload or payload == b"[DONE]":
-            return
-        text = payload.decode(errors="replace")
-        if self.counted:  # a further data line of the same event: one token per event
-            if self.parts is not None:
-                self.parts.append("\n" + text)
-            return
-        self.counted = True
-        self._token(now, text)
+def _lf(data: bytes) -> bytes:
+    """CRLF and lone CR line ends as LF; a CR at the very end stays (its LF may follow in
+    the next read, and CRLF is one line end, not two)."""
+    tail = b"\r" if data.endswith(b"\r") else b""
+    if tail:
+        data = data[:-1]
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail

@@ -37,6 +37,7 @@ from surge.loadgen.hdr import encode_histogram as encode_histogram
 from surge.loadgen.hdr import new_histogram as new_histogram
 from surge.loadgen.hdr import record_many_seconds as record_many_seconds
 from surge.loadgen.hdr import record_seconds as record_seconds
+from surge.loadgen.outcome import merge_reasons
 
 SUMMARY_VERSION = 1
 SUMMARY_KIND = "surge-worker-summary"
@@ -117,8 +118,11 @@ class WorkerSummary:
     hists: dict[str, HdrHistogram] = field(
         default_factory=lambda: {n: new_histogram() for n in HIST_NAMES}
     )
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Failed window requests by reason, "class: detail" -> count (bounded, outcome.py)."""
     series: dict[str, list[int]] = field(default_factory=dict)
-    """Per-second counts since the load start (ok, errors, dropped), for plots."""
+    """Per-second counts since the load start: ok, errors, dropped (by completion) and sent
+    (by the second the request left), for plots and results.trace."""
     cpu: list[dict[str, Any]] = field(default_factory=list)
     """One CPU record per worker for its window (surge.loadgen.cpustat.window_record)."""
     sweep: list[dict[str, Any]] | None = None
@@ -145,6 +149,7 @@ class WorkerSummary:
             "lagMinS": self.lag_min_s,
             "interrupted": self.interrupted,
             "counts": self.counts,
+            **({"reasons": self.reasons} if self.reasons else {}),
             "cpu": self.cpu,
             "hists": {n: encode_histogram(h) for n, h in self.hists.items() if h.get_total_count()},
             **({"series": self.series} if with_series and self.series else {}),
@@ -183,6 +188,7 @@ class WorkerSummary:
             lag_min_s=None if data.get("lagMinS") is None else float(data["lagMinS"]),
             interrupted=bool(data.get("interrupted", False)),
             counts=counts,
+            reasons={str(k): int(v) for k, v in (data.get("reasons") or {}).items()},
             hists=hists,
             series={k: [int(x) for x in v] for k, v in (data.get("series") or {}).items()},
             cpu=[dict(r) for r in data.get("cpu") or []],
@@ -241,6 +247,7 @@ def merge(summaries: Iterable[WorkerSummary]) -> WorkerSummary:
                 acc.extend([0] * (len(seq) - len(acc)))
             for i, x in enumerate(seq):
                 acc[i] += x
+    out.reasons = merge_reasons([s.reasons for s in items])
     out.workers.sort()
     out.cpu.sort(key=lambda r: r.get("worker", 0))
     return out

@@ -49,6 +49,8 @@ def results_table(results: dict[str, Any], checks: list[ThresholdResult]) -> lis
     by = ", ".join(f"{k} {v}" for k, v in errs["byClass"].items() if v) or "none"
     rate = errs["rate"]
     s.add_row("errors", f"{'-' if rate is None else f'{rate * 100:.2f}%'} ({by})")
+    for r in errs.get("reasons") or []:
+        s.add_row("", f"{r['count']} {r['errorClass']}: {r['reason']}")
     g = results["goodput"]
     if g["rps"] is not None:
         s.add_row("goodput", f"{g['rps']:.1f} req/s")

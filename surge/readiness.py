@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.urls import UrlError, parse_url
 
 
 def deployment_ready(deployment: dict[str, Any] | None, name: str) -> tuple[bool, str]:
@@ -34,10 +35,15 @@ _clients = threading.local()
 def _client() -> httpx.Client:
     """One client per thread, made once: building an httpx.Client (its TLS context) costs
     30-70 ms, far more than the probe, and the operator probes every run in flight every
-    tick. No connection is kept between probes (a probe is one fresh GET)."""
+    tick. No connection is kept between probes (a probe is one fresh GET). No proxy from the
+    environment (it would resolve the name itself) and no redirect is followed."""
     client: httpx.Client | None = getattr(_clients, "client", None)
     if client is None:
-        client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+        client = httpx.Client(
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
+            follow_redirects=False,
+        )
         _clients.client = client
     return client
 
@@ -47,19 +53,32 @@ def probe(
     expect_status: int,
     timeout_s: float = 2.0,
     transport: httpx.BaseTransport | None = None,
+    *,
+    connect_to: str | None = None,
 ) -> tuple[bool, str]:
-    """One bounded GET; never raises. `transport` (tests) gets a client of its own."""
+    """One bounded GET, no redirect followed; never raises. `connect_to`: the address to
+    connect to (the one the policy checked, so a name that resolves elsewhere by now is not
+    asked again), sent with the URL's Host and, for https, its name for SNI and the
+    certificate. `transport` (tests) gets a client of its own."""
+    try:
+        parts = parse_url(url, allow_userinfo=True)
+    except UrlError as err:
+        return False, f"GET refused: {err}"
+    shown = parts.text(with_userinfo=False)
+    request_url = parts.with_host(connect_to) if connect_to else shown
+    sni = {"sni_hostname": parts.host} if connect_to and parts.scheme == "https" else {}
+    headers = {"Host": parts.hostport}
     try:
         if transport is not None:
-            with httpx.Client(timeout=timeout_s, transport=transport) as c:
-                r = c.get(url)
+            with httpx.Client(timeout=timeout_s, transport=transport, trust_env=False) as c:
+                r = c.get(request_url, headers=headers, extensions=sni, follow_redirects=False)
         else:
-            r = _client().get(url, timeout=timeout_s)
+            r = _client().get(request_url, headers=headers, extensions=sni, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        return False, f"GET {url}: {type(exc).__name__}"
+        return False, f"GET {shown}: {type(exc).__name__}"
     if r.status_code == expect_status:
-        return True, f"GET {url}: {r.status_code}"
-    return False, f"GET {url}: {r.status_code}, want {expect_status}"
+        return True, f"GET {shown}: {r.status_code}"
+    return False, f"GET {shown}: {r.status_code}, want {expect_status}"
 
 
 def wait_ready(

@@ -76,7 +76,8 @@ def verdict(
 
     metrics None: no worker reported anything (Failed, WorkerMissingSummary). saturation
     (from `generator_saturation`): the generator was the bottleneck, so the run is
-    Inconclusive (GeneratorSaturated) whatever the thresholds say. A threshold that
+    Inconclusive (GeneratorSaturated) whatever the thresholds say. A run whose window
+    requests all failed fails (AllRequestsFailed), thresholds or none. A threshold that
     failed (or had no data) fails the run. Thresholds that held while some worker
     reported nothing are Inconclusive: the missing share could have broken them. A worker
     that exited non-zero fails a run whose thresholds held (WorkerFailed).
@@ -86,6 +87,10 @@ def verdict(
         return Judgement("Failed", "WorkerMissingSummary", "no worker reported a summary", checks)
     if saturation is not None:
         return Judgement("Inconclusive", "GeneratorSaturated", saturation, checks)
+    sent, failed = metrics.get("requests.count") or 0, metrics.get("errors.count") or 0
+    if sent and failed >= sent:
+        why = f"all {sent:.0f} requests failed (results.errors.reasons says why)"
+        return Judgement("Failed", "AllRequestsFailed", why, checks)
     held, reason, message = thresholds_outcome(checks)
     if not held:
         return Judgement("Failed", reason, message, checks)

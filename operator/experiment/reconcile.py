@@ -55,6 +55,7 @@ from surge.operator.loadtest import builders
 from surge.operator.policy.experiment import experiment_violations, secret_names
 from surge.operator.policy.facts import gather
 from surge.operator.policy.rules import Allowed, loadtest_violations
+from surge.operator.policy.target import target_key
 from surge.operator.settings import Settings
 
 LEASE_SLACK_S = 300
@@ -226,7 +227,8 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
 def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     experiment_simulation.check(spec)  # before queueing: bad simulation input fails at once
     target = spec.target_ref.deployment
-    key = f"deployment/{ctx.namespace}/{target}"
+    # The key its runs take (what they load), so the experiment and its runs share one Lease.
+    key = target_key(spec.load_test.wire(), ctx.namespace)
     got = target_lease.acquire(
         ctx.kube,
         target_key=key,

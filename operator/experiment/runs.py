@@ -11,6 +11,7 @@ from surge.api.experiment import ScalingExperimentSpec, Variant
 from surge.api.experiment_status import ExperimentStep, RunRow
 from surge.api.loadtest import DeploymentRef
 from surge.api.status import Phase
+from surge.loadgen.trace import pin_window
 from surge.operator.conditions import now_rfc3339, parse_time
 from surge.operator.experiment.variants import run_cost
 from surge.operator.loadtest import builders
@@ -50,9 +51,13 @@ def runs_of(spec: ScalingExperimentSpec) -> list[tuple[Variant, int]]:
 def child_loadtest(
     owner: dict[str, Any], spec: ScalingExperimentSpec, variant: Variant, repetition: int
 ) -> dict[str, Any]:
-    """The LoadTest of one run: the template, pointed at the target Deployment."""
+    """The LoadTest of one run: the template, pointed at the target Deployment; a trace's
+    `last` window pinned to the experiment's creation, so every variant replays one curve."""
     name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
     lt = spec.load_test.model_copy(deep=True)
+    created = parse_time(owner["metadata"].get("creationTimestamp"))
+    if created is not None:
+        lt.load = pin_window(lt.load, created.timestamp())
     if lt.target.deployment_ref is None:
         lt.target.deployment_ref = DeploymentRef(name=spec.target_ref.deployment)
     return {

@@ -3,7 +3,7 @@
 The first run to create (or take over) the Lease holds the target; the API server's
 create/update semantics (409 on a name taken, 409 on a stale resourceVersion) make the
 check-and-take one atomic step, so two LoadTests created in one sync can never both run.
-The Lease lives in the target Deployment's namespace (URL targets: the run's namespace) and
+The Lease lives in the run's namespace (an experiment's Deployment key: its namespace) and
 is released, with the resourceVersion read as precondition, once the run's end is persisted.
 A holder that no longer exists, no longer runs, or let the Lease expire loses it.
 
@@ -52,11 +52,14 @@ def parse_holder(identity: str | None) -> Holder | None:
 
 
 def lease_name(target_key: str) -> str:
-    """A DNS-safe, stable name per target key ("deployment/ns/name" or "url/host:port")."""
+    """A DNS-safe, stable name per target key ("service/ns/name:port", "url/host:port", or
+    an experiment's "deployment/ns/name" from before #25)."""
     return PREFIX + hashlib.sha256(target_key.encode()).hexdigest()[:16]
 
 
 def lease_namespace(target_key: str, run_namespace: str) -> str:
+    """A Deployment's own namespace; else the run's (where the operator surely may write: a
+    Service of the run's namespace is keyed there, another namespace's is not shared)."""
     kind, _, rest = target_key.partition("/")
     return rest.split("/", 1)[0] if kind == "deployment" else run_namespace
 

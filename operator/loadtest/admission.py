@@ -2,27 +2,35 @@
 
 The CRD schema and `parse_spec` check the spec itself; here come the cluster policy
 (operator/policy/rules.py: images, targets, placement, Secrets, caps), the dataset read from a
-ConfigMap, and the plan ConfigMap every worker reads, with the SHA-256 the operator and the
-workers check it against. Raises ManifestError or PolicyViolation with field-named messages.
+ConfigMap, a trace's rate curve read from a ConfigMap or Prometheus (so the plan carries it),
+and the plan ConfigMap every worker reads, with the SHA-256 the operator and the workers
+check it against. Raises ManifestError or PolicyViolation with field-named messages.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from surge.api.loadtest import LoadTestSpec
+from surge.api.loadtest import ConfigMapKeyRef, LoadTestSpec
 from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.policy import USABLE_SECRET_LABEL, PolicyViolation, Violation
 from surge.loadgen.plan import build_plan, plan_json, plan_sha256, with_inline_rows
+from surge.loadgen.trace import TraceError
+from surge.loadgen.trace_resolve import resolve_trace
 from surge.operator.context import Ctx
-from surge.operator.kube.client import Kube
+from surge.operator.kube.client import Kube, KubeError
 from surge.operator.loadtest import builders
+from surge.operator.loadtest.prometheus_access import prometheus_headers
+from surge.operator.policy import target as policy_target
 from surge.operator.policy.facts import Resolver, gather, resolve
-from surge.operator.policy.rules import Allowed, loadtest_violations, service_name, worker_networks
+from surge.operator.policy.rules import Allowed, loadtest_violations, worker_networks
 from surge.operator.settings import Settings
+from surge.results.prometheus import RangeQuerier, connect
+
+TRACE_QUERY_TIMEOUT_S = 30.0
 
 
 def _refuse(field: str, message: str) -> ManifestError:
@@ -32,16 +40,21 @@ def _refuse(field: str, message: str) -> ManifestError:
 @dataclass(frozen=True)
 class Admitted:
     spec: LoadTestSpec
-    """The validated spec with its dataset inlined."""
+    """The validated spec with its dataset inlined and its trace's curve resolved."""
     networks: list[str]
     """Where the workers may find the target (they check again: worker_networks)."""
 
 
 def accepted_spec(
-    body: dict[str, Any], kube: Kube, settings: Settings, resolver: Resolver = resolve
+    body: dict[str, Any],
+    kube: Kube,
+    settings: Settings,
+    resolver: Resolver = resolve,
+    prometheus: Callable[..., RangeQuerier] | None = None,
 ) -> Admitted:
-    """The validated spec, admitted by the cluster policy. Raises ManifestError (the spec
-    itself) or PolicyViolation (what the policy forbids)."""
+    """The validated spec, admitted by the cluster policy, its dataset and trace curve read.
+    Raises ManifestError (the spec itself, a curve it cannot replay) or PolicyViolation
+    (what the policy forbids). `prometheus`: makes the trace's client (default: connect)."""
     namespace = body["metadata"]["namespace"]
     spec: LoadTestSpec = parse_spec("LoadTest", body.get("spec") or {})
     policy = settings.policy
@@ -62,11 +75,65 @@ def accepted_spec(
     if ds is not None and ds.config_map_ref is not None:
         rows = _dataset_rows(kube, namespace, ds.config_map_ref, policy.require_secret_label)
         spec = with_inline_rows(spec, rows)
+    if spec.load.trace is not None and not spec.load.trace.resolved:
+        spec = _with_curve(spec, namespace, kube, settings, prometheus or connect)
+        # Caps on the resolved curve: its peak rate and length are known only now.
+        violations = loadtest_violations(spec, namespace, policy, allowed, facts)
+        if violations:
+            raise PolicyViolation(violations)
     return Admitted(spec, networks)
+
+
+def _with_curve(
+    spec: LoadTestSpec,
+    namespace: str,
+    kube: Kube,
+    settings: Settings,
+    prometheus: Callable[..., RangeQuerier],
+) -> LoadTestSpec:
+    """The spec with its trace's curve read (the policy admitted its source already)."""
+    need_label = settings.policy.require_secret_label
+
+    def read(name: str, key: str) -> str:
+        ref = ConfigMapKeyRef(name=name, key=key)
+        return _configmap_text(kube, namespace, ref, need_label, "spec.load.trace.configMapRef")
+
+    querier: RangeQuerier | None = None
+    trace = spec.load.trace
+    if trace is not None and trace.prometheus is not None:
+        url = spec.prometheus.url or settings.prometheus_url
+        if url is None:
+            raise _refuse(
+                "spec.load.trace.prometheus",
+                "no Prometheus: set spec.prometheus.url (or the operator's --prometheus-url)",
+            )
+        try:
+            headers = prometheus_headers(spec, namespace, kube)
+        except KubeError as err:
+            if not err.permanent:
+                raise
+            raise _refuse("spec.prometheus.auth", f"cannot read the auth Secret: {err}") from None
+        querier = prometheus(url, headers=headers, timeout_s=TRACE_QUERY_TIMEOUT_S)
+    try:
+        return resolve_trace(spec, read_configmap=read, querier=querier)
+    except TraceError as exc:
+        raise _refuse(exc.field, exc.message) from None
 
 
 def _dataset_rows(kube: Kube, namespace: str, ref: Any, need_label: bool) -> list[dict[str, Any]]:
     where = "spec.scenario.dataset.configMapRef"
+    text = _configmap_text(kube, namespace, ref, need_label, where)
+    try:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise _refuse(where, f"line {exc.lineno}: not JSON") from None
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        raise _refuse(where, "expected JSONL: one JSON object per line")
+    return rows
+
+
+def _configmap_text(kube: Kube, namespace: str, ref: Any, need_label: bool, where: str) -> str:
+    """A ConfigMap key's text, where the ConfigMap is opted in (its label) if the policy asks."""
     cm = kube.configmap(namespace, ref.name)
     labels = ((cm or {}).get("metadata") or {}).get("labels") or {}
     if cm is not None and need_label and labels.get(USABLE_SECRET_LABEL) != "true":
@@ -84,13 +151,7 @@ def _dataset_rows(kube: Kube, namespace: str, ref: Any, need_label: bool) -> lis
     text = ((cm or {}).get("data") or {}).get(ref.key)
     if text is None:
         raise _refuse(where, f"ConfigMap {ref.name} has no key {ref.key!r}")
-    try:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise _refuse(where, f"line {exc.lineno}: not JSON") from None
-    if not rows or not all(isinstance(r, dict) for r in rows):
-        raise _refuse(where, "expected JSONL: one JSON object per line")
-    return rows
+    return str(text)
 
 
 PLAN_LIMIT_BYTES = 1_000_000
@@ -139,18 +200,6 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
 
 
 def target_key(spec_raw: dict[str, Any], namespace: str) -> str:
-    """What one-run-per-target compares: the Deployment (namespace/name), else the URL's
-    Service of the namespace, else its host and port, as the client connects (case, user
-    info and default ports do not make another target)."""
-    target = spec_raw.get("target") or {}
-    ref = target.get("deploymentRef")
-    if ref:
-        return f"deployment/{ref.get('namespace') or namespace}/{ref.get('name')}"
-    parts = urlsplit(str(target.get("url", "")))
-    host = (parts.hostname or "").removesuffix(".")
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
-    except ValueError:
-        port = 0
-    svc = service_name(host, namespace)
-    return f"service/{namespace}/{svc}:{port}" if svc else f"url/{host}:{port}"
+    """What one-run-per-target compares: the Service the URL loads, else its host and port
+    (operator/policy/target.py); never the deploymentRef, which must back that Service."""
+    return policy_target.target_key(spec_raw, namespace)

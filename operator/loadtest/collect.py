@@ -16,6 +16,7 @@ from surge.api.status import Summary
 from surge.loadgen.aggregate import compute_results
 from surge.loadgen.summary import WorkerSummary, first_summary, merge
 from surge.loadgen.sweep_results import with_sweep
+from surge.loadgen.trace import trace_results
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest.pods import Workers, termination_message
 from surge.results import ClusterMetrics, metrics_available_condition
@@ -96,6 +97,8 @@ def analyse(
     results = compute_results(merged) if merged is not None else None
     if results is not None and merged is not None:
         with_sweep(results, merged, spec)  # first: the cluster window then spans every step
+        if (trace := trace_results(spec.load, merged.series)) is not None:
+            results["trace"] = trace  # the replayed curve beside the achieved rates
     metrics_condition = dict(NO_PROMETHEUS)
     if results is not None and cluster is not None:
         cm = cluster(results)

@@ -177,8 +177,12 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
     if spec.load.model != "closed":
         ctx.status.summary.target_rps = spec.load.peak
     set_deadline(ctx, ctx.now + timedelta(seconds=spec.timeouts.queued), "QueueTimeout")
-    ctx.condition("Ready", "True", "Accepted", f"run {run_id} accepted")
-    ctx.goto(Phase.PENDING, "RunStarted", f"run {run_id} accepted")
+    # A trace names its curve's source (the query and window, or the ConfigMap) in status.
+    trace = f"; load: {spec.load.trace.source}" if spec.load.trace is not None else ""
+    if spec.load.trace is not None:
+        ctx.status.load_source = spec.load.trace.source
+    ctx.condition("Ready", "True", "Accepted", f"run {run_id} accepted{trace}")
+    ctx.goto(Phase.PENDING, "RunStarted", f"run {run_id} accepted{trace}")
 
 
 def _refuse_reused(ctx: Run, run_id: str) -> None:

@@ -23,6 +23,7 @@ from surge.operator.kube import target_lease
 from surge.operator.loadtest import admission, builders, collect
 from surge.operator.loadtest.pods import Workers, diagnose
 from surge.operator.loadtest.prometheus_access import cluster_reader
+from surge.operator.policy.facts import probe_checked
 
 Run = Ctx[LoadTestStatus]
 LEASE_SLACK_S = 300
@@ -140,7 +141,7 @@ def waiting_for_target(ctx: Run) -> None:
     url = spec.target.health_url()
     if url is not None and ok:
         check = spec.target.readiness.http
-        ready, note = readiness.probe(url, check.expect_status if check else 200)
+        ready, note = probe_checked(url, check, ctx.namespace, ctx.settings.policy, ctx.kube)
         ok, notes = ok and ready, [*notes, note]
     message = "; ".join(notes) or "no readiness check configured"
     if ok:

@@ -108,7 +108,7 @@ def caps_violations(
 ) -> list[Violation]:
     load, caps = spec.load, policy.caps
     out = []
-    stages = "spec.load.stages"
+    stages = "spec.load.trace" if load.trace is not None else "spec.load.stages"
     if load.model == "closed":
         if caps.max_users is not None and load.peak > caps.max_users:
             out.append(

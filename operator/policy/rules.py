@@ -12,10 +12,11 @@ import fnmatch
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import USABLE_SECRET_LABEL, ClusterPolicy, Violation
+from surge.api.urls import UrlError, parse_url
+from surge.operator.policy.headers import header_violations
 from surge.operator.policy.limits import caps_violations, placement_violations, resource_violations
 
 
@@ -23,6 +24,8 @@ from surge.operator.policy.limits import caps_violations, placement_violations, 
 class Service:
     cluster_ips: tuple[str, ...] = ()
     external_name: str | None = None
+    selector: dict[str, str] | None = None
+    """The pods it sends to (None: no selector, its endpoints are set by hand)."""
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Facts:
     """Secret name in the run's namespace -> its labels (None: there is none)."""
     runs_in_flight: int = 0
     """Runs of the namespace admitted before this one and not ended."""
+    pod_labels: dict[tuple[str, str], dict[str, str] | None] = field(default_factory=dict)
+    """(namespace, Deployment) -> its pod template's labels (None: there is none)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ def service_name(host: str, namespace: str) -> str | None:
         [namespace, "svc"],
         [namespace, "svc", *CLUSTER_DOMAIN.split(".")],
     )
-    if parts[0] and parts[1:] in forms:
+    if parts[0] and parts[1:] in forms and ":" not in host:  # not an IPv6 address
         return parts[0]
     return None
 
@@ -83,8 +88,17 @@ def urls(spec: LoadTestSpec) -> list[tuple[str, str]]:
     return out
 
 
+def url_host(url: str) -> str:
+    """The host a URL connects to, by the one parser (surge.api.urls); "" when it has none
+    every client agrees on (the spec's models refuse such a URL before this is asked)."""
+    try:
+        return parse_url(url, allow_userinfo=True).host
+    except UrlError:
+        return ""
+
+
 def hosts(spec: LoadTestSpec) -> set[str]:
-    return {urlsplit(u).hostname or "" for _, u in urls(spec)}
+    return {url_host(u) for _, u in urls(spec)}
 
 
 def secret_refs(spec: LoadTestSpec) -> list[tuple[str, str]]:
@@ -115,7 +129,10 @@ def check_url(
     """A URL is allowed when its host is a Service of the namespace, or a literal address in
     targets.cidrs, or a name in targets.hosts whose every resolved address is in cidrs."""
     t = policy.targets
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = parse_url(url, allow_userinfo=where == "spec.target.url").host
+    except UrlError as err:
+        return [Violation(where, "targets", str(err))]
     if _is_ip(host):
         if _in_cidrs(host, t.cidrs):
             return []
@@ -180,27 +197,64 @@ def secret_violations(
     return out
 
 
-def _url_parts(url: str) -> tuple[str, str, str, str]:
-    """(scheme, host, port, path) of a URL or URL pattern; the port may be `*`."""
-    parts = urlsplit(url.strip())
-    netloc = parts.netloc.rpartition("@")[2].lower()
+def _pattern_parts(pattern: str) -> tuple[str, str, str, str]:
+    """(scheme, host glob, port or `*`, path) of an admin's URL pattern."""
+    scheme, _, rest = pattern.strip().partition("://")
+    netloc, slash, path = rest.partition("/")
+    netloc = netloc.rpartition("@")[2].lower()
     host, colon, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
     if not colon or not (port.isdigit() or port == "*"):
-        host, port = netloc, {"http": "80", "https": "443"}.get(parts.scheme, "")
-    return parts.scheme.lower(), host.strip("[]"), port, parts.path.rstrip("/")
+        host, port = netloc, {"http": "80", "https": "443"}.get(scheme.lower(), "")
+    return scheme.lower(), host.strip("[]"), port, (slash + path).rstrip("/")
 
 
 def _same_url(url: str, pattern: str) -> bool:
     """`url` is the pattern's: the same scheme, a host matching its host glob, the same port
-    (or `*`), a path under its path. Globs never span the host (fnmatch's * matches `/`)."""
-    scheme, host, port, path = _url_parts(url)
-    p_scheme, p_host, p_port, p_path = _url_parts(pattern)
+    (or `*`), a path under its path. The URL is read by the one parser, which refuses what a
+    client could read another way (`\\@`, user info, `..`); globs never span the host
+    (fnmatch's * matches `/`)."""
+    try:
+        got = parse_url(url)
+    except UrlError:
+        return False
+    p_scheme, p_host, p_port, p_path = _pattern_parts(pattern)
+    path = got.path.rstrip("/")
     return (
-        scheme == p_scheme
-        and fnmatch.fnmatchcase(host, p_host)
-        and (p_port == "*" or port == p_port)
+        got.scheme == p_scheme
+        and fnmatch.fnmatchcase(got.host, p_host)
+        and (p_port == "*" or str(got.port) == p_port)
         and (path == p_path or path.startswith(p_path + "/"))
     )
+
+
+def backing_violations(spec: LoadTestSpec, namespace: str, facts: Facts) -> list[Violation]:
+    """A deploymentRef must back the target Service: the run holds the lock of the Service it
+    loads (target_key) and watches the Deployment, so they must be one. Checked when the URL
+    names a Service of the namespace with a selector and the Deployment is there (a missing
+    one is waited for and fails TargetNotReady). A Service without a selector, a target by
+    address or by an allowed host cannot be checked; the lock is on what is loaded either way
+    (docs/security.md)."""
+    ref = spec.target.deployment_ref
+    svc = service_name(url_host(spec.target.url), namespace)
+    found = facts.services.get(svc) if svc else None
+    if ref is None or found is None or (ref.namespace or namespace) != namespace:
+        return []
+    labels = facts.pod_labels.get((namespace, ref.name))
+    where = "spec.target.deploymentRef"
+    if labels is None or not found.selector:
+        return []  # no Deployment yet, or endpoints set by hand: nothing to compare
+    missing = {k: v for k, v in found.selector.items() if labels.get(k) != v}
+    if missing:
+        sel = ", ".join(f"{k}={v}" for k, v in sorted(missing.items()))
+        return [
+            Violation(
+                where,
+                "targets",
+                f"Deployment {ref.name}'s pods lack Service {svc}'s selector ({sel}): the run "
+                "would load one and watch the other; name the Deployment behind the URL",
+            )
+        ]
+    return []
 
 
 def worker_networks(
@@ -209,7 +263,7 @@ def worker_networks(
     """The address ranges the workers may find the target at: the policy's CIDRs and the
     ClusterIPs of the namespace's Services it names. Empty (no check by the workers) when
     the target is a headless Service, whose pod addresses are not known in advance."""
-    host = (urlsplit(spec.target.url).hostname or "").lower()
+    host = url_host(spec.target.url)
     svc = service_name(host, namespace) if policy.targets.same_namespace_services else None
     found = facts.services.get(svc) if svc else None
     if found is not None and not found.cluster_ips:
@@ -239,8 +293,10 @@ def loadtest_violations(
     prom = spec.prometheus.url
     if prom is not None and not any(_same_url(prom, p) for p in allowed.prometheus_urls):
         out.append(
-            Violation("spec.prometheus.url", "prometheusUrls", f"{prom} is not an allowed URL")
+            Violation("spec.prometheus.url", "prometheusUrls", f"{prom!r} is not an allowed URL")
         )
+    out += header_violations(spec)
+    out += backing_violations(spec, namespace, facts)
     if spec.prometheus.queries and not policy.allow_custom_queries:
         names = ", ".join(sorted(spec.prometheus.queries))
         out.append(
@@ -248,6 +304,16 @@ def loadtest_violations(
                 "spec.prometheus.queries",
                 "allowCustomQueries",
                 f"custom PromQL ({names}) is not allowed; the operator's queries stay",
+            )
+        )
+    trace = spec.load.trace
+    if trace is not None and trace.prometheus is not None and not policy.allow_custom_queries:
+        out.append(
+            Violation(
+                "spec.load.trace.prometheus.query",
+                "allowCustomQueries",
+                "a trace's PromQL can read any series of the Prometheus into the plan; "
+                "not allowed here: give the curve as points or a ConfigMap",
             )
         )
     out += secret_violations(secret_refs(spec), facts.secret_labels, policy)

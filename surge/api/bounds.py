@@ -124,5 +124,7 @@ Tree = Annotated[Any, AfterValidator(check_tree)]
 TreeMap = Annotated[dict[str, Any], AfterValidator(check_tree), Field(max_length=MAX_ITEMS)]
 """A free-form mapping (a Kubernetes object passed through: affinity, behavior, a rule)."""
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
+ShortText = Annotated[str, Field(max_length=256)]
+"""One line a person writes: a threshold, an event type."""
 Key = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 """A map key or a short identifier: a label key, a Secret key, a pool name."""

@@ -6,23 +6,23 @@ The target models (URL, headers, readiness) are surge.api.target and the scenari
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
     ConfigDict,
     Field,
-    JsonValue,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_ITEMS, MAX_RATE, Key, Text
+from surge.api.bounds import MAX_ITEMS, MAX_RATE, Key, ShortText, Text
 from surge.api.durations import Duration
 from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
 from surge.api.scenario import ConfigMapKeyRef, Conversation, Dataset, PositiveInt, Scenario
+from surge.api.spec_rules import SPEC_RULES
 from surge.api.status import LoadTestStatus
 from surge.api.sweep import Sweep, check_sweep_load, check_sweep_thresholds
 from surge.api.target import (
@@ -37,6 +37,7 @@ from surge.api.target import (
     check_http_url,
 )
 from surge.api.thresholds import Threshold, parse_threshold
+from surge.api.trace import Trace, check_trace_load
 
 __all__ = [
     "Cleanup",
@@ -64,6 +65,7 @@ __all__ = [
     "Sweep",
     "Target",
     "Timeouts",
+    "Trace",
 ]
 
 
@@ -81,15 +83,18 @@ class Stage(Model):
 
 
 class Load(Model):
-    model: Literal["constant", "poisson", "closed", "sweep"]
+    model: Literal["constant", "poisson", "closed", "sweep", "trace"]
     """constant/poisson: open loop, arrivals per second; closed: users that wait for replies;
-    sweep: open-loop constant-rate steps that find the highest rate the thresholds allow."""
+    sweep: open-loop constant-rate steps that find the highest rate the thresholds allow;
+    trace: open loop, arrivals following a recorded rate curve (load.trace)."""
     stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
-    """Every model but sweep needs at least one."""
+    """Every model but sweep and trace needs at least one."""
     start_target: float | None = Field(None, ge=0, le=MAX_RATE)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
     sweep: Sweep | None = None
     """The sweep's rates and timing (model sweep only; docs/metrics.md, "Capacity sweep")."""
+    trace: Trace | None = None
+    """The rate curve to replay and its source (model trace only; docs/api.md)."""
     warmup: Duration = 0.0
     """The first part of the timeline, excluded from every result."""
     think_time: Duration = 0.0
@@ -106,7 +111,7 @@ class Load(Model):
     @classmethod
     def _some_stages(cls, v: list[Stage], info: ValidationInfo) -> list[Stage]:
         model = info.data.get("model")
-        if not v and model not in (None, "sweep"):
+        if not v and model not in (None, "sweep", "trace"):
             raise ValueError(f"required field is missing: the {model} model needs a stage")
         return v
 
@@ -115,6 +120,8 @@ class Load(Model):
         """The load's length; for a sweep, the longest it can last (every step run)."""
         if self.sweep is not None:
             return self.sweep.duration_s
+        if self.trace is not None:
+            return self.trace.duration_s or 0.0  # a ConfigMap's curve: known once read
         return sum(s.duration for s in self.stages)
 
     @property
@@ -123,10 +130,14 @@ class Load(Model):
         on the rate applies to it."""
         if self.sweep is not None:
             return self.sweep.max_rate
+        if self.trace is not None:
+            return self.trace.peak or 0.0  # known once the curve is resolved
         return max([s.target for s in self.stages] + [self.start_target or 0.0])
 
     @model_validator(mode="after")
     def _coherent(self) -> Load:
+        if check_trace_load(self):
+            return self  # the length and peak are checked once the curve is read
         if self.model == "sweep":
             check_sweep_load(self)
             return self
@@ -212,40 +223,6 @@ class Safety(Model):
     """The stages may not add up to more than this."""
 
 
-# Bounds the API server checks at apply (CEL), so `kubectl apply` refuses them before the
-# operator sees them; `parse_spec` checks the same (the validators above) for `surge run`.
-_RATE_CAP = "(has(self.safety) && has(self.safety.maxRate) ? self.safety.maxRate : 1000.0)"
-_USER_CAP = "double(has(self.safety) && has(self.safety.maxUsers) ? self.safety.maxUsers : 1000)"
-SPEC_RULES: list[JsonValue] = [
-    {
-        "rule": "self.load.model == 'closed' || !has(self.load.stages) || "
-        f"self.load.stages.all(s, s.target <= {_RATE_CAP})",
-        "message": "a stage targets more req/s than spec.safety.maxRate (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.stages",
-    },
-    {
-        "rule": "self.load.model != 'closed' || !has(self.load.stages) || "
-        f"self.load.stages.all(s, s.target <= {_USER_CAP})",
-        "message": "a stage targets more users than spec.safety.maxUsers (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.stages",
-    },
-    {
-        "rule": f"!has(self.load.sweep) || self.load.sweep.maxRate <= {_RATE_CAP}",
-        "message": "load.sweep.maxRate is above spec.safety.maxRate (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.sweep.maxRate",
-    },
-    {
-        "rule": "self.load.model == 'closed' || !has(self.load.maxInFlight) || "
-        "self.load.maxInFlight >= (has(self.load.workers) ? self.load.workers : 1)",
-        "message": "load.maxInFlight must be at least load.workers (it is split per worker)",
-        "fieldPath": ".load.maxInFlight",
-    },
-]
-
-
 class LoadTestSpec(Model):
     model_config = ConfigDict(
         **Model.model_config,
@@ -254,9 +231,7 @@ class LoadTestSpec(Model):
     target: Target
     scenario: Scenario = Field(default_factory=Scenario)
     load: Load
-    thresholds: list[Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=list, max_length=MAX_ITEMS
-    )
+    thresholds: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS)
     """SLOs such as 'latency.p95 < 800ms' or 'errors.rate < 1%' (docs/metrics.md)."""
     prometheus: Prometheus = Field(default_factory=Prometheus)
     cleanup: Cleanup = Field(default_factory=Cleanup)

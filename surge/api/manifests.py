@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from surge.api.base import API_VERSION
 from surge.api.experiment import ScalingExperiment, ScalingExperimentSpec
 from surge.api.loadtest import LoadTest, LoadTestSpec
+from surge.api.yaml_load import YamlProblem, load_all, read_text
 
 KINDS: dict[str, type[LoadTest] | type[ScalingExperiment]] = {
     "LoadTest": LoadTest,
@@ -49,35 +49,13 @@ class ManifestError(Exception):
         super().__init__("; ".join(str(e) for e in errors))
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last."""
-
-
-def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1}); keep one", mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def load_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
-    """Parse YAML (possibly several documents). Raises ManifestError on bad YAML."""
+    """Parse YAML (possibly several documents). Raises ManifestError (one line) on bad YAML,
+    or a file too deep or too large once its aliases are expanded (surge.api.yaml_load)."""
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError([FieldError("", f"{where}not valid YAML: {problem}")], source) from None
+        docs = load_all(text)
+    except YamlProblem as exc:
+        raise ManifestError([FieldError("", str(exc))], source) from None
     if not docs:
         raise ManifestError([FieldError("", "the file holds no YAML document")], source)
     for i, doc in enumerate(docs):
@@ -87,6 +65,16 @@ def load_documents(text: str, source: str = "<input>") -> list[dict[str, Any]]:
                 source,
             )
     return docs
+
+
+def read_manifest(path: Path) -> str:
+    """A manifest file's text, or ManifestError: unreadable, binary or huge."""
+    try:
+        return read_text(path)
+    except OSError as exc:
+        raise ManifestError([FieldError("", f"cannot read: {exc.strerror}")], str(path)) from None
+    except YamlProblem as exc:
+        raise ManifestError([FieldError("", str(exc))], str(path)) from None
 
 
 def parse_resource(doc: dict[str, Any], source: str = "<input>") -> Resource:
@@ -130,10 +118,7 @@ def parse_spec(kind: str, spec: dict[str, Any], source: str = "<input>") -> Any:
 
 def load_file(path: Path) -> list[Resource]:
     """Every resource in a YAML file, or ManifestError naming the file's first bad document."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ManifestError([FieldError("", f"cannot read: {exc.strerror}")], str(path)) from None
+    text = read_manifest(path)
     return [parse_resource(d, str(path)) for d in load_documents(text, str(path))]
 
 

@@ -68,14 +68,23 @@ class Scenario(Model):
     """A JSON template (object, list or string): string leaves may hold {{field}} placeholders
     filled from the dataset row; a leaf that is exactly "{{field}}" takes the row value as is."""
     dataset: Dataset | None = None
-    streaming: Literal["none", "sse", "openai", "anthropic"] = "none"
-    """The stream the target answers with, for TTFT, TPOT, ITL and tokens. openai: OpenAI
-    chat-completions or completions chunks (told apart by shape; reasoning included).
-    anthropic: Anthropic Messages events. sse: any text/event-stream (see sseTokenEvents)."""
+    streaming: Literal[
+        "none", "sse", "openai", "anthropic", "openai-responses", "ollama", "tgi"
+    ] = "none"
+    """The stream the target answers with, for TTFT, TPOT, ITL and tokens (docs/metrics.md,
+    Stream shapes). openai: OpenAI chat-completions or completions chunks (told apart by
+    shape; reasoning included; n > 1 timed per choice), ending with [DONE]. anthropic:
+    Anthropic Messages events, ending with message_stop. openai-responses: the OpenAI
+    Responses API's events, ending with response.completed. ollama: Ollama's native
+    NDJSON (/api/chat, /api/generate), ending with "done": true. tgi: Text Generation
+    Inference's native /generate_stream, ending with the generated_text message. sse: any
+    text/event-stream (see sseTokenEvents). A stream that ends otherwise is a protocol
+    error."""
     include_usage: bool = True
     """streaming openai: add stream_options.include_usage to a body with "stream": true
-    (unless it sets it), so token counts come from the server's usage, not from chunks.
-    false: leave the body as written (a server that refuses stream_options)."""
+    (unless it sets it); streaming tgi: add parameters.details: true (unless it sets
+    details); so token counts come from the server's usage, not from chunks. false: leave
+    the body as written (a server that refuses the field)."""
     sse_token_events: list[EventType] | None = Field(None, max_length=MAX_ITEMS)
     """streaming sse: the event types (the `event:` field) whose data carries tokens;
     default ["message"], the type of events without an `event:` field."""

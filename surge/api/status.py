@@ -83,6 +83,8 @@ REASONS: dict[str, str] = {
     "gives the maximum sustainable rate (docs/metrics.md, Capacity sweep).",
     "ReplicasChanged": "The target's replica count changed during a capacity sweep (its "
     "autoscaler was not pinned), so no rate is per replica: the verdict is Inconclusive.",
+    "AllRequestsFailed": "Every request of the measured window failed; status.summary.topErrors "
+    "says why. Such a run never passes.",
     "AllThresholdsPassed": "Every threshold held.",
     "NoThresholds": "No thresholds were set; the run succeeds when the load completes.",
     "NoData": "A metric a threshold needs had no data; the threshold cannot pass.",
@@ -172,6 +174,15 @@ class ThresholdResult(Model):
     """Human form: 'latency.p95 = 412ms < 800ms ✓'."""
 
 
+class ErrorReason(Model):
+    """Failed requests of one reason (results.errors.reasons; docs/metrics.md)."""
+
+    error_class: str
+    """connect, timeout, http_3xx, http_4xx, http_5xx, protocol (or other: the rest)."""
+    reason: str = ""
+    count: int
+
+
 class Summary(Model):
     """The few numbers the printer columns show."""
 
@@ -179,6 +190,8 @@ class Summary(Model):
     achieved_rps: float | None = None
     p95_ms: float | None = None
     error_rate: float | None = None
+    top_errors: list[ErrorReason] = Field(default_factory=list)
+    """The most counted reasons requests failed, at most 3 (all: results.errors.reasons)."""
     verdict: Literal["Passed", "Failed", "Inconclusive"] | None = None
     max_sustainable_rps: float | None = None
     """Capacity sweep: the highest rate at which every threshold held."""
@@ -250,6 +263,9 @@ class LoadTestStatus(Model):
     plan_sha256: str | None = None
     """SHA-256 of the run's plan as admitted; the operator and every worker refuse a plan
     ConfigMap whose content has another (PolicyViolation)."""
+    load_source: str | None = None
+    """load.model trace: where the replayed curve came from, as admitted (its query and
+    window, or its ConfigMap; its points and scaling)."""
     workers_to_delete: bool = False
     """The verdict is written; the worker Job is deleted once that write is read back."""
     start_time: str | None = None

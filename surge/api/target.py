@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import Model
 from surge.api.bounds import MAX_ITEMS, Key, Text
 from surge.api.durations import Duration
+from surge.api.urls import check_url
 
 # A Kubernetes object name (DNS subdomain), as the API server accepts it.
 Name = Annotated[
@@ -71,12 +71,10 @@ class Readiness(Model):
     """Fail the run with TargetReady=False when the target is not ready by then."""
 
 
-def check_http_url(url: str) -> str:
-    """url itself when it is http(s) with a host; else ValueError (for validators)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL with a host; write e.g. http://alice:8080")
-    return url
+def check_http_url(url: str, *, allow_userinfo: bool = False) -> str:
+    """url itself when it is an http(s) URL every client reads alike (surge.api.urls);
+    else ValueError (for validators). Only the target URL may carry user info."""
+    return check_url(url, allow_userinfo=allow_userinfo)
 
 
 class Target(Model):
@@ -90,7 +88,7 @@ class Target(Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        return check_http_url(v)
+        return check_http_url(v, allow_userinfo=True)
 
     def health_url(self) -> str | None:
         """readiness.http as a full URL (its url, or url + path); None without one."""

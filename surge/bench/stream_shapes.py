@@ -14,6 +14,9 @@ PER_CHUNK tokens a chunk when asked (chunk j leaves at TTFT + j·PER_CHUNK·TPOT
 - anthropic TTFT TPOT TOKENS: Anthropic Messages events (message_start, ping and the
   block start at once; text deltas; message_delta with the usage; message_stop).
 
+A captured stream (`read_corpus`, tests/loadgen/streams_corpus/) is replayed the same
+way: each write at its time, whatever the request.
+
 Usage (OpenAI shapes): USAGE 0 never, 1 always, 2 only when the request body sets
 stream_options.include_usage (as OpenAI does); completions and reasoning use 2.
 Every usage says PROMPT_TOKENS input tokens.
@@ -25,6 +28,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 PROMPT_TOKENS = 12
@@ -170,6 +174,37 @@ def anthropic(ttft: float, tpot: float, tokens: int) -> Callable[[bytes], Timeli
         return out
 
     return shape
+
+
+def read_corpus(path: str | Path) -> tuple[dict[str, str], Timeline]:
+    """A corpus file: its `# key: value` header lines (continuation lines, indented, are
+    left out) and its writes. `@MS` starts a write MS milliseconds after the request; the
+    lines after it, each with its line end, are its bytes; `# eol: crlf` (or `cr`) turns
+    every line end of the writes into CRLF (or a lone CR)."""
+    header: dict[str, str] = {}
+    timeline: Timeline = []
+    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    at: float | None = None
+    body: list[str] = []
+    for line in lines:
+        if at is None and line.startswith("#"):
+            key, sep, value = line[1:].strip().partition(": ")
+            if sep and not line.startswith("#  "):
+                header[key] = value
+        elif line.startswith("@"):
+            if at is not None:
+                timeline.append((at, "".join(body).encode()))
+            at, body = float(line[1:]) / 1000, []
+        elif at is not None:
+            body.append(line + "\n")
+    if at is not None:
+        timeline.append((at, "".join(body).encode()))
+    eol = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}[header.get("eol", "lf")]
+    if eol != b"\n":
+        timeline = [(t, data.replace(b"\n", eol)) for t, data in timeline]
+    return header, timeline
 
 
 SHAPES: dict[str, Callable[..., Callable[[bytes], Timeline]]] = {

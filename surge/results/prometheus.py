@@ -7,11 +7,13 @@ which the operator turns into the MetricsAvailable condition. Never a zero, neve
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from surge.api.loadtest import LoadTestSpec
+from surge.api.urls import parse_url
 from surge.results.cluster import MAX_STORED_POINTS, ClusterMetrics, QueryOutcome, build_cluster
 from surge.results.queries import (
     DEFAULT_QUERIES,
@@ -23,7 +25,7 @@ from surge.results.queries import (
 )
 from surge.results.timeline import Sample, Window, query_step
 
-_REASON_MAX = 300
+_REASON_MAX = 160
 
 
 class RangeQuerier(Protocol):
@@ -42,18 +44,62 @@ class RangeQuerier(Protocol):
 def connect(
     url: str, *, headers: Mapping[str, str] | None = None, timeout_s: float = 10.0
 ) -> RangeQuerier:
-    """A PrometheusConnect with a request timeout and one retry (bounded: never hangs)."""
+    """A PrometheusConnect with a request timeout and one retry (bounded: never hangs), built
+    from the URL's checked parts (surge.api.urls: what the policy approved is where requests
+    connects), with no redirect followed and no proxy or .netrc from the environment: the
+    Authorization header goes to that host only."""
     from prometheus_api_client import PrometheusConnect
     from urllib3.util.retry import Retry
 
-    retry = Retry(total=1, backoff_factor=0.5, status_forcelist=[502, 503, 504])
+    checked = parse_url(url, allow_userinfo=True).text()  # user info: the admin's own URL
+    retry = Retry(total=1, backoff_factor=0.5, status_forcelist=[502, 503, 504], redirect=0)
     client: RangeQuerier = PrometheusConnect(
-        url=url.rstrip("/"),
+        url=checked.rstrip("/"),
         headers=dict(headers or {}),
         retry=retry,
         timeout=timeout_s,
+        session=_no_redirects_session(),
     )
     return client
+
+
+def _no_redirects_session() -> Any:
+    import requests
+
+    class NoRedirects(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["allow_redirects"] = False  # a 3xx is an answer, not somewhere else to go
+            return super().request(*args, **kwargs)
+
+    session = NoRedirects()
+    session.trust_env = False
+    return session
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short reason for status: the status code of a refused query (never the reply's
+    body, which any server at the URL writes), else the error's type and first line,
+    printable ASCII only, at most _REASON_MAX characters."""
+    text = str(exc)
+    status = _STATUS.search(text)
+    if status:
+        return f"query failed: {type(exc).__name__}: HTTP {status.group(1)}"
+    line = text.splitlines()[0] if text else ""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in line)
+    return f"query failed: {type(exc).__name__}: {clean}"[:_REASON_MAX]
+
+
+class _Unusable:
+    """A Prometheus no request is sent to: every query fails with the same reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def custom_query_range(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
+        raise ValueError(self.reason)
 
 
 def parse_range_result(result: Any) -> tuple[list[Sample], str | None]:
@@ -88,8 +134,7 @@ def fetch_range(
         )
         samples, reason = parse_range_result(result)
     except Exception as exc:  # the edge: any failure is a no-data reason, never a crash
-        text = f"query failed: {type(exc).__name__}: {exc}"
-        return QueryOutcome(name, promql, [], text[:_REASON_MAX])
+        return QueryOutcome(name, promql, [], failure_reason(exc))
     return QueryOutcome(name, promql, samples, reason)
 
 
@@ -139,7 +184,10 @@ def collect_cluster_metrics(
         url = prometheus_url or spec.prometheus.url
         if url is None:
             raise ValueError("no Prometheus: pass prometheus_url or set spec.prometheus.url")
-        querier = connect(url, headers=headers)
+        try:
+            querier = connect(url, headers=headers)
+        except ValueError as exc:  # a URL no client may be trusted to read alike
+            querier = _Unusable(f"Prometheus URL unusable: {exc}"[:_REASON_MAX])
     rendered = render_queries(templates, qvars)
     outcomes = [
         QueryOutcome(name, templates[name], [], err) for name, err in rendered.errors.items()

@@ -78,6 +78,8 @@ def summary_rows(results: Mapping[str, Any]) -> list[Row]:
     by_class = {k: v for k, v in (err.get("byClass") or {}).items() if v}
     if by_class:
         rows.append(("errors by class", ", ".join(f"{k}: {v}" for k, v in by_class.items())))
+    for r in err.get("reasons") or []:
+        rows.append(("error reason", f"{r['count']} {r['errorClass']}: {r['reason']}"))
     rows.append(("goodput", f"{_num(good.get('rps'), unit='/s')} ({_pct(good.get('ratio'))})"))
     tokens = results.get("tokens") or {}
     if tokens.get("outputRps") is not None:

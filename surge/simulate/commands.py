@@ -18,7 +18,7 @@ from surge.simulate.output import document, html_report, markdown, search_text, 
 from surge.simulate.plan import plan_all
 from surge.simulate.run import Outcome, perfect, simulate
 from surge.simulate.search import SearchResult, run_search
-from surge.simulate.trace import from_stages, read_csv
+from surge.simulate.trace import from_load, read_csv
 
 
 def _experiment(path: Path) -> ScalingExperiment:
@@ -70,7 +70,7 @@ def simulate_command(
                 gap = parse_duration(max_gap)
             except ValueError as exc:
                 raise SimulationError(f"--max-gap: {exc}") from None
-        load = read_csv(trace, gap) if trace else from_stages(spec.load_test.load)
+        load = read_csv(trace, gap) if trace else from_load(spec.load_test, str(file))
         slo = slo_of(spec)
         outcomes = [simulate(p, settings, load.rates, slo) for p in plans]
         found: SearchResult | None = None

@@ -1,5 +1,5 @@
-"""The load to replay, as requests per second for each second: from the LoadTest stages or
-from a CSV of `t_seconds,rps` (e.g. exported from Prometheus).
+"""The load to replay, as requests per second for each second: from the LoadTest's load (its
+stages or its trace, the curve a live run replays) or from a CSV of `t_seconds,rps`.
 
 A CSV is checked line by line: times sorted, not negative, no gaps (an interval much longer
 than the trace's usual spacing, or an empty or NaN rate), rates not negative. Its times are
@@ -16,8 +16,11 @@ from statistics import median
 
 import numpy as np
 
-from surge.api.loadtest import Load
-from surge.loadgen.schedule import cumulative, segments
+from surge.api.loadtest import Load, LoadTestSpec
+from surge.api.manifests import ManifestError
+from surge.loadgen.schedule import cumulative
+from surge.loadgen.trace import load_segments
+from surge.loadgen.trace_resolve import resolve_locally
 from surge.simulate.errors import SimulationError
 
 GAP_FACTOR = 5.0
@@ -32,16 +35,36 @@ class Load1s:
 
 
 def from_stages(load: Load) -> Load1s:
-    """The stages' rate curve, integrated exactly over each second."""
-    segs = segments(load.stages, load.start_target)
+    """The load's rate curve (its stages', or its trace's resolved points, scaled as the
+    live run replays them), integrated exactly over each second."""
+    if load.trace is not None and not load.trace.resolved:
+        raise SimulationError(
+            "spec.loadTest.load.trace: its curve is in a ConfigMap or Prometheus; `surge "
+            "simulate` reads Prometheus itself, an operator simulation (liveTopK) needs the "
+            "points inline"
+        )
+    segs = load_segments(load)
     seconds = math.ceil(load.duration_s)
-    marks = [cumulative(segs, float(i)) for i in range(seconds + 1)]
+    marks = [cumulative(segs, min(float(i), load.duration_s)) for i in range(seconds + 1)]
     rates = [marks[i + 1] - marks[i] for i in range(seconds)]
-    if load.model == "closed":
+    if load.trace is not None:
+        source = f"spec.loadTest.load: {load.trace.source}"
+    elif load.model == "closed":
         source = "spec.loadTest.load stages (closed model: users read as requests per second)"
     else:
         source = "spec.loadTest.load stages"
     return Load1s(rates, source)
+
+
+def from_load(spec: LoadTestSpec, source: str = "") -> Load1s:
+    """`surge simulate`: the LoadTest template's curve, a trace's read from Prometheus as
+    `surge run` reads it (so the simulated and the live run replay one curve)."""
+    try:
+        spec = resolve_locally(spec, source)
+    except ManifestError as exc:
+        where = [(e.path.replace("spec.", "spec.loadTest.", 1), e.message) for e in exc.errors]
+        raise SimulationError("; ".join(f"{p}: {m}" for p, m in where)) from None
+    return from_stages(spec.load)
 
 
 def read_csv(path: Path, max_gap_s: float | None = None) -> Load1s:

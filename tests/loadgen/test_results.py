@@ -62,6 +62,7 @@ def test_rates_ratios_and_denominators() -> None:
         "achievedRps": 90.0,
         "p95Ms": pytest.approx(r["latency"]["p95"]),
         "errorRate": pytest.approx(50 / 950),
+        "topErrors": [],  # the summary carried no reasons
     }
     assert r["window"]["measuredSeconds"] == 10.0
     assert r["window"]["start"] == 1_700_000_002.0

@@ -12,7 +12,7 @@ import pytest
 
 from surge.api.loadtest import Scenario as ScenarioSpec
 from surge.loadgen.outcome import Outcome, ProtocolError
-from surge.loadgen.scenario import Scenario, with_usage_request
+from surge.loadgen.scenario import Scenario, with_details_request, with_usage_request
 from surge.loadgen.streams import Streaming, TokenStream
 
 
@@ -159,9 +159,9 @@ def test_generic_sse_counts_only_the_token_events(clock: list[float]) -> None:
     [
         ("openai", b"data: not json\n\n", "not JSON"),
         ("openai", b'data: {"error": {"message": "overloaded"}}\n\n', "overloaded"),
-        ("openai", b": only a comment\n\n", r"without a token or \[DONE\]"),
+        ("openai", b": only a comment\n\n", r"ended before data: \[DONE\]"),
         ("anthropic", b'data: {"type": "error", "error": {"type": "overloaded"}}\n\n', "overload"),
-        ("anthropic", b'data: {"type": "ping"}\n\n', "without a token or message_stop"),
+        ("anthropic", b'data: {"type": "ping"}\n\n', "ended before message_stop"),
     ],
 )
 def test_broken_streams_are_protocol_errors(
@@ -175,7 +175,10 @@ def test_a_token_split_across_reads_gets_the_time_of_the_read_that_completes_it(
     clock: list[float],
 ) -> None:
     whole = chat(content="a")
-    out = parse([(0.1, whole[:20]), (0.2, whole[20:-3]), (0.3, whole[-3:])], "openai", clock)
+    done = b"data: [DONE]\n\n"
+    out = parse(
+        [(0.1, whole[:20]), (0.2, whole[20:-3]), (0.3, whole[-3:]), (0.4, done)], "openai", clock
+    )
     assert out.chunk_times == [0.3]
 
 
@@ -196,6 +199,11 @@ def test_surge_asks_for_usage_unless_told_not_to() -> None:
         return result
 
     assert sent(streaming="openai")["stream_options"] == {"include_usage": True}
+    # TGI's /generate_stream sends generated_tokens only when asked for details.
+    assert sent(streaming="tgi")["parameters"] == {"details": True}
+    theirs_tgi = {**body, "parameters": {"details": False, "max_new_tokens": 8}}
+    assert with_details_request(theirs_tgi) is theirs_tgi
+    assert "parameters" not in sent(streaming="tgi", includeUsage=False)
     assert "stream_options" not in sent(streaming="openai", includeUsage=False)
     assert "stream_options" not in sent(streaming="anthropic")
 
@@ -209,3 +217,93 @@ def test_sse_token_events_are_checked() -> None:
         ScenarioSpec.model_validate({"streaming": "sse", "sseTokenEvents": ["two words"]})
     ok = ScenarioSpec.model_validate({"streaming": "sse", "sseTokenEvents": ["token"]})
     assert ok.sse_token_events == ["token"]
+
+
+def test_choices_of_n_greater_than_one_are_timed_apart(clock: list[float]) -> None:
+    def choice(i: int, text: str) -> bytes:
+        return sse({"choices": [{"index": i, "delta": {"content": text}}]})
+
+    out = parse(
+        [
+            (0.1, choice(0, "a") + choice(1, "x")),
+            (0.2, choice(1, "y")),
+            (0.3, choice(0, "b") + b"data: [DONE]\n\n"),
+        ],
+        "openai",
+        clock,
+    )
+    assert out.chunk_times == [0.1, 0.1, 0.2, 0.3]  # every sequence's tokens
+    assert out.sequences == [[0.1, 0.3], [0.1, 0.2]]  # in index order
+    assert out.text == "ab"  # history: the first choice
+    single = parse(
+        [(0.1, choice(0, "a")), (0.2, choice(0, "b") + b"data: [DONE]")], "openai", clock
+    )
+    assert single.sequences is None
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_sse_fields_as_the_standard_reads_them(clock: list[float], eol: bytes) -> None:
+    body = (
+        b"\xef\xbb\xbf: a comment\n\n"  # a byte order mark, then a comment
+        b"retry: 3000\nid: 7\n\n"  # no data: no event
+        b"event: token\ndata:one\ndata\ndata:  two\n\n"  # no space, no colon, two spaces
+        b"data: plain\n\n"  # the type is back to message
+        b"event: token\ndata: last"  # open at the end of the body: still read
+    ).replace(b"\n", eol)
+    out = parse([(0.1, body[:9]), (0.2, body[9:])], "sse", clock, events=("token",))
+    assert out.text == "one\n\n two" + "last"
+    assert out.chunk_times == [0.2, 0.2]
+
+
+def test_a_crlf_split_between_reads_is_one_line_end(clock: list[float]) -> None:
+    reads = [(0.1, b"data: a\r"), (0.2, b"\ndata: b\r\n\r"), (0.3, b"\n")]
+    out = parse(reads, "sse", clock)
+    assert out.text == "a\nb"  # one event of two data lines, not two events
+    assert out.chunk_times == [0.3]
+
+
+@pytest.mark.parametrize(
+    ("shape", "body", "message"),
+    [
+        (
+            "openai",
+            b'data: {"choices":[{"delta":{"content":"a"}}]}\n\nerror: {"message":"KV"}\n\n',
+            "error line in stream: .*KV",
+        ),
+        ("sse", b"data: a\n\nerror: boom\n\n", "error line in stream: boom"),
+        ("sse", b"data: a\n\nevent: error\ndata: boom\n\n", "error event in stream: boom"),
+        ("openai", b'event: error\ndata: {"message": "bad"}\n\n', "error in stream"),
+        ("ollama", b'{"response":"a","done":false}\n', 'ended before "done": true'),
+        ("tgi", b'data:{"token":{"text":"a"},"generated_text":null}\n\n', "generated_text"),
+        (
+            "openai-responses",
+            b'data: {"type":"error","message":"rate"}\n\n',
+            "error in stream: rate",
+        ),
+    ],
+)
+def test_in_stream_errors_and_unended_streams(
+    clock: list[float], shape: Streaming, body: bytes, message: str
+) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        parse([(0.1, body)], shape, clock)
+
+
+def test_error_reasons_are_bounded() -> None:
+    from surge.loadgen.outcome import MAX_REASONS, OTHER_REASON, merge_reasons, tally_reason
+
+    tally: dict[str, int] = {}
+    for i in range(MAX_REASONS + 5):
+        tally_reason(tally, f"protocol: reason {i}", 2)
+    assert len(tally) == MAX_REASONS + 1 and tally[OTHER_REASON] == 10
+    merged = merge_reasons([tally, {"timeout: timed out": 30}])
+    assert next(iter(merged)) == "timeout: timed out" and len(merged) == MAX_REASONS + 1
+    assert sum(merged.values()) == sum(tally.values()) + 30
+    # On the wire (JSON and the compact termination message) and through a merge.
+    from surge.loadgen.summary import WorkerSummary, compact, merge, parse_summary
+
+    one = WorkerSummary(reasons={"protocol: stream ended before message_stop": 3})
+    back = parse_summary(compact(one))
+    assert back is not None and back.reasons == one.reasons
+    assert merge([one, back]).reasons == {"protocol: stream ended before message_stop": 6}
+    assert "reasons" not in WorkerSummary().to_json()  # absent when nothing failed

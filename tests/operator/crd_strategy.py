@@ -151,7 +151,7 @@ def _object(schema: dict[str, Any], path: str) -> st.SearchStrategy[Any]:
 
 
 def cel_admits(spec: dict[str, Any]) -> bool:
-    """The LoadTest spec's x-kubernetes-validations (surge.api.loadtest.SPEC_RULES) in Python."""
+    """The LoadTest spec's x-kubernetes-validations (surge.api.spec_rules.SPEC_RULES) in Python."""
     load = spec.get("load") or {}
     safety = spec.get("safety") or {}
     rate_cap = float(safety.get("maxRate", 1000.0))

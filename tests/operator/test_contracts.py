@@ -221,7 +221,7 @@ def test_an_experiments_child_shares_the_experiments_lease(kube: FakeKube) -> No
     from surge.operator.kube import target_lease
 
     holder = target_lease.Holder("ScalingExperiment", NS, "sx", "u-sx")
-    key = "deployment/team/alice"
+    key = "service/team/alice:8080"  # what the runs load: the URL's Service (#25)
     lease = target_lease.lease_object(
         NS, target_lease.lease_name(key), key, holder, T0, duration_s=3600
     )
