@@ -121,6 +121,15 @@ def test_hostile_specs_are_refused_or_harmless_and_the_operator_stays_up(
     many["spec"]["dryRun"] = True
     many["spec"]["variants"] = [{"name": f"v{i}", "replicas": 1 + i % 3} for i in range(2000)]
     outcomes["many"] = _refused_or_failed(api_client, who, ns, many, op, SX)
+    # Within the CRD's 100, above the policy's caps: the admission policy's CEL refuses them.
+    over = _experiment("over", "alice", url)
+    over["spec"]["variants"] = [{"name": f"v{i}", "replicas": 1} for i in range(21)]
+    outcomes["over"] = _refused_or_failed(api_client, who, ns, over, op, SX)
+    assert "policy.caps.maxVariants" in outcomes["over"], outcomes["over"]
+    slow = _experiment("slow", "alice", url)
+    slow["spec"]["timeout"] = "25h"
+    outcomes["slow"] = _refused_or_failed(api_client, who, ns, slow, op, SX)
+    assert "policy.caps.maxExperimentTimeout" in outcomes["slow"], outcomes["slow"]
 
     for name, outcome in outcomes.items():
         print(f"hostile spec {name}: {outcome}")
