@@ -28,6 +28,8 @@ MAX_TREE_BYTES = 1_000_000
 MAX_SWEEP_STEPS = 1000
 """Geometric steps plus bisections of one capacity sweep."""
 MAX_VARIANTS = 100
+MAX_RUNS = 200
+"""Variants × repetitions of one experiment: each run is a row of its status."""
 MAX_STAGES = 100
 MAX_ITEMS = 64
 """Headers, thresholds, tolerations, metrics: lists a person writes by hand."""

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_ITEMS, MAX_PRICE, MAX_VARIANTS, Key, TreeMap
+from surge.api.bounds import MAX_ITEMS, MAX_PRICE, MAX_RUNS, MAX_VARIANTS, Key, TreeMap
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
@@ -105,6 +105,12 @@ class ScalingExperimentSpec(Model):
 
     @model_validator(mode="after")
     def _names(self) -> ScalingExperimentSpec:
+        runs = len(self.variants) * self.repetitions
+        if runs > MAX_RUNS:
+            raise ValueError(
+                f"{len(self.variants)} variants × {self.repetitions} repetitions is {runs} runs, "
+                f"more than {MAX_RUNS} (each is a row of status); split the experiment"
+            )
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -226,3 +226,55 @@ def test_a_line_that_cannot_be_decoded_becomes_an_event_kopf_skips(guarded: None
         event = watch_guard.decoder().loads(line.decode())
         assert event["type"] == watch_guard.SKIPPED_EVENT
     assert watch_guard.decoder().dumps({"a": 1}) == '{"a": 1}'  # the rest of the module is json's
+
+
+def test_the_largest_status_the_models_allow_fits_etcd() -> None:
+    """200 runs (the models' bound on variants × repetitions) whose Prometheus series are
+    thinned to 120 points, 100 comparison rows and predictions: under 1 MiB, so status and a
+    spec of 0.5 MiB fit etcd's 1.5 MiB object."""
+    from surge.api.experiment import Variant
+    from surge.api.experiment_status import (
+        ComparisonRow,
+        ExperimentStep,
+        Prediction,
+        ScalingExperimentStatus,
+    )
+    from surge.operator.experiment.runs import MAX_SERIES_POINTS, run_row
+    from surge.operator.experiment.variants import aggregate
+
+    series = [[float(t), float(1 + t % 7)] for t in range(0, 3600, 5)]  # 720 points
+    results = {"cluster": {"replicas": {"replicaSeconds": 3600.0, "series": series}}}
+    status = {"phase": "Succeeded", "results": results, "summary": {"achievedRps": 12.5}}
+    step = ExperimentStep(
+        index=0, stage="Test", since="2026-12-06T12:00:00Z", variant="v", repetition=0
+    )
+    rows = [
+        run_row(Variant(name=f"variant-{i:03d}"), r, f"lt-{i}-{r}", status, step, 2.5)
+        for i in range(20)
+        for r in range(10)
+    ]
+    assert all(len(r.replica_series or []) <= MAX_SERIES_POINTS for r in rows)
+    assert (rows[0].replica_series or [])[-1] == series[-1]
+    comparison: list[ComparisonRow] = [aggregate(f"variant-{i:03d}", rows[:10]) for i in range(100)]
+    predictions = [
+        Prediction(
+            variant=f"variant-{i:03d}",
+            rank=i + 1,
+            live=i < 5,
+            selection="TopK" if i < 5 else "Skipped",
+            pool="cpu",
+            replica_seconds=3600.0,
+            slo_violation_seconds=0,
+            sustainable_rps=100.0,
+        )
+        for i in range(100)
+    ]
+    st = ScalingExperimentStatus(runs=rows, comparison=comparison, predictions=predictions)
+    size = len(json.dumps(st.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    assert size < 1024 * 1024, size
+
+
+def test_variants_times_repetitions_is_bounded() -> None:
+    roomy = Settings(policy=ClusterPolicy(caps=Caps(max_variants=100)))
+    st = _sx_status(sx._spec(variants=_variants(100), repetitions=3), roomy)
+    assert st["phase"] == "Failed" and "300 runs, more than 200" in st["message"], st
