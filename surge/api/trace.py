@@ -23,10 +23,12 @@ from surge.api.scenario import ConfigMapKeyRef
 
 MAX_POINTS = 10_000
 """The most points a curve may have, whatever its source (the plan must fit a ConfigMap)."""
+MAX_TRACE_SECONDS = 1e10
+"""A point's time (a CSV's may be Unix times: 1e10 is the year 2286)."""
 
 
 class TracePoint(Model):
-    t_seconds: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    t_seconds: float = Field(ge=0, le=MAX_TRACE_SECONDS, allow_inf_nan=False)
     """Seconds from the trace's start (the first point's time is the curve's 0)."""
     rps: float = Field(ge=0, le=MAX_RATE, allow_inf_nan=False)
     """Requests per second at that time."""

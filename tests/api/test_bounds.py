@@ -158,3 +158,14 @@ def test_every_spec_list_string_map_and_number_has_a_bound_in_the_crd(crd: dict[
     # an int-or-string quantity (checked by the models, at most 1e9).
     loose = [p for p in _unbounded(spec) if not p.endswith(("Name", "name"))]
     assert loose == [], loose
+
+
+def test_a_trace_csv_beyond_the_bounds_is_a_trace_error_naming_it() -> None:
+    from surge.loadgen.trace import TraceError, points_from_csv
+
+    ok = points_from_csv("1765000000,5\n1765000015,6\n", "cm")  # Unix times are fine
+    assert len(ok) == 2
+    for text, words in (("0,5\n15,1e9\n", "rps 1e+09"), ("0,5\n2e10,6\n", "t_seconds 2e+10")):
+        with pytest.raises(TraceError) as err:
+            points_from_csv(text, "cm")
+        assert words in str(err.value), err.value
