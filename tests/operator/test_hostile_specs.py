@@ -278,3 +278,15 @@ def test_variants_times_repetitions_is_bounded() -> None:
     roomy = Settings(policy=ClusterPolicy(caps=Caps(max_variants=100)))
     st = _sx_status(sx._spec(variants=_variants(100), repetitions=3), roomy)
     assert st["phase"] == "Failed" and "300 runs, more than 200" in st["message"], st
+
+
+def test_live_top_k_simulates_a_bounded_amount() -> None:
+    from tests.operator.test_experiment_simulation import _spec, _variant
+
+    spec = _spec(variants=[_variant(f"v{i}", "cpu", 1, 4) for i in range(20)])
+    spec["loadTest"]["load"]["stages"] = [{"duration": "11h", "target": 5}]
+    spec["loadTest"]["safety"] = {"maxDuration": "12h"}
+    roomy = Settings(policy=ClusterPolicy(caps=Caps(max_duration=None)))
+    st = _sx_status(spec, roomy)
+    assert st["phase"] == "Failed", st
+    assert "792,000 variant-seconds" in st["message"] and "SimulationInvalid" in str(st), st
