@@ -109,8 +109,8 @@ class Sender:
             if self._stop.is_set():
                 return
             out = await self._send(self.scenario.turn_request(row, turn, history), keep_text=True)
-            first = i == 0 and due is not None
-            self.recorder.record(due if first else out.sent_at, out, scheduled=i == 0)
+            intended = due if (i == 0 and due is not None) else out.sent_at
+            self.recorder.record(intended, out, scheduled=i == 0)
             if not out.ok:
                 return  # a broken conversation ends; its later turns make no sense
             history.append({"role": "user", "content": turn})

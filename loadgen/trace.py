@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from statistics import median
 from typing import Any, Literal, TypeVar
 
+from surge.api.bounds import MAX_RATE
 from surge.api.durations import format_duration
 from surge.api.loadtest import Load
 from surge.api.results.trace import MAX_STORED, TraceSection
-from surge.api.trace import MAX_POINTS, Trace, TracePoint, TraceQuery
+from surge.api.trace import MAX_POINTS, MAX_TRACE_SECONDS, Trace, TracePoint, TraceQuery
 from surge.loadgen import schedule
 
 _N = TypeVar("_N", int, float)
@@ -118,9 +119,7 @@ def points_from_csv(text: str, where: str) -> list[TracePoint]:
                     f"line {lines[i + 1]}: {gap:g}s since line {lines[i]}, where samples are "
                     f"usually {usual:g}s apart: the trace has a gap; fill the missing range",
                 )
-    return check_points(
-        [TracePoint(t_seconds=t, rps=r) for t, r in zip(times, rps, strict=True)], where
-    )
+    return check_points([_point(t, r, where) for t, r in zip(times, rps, strict=True)], where)
 
 
 def _is_number(text: str) -> bool:
@@ -129,6 +128,15 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _point(t: float, rps: float, where: str) -> TracePoint:
+    """A point within the models' bounds (surge.api.trace), else TraceError naming it."""
+    if t > MAX_TRACE_SECONDS:
+        raise TraceError(where, f"t_seconds {t:g} is beyond {MAX_TRACE_SECONDS:g}")
+    if rps > MAX_RATE:
+        raise TraceError(where, f"rps {rps:g} at {t:g}s is above {MAX_RATE:g}, the most a rate is")
+    return TracePoint(t_seconds=t, rps=rps)
 
 
 def _number(text: str, where: str, at: str, column: str) -> float:
@@ -189,7 +197,7 @@ def points_from_matrix(
     if len(samples) < 2:
         raise TraceError(where, f"{len(samples)} sample(s) over {span}; a curve needs at least 2")
     t0 = samples[0][0]
-    return check_points([TracePoint(t_seconds=t - t0, rps=v) for t, v in samples], where)
+    return check_points([_point(t - t0, v, where) for t, v in samples], where)
 
 
 def _iso(t: float) -> str:

@@ -24,6 +24,18 @@ from surge.operator.settings import Settings
 S = TypeVar("S", LoadTestStatus, ScalingExperimentStatus)
 
 
+MESSAGE_CHARS = 2048
+"""Status messages, condition messages and Events are cut here: status stays small whatever
+a spec makes the operator say (every violation of a 100-variant experiment, say)."""
+
+
+def bounded(text: str, limit: int = MESSAGE_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    rest = len(text) - limit
+    return f"{text[:limit]}… ({rest:,} more characters)"
+
+
 class NotOwned(Exception):
     """An object the run would create exists already, owned by someone else."""
 
@@ -104,17 +116,17 @@ class Ctx(Generic[S]):
             type_,
             cast(ConditionStatus, status),  # Condition validates it
             reason,
-            message,
+            bounded(message),
             self.stamp,
             self.generation,
         )
 
     def event(self, type_: str, reason: Reason, message: str) -> None:
-        self.events.append((type_, reason, message))
+        self.events.append((type_, reason, bounded(message, 1000)))
 
     def goto(self, phase: Phase, reason: Reason, message: str) -> None:
         self.status.phase = checked_phase(self.status.phase, phase)
-        self.status.message = message
+        self.status.message = bounded(message)
         warn = phase in (Phase.FAILED, Phase.ABORTED)
         self.event("Warning" if warn else "Normal", reason, f"{phase.value}: {message}")
 

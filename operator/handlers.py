@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +13,13 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
+from surge.operator import crash
 from surge.operator.context import Decision
 from surge.operator.experiment import reconcile as experiments
+from surge.operator.kube import watch_guard
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import lifecycle
-from surge.operator.settings import current
+from surge.operator.settings import Settings, current
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
 INTERVAL_S = current().interval_s  # kopf takes the interval at decoration time
@@ -40,6 +43,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    watch_guard.install()  # before the first watch: no object can stop it (docs/security.md)
     memo.kube = Kube()
     memo.surge = current()
     memo.locks = {}
@@ -52,11 +56,39 @@ def _in_flight(status: kopf.Status, **_: Any) -> bool:
     return phase not in TERMINAL
 
 
-def _reconcile_loadtest(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+Reconcile = Callable[[dict[str, Any], Kube, Settings, datetime], Decision]
+Crashed = Callable[[dict[str, Any], Kube, Settings, datetime, str], Decision]
+
+
+def _guarded(body: kopf.Body, memo: kopf.Memo, run: Reconcile, crashed: Crashed) -> Decision:
+    """One reconcile, one object at a time (the watch handler and the timer may fire together).
+    Whatever it raises fails this object with reason InternalError (operator/crash.py), so
+    one object cannot stop the operator nor be retried forever; only an unreachable API
+    server is left to kopf's retries."""
     uid = str(body["metadata"].get("uid"))
-    # The watch handler and the timer may fire together for one object: one at a time.
+    now = datetime.now(UTC)
     with memo.locks.setdefault(uid, threading.Lock()):
-        step = lifecycle.reconcile(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+        try:
+            return run(_plain(body), memo.kube, memo.surge, now)
+        except crash.TRANSIENT:
+            raise
+        except Exception as exc:  # the point: no object stops the operator
+            text = crash.message(exc)
+            log.exception("%s: %s", _where(body), text)
+            try:
+                return crashed(_plain(body), memo.kube, memo.surge, now, text)
+            except Exception:
+                log.exception("%s: the failure could not be recorded; phase only", _where(body))
+                return crash.fallback(text)
+
+
+def _where(body: kopf.Body) -> str:
+    meta = body.get("metadata") or {}
+    return f"{body.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
+
+
+def _reconcile_loadtest(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    step = _guarded(body, memo, lifecycle.reconcile, crash.crashed_loadtest)
     _fault_after_verdict(step)
     _apply(body, patch, step)
 
@@ -148,11 +180,7 @@ def reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **
 
 
 def _reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
-    uid = str(body["metadata"].get("uid"))
-    with memo.locks.setdefault(uid, threading.Lock()):
-        step = experiments.reconcile_experiment(
-            _plain(body), memo.kube, memo.surge, datetime.now(UTC)
-        )
+    step = _guarded(body, memo, experiments.reconcile_experiment, crash.crashed_experiment)
     _apply(body, patch, step)
 
 

@@ -22,6 +22,7 @@ from surge.api.policy import PolicyViolation, Violation
 from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase, Reason
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, Decision, NotOwned
+from surge.operator.experiment import dry_run
 from surge.operator.experiment import simulation as experiment_simulation
 from surge.operator.experiment import target as experiment_target
 from surge.operator.experiment.runs import (
@@ -270,7 +271,7 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         ctx.event("Normal", Reason.SIMULATED, simulated)
         simulated = f"; {simulated}"
     if spec.dry_run:
-        st.plan = [
+        entries = [
             PlanEntry(
                 variant=v.name,
                 deployment=apply_variant(dep_spec, v),
@@ -278,13 +279,13 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
             )
             for v in run_spec.variants
         ]
+        try:
+            where = dry_run.record_plan(ctx, entries)
+        except dry_run.PlanTooLarge as exc:
+            end(ctx, Phase.FAILED, Reason.PLAN_TOO_LARGE, f"{exc}; nothing was applied")
+            return
         ctx.condition("Ready", "True", Reason.ACCEPTED, f"dry run: nothing applied{simulated}")
-        end(
-            ctx,
-            Phase.SUCCEEDED,
-            Reason.DRY_RUN,
-            "dry run: the plan is in status.plan; nothing was applied",
-        )
+        end(ctx, Phase.SUCCEEDED, Reason.DRY_RUN, f"dry run: {where}; nothing was applied")
         return
     cm = experiment_target.snapshot_configmap(ctx.body, dep, hpa_spec, spec)
     # An existing one is used only if it is this experiment's own and holds what it would

@@ -114,6 +114,15 @@ def sample_replicas(step: ExperimentStep, replicas: int | None, now: datetime) -
     step.replica_series = series
 
 
+def thinned(series: list[list[float]] | None) -> list[list[float]] | None:
+    """At most MAX_SERIES_POINTS points of a series (every k-th, and the last): a row of
+    status stays small however long the run or fine the Prometheus step."""
+    if not series or len(series) <= MAX_SERIES_POINTS:
+        return series
+    k = -(-len(series) // (MAX_SERIES_POINTS - 1))
+    return [*series[::k][: MAX_SERIES_POINTS - 1], series[-1]]
+
+
 def run_row(
     variant: Variant,
     rep: int,
@@ -164,7 +173,7 @@ def run_row(
         pending_seconds=step.pending_seconds,
         rollout_seconds=step.rollout_seconds,
         hpa_in_force=step.hpa_in_force,
-        replica_series=replicas.series
+        replica_series=thinned(replicas.series)
         if replicas is not None and from_prom
         else step.replica_series,
         replica_series_end_s=(

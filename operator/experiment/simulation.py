@@ -67,12 +67,29 @@ def _check_load(spec: ScalingExperimentSpec) -> None:
         )
 
 
+MAX_VARIANT_SECONDS = 720_000
+"""Variants × seconds of load the operator simulates for liveTopK (about 1 s of CPU: the
+simulator steps each variant through each second of the load)."""
+
+
 def check(spec: ScalingExperimentSpec) -> None:
     """Cheap (nothing is simulated): raises SimulationError, naming the field, when liveTopK
     is set and the spec cannot be simulated, so a queued experiment fails at once."""
     if _live_top_k(spec) is not None:
         _check_load(spec)
         _plans(spec)
+
+    if _live_top_k(spec) is None:
+        return
+    work = len(spec.variants) * math.ceil(spec.load_test.load.duration_s)
+    if work > MAX_VARIANT_SECONDS:
+        raise SimulationError(
+            f"spec.simulation.liveTopK: {len(spec.variants)} variants × "
+            f"{spec.load_test.load.duration_s:g}s of load is {work:,} variant-seconds to "
+            f"simulate, more than the operator does ({MAX_VARIANT_SECONDS:,}); run "
+            "`surge simulate` locally, or simulate fewer variants or a shorter load"
+        )
+    _plans(spec)
 
 
 def predicted_series(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from surge.api.results import Verdict
 from surge.api.status import LoadTestStatus, Phase, Reason, RunRecord
 from surge.operator.conditions import condition_is
-from surge.operator.context import Ctx
+from surge.operator.context import Ctx, bounded
 
 Run = Ctx[LoadTestStatus]
 
@@ -39,7 +39,7 @@ def finish(ctx: Run, phase: Phase, reason: Reason, message: str) -> None:
         completion_time=ctx.stamp,
         summary=st.summary.model_copy(),
         thresholds=list(st.thresholds),
-        message=message,
+        message=bounded(message),
     )
     history = [h for h in st.history if h.run_id != record.run_id]
     st.history = [record, *history][: ctx.settings.history_limit]

@@ -67,6 +67,22 @@ def experiment_violations(
             )
         )
     caps = policy.caps
+    if caps.max_variants is not None and len(spec.variants) > caps.max_variants:
+        out.append(
+            Violation(
+                "spec.variants",
+                "caps.maxVariants",
+                f"{len(spec.variants)} variants is above the cap of {caps.max_variants}",
+            )
+        )
+    if caps.max_experiment_timeout is not None and spec.timeout > caps.max_experiment_timeout:
+        out.append(
+            Violation(
+                "spec.timeout",
+                "caps.maxExperimentTimeout",
+                f"{spec.timeout:g}s is above the cap of {caps.max_experiment_timeout:g}s",
+            )
+        )
     for i, v in enumerate(spec.variants):
         where = f"spec.variants[{i}]"
         most = caps.max_experiment_replicas

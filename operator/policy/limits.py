@@ -6,6 +6,7 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity as _parse_quantity
 
+from surge.api.bounds import tree_problem
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy, Toleration, Violation
 
@@ -145,6 +146,7 @@ def caps_violations(
                 f"{load.max_in_flight} is above the cap",
             )
         )
+    out += shape_violations(spec, policy)
     limit = caps.max_concurrent_runs_per_namespace
     if limit is not None and runs_in_flight >= limit:
         out.append(
@@ -154,4 +156,42 @@ def caps_violations(
                 f"{runs_in_flight} runs of this namespace are in flight; at most {limit}",
             )
         )
+    return out
+
+
+def shape_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
+    """Sweep steps (by formula), and the body's and dataset rows' size and depth."""
+    caps, out = policy.caps, []
+    sweep = spec.load.sweep
+    steps_cap = caps.max_sweep_steps
+    if sweep is not None and steps_cap is not None and sweep.max_steps > steps_cap:
+        out.append(
+            Violation(
+                "spec.load.sweep",
+                "caps.maxSweepSteps",
+                f"{sweep.max_steps} steps (geometric from startRate to maxRate, plus "
+                f"bisections) is above the cap of {steps_cap}; raise startRate or factor",
+            )
+        )
+    depth = caps.max_body_depth if caps.max_body_depth is not None else 10**6
+    size = caps.max_body_bytes if caps.max_body_bytes is not None else 10**12
+    body = spec.scenario.body
+    problem: str | None = None
+    if isinstance(body, str):
+        n = len(body.encode())
+        problem = f"is {n:,} bytes, more than {size:,}" if n > size else None
+        rule = "caps.maxBodyBytes"
+    elif body is not None:
+        found = tree_problem(body, max_depth=depth, max_bytes=size)
+        problem = None if found is None else found.message
+        rule = "caps.maxBodyDepth" if found and found.kind == "depth" else "caps.maxBodyBytes"
+    if problem is not None:
+        out.append(Violation("spec.scenario.body", rule, problem))
+    rows = (spec.scenario.dataset.inline if spec.scenario.dataset else None) or []
+    for i, row in enumerate(rows):
+        found = tree_problem(row, max_depth=depth)
+        if found is not None and found.kind == "depth":
+            where = f"spec.scenario.dataset.inline[{i}]"
+            out.append(Violation(where, "caps.maxBodyDepth", found.message))
+            break
     return out

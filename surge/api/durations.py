@@ -15,6 +15,9 @@ from pydantic_core import PydanticCustomError
 _UNIT_S = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(us|µs|ms|s|m|h))+$"
+MAX_DURATION_S = 30 * 24 * 3600.0
+"""No duration of a spec may exceed 30 days (720h): every wait and every load ends."""
+MAX_DURATION_CHARS = 64
 
 
 def parse_duration(text: str) -> float:
@@ -60,10 +63,21 @@ def _coerce(value: Any) -> float:
             {"value": value},
         )
     if isinstance(value, str):
+        if len(value) > MAX_DURATION_CHARS:
+            raise PydanticCustomError(
+                "duration", "a duration of {n} characters; write it as e.g. 5m", {"n": len(value)}
+            )
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError as exc:
             raise PydanticCustomError("duration", str(exc)) from None
+        if seconds > MAX_DURATION_S:
+            raise PydanticCustomError(
+                "duration",
+                "{value!r} is longer than 720h (30 days), the most any duration may be",
+                {"value": value},
+            )
+        return seconds
     raise PydanticCustomError("duration", "expected a duration string such as 30s or 5m")
 
 
@@ -71,6 +85,8 @@ Duration = Annotated[
     float,
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "maxLength": MAX_DURATION_CHARS}
+    ),
 ]
 """A duration in seconds, written and serialized as a Go-style string."""

@@ -6,11 +6,12 @@ the restore guarantees, the cost formula and the ranking.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
+from surge.api.bounds import MAX_ITEMS, MAX_PRICE, MAX_RUNS, MAX_VARIANTS, Key, TreeMap
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
@@ -27,9 +28,9 @@ class TargetRef(Model):
 class HpaSpec(Model):
     min_replicas: PositiveInt | None = None
     max_replicas: PositiveInt
-    metrics: list[dict[str, Any]] = Field(default_factory=list)
+    metrics: list[TreeMap] = Field(default_factory=list, max_length=MAX_ITEMS)
     """autoscaling/v2 MetricSpec list, as in an HPA."""
-    behavior: dict[str, Any] | None = None
+    behavior: TreeMap | None = None
     """autoscaling/v2 HorizontalPodAutoscalerBehavior."""
 
     @model_validator(mode="after")
@@ -43,15 +44,15 @@ class HpaSpec(Model):
 
 class Variant(Model):
     name: Name
-    node_selector: dict[str, str] | None = None
-    tolerations: list[dict[str, Any]] | None = None
-    affinity: dict[str, Any] | None = None
-    resources: dict[str, Any] | None = None
+    node_selector: dict[Key, Key] | None = Field(None, max_length=MAX_ITEMS)
+    tolerations: list[TreeMap] | None = Field(None, max_length=MAX_ITEMS)
+    affinity: TreeMap | None = None
+    resources: TreeMap | None = None
     """Container resources, e.g. {limits: {nvidia.com/gpu: 1}}."""
     replicas: PositiveInt | None = None
-    env: list[dict[str, Any]] | None = None
+    env: list[TreeMap] | None = Field(None, max_length=256)
     hpa: HpaSpec | None = None
-    cost_per_replica_hour: float | None = Field(None, ge=0)
+    cost_per_replica_hour: float | None = Field(None, ge=0, le=MAX_PRICE)
 
     @field_validator("resources")
     @classmethod
@@ -68,22 +69,24 @@ class Variant(Model):
 
 
 class Cost(Model):
-    per_pool: dict[str, float] = Field(default_factory=dict)
+    per_pool: dict[Key, Annotated[float, Field(ge=0, le=MAX_PRICE)]] = Field(
+        default_factory=dict, max_length=MAX_ITEMS
+    )
     """Price per replica-hour by the value of the pool label (e.g. {gpu: 2.5, cpu: 0.1})."""
-    pool_label: str = "surge.dev/pool"
-    currency: str = "USD"
+    pool_label: Key = "surge.dev/pool"
+    currency: Annotated[str, Field(max_length=16)] = "USD"
 
 
 class Budget(Model):
-    max_replica_hours: float | None = Field(None, gt=0)
-    max_gpu_hours: float | None = Field(None, gt=0)
+    max_replica_hours: float | None = Field(None, gt=0, le=1e9)
+    max_gpu_hours: float | None = Field(None, gt=0, le=1e9)
 
 
 class ScalingExperimentSpec(Model):
     target_ref: TargetRef
     load_test: LoadTestSpec
-    variants: list[Variant] = Field(min_length=1)
-    baseline: str | None = None
+    variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
+    baseline: Key | None = None
     repetitions: int = Field(1, ge=1, le=10)
     cost: Cost = Field(default_factory=Cost)
     objective: Literal["cheapest-passing", "lowest-p95", "highest-sustainable-rate"] = (
@@ -102,6 +105,12 @@ class ScalingExperimentSpec(Model):
 
     @model_validator(mode="after")
     def _names(self) -> ScalingExperimentSpec:
+        runs = len(self.variants) * self.repetitions
+        if runs > MAX_RUNS:
+            raise ValueError(
+                f"{len(self.variants)} variants × {self.repetitions} repetitions is {runs} runs, "
+                f"more than {MAX_RUNS} (each is a row of status); split the experiment"
+            )
         names = [v.name for v in self.variants]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

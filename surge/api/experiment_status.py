@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_VARIANTS
 from surge.api.status import CONDITIONS_AS_MAP, Condition, LeaseRef, Phase
 
 
@@ -224,5 +225,8 @@ class ScalingExperimentStatus(Model):
     predictions: list[Prediction] = Field(default_factory=list)
     """spec.simulation.liveTopK: every variant's prediction, best first; those not run live
     are skipped."""
-    plan: list[PlanEntry] = Field(default_factory=list)
-    """dryRun: the Deployment and HPA specs each variant would run with."""
+    plan: list[PlanEntry] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    """dryRun: the Deployment and HPA specs each variant would run with (when they fit 32 KiB;
+    else they are in planConfigMap)."""
+    plan_config_map: str | None = None
+    """dryRun: the ConfigMap (key plan.json) holding a plan too large for status."""

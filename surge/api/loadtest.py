@@ -11,17 +11,18 @@ from typing import Literal
 from pydantic import (
     ConfigDict,
     Field,
-    JsonValue,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from surge.api.base import API_VERSION, Model
+from surge.api.bounds import MAX_ITEMS, MAX_RATE, Key, ShortText, Text
 from surge.api.durations import Duration
 from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
 from surge.api.scenario import ConfigMapKeyRef, Conversation, Dataset, PositiveInt, Scenario
+from surge.api.spec_rules import SPEC_RULES
 from surge.api.status import LoadTestStatus
 from surge.api.sweep import Sweep, check_sweep_load, check_sweep_thresholds
 from surge.api.target import (
@@ -70,7 +71,7 @@ __all__ = [
 
 class Stage(Model):
     duration: Duration
-    target: float = Field(ge=0)
+    target: float = Field(ge=0, le=MAX_RATE)
     """Requests per second (open models) or virtual users (closed), reached at the stage's end."""
 
     @field_validator("duration")
@@ -88,7 +89,7 @@ class Load(Model):
     trace: open loop, arrivals following a recorded rate curve (load.trace)."""
     stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
     """Every model but sweep and trace needs at least one."""
-    start_target: float | None = Field(None, ge=0)
+    start_target: float | None = Field(None, ge=0, le=MAX_RATE)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""
     sweep: Sweep | None = None
     """The sweep's rates and timing (model sweep only; docs/metrics.md, "Capacity sweep")."""
@@ -103,7 +104,7 @@ class Load(Model):
     workers: int = Field(1, ge=1, le=200)
     """Generator processes (pods in a cluster); the load is split evenly between them."""
     placement: Placement = Field(default_factory=Placement)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
 
     @field_validator("stages")
@@ -167,10 +168,10 @@ class PrometheusAuth(Model):
 
 
 class Prometheus(Model):
-    url: str | None = None
+    url: Text | None = None
     """Defaults to the operator's --prometheus-url; unset: cluster metrics are skipped."""
     auth: PrometheusAuth | None = None
-    queries: dict[str, str] = Field(default_factory=dict)
+    queries: dict[Key, Text] = Field(default_factory=dict, max_length=MAX_ITEMS)
     """Override default PromQL by name (see docs/metrics.md); templates may use {namespace},
     {deployment}, {pod_regex}, {loadtest}, {run}, {window}, {step}."""
     step: Duration = 15.0
@@ -194,7 +195,7 @@ class Prometheus(Model):
 class Cleanup(Model):
     workers: Literal["Delete", "Keep", "DeleteOnSuccess"] = "DeleteOnSuccess"
     """What happens to worker Jobs and pods when a run ends; failed runs keep them for debugging."""
-    ttl_seconds_after_finished: int | None = Field(None, ge=0)
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=2**31 - 1)
     """Set on the worker Job, so Kubernetes removes kept workers after this long."""
 
 
@@ -205,7 +206,7 @@ class Timeouts(Model):
     """Pending: how long the run may wait while another run holds its target (QueueTimeout)."""
     target_ready: Duration | None = None
     """Overrides target.readiness.timeout."""
-    workers_ready: Duration = 180.0
+    workers_ready: Duration = Field(180.0, gt=0)
     """Start barrier: every worker must be Running by then, or the run fails with the reason."""
     run_grace: Duration = 120.0
     """Allowed beyond the load's own duration before workers are stopped and the run fails."""
@@ -214,46 +215,12 @@ class Timeouts(Model):
 
 
 class Safety(Model):
-    max_rate: float = Field(1000.0, gt=0)
+    max_rate: float = Field(1000.0, gt=0, le=MAX_RATE)
     """Open model: no stage may target more requests per second than this."""
-    max_users: int = Field(1000, ge=1)
+    max_users: int = Field(1000, ge=1, le=int(MAX_RATE))
     """Closed model: no stage may target more virtual users than this."""
     max_duration: Duration = 3600.0
     """The stages may not add up to more than this."""
-
-
-# Bounds the API server checks at apply (CEL), so `kubectl apply` refuses them before the
-# operator sees them; `parse_spec` checks the same (the validators above) for `surge run`.
-_RATE_CAP = "(has(self.safety) && has(self.safety.maxRate) ? self.safety.maxRate : 1000.0)"
-_USER_CAP = "double(has(self.safety) && has(self.safety.maxUsers) ? self.safety.maxUsers : 1000)"
-SPEC_RULES: list[JsonValue] = [
-    {
-        "rule": "self.load.model == 'closed' || !has(self.load.stages) || "
-        f"self.load.stages.all(s, s.target <= {_RATE_CAP})",
-        "message": "a stage targets more req/s than spec.safety.maxRate (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.stages",
-    },
-    {
-        "rule": "self.load.model != 'closed' || !has(self.load.stages) || "
-        f"self.load.stages.all(s, s.target <= {_USER_CAP})",
-        "message": "a stage targets more users than spec.safety.maxUsers (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.stages",
-    },
-    {
-        "rule": f"!has(self.load.sweep) || self.load.sweep.maxRate <= {_RATE_CAP}",
-        "message": "load.sweep.maxRate is above spec.safety.maxRate (default 1000); "
-        "raise the cap if you mean it",
-        "fieldPath": ".load.sweep.maxRate",
-    },
-    {
-        "rule": "self.load.model == 'closed' || !has(self.load.maxInFlight) || "
-        "self.load.maxInFlight >= (has(self.load.workers) ? self.load.workers : 1)",
-        "message": "load.maxInFlight must be at least load.workers (it is split per worker)",
-        "fieldPath": ".load.maxInFlight",
-    },
-]
 
 
 class LoadTestSpec(Model):
@@ -264,7 +231,7 @@ class LoadTestSpec(Model):
     target: Target
     scenario: Scenario = Field(default_factory=Scenario)
     load: Load
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS)
     """SLOs such as 'latency.p95 < 800ms' or 'errors.rate < 1%' (docs/metrics.md)."""
     prometheus: Prometheus = Field(default_factory=Prometheus)
     cleanup: Cleanup = Field(default_factory=Cleanup)
@@ -276,7 +243,7 @@ class LoadTestSpec(Model):
     """Change it to run again without deleting the resource (GitOps)."""
     suspend: bool = False
     """true aborts a running test and keeps a new one from starting."""
-    image: str | None = None
+    image: Text | None = None
     """Loadgen image; defaults to the operator's --loadgen-image."""
 
     @field_validator("thresholds")

@@ -8,6 +8,7 @@ from kubernetes.utils import parse_quantity
 from pydantic import Field, field_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_ITEMS, Key, Text, TreeMap
 
 
 def check_resources(v: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -33,13 +34,13 @@ def check_resources(v: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 class Placement(Model):
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    affinity: dict[str, Any] | None = None
-    resources: dict[str, Any] | None = None
+    node_selector: dict[Key, Text] = Field(default_factory=dict, max_length=MAX_ITEMS)
+    tolerations: list[TreeMap] = Field(default_factory=list, max_length=MAX_ITEMS)
+    affinity: TreeMap | None = None
+    resources: TreeMap | None = None
     separate: bool = False
     """Spread workers over distinct nodes (required pod anti-affinity)."""
-    priority_class_name: str | None = None
+    priority_class_name: Key | None = None
 
     @field_validator("resources")
     @classmethod

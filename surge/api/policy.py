@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_SWEEP_STEPS, MAX_TREE_BYTES, MAX_TREE_DEPTH, MAX_VARIANTS
 from surge.api.durations import Duration
 
 USABLE_SECRET_LABEL = "surge.dev/usable"
@@ -129,6 +130,17 @@ class Caps(Model):
     worker_cpu: str | None = "4"
     """The most CPU a worker may request or be limited to."""
     worker_memory: str | None = "4Gi"
+    max_sweep_steps: int | None = Field(100, ge=1, le=MAX_SWEEP_STEPS)
+    """Steps of a capacity sweep (geometric steps from startRate to maxRate, plus
+    bisections), counted by formula."""
+    max_body_bytes: int | None = Field(65536, ge=1, le=MAX_TREE_BYTES)
+    """spec.scenario.body as compact JSON (a string body: its UTF-8 bytes)."""
+    max_body_depth: int | None = Field(32, ge=1, le=MAX_TREE_DEPTH)
+    """Nesting levels of spec.scenario.body and of each dataset row."""
+    max_variants: int | None = Field(20, ge=1, le=MAX_VARIANTS)
+    """Variants of one ScalingExperiment (each is a run, a status row, a plan entry)."""
+    max_experiment_timeout: Duration | None = 24 * 3600.0
+    """spec.timeout of a ScalingExperiment: how long it may hold its target."""
 
 
 class ClusterPolicy(Model):

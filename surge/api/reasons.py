@@ -75,6 +75,7 @@ class Reason(StrEnum):
     DRY_RUN = "DryRun"
     JOB_REJECTED = "JobRejected"
     PLAN_TOO_LARGE = "PlanTooLarge"
+    INTERNAL_ERROR = "InternalError"
     FORBIDDEN = "Forbidden"
     API_REJECTED = "ApiRejected"
     TRANSIENT_ERROR = "TransientError"
@@ -158,10 +159,19 @@ REASONS: dict[Reason, str] = {
     Reason.BUDGET_EXHAUSTED: "The experiment's budget was spent; the originals were restored.",
     Reason.EXPERIMENT_TIMEOUT: "The experiment ran past spec.timeout; the originals were restored.",
     Reason.RECOMMENDED: "Every variant ran; status.recommendation names the best.",
-    Reason.DRY_RUN: "dryRun: the plan is in status.plan and nothing was applied.",
+    Reason.DRY_RUN: (
+        "dryRun: the plan is in status.plan (or, when larger than 32 KiB, in the ConfigMap "
+        "named by status.planConfigMap) and nothing was applied."
+    ),
     Reason.JOB_REJECTED: "The API server refused the worker Job; the message is the server's.",
     Reason.PLAN_TOO_LARGE: (
-        "The run's plan does not fit a ConfigMap (1 MiB); use a smaller dataset."
+        "The run's plan (or a dry run's) does not fit a ConfigMap (1 MiB); use a smaller "
+        "dataset, or dry-run fewer variants at a time."
+    ),
+    Reason.INTERNAL_ERROR: (
+        "The operator failed on this object (a bug, or an object it cannot handle); the "
+        "message names the error. What the run held is given back as on any failure; other "
+        "objects are unaffected."
     ),
     Reason.FORBIDDEN: (
         "The operator is not allowed to do what the run needs (RBAC); the message names the "

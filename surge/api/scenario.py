@@ -8,23 +8,24 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_COUNT, MAX_ITEMS, MAX_ROWS, Key, Text, Tree, TreeMap
 from surge.api.durations import Duration
 from surge.api.target import Name
 
-PositiveInt = Annotated[int, Field(ge=1)]
-EventType = Annotated[str, Field(pattern=r"^\S+$")]
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+EventType = Annotated[str, Field(pattern=r"^\S+$", max_length=256)]
 """An SSE event type as the `event:` field spells it: no spaces, no line breaks."""
 
 
 class ConfigMapKeyRef(Model):
     name: Name
-    key: str = Field(min_length=1)
+    key: Key
 
 
 class Dataset(Model):
-    inline: list[dict[str, Any]] | None = None
+    inline: list[TreeMap] | None = Field(None, max_length=MAX_ROWS)
     """Rows given in the manifest."""
-    file: str | None = None
+    file: Text | None = None
     """A JSONL file (one JSON object a line); local runs only."""
     config_map_ref: ConfigMapKeyRef | None = None
     """A ConfigMap key holding JSONL."""
@@ -52,7 +53,7 @@ class Dataset(Model):
 
 
 class Conversation(Model):
-    turns_field: str = "turns"
+    turns_field: Key = "turns"
     """Row field holding the list of user messages of one conversation."""
     max_turns: PositiveInt | None = None
     think_time: Duration = 0.0
@@ -61,9 +62,9 @@ class Conversation(Model):
 
 class Scenario(Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    path: str = "/"
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = None
+    path: Text = "/"
+    headers: dict[Key, Text] = Field(default_factory=dict, max_length=MAX_ITEMS)
+    body: Tree = None
     """A JSON template (object, list or string): string leaves may hold {{field}} placeholders
     filled from the dataset row; a leaf that is exactly "{{field}}" takes the row value as is."""
     dataset: Dataset | None = None
@@ -84,7 +85,7 @@ class Scenario(Model):
     (unless it sets it); streaming tgi: add parameters.details: true (unless it sets
     details); so token counts come from the server's usage, not from chunks. false: leave
     the body as written (a server that refuses the field)."""
-    sse_token_events: list[EventType] | None = None
+    sse_token_events: list[EventType] | None = Field(None, max_length=MAX_ITEMS)
     """streaming sse: the event types (the `event:` field) whose data carries tokens;
     default ["message"], the type of events without an `event:` field."""
     conversation: Conversation | None = None

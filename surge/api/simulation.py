@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_COUNT, MAX_ITEMS, MAX_RATE, MAX_VARIANTS, Key, TreeMap
 from surge.api.durations import Duration
 from surge.api.loadtest import Name, PositiveInt
 
@@ -36,10 +37,16 @@ def parse_quantity(value: Any) -> float:
 
 def _coerce_quantity(value: Any) -> float:
     try:
-        return parse_quantity(value)
+        q = parse_quantity(value)
     except ValueError as exc:
         # "duration" errors are printed as they are by manifests.describe_errors.
         raise PydanticCustomError("duration", str(exc)) from None
+    if not q <= MAX_QUANTITY:  # NaN too
+        raise PydanticCustomError("duration", f"{value!r} is not a quantity up to {MAX_QUANTITY:g}")
+    return q
+
+
+MAX_QUANTITY = 1e9
 
 
 Quantity = Annotated[
@@ -59,7 +66,7 @@ class PoolCapacity(Model):
     pod_cpu_request: Quantity | None = None
     """The pod's CPU request (the denominator of CPU utilization); default: the variant's
     resources.requests.cpu."""
-    max_rps: float | None = Field(None, gt=0)
+    max_rps: float | None = Field(None, gt=0, le=MAX_RATE)
     """Requests per second one ready pod serves at saturation; default podCpuRequest /
     cpuPerRequest."""
     base_latency: Duration | None = None
@@ -69,7 +76,7 @@ class PoolCapacity(Model):
     node_provisioning: Duration = 0.0
     """How long a new node takes to join when no node has room (0: always room)."""
     pods_per_node: PositiveInt = 1
-    initial_nodes: int | None = Field(None, ge=0)
+    initial_nodes: int | None = Field(None, ge=0, le=MAX_COUNT)
     """Nodes up at the start; default: just enough for the initial replicas."""
 
 
@@ -78,17 +85,19 @@ class SearchGrid(Model):
 
     variant: Name | None = None
     """The variant whose pool, metrics and behavior the grid starts from; default the first."""
-    min_replicas: list[PositiveInt] = Field(default_factory=list)
-    max_replicas: list[PositiveInt] = Field(default_factory=list)
-    target_utilization: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    min_replicas: list[PositiveInt] = Field(default_factory=list, max_length=MAX_ITEMS)
+    max_replicas: list[PositiveInt] = Field(default_factory=list, max_length=MAX_ITEMS)
+    target_utilization: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(
+        default_factory=list, max_length=MAX_ITEMS
+    )
     """Values for the first metric's target (averageUtilization, averageValue or value)."""
-    scale_up: list[dict[str, Any]] = Field(default_factory=list)
+    scale_up: list[TreeMap] = Field(default_factory=list, max_length=MAX_ITEMS)
     """Candidate behavior.scaleUp rules (autoscaling/v2 HPAScalingRules)."""
-    scale_down: list[dict[str, Any]] = Field(default_factory=list)
+    scale_down: list[TreeMap] = Field(default_factory=list, max_length=MAX_ITEMS)
     """Candidate behavior.scaleDown rules."""
-    scale_up_window: list[Duration] = Field(default_factory=list)
-    scale_down_window: list[Duration] = Field(default_factory=list)
-    max_violation_seconds: float = Field(0.0, ge=0)
+    scale_up_window: list[Duration] = Field(default_factory=list, max_length=MAX_ITEMS)
+    scale_down_window: list[Duration] = Field(default_factory=list, max_length=MAX_ITEMS)
+    max_violation_seconds: float = Field(0.0, ge=0, le=1e9)
     """The chosen point is the cheapest with at most this many SLO-violation seconds."""
 
 
@@ -102,10 +111,10 @@ class Simulation(Model):
     downscale_stabilization: Duration = 300.0
     """--horizontal-pod-autoscaler-downscale-stabilization (used when behavior leaves the
     scale-down window unset)."""
-    capacity: dict[str, PoolCapacity] = Field(default_factory=dict)
+    capacity: dict[Key, PoolCapacity] = Field(default_factory=dict, max_length=MAX_ITEMS)
     """By the value of the pool label (spec.cost.poolLabel) in each variant's nodeSelector;
     variants without that label use 'default'."""
     search: SearchGrid | None = None
-    live_top_k: int | None = Field(None, ge=1)
+    live_top_k: int | None = Field(None, ge=1, le=MAX_VARIANTS)
     """The operator simulates every variant first and runs only the K best by the objective
     live (the baseline too); the rest are recorded as predictions. Unset: all run live."""

@@ -7,11 +7,13 @@ Which rate comes next is surge.loadgen.sweep's (pure) decision; this is only the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_RATE, MAX_SWEEP_STEPS
 from surge.api.durations import Duration
 from surge.api.thresholds import Threshold
 
@@ -20,11 +22,11 @@ DEFAULT_SETTLE_SHARE = 0.2
 
 
 class Sweep(Model):
-    start_rate: float = Field(gt=0)
+    start_rate: float = Field(ge=0.001, le=MAX_RATE)
     """The first step's rate, requests per second (the whole target, all its replicas)."""
     factor: float = Field(2.0, gt=1.0, le=10.0)
     """Each geometric step's rate is the previous one's times this."""
-    max_rate: float = Field(gt=0)
+    max_rate: float = Field(ge=0.001, le=MAX_RATE)
     """The highest rate the sweep may send; the last geometric step is clipped to it."""
     step_duration: Duration
     """How long each step sends at its rate (settle included)."""
@@ -39,11 +41,23 @@ class Sweep(Model):
         return self.step_duration * DEFAULT_SETTLE_SHARE if self.settle is None else self.settle
 
     @property
+    def geometric_steps(self) -> int:
+        """How many geometric steps (maxRate's own included), by formula, never enumerated:
+        1 + ceil(log(top / startRate) / log(factor)) with top just below maxRate."""
+        return geometric_steps(self.start_rate, self.factor, self.max_rate)
+
+    @property
     def geometric_rates(self) -> list[float]:
-        """startRate·factor^k below maxRate, then maxRate itself."""
+        """startRate·factor^k below maxRate, then maxRate itself. Only for a sweep within
+        MAX_SWEEP_STEPS (validation refuses the others): ValueError otherwise."""
+        n = self.geometric_steps
+        if n > MAX_SWEEP_STEPS:
+            raise ValueError(f"{n} geometric steps is more than {MAX_SWEEP_STEPS}")
         rates: list[float] = []
-        rate = self.start_rate
-        while rate < self.max_rate * (1 - 1e-9):
+        rate, top = self.start_rate, self.max_rate * (1 - 1e-9)
+        for _ in range(n - 1):
+            if rate >= top:
+                break
             rates.append(rate)
             rate *= self.factor
         rates.append(self.max_rate)
@@ -52,7 +66,7 @@ class Sweep(Model):
     @property
     def max_steps(self) -> int:
         """The most steps a sweep can run: every geometric rate, then the bisections."""
-        return len(self.geometric_rates) + self.bisections
+        return self.geometric_steps + self.bisections
 
     @property
     def duration_s(self) -> float:
@@ -68,12 +82,28 @@ class Sweep(Model):
                 f"maxRate ({self.max_rate:g}) is below startRate ({self.start_rate:g}); "
                 "raise maxRate or lower startRate"
             )
+        if self.max_steps > MAX_SWEEP_STEPS:
+            raise ValueError(
+                f"the sweep has {self.max_steps:,} steps (startRate to maxRate by factor "
+                f"{self.factor!r}, plus bisections), more than {MAX_SWEEP_STEPS}; raise startRate "
+                "or factor"
+            )
         if self.settle_s >= self.step_duration:
             raise ValueError(
                 f"settle ({self.settle_s:g}s) must be shorter than stepDuration "
                 f"({self.step_duration:g}s), or no step measures anything"
             )
         return self
+
+
+def geometric_steps(start_rate: float, factor: float, max_rate: float) -> int:
+    """1 + the number of k >= 0 with startRate·factor^k below maxRate·(1 − 1e-9), by formula
+    (capped at 10^12: a factor of 1.000000000001 asks for trillions, and is refused)."""
+    top = max_rate * (1 - 1e-9)
+    if start_rate >= top or factor <= 1.0:
+        return 1
+    below = math.log(top / start_rate) / math.log(factor)
+    return 1 + math.ceil(min(below, 1e12))
 
 
 _CLUSTER_FAMILIES = ("replicas", "cpu", "gpu")

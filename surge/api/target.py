@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_ITEMS, Key, Text
 from surge.api.durations import Duration
 from surge.api.urls import check_url
 
@@ -19,7 +20,7 @@ Name = Annotated[
 class SecretKeyRef(Model):
     name: Name
     """Secret in the LoadTest's namespace."""
-    key: str = Field(min_length=1)
+    key: Key
 
 
 class HeaderValueFrom(Model):
@@ -27,8 +28,8 @@ class HeaderValueFrom(Model):
 
 
 class Header(Model):
-    name: str = Field(min_length=1, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-    value: str | None = None
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    value: Text | None = None
     value_from: HeaderValueFrom | None = None
     """Read the value from a Secret, so tokens stay out of the manifest."""
 
@@ -46,9 +47,9 @@ class DeploymentRef(Model):
 
 
 class HttpCheck(Model):
-    url: str | None = None
+    url: Text | None = None
     """Absolute health URL; when unset, `path` is joined to target.url."""
-    path: str | None = None
+    path: Text | None = None
     expect_status: int = Field(200, ge=100, le=599)
 
     @model_validator(mode="after")
@@ -77,11 +78,11 @@ def check_http_url(url: str, *, allow_userinfo: bool = False) -> str:
 
 
 class Target(Model):
-    url: str
+    url: Text
     """Base URL of the agent, e.g. http://alice.shop.svc:8080; requests go to url + path."""
     deployment_ref: DeploymentRef | None = None
     """The Deployment serving `url`: Surge waits for it and records its replicas."""
-    headers: list[Header] = Field(default_factory=list)
+    headers: list[Header] = Field(default_factory=list, max_length=MAX_ITEMS)
     readiness: Readiness = Field(default_factory=Readiness)
 
     @field_validator("url")

@@ -17,17 +17,20 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import Model
+from surge.api.bounds import MAX_RATE
 from surge.api.durations import Duration, format_duration
 from surge.api.scenario import ConfigMapKeyRef
 
 MAX_POINTS = 10_000
 """The most points a curve may have, whatever its source (the plan must fit a ConfigMap)."""
+MAX_TRACE_SECONDS = 1e10
+"""A point's time (a CSV's may be Unix times: 1e10 is the year 2286)."""
 
 
 class TracePoint(Model):
-    t_seconds: float = Field(ge=0, allow_inf_nan=False)
+    t_seconds: float = Field(ge=0, le=MAX_TRACE_SECONDS, allow_inf_nan=False)
     """Seconds from the trace's start (the first point's time is the curve's 0)."""
-    rps: float = Field(ge=0, allow_inf_nan=False)
+    rps: float = Field(ge=0, le=MAX_RATE, allow_inf_nan=False)
     """Requests per second at that time."""
 
 
@@ -38,9 +41,9 @@ class TraceQuery(Model):
     query: str = Field(min_length=1, max_length=4000)
     """One series of requests per second, e.g.
     sum(rate(http_requests_total{service="alice"}[1m]))."""
-    start: datetime | None = None
+    start: datetime | None = Field(None, json_schema_extra={"maxLength": 64})
     """The window's start (RFC 3339); with `end`, or use `last`."""
-    end: datetime | None = None
+    end: datetime | None = Field(None, json_schema_extra={"maxLength": 64})
     """The window's end (RFC 3339)."""
     last: Duration | None = None
     """The window that ends when the run is admitted, e.g. 24h (its end is rounded down to

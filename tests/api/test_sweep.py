@@ -62,7 +62,7 @@ def test_refusals_name_the_field(load: dict[str, Any], over: dict[str, Any], say
 
 
 def test_the_crd_checks_sweep_max_rate_against_the_cap() -> None:
-    from surge.api.loadtest import SPEC_RULES
+    from surge.api.spec_rules import SPEC_RULES
 
     rules = [r for r in SPEC_RULES if isinstance(r, dict)]
     sweep_rule = [r for r in rules if r.get("fieldPath") == ".load.sweep.maxRate"]

@@ -111,6 +111,11 @@ FULL_POLICY: dict[str, Any] = {
         "maxGpusPerPod": 1,
         "workerCpu": "2",
         "workerMemory": "2Gi",
+        "maxSweepSteps": 50,
+        "maxBodyBytes": 4096,
+        "maxBodyDepth": 8,
+        "maxVariants": 5,
+        "maxExperimentTimeout": "6h",
     },
     "workerResources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1"}},
     "allowCustomQueries": True,
@@ -220,6 +225,8 @@ def test_admission_policy_covers_the_static_rules() -> None:
         "caps.maxUsers",
         "caps.maxWorkers",
         "caps.maxInFlight",
+        "caps.maxVariants",
+        "caps.maxExperimentTimeout",
         "caps.maxExperimentReplicas",
     ]
     variables = _variables(vap)
@@ -267,7 +274,15 @@ def test_admission_policy_follows_the_policy() -> None:
 
 def test_a_null_cap_is_no_rule() -> None:
     nulls = dict.fromkeys(
-        ["maxRate", "maxUsers", "maxWorkers", "maxInFlight", "maxExperimentReplicas"]
+        [
+            "maxRate",
+            "maxUsers",
+            "maxWorkers",
+            "maxInFlight",
+            "maxVariants",
+            "maxExperimentTimeout",
+            "maxExperimentReplicas",
+        ]
     )
     vap, _ = _vap({"policy": {"caps": nulls}})
     assert not [r for r in _rules(vap) if r.startswith("caps.")]
