@@ -104,7 +104,8 @@ class Load(Model):
     workers: int = Field(1, ge=1, le=200)
     """Generator processes (pods in a cluster); the load is split evenly between them."""
     placement: Placement = Field(default_factory=Placement)
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    # ±(2**53 − 1): the API server reads schema bounds as float64; 2**63 − 1 rounds past int64.
+    seed: int | None = Field(None, ge=-(2**53 - 1), le=2**53 - 1)
     """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
 
     @field_validator("stages")

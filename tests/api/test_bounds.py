@@ -169,3 +169,26 @@ def test_a_trace_csv_beyond_the_bounds_is_a_trace_error_naming_it() -> None:
         with pytest.raises(TraceError) as err:
             points_from_csv(text, "cm")
         assert words in str(err.value), err.value
+
+
+def _integer_bounds(schema: Any) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    if isinstance(schema, dict):
+        if schema.get("type") == "integer":
+            found += [(k, schema[k]) for k in ("minimum", "maximum") if k in schema]
+        for value in schema.values():
+            found += _integer_bounds(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _integer_bounds(value)
+    return found
+
+
+@pytest.mark.parametrize("crd", [loadtest_crd(), experiment_crd()], ids=["lt", "sx"])
+def test_integer_bounds_survive_the_api_servers_float64(crd: dict[str, Any]) -> None:
+    """The API server reads schema bounds as float64: 2**63 − 1 rounds to 2**63, which is no
+    int64, and every object with that field is then refused ("Maximum boundary value must be
+    of type integer"). Integer bounds stay within ±(2**53 − 1), where float64 is exact."""
+    bounds = _integer_bounds(crd)
+    assert bounds
+    assert all(float(v) == v and abs(v) <= 2**53 - 1 for _, v in bounds), bounds

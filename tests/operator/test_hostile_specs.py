@@ -233,7 +233,9 @@ def test_the_largest_status_the_models_allow_fits_etcd() -> None:
     thinned to 120 points, 100 comparison rows and predictions: under 1 MiB, so status and a
     spec of 0.5 MiB fit etcd's 1.5 MiB object."""
     from surge.api.experiment import Variant
+    from surge.api.results import RunResults
     from surge.api.experiment_status import (
+        MAX_PREDICTED_POINTS,
         ComparisonRow,
         ExperimentStep,
         Prediction,
@@ -243,7 +245,9 @@ def test_the_largest_status_the_models_allow_fits_etcd() -> None:
     from surge.operator.experiment.variants import aggregate
 
     series = [[float(t), float(1 + t % 7)] for t in range(0, 3600, 5)]  # 720 points
-    results = {"cluster": {"replicas": {"replicaSeconds": 3600.0, "series": series}}}
+    cluster: dict[str, Any] = {"window": {"start": 0.0, "end": 3600.0, "stepSeconds": 5.0}}
+    cluster["replicas"] = {"replicaSeconds": 3600.0, "series": series}
+    results = RunResults.model_validate({"cluster": cluster}).to_json()
     status = {"phase": "Succeeded", "results": results, "summary": {"achievedRps": 12.5}}
     step = ExperimentStep(
         index=0, stage="Test", since="2026-12-06T12:00:00Z", variant="v", repetition=0
@@ -266,6 +270,7 @@ def test_the_largest_status_the_models_allow_fits_etcd() -> None:
             replica_seconds=3600.0,
             slo_violation_seconds=0,
             sustainable_rps=100.0,
+            replica_series=[[float(t), float(t % 9)] for t in range(MAX_PREDICTED_POINTS)],
         )
         for i in range(100)
     ]
