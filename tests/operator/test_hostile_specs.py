@@ -233,7 +233,6 @@ def test_the_largest_status_the_models_allow_fits_etcd() -> None:
     thinned to 120 points, 100 comparison rows and predictions: under 1 MiB, so status and a
     spec of 0.5 MiB fit etcd's 1.5 MiB object."""
     from surge.api.experiment import Variant
-    from surge.api.results import RunResults
     from surge.api.experiment_status import (
         MAX_PREDICTED_POINTS,
         ComparisonRow,
@@ -241,6 +240,7 @@ def test_the_largest_status_the_models_allow_fits_etcd() -> None:
         Prediction,
         ScalingExperimentStatus,
     )
+    from surge.api.results import RunResults
     from surge.operator.experiment.runs import MAX_SERIES_POINTS, run_row
     from surge.operator.experiment.variants import aggregate
 
