@@ -10,13 +10,12 @@ import pytest
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.operator.loadtest import builders
-from surge.operator.policy.facts import Facts, Service
-from surge.operator.policy.rules import Allowed, loadtest_violations
+from surge.operator.policy.rules import Allowed, Facts, Service, loadtest_violations
 
 NS = "team"
 OWN = Allowed(images=("surge:1",), prometheus_urls=())
 FACTS = Facts(services={"alice": Service(cluster_ips=("10.96.0.10",))})
-CAP_S = ClusterPolicy().caps.max_duration
+CAP_S = ClusterPolicy().caps.max_duration or 0.0
 
 
 def _violations(spec: LoadTestSpec) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ def test_predictions_of_the_most_variants_keep_status_small() -> None:
     """Attack: 100 liveTopK variants (the CRD's most) whose predicted replicas flap."""
     body = _flapping_experiment(100)
     settings = Settings(policy=ClusterPolicy(caps=Caps(max_variants=100)))
-    step = experiments.reconcile_experiment(body, make_kube(), settings, T0)
+    step = experiments.reconcile_experiment(body, make_kube(), settings, T0)  # type: ignore[arg-type]
     assert step.status["phase"] == "Succeeded", step.status.get("message")
     predictions = step.status["predictions"]
     assert len(predictions) == 100
@@ -62,7 +62,7 @@ def test_predictions_of_the_most_variants_keep_status_small() -> None:
 def test_a_few_variants_keep_their_full_series() -> None:
     """The shared budget leaves 200 points each to an experiment of 20 variants or fewer."""
     body = _flapping_experiment(4)
-    step = experiments.reconcile_experiment(body, make_kube(), Settings(), T0)
+    step = experiments.reconcile_experiment(body, make_kube(), Settings(), T0)  # type: ignore[arg-type]
     longest = max(len(p["replicaSeries"]) for p in step.status["predictions"])
     assert longest == 200
 

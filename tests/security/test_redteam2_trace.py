@@ -48,7 +48,8 @@ def _long_trace() -> Load:
             "load": {"model": "trace", "trace": {"points": points}},
         },
     )
-    return spec.load
+    load: Load = spec.load
+    return load
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[Counting]:
