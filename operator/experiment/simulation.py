@@ -10,7 +10,12 @@ import math
 from typing import Literal
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.experiment_status import MAX_PREDICTED_POINTS, ComparisonRow, Prediction
+from surge.api.experiment_status import (
+    MAX_PREDICTED_POINTS,
+    MAX_PREDICTED_TOTAL,
+    ComparisonRow,
+    Prediction,
+)
 from surge.operator.experiment.variants import Objective
 from surge.simulate.capacity import Slo, slo_of
 from surge.simulate.errors import SimulationError
@@ -114,10 +119,12 @@ def predict(spec: ScalingExperimentSpec) -> list[Prediction]:
     _check_load(spec)
     settings, plans, slo = _plans(spec)
     rates = from_stages(spec.load_test.load).rates
+    # Every prediction's series shares MAX_PREDICTED_TOTAL points, so status stays small.
+    cap = max(2, min(MAX_PREDICTED_POINTS, MAX_PREDICTED_TOTAL // max(1, len(plans))))
     out: list[Prediction] = []
     for plan in plans:
         o = simulate(plan, settings, rates, slo)
-        series, series_end = predicted_series(o.timeline, float(len(rates)))
+        series, series_end = predicted_series(o.timeline, float(len(rates)), cap)
         out.append(
             Prediction(
                 variant=plan.name,

@@ -122,12 +122,21 @@ def caps_violations(
                 f"peak {load.peak:g} req/s is above the cap of {caps.max_rate:g} req/s",
             )
         )
-    if caps.max_duration is not None and load.duration_s > caps.max_duration:
+    # A sweep's steps each wait up to scenario.timeout for their last replies, and the run
+    # (its workers, the target's Lease) lasts that long: the cap is on the whole.
+    length = spec.run_length_s
+    if caps.max_duration is not None and length > caps.max_duration:
+        what = f"the stages last {load.duration_s:g}s"
+        if load.sweep is not None:
+            stages = "spec.load.sweep"
+            what = (
+                f"the sweep's {load.sweep.max_steps} steps last {load.duration_s:g}s, plus up "
+                f"to scenario.timeout ({spec.scenario.timeout:g}s) each for their last "
+                f"replies: {length:g}s"
+            )
         out.append(
             Violation(
-                stages,
-                "caps.maxDuration",
-                f"the stages last {load.duration_s:g}s, above the cap of {caps.max_duration:g}s",
+                stages, "caps.maxDuration", f"{what}, above the cap of {caps.max_duration:g}s"
             )
         )
     if caps.max_workers is not None and load.workers > caps.max_workers:

@@ -161,6 +161,9 @@ COMPARED: tuple[str, ...] = (
 
 MAX_PREDICTED_POINTS = 200
 """The most change points a prediction's replica timeline keeps: 200 × 2 numbers per variant."""
+MAX_PREDICTED_TOTAL = 4000
+"""The most change points of all predictions together: 200 each up to 20 variants, fewer
+each beyond (100 variants × 200 points made a 320 KB status)."""
 
 
 class Prediction(Model):
@@ -185,7 +188,8 @@ class Prediction(Model):
     """maxReplicas × the rate one replica serves within the SLO."""
     replica_series: list[list[float]] | None = Field(None, max_length=MAX_PREDICTED_POINTS)
     """[seconds since the load began, replicas] at each predicted change (spec.replicas after
-    an HPA sync), the first at 0; at most 200 points (MAX_PREDICTED_POINTS: status stays small)."""
+    an HPA sync), the first at 0; at most 200 points (MAX_PREDICTED_POINTS), and 4,000 over
+    all the variants (MAX_PREDICTED_TOTAL): status stays small."""
     replica_series_end_s: float | None = None
     """Up to when the series is complete: the load's length, or the time of the first change
     left out when the series hit its cap (the simulator error stops there)."""

@@ -18,8 +18,7 @@ import numpy as np
 
 from surge.api.loadtest import Load, LoadTestSpec
 from surge.api.manifests import ManifestError
-from surge.loadgen.schedule import cumulative
-from surge.loadgen.trace import load_segments
+from surge.loadgen.trace import load_segments, per_second
 from surge.loadgen.trace_resolve import resolve_locally
 from surge.simulate.errors import SimulationError
 
@@ -43,10 +42,7 @@ def from_stages(load: Load) -> Load1s:
             "simulate` reads Prometheus itself, an operator simulation (liveTopK) needs the "
             "points inline"
         )
-    segs = load_segments(load)
-    seconds = math.ceil(load.duration_s)
-    marks = [cumulative(segs, min(float(i), load.duration_s)) for i in range(seconds + 1)]
-    rates = [marks[i + 1] - marks[i] for i in range(seconds)]
+    rates = per_second(load_segments(load), load.duration_s)
     if load.trace is not None:
         source = f"spec.loadTest.load: {load.trace.source}"
     elif load.model == "closed":
