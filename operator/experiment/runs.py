@@ -4,11 +4,13 @@ in status, and the budget check. No API calls."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec, Variant
-from surge.api.experiment_status import ExperimentStep, RunRow
+from surge.api.experiment_status import ExperimentStep, HpaInForce, RunRow
 from surge.api.loadtest import DeploymentRef
 from surge.api.results import ResultsError, RunResults, load_results
 from surge.api.status import Phase
@@ -20,6 +22,9 @@ from surge.operator.loadtest import builders
 LABEL_EXPERIMENT = "surge.dev/experiment"
 LABEL_VARIANT = "surge.dev/variant"
 MAX_SERIES_POINTS = 120
+MAX_RUN_SERIES_TOTAL = 4000
+"""Series points all run rows of an experiment share (200 runs: 20 each)."""
+MIN_ROW_POINTS = 12
 
 
 def snapshot_name(experiment: str) -> str:
@@ -114,13 +119,40 @@ def sample_replicas(step: ExperimentStep, replicas: int | None, now: datetime) -
     step.replica_series = series
 
 
-def thinned(series: list[list[float]] | None) -> list[list[float]] | None:
-    """At most MAX_SERIES_POINTS points of a series (every k-th, and the last): a row of
-    status stays small however long the run or fine the Prometheus step."""
-    if not series or len(series) <= MAX_SERIES_POINTS:
+def thinned(
+    series: list[list[float]] | None, most: int = MAX_SERIES_POINTS
+) -> list[list[float]] | None:
+    """At most `most` points of a series (every k-th, and the last): a row of status stays
+    small however long the run or fine the Prometheus step."""
+    if not series or len(series) <= most:
         return series
-    k = -(-len(series) // (MAX_SERIES_POINTS - 1))
-    return [*series[::k][: MAX_SERIES_POINTS - 1], series[-1]]
+    k = -(-len(series) // (most - 1))
+    return [*series[::k][: most - 1], series[-1]]
+
+
+def row_points(planned_runs: int) -> int:
+    """Series points each run row keeps: MAX_RUN_SERIES_TOTAL shared by the planned runs,
+    between MIN_ROW_POINTS and MAX_SERIES_POINTS."""
+    share = MAX_RUN_SERIES_TOTAL // max(planned_runs, 1)
+    return max(MIN_ROW_POINTS, min(MAX_SERIES_POINTS, share))
+
+
+def hpa_brief(spec: dict[str, Any] | None) -> HpaInForce | None:
+    """The HPA spec in brief for a run row (the whole spec would be copied into every row)."""
+    if spec is None:
+        return None
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()
+
+    def count(key: str) -> int | None:
+        value = spec.get(key)
+        return value if isinstance(value, int) else None
+
+    return HpaInForce(
+        min_replicas=count("minReplicas"),
+        max_replicas=count("maxReplicas"),
+        metrics=len(spec.get("metrics") or []),
+        digest=hashlib.sha256(canonical).hexdigest()[:16],
+    )
 
 
 def run_row(
@@ -130,9 +162,12 @@ def run_row(
     status: dict[str, Any],
     step: ExperimentStep,
     price: float | None,
+    planned_runs: int = 1,
 ) -> RunRow:
     """One run's row: the child's results, cluster replicas (Prometheus when it had them,
-    else the operator's own samples), and cost."""
+    else the operator's own samples), and cost. `planned_runs`: the experiment's runs
+    (variants × repetitions), which share the rows' series points."""
+    most = row_points(planned_runs)
     results = _child_results(status)
     summary = status.get("summary") or {}
     cluster = results.cluster if results is not None else None
@@ -172,10 +207,11 @@ def run_row(
         cost_per1k_requests=per_1k,
         pending_seconds=step.pending_seconds,
         rollout_seconds=step.rollout_seconds,
-        hpa_in_force=step.hpa_in_force,
-        replica_series=thinned(replicas.series)
-        if replicas is not None and from_prom
-        else step.replica_series,
+        hpa_in_force=hpa_brief(step.hpa_in_force),
+        replica_series=thinned(
+            replicas.series if replicas is not None and from_prom else step.replica_series,
+            most,
+        ),
         replica_series_end_s=(
             results.window.measured_seconds
             if results is not None and from_prom

@@ -147,7 +147,9 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         replicas = int(((dep or {}).get("status") or {}).get("replicas") or 0)
     sample_replicas(step, replicas, ctx.now)
     if status.get("phase") in {p.value for p in TERMINAL_PHASES}:
-        row = run_row(variant, rep, name, status, step, price_per_replica_hour(variant, spec.cost))
+        price = price_per_replica_hour(variant, spec.cost)
+        planned = len(spec.variants) * spec.repetitions
+        row = run_row(variant, rep, name, status, step, price, planned_runs=planned)
         ctx.status.runs = [*ctx.status.runs, row]
         ctx.event(
             "Normal",

@@ -139,6 +139,7 @@ def caps_violations(
                 stages, "caps.maxDuration", f"{what}, above the cap of {caps.max_duration:g}s"
             )
         )
+    out += wait_violations(spec, caps.max_wait)
     if caps.max_workers is not None and load.workers > caps.max_workers:
         out.append(
             Violation("spec.load.workers", "caps.maxWorkers", f"{load.workers} is above the cap")
@@ -166,6 +167,27 @@ def caps_violations(
             )
         )
     return out
+
+
+def wait_violations(spec: LoadTestSpec, cap: float | None) -> list[Violation]:
+    """Each wait the run holds its workers (their Job's deadline) or its target's Lease
+    through, against caps.maxWait: a 10 s load with runGrace 720h would hold both a month."""
+    if cap is None:
+        return []
+    to = spec.timeouts
+    waits = {
+        "spec.timeouts.workersReady": to.workers_ready,
+        "spec.timeouts.runGrace": to.run_grace,
+        "spec.timeouts.analysis": to.analysis,
+        "spec.timeouts.targetReady": to.target_ready,
+        "spec.target.readiness.timeout": spec.target.readiness.timeout,
+        "spec.scenario.timeout": spec.scenario.timeout,
+    }
+    return [
+        Violation(field, "caps.maxWait", f"{value:g}s is above the cap of {cap:g}s")
+        for field, value in waits.items()
+        if value is not None and value > cap
+    ]
 
 
 def shape_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:

@@ -64,6 +64,18 @@ class ExperimentStep(Model):
     """The HPA spec this variant wrote; None when the variant leaves the HPA alone."""
 
 
+class HpaInForce(Model):
+    """The HPA a run ran under, in brief: its bounds, and a digest of its whole spec (two runs
+    with one digest ran under the same HPA)."""
+
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    metrics: int = 0
+    """How many metrics it scaled on."""
+    digest: str = ""
+    """SHA-256 (first 16 hex digits) of the spec as canonical JSON."""
+
+
 class RunRow(Model):
     """One run of one variant: the child LoadTest's numbers, replicas and cost."""
 
@@ -93,8 +105,12 @@ class RunRow(Model):
     cost_per1k_requests: float | None = Field(None, alias="costPer1kRequests")
     pending_seconds: float | None = None
     rollout_seconds: float | None = None
-    hpa_in_force: dict[str, Any] | None = None
+    hpa_in_force: HpaInForce | None = None
+    """The HPA read back when the run's load started, in brief (the whole spec is in
+    status.step while the run goes on): a row of every run must stay small."""
     replica_series: list[list[float]] | None = None
+    """[seconds, replicas] at each change; rows share MAX_RUN_SERIES_TOTAL points, so a row
+    of an experiment of many runs keeps every k-th change (and the last)."""
     replica_series_end_s: float | None = None
 
 

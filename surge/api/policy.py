@@ -117,7 +117,12 @@ class Caps(Model):
     max_users: int | None = Field(1000, ge=1)
     """Peak virtual users of a closed-model LoadTest."""
     max_duration: Duration | None = 3600.0
-    """Sum of a LoadTest's stages."""
+    """How long a LoadTest's load may run: its stages (a sweep: its steps, plus one
+    scenario.timeout each for their last replies)."""
+    max_wait: Duration | None = 3600.0
+    """The longest of each wait a run holds its workers or its target's Lease through:
+    timeouts.workersReady, runGrace, analysis, targetReady, the readiness timeout and
+    scenario.timeout (timeouts.queued holds nothing and is not capped)."""
     max_workers: int | None = Field(20, ge=1)
     max_in_flight: int | None = Field(10000, ge=1)
     max_concurrent_runs_per_namespace: int | None = Field(5, ge=1)

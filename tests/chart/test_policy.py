@@ -104,6 +104,7 @@ FULL_POLICY: dict[str, Any] = {
         "maxRate": 250.5,
         "maxUsers": 50,
         "maxDuration": "30m",
+        "maxWait": "20m",
         "maxWorkers": 4,
         "maxInFlight": 100,
         "maxConcurrentRunsPerNamespace": 2,

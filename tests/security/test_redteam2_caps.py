@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.operator.loadtest import builders
@@ -52,13 +50,6 @@ def test_a_sweep_with_short_timeouts_still_fits() -> None:
     assert _violations(_sweep("1s")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="timeouts.runGrace (and queued, workersReady, analysis, target readiness) may "
-    "each be 720h and no cap bounds them: a 10 s load whose target never answers keeps its "
-    "workers' Job (activeDeadlineSeconds) and the target's Lease 30 days; needs policy caps "
-    "on the timeouts (or on the run's whole length), a design choice left to the lead",
-)
 def test_run_grace_cannot_hold_the_workers_past_the_caps() -> None:
     """Attack: a 10 s load with timeouts.runGrace 720h and scenario.timeout 720h."""
     spec = LoadTestSpec.model_validate(
