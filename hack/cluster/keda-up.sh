@@ -28,6 +28,7 @@ LOGS="$STATE_DIR/logs"
 PIDS="$STATE_DIR/pids"
 CONF="$STATE_DIR/conf"
 CERTS="$STATE_DIR/keda-certs"  # the file names KEDA reads: ca.crt, tls.crt, tls.key
+CA_DIR="$STATE_DIR/keda-ca"    # CAs the scalers trust (KEDA reads every file there as PEM certs)
 
 # Every port is on 127.0.0.1 (but see the adapter's --port below) and can be moved.
 APISERVER_PORT="${SURGE_APISERVER_PORT:-16443}"
@@ -95,7 +96,7 @@ start() {
 }
 
 T0=$SECONDS
-mkdir -p "$LOGS" "$PIDS" "$CERTS"
+mkdir -p "$LOGS" "$PIDS" "$CERTS" "$CA_DIR"
 # One certificate for both ends of the gRPC mTLS and for the adapter's serving endpoint; the
 # aggregator verifies the name <service>.<namespace>.svc of the APIService's Service.
 new_cert keda ca "/CN=keda" "serverAuth,clientAuth" \
@@ -103,6 +104,7 @@ new_cert keda ca "/CN=keda" "serverAuth,clientAuth" \
 cp -f "$PKI/ca.crt" "$CERTS/ca.crt"
 cp -f "$PKI/keda.crt" "$CERTS/tls.crt"
 cp -f "$PKI/keda.key" "$CERTS/tls.key"
+cp -f "$PKI/ca.crt" "$CA_DIR/ca.crt"
 
 # Server-side apply: the ScaledObject CRD is too large for client-side apply's annotation.
 K apply --server-side --force-conflicts -f "$BIN_DIR/keda-crds" >/dev/null
@@ -133,7 +135,7 @@ EOF
 export KUBECONFIG="$CONF/addons.kubeconfig" WATCH_NAMESPACE="" POD_NAMESPACE=keda \
   KEDA_CLUSTER_OBJECT_NAMESPACE=keda KEDA_HTTP_DEFAULT_TIMEOUT=3000
 start keda-operator "$BIN_DIR/keda-operator" \
-  --leader-elect=false --enable-cert-rotation=false --cert-dir="$CERTS" --ca-dir="$CERTS" \
+  --leader-elect=false --enable-cert-rotation=false --cert-dir="$CERTS" --ca-dir="$CA_DIR" \
   --metrics-service-bind-address="127.0.0.1:$KEDA_GRPC_PORT" \
   --metrics-bind-address="127.0.0.1:$KEDA_OPERATOR_METRICS_PORT" \
   --health-probe-bind-address="127.0.0.1:$KEDA_OPERATOR_PROBE_PORT" \
