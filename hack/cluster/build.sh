@@ -65,7 +65,7 @@ build kwok                    "$HERE/addons" sigs.k8s.io/kwok/cmd/kwok
 build metrics-server          "$HERE/addons" sigs.k8s.io/metrics-server/cmd/metrics-server
 build kube-state-metrics      "$HERE/ksm"    k8s.io/kube-state-metrics/v2
 # KEDA (operator + external metrics adapter) and its CRDs: the slowest part of a cold build
-# (~10 min on 2 cores, mostly its hundred scalers' SDKs); cached like the rest.
+# (10-15 min on 2 cores, mostly the SDKs of its scalers; docs/cluster.md); cached like the rest.
 KEDA_VERSION="$(awk '$1 == "github.com/kedacore/keda/v2" {print $2; exit}' "$HERE/keda/go.mod")"
 KEDA_LDFLAGS="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
 build keda-operator "$HERE/keda" github.com/kedacore/keda/v2/cmd/operator "$KEDA_LDFLAGS"
