@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries of the local e2e control plane from the Go modules pinned in
-# hack/cluster/{go.mod,addons/go.mod,ksm/go.mod} and caches them in
+# hack/cluster/{go.mod,addons/go.mod,ksm/go.mod,keda/go.mod} and caches them in
 #   ${SURGE_CLUSTER_CACHE:-~/.cache/surge-cluster}/<kubernetes version>/bin
 # A binary is rebuilt only when the go.mod/go.sum that pins it or the Go version changed, so a
 # second run takes a second. Prints how long each binary took (CI logs show it).
@@ -64,4 +64,13 @@ build etcd                    "$HERE"        go.etcd.io/etcd/server/v3
 build kwok                    "$HERE/addons" sigs.k8s.io/kwok/cmd/kwok
 build metrics-server          "$HERE/addons" sigs.k8s.io/metrics-server/cmd/metrics-server
 build kube-state-metrics      "$HERE/ksm"    k8s.io/kube-state-metrics/v2
+# KEDA (operator + external metrics adapter) and its CRDs: the slowest part of a cold build
+# (10-15 min on 2 cores, mostly the SDKs of its scalers; docs/cluster.md); cached like the rest.
+KEDA_VERSION="$(awk '$1 == "github.com/kedacore/keda/v2" {print $2; exit}' "$HERE/keda/go.mod")"
+KEDA_LDFLAGS="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
+build keda-operator "$HERE/keda" github.com/kedacore/keda/v2/cmd/operator "$KEDA_LDFLAGS"
+build keda-adapter  "$HERE/keda" github.com/kedacore/keda/v2/cmd/adapter  "$KEDA_LDFLAGS"
+KEDA_DIR="$(cd "$HERE/keda" && "$GO" list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+rm -rf "$BIN_DIR/keda-crds" && cp -r "$KEDA_DIR/config/crd/bases" "$BIN_DIR/keda-crds"
+chmod -R u+w "$BIN_DIR/keda-crds"  # the module cache is read-only
 log "cluster binaries ready in $BIN_DIR (total $((SECONDS - T0)) s, $HAVE_GO)"

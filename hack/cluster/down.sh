@@ -51,7 +51,7 @@ stop() {
 }
 
 # Clients first, etcd last.
-stop kube-state-metrics metrics-server kwok kube-scheduler kube-controller-manager
+stop keda-adapter keda-operator kube-state-metrics metrics-server kwok kube-scheduler kube-controller-manager
 stop kube-apiserver
 stop etcd
-rm -rf "$STATE_DIR/etcd" "$STATE_DIR/state.env" "$STATE_DIR/state.json"
+rm -rf "$STATE_DIR/etcd" "$STATE_DIR/state.env" "$STATE_DIR/state.json" "$STATE_DIR/keda.env"

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from surge.agent.config import (
+    DEFAULT_CPU_MS,
     DEFAULT_LATENCY,
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_TPOT_S,
@@ -17,6 +18,7 @@ from surge.agent.config import (
     DEFAULT_TTFT,
     AgentConfig,
     ModelKind,
+    default_cpu_ms,
 )
 from surge.agent.latency import parse_latency, parse_tokens
 from surge.api.durations import format_duration, parse_duration
@@ -35,8 +37,14 @@ def demo_agent(
         int, typer.Option(envvar="ALICE_PORT", help="Port to bind; 0 picks a free one.")
     ] = 8080,
     cpu_ms: Annotated[
-        float, typer.Option(envvar="ALICE_CPU_MS", help="CPU time burnt per request, in ms.")
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            envvar="ALICE_CPU_MS",
+            help=f"CPU time burnt per request, in ms [default: {DEFAULT_CPU_MS:g}; 0 with "
+            "--gpu-slots].",
+            show_default=False,
+        ),
+    ] = None,
     latency: Annotated[
         str,
         typer.Option(
@@ -54,6 +62,14 @@ def demo_agent(
     max_concurrency: Annotated[
         int,
         typer.Option(envvar="ALICE_MAX_CONCURRENCY", help="Requests served at once; 0 = no limit."),
+    ] = 0,
+    gpu_slots: Annotated[
+        int,
+        typer.Option(
+            envvar="ALICE_GPU_SLOTS",
+            help="GPU-slots mode: N requests at once, each for its latency, with no CPU "
+            "(cpu-ms defaults to 0); the rest queue. Replaces --max-concurrency; 0 = off.",
+        ),
     ] = 0,
     queue_size: Annotated[
         int,
@@ -97,11 +113,12 @@ def demo_agent(
         config = AgentConfig(
             host=host,
             port=port,
-            cpu_ms=cpu_ms,
+            cpu_ms=default_cpu_ms(gpu_slots) if cpu_ms is None else cpu_ms,
             latency=parse_latency(latency),
             stall_every_s=_duration_s(stall_every, "--stall-every"),
             stall_for_s=_duration_s(stall_for, "--stall-for"),
             max_concurrency=max_concurrency,
+            gpu_slots=gpu_slots,
             queue_size=queue_size,
             error_rate=error_rate,
             ready_delay_s=_duration_s(ready_delay, "--ready-delay"),

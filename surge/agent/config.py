@@ -16,6 +16,7 @@ ModelKind = Literal["faq", "transformer"]
 
 # Defaults give `make demo` something that looks like a real agent: a little CPU,
 # a right-skewed latency, LLM-like streaming. Tests always set what they check.
+DEFAULT_CPU_MS = 10.0
 DEFAULT_LATENCY = "lognormal:median=50ms,sigma=0.4"
 DEFAULT_TTFT = "fixed:150ms"
 DEFAULT_TPOT_S = 0.02
@@ -33,6 +34,10 @@ class AgentConfig:
       requests arriving inside are held until it ends. 0 disables.
     - max_concurrency: requests served at once (0 = unlimited); queue_size more may
       wait; beyond that the server answers 503 at once.
+    - gpu_slots: the "GPU slots" mode: N requests served at once, as with max_concurrency
+      (which must then stay 0), each for its latency (or TTFT + TPOT schedule) with no CPU
+      of its own: the CLI's --gpu-slots defaults cpu_ms to 0. A model server on a GPU
+      queues like this, while its CPU stays near idle (docs/agent.md).
     - error_rate: fraction of admitted requests answered with HTTP 500 (after their work).
     - ready_delay_s: /readyz answers 503 until this long after start.
     - ttft: delay before the first content token of /v1/chat/completions.
@@ -43,11 +48,12 @@ class AgentConfig:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    cpu_ms: float = 10.0
+    cpu_ms: float = DEFAULT_CPU_MS
     latency: LatencySpec = field(default_factory=lambda: parse_latency(DEFAULT_LATENCY))
     stall_every_s: float = 0.0
     stall_for_s: float = 0.0
     max_concurrency: int = 0
+    gpu_slots: int = 0
     queue_size: int = 128
     error_rate: float = 0.0
     ready_delay_s: float = 0.0
@@ -68,6 +74,12 @@ class AgentConfig:
                 "stall_for must be shorter than stall_every (else the server never answers)",
             ),
             (self.max_concurrency >= 0, "max_concurrency must be >= 0 (0 = unlimited)"),
+            (self.gpu_slots >= 0, "gpu_slots must be >= 0 (0 = off)"),
+            (
+                self.gpu_slots == 0 or self.max_concurrency == 0,
+                "gpu_slots and max_concurrency both limit concurrency: set only one "
+                "(--gpu-slots or --max-concurrency)",
+            ),
             (self.queue_size >= 0, "queue_size must be >= 0"),
             (0.0 <= self.error_rate <= 1.0, "error_rate must be in [0, 1]"),
             (self.ready_delay_s >= 0, "ready_delay must be >= 0"),
@@ -79,6 +91,11 @@ class AgentConfig:
         if errors:
             raise ValueError("; ".join(errors))
 
+    @property
+    def slots(self) -> int:
+        """Requests served at once (0 = unlimited): gpu_slots, else max_concurrency."""
+        return self.gpu_slots or self.max_concurrency
+
     def summary(self) -> dict[str, object]:
         """A JSON-able view with distributions in their canonical spelling (for the log)."""
         out = asdict(self)
@@ -86,3 +103,9 @@ class AgentConfig:
         out["ttft"] = self.ttft.describe()
         out["output_tokens"] = self.output_tokens.describe()
         return out
+
+
+def default_cpu_ms(gpu_slots: int) -> float:
+    """The CLI's cpu_ms when --cpu-ms is not given: none in GPU-slots mode (the work is on
+    the GPU), else DEFAULT_CPU_MS."""
+    return 0.0 if gpu_slots > 0 else DEFAULT_CPU_MS

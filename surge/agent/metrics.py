@@ -57,6 +57,22 @@ class AgentMetrics:
         self.queued = Gauge(
             "alice_requests_queued", "Requests waiting for a concurrency slot.", registry=r
         )
+        # What an autoscaler on in-flight work or slot utilization reads (docs/agent.md):
+        # busy / slots is the utilization of a GPU-slot (or max_concurrency) server.
+        self.slots = Gauge(
+            "alice_slots", "Concurrency slots (--gpu-slots or --max-concurrency); 0 = unlimited.",
+            registry=r,
+        )  # fmt: skip
+        self.slots_busy = Gauge(
+            "alice_slots_busy", "Admitted requests, each holding a slot until it answers.",
+            registry=r,
+        )  # fmt: skip
+        self.queue_wait_seconds = Histogram(
+            "alice_queue_wait_seconds",
+            "Time from arrival (after any stall hold) to admission to a slot.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.busy_cpu = Counter(
             "alice_busy_cpu_seconds", "CPU time burnt by the configured per-request work.",
             registry=r,

@@ -124,6 +124,7 @@ async def pipeline(state: AgentState, endpoint: str) -> AsyncIterator[Ticket | N
             await asyncio.sleep(hold)
         limiter = state.limiter
         assert limiter is not None, "the app was not started by a runner"
+        queued_s = loop.time()
         m.queued.inc()
         try:
             admitted = await limiter.acquire()
@@ -133,6 +134,8 @@ async def pipeline(state: AgentState, endpoint: str) -> AsyncIterator[Ticket | N
             yield None
             return
         ticket.admitted_s = loop.time()
+        m.slots_busy.inc()
+        m.queue_wait_seconds.observe(ticket.admitted_s - queued_s)
         ticket.cpu_s = burn_cpu(cfg.cpu_ms / 1000.0)
         m.busy_cpu.inc(ticket.cpu_s)
         ticket.fail = cfg.error_rate > 0 and float(state.rngs["error"].random()) < cfg.error_rate
@@ -140,6 +143,7 @@ async def pipeline(state: AgentState, endpoint: str) -> AsyncIterator[Ticket | N
     finally:
         if admitted and state.limiter is not None:
             state.limiter.release()
+            m.slots_busy.dec()
         m.in_flight.dec()
 
 

@@ -237,7 +237,8 @@ async def handle_metrics(request: web.Request) -> web.Response:
 async def _on_startup(app: web.Application) -> None:
     state = app[STATE]
     state.started_s = asyncio.get_running_loop().time()
-    state.limiter = Limiter(state.config.max_concurrency, state.config.queue_size)
+    state.limiter = Limiter(state.config.slots, state.config.queue_size)
+    state.metrics.slots.set(state.config.slots)
 
 
 def build_app(config: AgentConfig, *, model: FaqModel | None = None) -> web.Application:

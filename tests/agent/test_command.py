@@ -83,12 +83,41 @@ def test_env_vars(captured: list[AgentConfig]) -> None:
         ["--output-tokens", "uniform:9-3"],
         ["--model", "gpt"],
         ["--cpu-ms", "-1"],
+        ["--gpu-slots", "-1"],
+        ["--gpu-slots", "4", "--max-concurrency", "4"],
     ],
 )
 def test_bad_values_exit_2(captured: list[AgentConfig], bad: list[str]) -> None:
     result = CliRunner().invoke(app, ["demo-agent", *bad])
     assert result.exit_code == 2, result.output
     assert captured == []
+
+
+def test_gpu_slots_mode_defaults_cpu_to_zero(captured: list[AgentConfig]) -> None:
+    result = CliRunner().invoke(app, ["demo-agent", "--gpu-slots", "4", "--latency", "fixed:1s"])
+    assert result.exit_code == 0, result.output
+    (config,) = captured
+    assert (config.gpu_slots, config.slots, config.max_concurrency, config.cpu_ms) == (4, 4, 0, 0)
+
+
+def test_gpu_slots_keeps_an_explicit_cpu_cost(captured: list[AgentConfig]) -> None:
+    env = {"ALICE_GPU_SLOTS": "2", "ALICE_CPU_MS": "1.5"}
+    result = CliRunner().invoke(app, ["demo-agent"], env=env)
+    assert result.exit_code == 0, result.output
+    (config,) = captured
+    assert (config.slots, config.cpu_ms) == (2, 1.5)
+
+
+def test_without_gpu_slots_cpu_keeps_its_default(captured: list[AgentConfig]) -> None:
+    result = CliRunner().invoke(app, ["demo-agent", "--max-concurrency", "3"])
+    assert result.exit_code == 0, result.output
+    (config,) = captured
+    assert (config.slots, config.cpu_ms) == (3, 10.0)
+
+
+def test_gpu_slots_and_max_concurrency_name_both_flags() -> None:
+    with pytest.raises(ValueError, match="--gpu-slots or --max-concurrency"):
+        AgentConfig(gpu_slots=2, max_concurrency=2)
 
 
 def test_summary_is_loggable() -> None:
