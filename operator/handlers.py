@@ -187,7 +187,22 @@ def _reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -
 # Only an experiment in flight has the target changed: only then is there anything to undo.
 @kopf.on.delete(GROUP, VERSION, "scalingexperiments", when=_in_flight)
 def restore_on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    experiments.restore_on_delete(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    restore_or_let_go(body, memo, logger)
+
+
+def restore_or_let_go(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """The experiment's originals restored as it is deleted; a permanent failure is reported
+    and lets the deletion go (only an unreachable API server keeps the finalizer)."""
+    try:
+        experiments.restore_on_delete(_plain(body), memo.kube, memo.surge, datetime.now(UTC))
+    except crash.TRANSIENT:
+        raise  # the API server did not answer: kopf retries, the finalizer stays
+    except Exception as exc:  # a permanent failure must not hold the deletion forever
+        text = crash.message(exc)
+        log.exception("%s: %s", _where(body), text)
+        # kopf posts an error from this logger as a Warning Event on the object.
+        logger.error(f"restore on delete failed, the target may keep the variant's fields: {text}")
+        return
     logger.info("ScalingExperiment deleted mid-run: originals restored, child LoadTests deleted")
 
 

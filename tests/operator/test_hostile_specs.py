@@ -175,6 +175,31 @@ def test_a_running_experiment_that_raises_is_restored_and_failed() -> None:
     assert dep is not None and "nodeSelector" not in dep["spec"]["template"]["spec"]  # restored
 
 
+def test_a_restore_on_delete_that_raises_lets_the_deletion_go() -> None:
+    """The delete handler's restore failing for good is logged as an error (a Warning Event)
+    and returns, so the finalizer goes and the deletion is not held forever; an unreachable
+    API server is still retried by kopf."""
+    logged: list[str] = []
+    logger = SimpleNamespace(error=logged.append, info=logged.append)
+    body = sx._body()
+
+    def boom(*_: Any) -> None:
+        raise ValueError("a snapshot the operator cannot read")
+
+    def unreachable(*_: Any) -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    memo = _memo(FakeKube())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiments, "restore_on_delete", boom)
+        handlers.restore_or_let_go(body, memo, logger)  # type: ignore[arg-type]
+        assert len(logged) == 1 and "restore on delete failed" in logged[0], logged
+        assert "ValueError" in logged[0]
+        mp.setattr(experiments, "restore_on_delete", unreachable)
+        with pytest.raises(ConnectionRefusedError):
+            handlers.restore_or_let_go(body, memo, logger)  # type: ignore[arg-type]
+
+
 def test_an_unreachable_api_server_is_left_to_kopfs_retries() -> None:
     def unreachable(*_: Any) -> Decision:
         raise ConnectionRefusedError("connection refused")
