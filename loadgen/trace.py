@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import median
 from typing import Any, Literal, TypeVar
@@ -100,12 +102,31 @@ def check_points(points: list[TracePoint], where: str) -> list[TracePoint]:
     return points
 
 
-def points_from_csv(text: str, where: str) -> list[TracePoint]:
+class CsvProblem(ValueError):
+    """A `t_seconds,rps` text that is not a trace; the message names the line and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    times: list[float]
+    rates: list[float]
+
+
+def read_samples(
+    text: str,
+    at: Callable[[int], str],
+    *,
+    max_gap_s: float | None = None,
+    gap_hint: str = "",
+    most: int | None = MAX_POINTS,
+) -> Samples:
     """`t_seconds,rps` lines (a header line, blank lines and # comments allowed), times
-    increasing, rates 0 or more; an interval over GAP_FACTOR × the median spacing, or an
-    empty or NaN rate, is a gap."""
+    increasing, rates 0 or more; an empty or NaN rate is a gap, and so is an interval over
+    `max_gap_s` (default GAP_FACTOR × the median spacing). `at(n)` names line n in a
+    message (`line 3`, `trace.csv:3`); `gap_hint` ends the message of a gap. CsvProblem
+    for anything else. Shared by the trace load (points_from_csv) and `surge simulate`."""
     times: list[float] = []
-    rps: list[float] = []
+    rates: list[float] = []
     lines: list[int] = []
     first = True
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -117,36 +138,50 @@ def points_from_csv(text: str, where: str) -> list[TracePoint]:
             first = False
             continue  # a header such as t_seconds,rps
         first = False
-        at = f"line {number}"
+        here = at(number)
         if len(fields) != 2:
-            raise TraceError(where, f"{at}: expected 2 columns t_seconds,rps, found {len(fields)}")
-        t, r = _number(fields[0], where, at, "t_seconds"), _number(fields[1], where, at, "rps")
+            raise CsvProblem(f"{here}: expected 2 columns t_seconds,rps, found {len(fields)}")
+        t, r = _number(fields[0], here, "t_seconds"), _number(fields[1], here, "rps")
         if t < 0:
-            raise TraceError(where, f"{at}: t_seconds is negative ({fields[0]}); use 0 or more")
+            raise CsvProblem(
+                f"{here}: t_seconds is negative ({fields[0]}); times are seconds from the "
+                "start of the trace, 0 or more"
+            )
         if r < 0:
-            raise TraceError(where, f"{at}: rps is negative ({fields[1]}); a rate is 0 or more")
+            raise CsvProblem(f"{here}: rps is negative ({fields[1]}); a rate is 0 or more")
         if times and t <= times[-1]:
-            raise TraceError(
-                where,
-                f"{at}: t_seconds {fields[0]} is not after line {lines[-1]} ({times[-1]:g}); "
-                "sort by time and drop repeats",
+            raise CsvProblem(
+                f"{here}: t_seconds {fields[0]} is not after line {lines[-1]} "
+                f"({times[-1]:g}); sort the file by time (sort -t, -k1,1 -g) and drop repeats"
             )
         times.append(t)
-        rps.append(r)
+        rates.append(r)
         lines.append(number)
-        if len(times) > MAX_POINTS:
-            raise TraceError(where, f"more than {MAX_POINTS:,} lines; use a coarser resolution")
+        if most is not None and len(times) > most:
+            raise CsvProblem(f"more than {most:,} lines; use a coarser resolution")
     if len(times) >= 2:
         gaps = [b - a for a, b in itertools.pairwise(times)]
         usual = median(gaps)
+        limit = max_gap_s if max_gap_s is not None else GAP_FACTOR * usual
         for i, gap in enumerate(gaps):
-            if gap > GAP_FACTOR * usual:
-                raise TraceError(
-                    where,
-                    f"line {lines[i + 1]}: {gap:g}s since line {lines[i]}, where samples are "
-                    f"usually {usual:g}s apart: the trace has a gap; fill the missing range",
+            if gap > limit:
+                raise CsvProblem(
+                    f"{at(lines[i + 1])}: {gap:g}s since line {lines[i]}, where samples are "
+                    f"usually {usual:g}s apart: the trace has a gap; fill the missing range"
+                    + (f", {gap_hint.format(gap=math.ceil(gap))}" if gap_hint else "")
                 )
-    return check_points([_point(t, r, where) for t, r in zip(times, rps, strict=True)], where)
+    return Samples(times, rates)
+
+
+def points_from_csv(text: str, where: str) -> list[TracePoint]:
+    """A curve's points from a `t_seconds,rps` CSV (read_samples' rules); TraceError naming
+    `where` and the line."""
+    try:
+        samples = read_samples(text, lambda n: f"line {n}")
+    except CsvProblem as exc:
+        raise TraceError(where, str(exc)) from None
+    pairs = zip(samples.times, samples.rates, strict=True)
+    return check_points([_point(t, r, where) for t, r in pairs], where)
 
 
 def _is_number(text: str) -> bool:
@@ -166,15 +201,18 @@ def _point(t: float, rps: float, where: str) -> TracePoint:
     return TracePoint(t_seconds=t, rps=rps)
 
 
-def _number(text: str, where: str, at: str, column: str) -> float:
+def _number(text: str, here: str, column: str) -> float:
     if text == "" or text.lower() in ("nan", "null", "none"):
-        raise TraceError(where, f"{at}: {column} is empty ({text or 'nothing'}): a gap; fill it")
+        raise CsvProblem(
+            f"{here}: {column} is empty ({text or 'nothing'}): the trace has a gap; fill it "
+            "or drop the line"
+        )
     try:
         value = float(text)
     except ValueError:
-        raise TraceError(where, f"{at}: {column} {text!r} is not a number") from None
+        raise CsvProblem(f"{here}: {column} {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise TraceError(where, f"{at}: {column} {text!r} is not a finite number")
+        raise CsvProblem(f"{here}: {column} {text!r} is not a finite number")
     return value
 
 

@@ -8,22 +8,17 @@ shifted so the first sample is t = 0; between samples the rate is interpolated l
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import median
 
 import numpy as np
 
 from surge.api.loadtest import Load, LoadTestSpec
 from surge.api.manifests import ManifestError
-from surge.loadgen.trace import load_segments, per_second
+from surge.loadgen.trace import CsvProblem, load_segments, per_second, read_samples
 from surge.loadgen.trace_resolve import resolve_locally
 from surge.simulate.errors import SimulationError
-
-GAP_FACTOR = 5.0
-"""An interval longer than this many times the median spacing is a gap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,84 +59,27 @@ def from_load(spec: LoadTestSpec, source: str = "") -> Load1s:
 
 
 def read_csv(path: Path, max_gap_s: float | None = None) -> Load1s:
-    """Parse and check a trace; SimulationError names the line and the fix."""
+    """Parse and check a trace (surge.loadgen.trace.read_samples, the trace load's reader,
+    with no cap on lines); SimulationError names the line and the fix."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise SimulationError(f"{path}: cannot read the trace ({exc.strerror})") from None
-    times: list[float] = []
-    rps: list[float] = []
-    lines: list[int] = []
-    first = True
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        if first and not _is_number(fields[0]):
-            first = False
-            continue  # a header such as t_seconds,rps
-        first = False
-        where = f"{path}:{number}"
-        if len(fields) != 2:
-            raise SimulationError(f"{where}: expected 2 columns t_seconds,rps, found {len(fields)}")
-        t, r = _number(fields[0], where, "t_seconds"), _number(fields[1], where, "rps")
-        if t < 0:
-            raise SimulationError(
-                f"{where}: t_seconds is negative ({fields[0]}); times are seconds from the "
-                "start of the trace, 0 or more"
-            )
-        if r < 0:
-            raise SimulationError(f"{where}: rps is negative ({fields[1]}); a rate is 0 or more")
-        if times and t <= times[-1]:
-            raise SimulationError(
-                f"{where}: t_seconds {fields[0]} is not after line {lines[-1]} "
-                f"({times[-1]:g}); sort the file by time (sort -t, -k1,1 -g) and drop repeats"
-            )
-        times.append(t)
-        rps.append(r)
-        lines.append(number)
+    try:
+        samples = read_samples(
+            text,
+            lambda n: f"{path}:{n}",
+            max_gap_s=max_gap_s,
+            gap_hint="or pass --max-gap {gap}s to interpolate across it",
+            most=None,
+        )
+    except CsvProblem as exc:
+        raise SimulationError(str(exc)) from None
+    times, rps = samples.times, samples.rates
     if len(times) < 2:
         raise SimulationError(f"{path}: a trace needs at least 2 samples (t_seconds,rps lines)")
-    _check_gaps(path, times, lines, max_gap_s)
     start = times[0]
     seconds = max(1, math.ceil(times[-1] - start))
     midpoints = np.arange(seconds, dtype=float) + 0.5
     rates = np.interp(midpoints, np.asarray(times) - start, np.asarray(rps))
     return Load1s([float(x) for x in rates], str(path))
-
-
-def _check_gaps(path: Path, times: list[float], lines: list[int], max_gap_s: float | None) -> None:
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    usual = median(gaps)
-    limit = max_gap_s if max_gap_s is not None else GAP_FACTOR * usual
-    for i, gap in enumerate(gaps):
-        if gap > limit:
-            raise SimulationError(
-                f"{path}:{lines[i + 1]}: {gap:g}s since line {lines[i]}, where samples are "
-                f"usually {usual:g}s apart: the trace has a gap; export it again with no "
-                f"missing range, or pass --max-gap {math.ceil(gap)}s to interpolate across it"
-            )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(text: str, where: str, column: str) -> float:
-    if text == "" or text.lower() in ("nan", "null", "none"):
-        raise SimulationError(
-            f"{where}: {column} is empty ({text or 'nothing'}): the trace has a gap; fill it "
-            "or drop the line"
-        )
-    try:
-        value = float(text)
-    except ValueError:
-        raise SimulationError(f"{where}: {column} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise SimulationError(f"{where}: {column} {text!r} is not a finite number")
-    return value
