@@ -35,18 +35,9 @@ def plan_name(experiment: str) -> str:
 
 
 def plan_configmap(owner: dict[str, Any], text: str) -> dict[str, Any]:
-    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": plan_name(name),
-            "namespace": ns,
-            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
-            "ownerReferences": [builders.owner_reference(owner)],
-        },
-        "data": {PLAN_KEY: text},
-    }
+    name = owner["metadata"]["name"]
+    lbls = {LABEL_EXPERIMENT: builders.fit_name(name)}
+    return builders.owned_configmap(owner, plan_name(name), lbls, {PLAN_KEY: text})
 
 
 def record_plan(ctx: Exp, entries: list[PlanEntry]) -> str:

@@ -54,23 +54,19 @@ def snapshot_configmap(
     hpa_spec: dict[str, Any] | None,
     spec: ScalingExperimentSpec,
 ) -> dict[str, Any]:
-    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": snapshot_name(name),
-            "namespace": ns,
-            "labels": {LABEL_EXPERIMENT: builders.fit_name(name)},
-            "ownerReferences": [builders.owner_reference(owner)],
-        },
-        "data": {
+    name = owner["metadata"]["name"]
+    lbls = {LABEL_EXPERIMENT: builders.fit_name(name)}
+    return builders.owned_configmap(
+        owner,
+        snapshot_name(name),
+        lbls,
+        {
             DEPLOYMENT_KEY: json.dumps(deployment["spec"], sort_keys=True),
             HPA_KEY: json.dumps(hpa_spec, sort_keys=True),
             SPEC_KEY: json.dumps(spec.wire(), sort_keys=True),
             UID_KEY: str(deployment["metadata"]["uid"]),
         },
-    }
+    )
 
 
 def snapshot_digest(data: dict[str, str]) -> str:

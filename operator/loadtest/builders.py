@@ -75,15 +75,21 @@ def _meta(name: str, namespace: str, owner: dict[str, Any], lbls: dict[str, str]
     }
 
 
+def owned_configmap(
+    owner: dict[str, Any], name: str, lbls: dict[str, str], data: dict[str, str]
+) -> dict[str, Any]:
+    """A ConfigMap in the owner's namespace, owned by it (garbage-collected with it)."""
+    ns = owner["metadata"]["namespace"]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, ns, owner, lbls),
+            "data": data}  # fmt: skip
+
+
 def plan_configmap(owner: dict[str, Any], run_id: str, plan_json: str) -> dict[str, Any]:
     """The run's snapshot: workers read plan.json from it and wait for startAt to appear."""
-    name, ns = owner["metadata"]["name"], owner["metadata"]["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(run_name(name, run_id), ns, owner, labels(name, run_id)),
-        "data": {PLAN_KEY: plan_json},
-    }
+    name = owner["metadata"]["name"]
+    return owned_configmap(
+        owner, run_name(name, run_id), labels(name, run_id), {PLAN_KEY: plan_json}
+    )
 
 
 def worker_rbac(owner: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
