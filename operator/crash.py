@@ -19,12 +19,13 @@ import urllib3
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.reasons import Reason
 from surge.api.status import TERMINAL_PHASES, LoadTestStatus, Phase
-from surge.operator.context import Ctx, Decision
+from surge.operator.context import Ctx, Decision, bounded
 from surge.operator.experiment import simulation as experiment_simulation
 from surge.operator.experiment import target as experiment_target
 from surge.operator.experiment.runs import snapshot_name
 from surge.operator.experiment.stages import end, restore, restored_message, stop_current_child
 from surge.operator.kube.client import Kube
+from surge.operator.loadtest import lifecycle
 from surge.operator.loadtest.endings import fail, stop_workers
 from surge.operator.settings import Settings
 
@@ -47,11 +48,15 @@ def crashed_loadtest(
     body: dict[str, Any], kube: Kube, settings: Settings, now: datetime, text: str
 ) -> Decision:
     ctx: Ctx[LoadTestStatus] = Ctx(body, kube, settings, now, LoadTestStatus)
-    if ctx.status.phase in TERMINAL_PHASES:
+    wanted = str((body.get("spec") or {}).get("runId", "1"))
+    if ctx.status.run_id != wanted:
+        # The crash came while a new runId was being started: that run fails, not the old
+        # one (whose ending, if any, stands in the history).
+        ctx.status = lifecycle.fresh_status(ctx, wanted, list(ctx.status.history))
+    elif ctx.status.phase in TERMINAL_PHASES:
         return ctx.step()  # ended already: what failed was giving back what it held
     if ctx.status.phase in (Phase.RUNNING, Phase.ANALYZING):
         stop_workers(ctx)
-    ctx.status.run_id = ctx.status.run_id or str((body.get("spec") or {}).get("runId", "1"))[:40]
     ctx.status.observed_generation = ctx.generation
     fail(ctx, REASON, text)
     return ctx.step()
@@ -77,6 +82,9 @@ def crashed_experiment(
     return ctx.step()
 
 
-def fallback(text: str) -> Decision:
-    """When even the failure cannot be built from the object: the phase and the message."""
-    return Decision(status={"phase": Phase.FAILED.value, "message": text})
+def fallback(text: str, model: type[LoadTestStatus | ScalingExperimentStatus]) -> Decision:
+    """When even the failure cannot be built from the object: the phase and the message,
+    through the object's status model, and nothing else (a merge patch of these two keys
+    keeps its history and conditions)."""
+    status = model(phase=Phase.FAILED, message=bounded(text))
+    return Decision(status=status.model_dump(mode="json", by_alias=True, exclude_unset=True))

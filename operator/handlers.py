@@ -13,6 +13,8 @@ import kopf
 from kubernetes import config as kube_config
 
 from surge.api.base import GROUP, VERSION
+from surge.api.experiment_status import ScalingExperimentStatus
+from surge.api.status import LoadTestStatus
 from surge.operator import crash
 from surge.operator.context import Decision
 from surge.operator.experiment import reconcile as experiments
@@ -60,7 +62,13 @@ Reconcile = Callable[[dict[str, Any], Kube, Settings, datetime], Decision]
 Crashed = Callable[[dict[str, Any], Kube, Settings, datetime, str], Decision]
 
 
-def _guarded(body: kopf.Body, memo: kopf.Memo, run: Reconcile, crashed: Crashed) -> Decision:
+def _guarded(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    run: Reconcile,
+    crashed: Crashed,
+    model: type[LoadTestStatus | ScalingExperimentStatus] = LoadTestStatus,
+) -> Decision:
     """One reconcile, one object at a time (the watch handler and the timer may fire together).
     Whatever it raises fails this object with reason InternalError (operator/crash.py), so
     one object cannot stop the operator nor be retried forever; only an unreachable API
@@ -77,9 +85,11 @@ def _guarded(body: kopf.Body, memo: kopf.Memo, run: Reconcile, crashed: Crashed)
             log.exception("%s: %s", _where(body), text)
             try:
                 return crashed(_plain(body), memo.kube, memo.surge, now, text)
+            except crash.TRANSIENT:
+                raise  # recording the failure (a restore) needs the API server: kopf retries
             except Exception:
                 log.exception("%s: the failure could not be recorded; phase only", _where(body))
-                return crash.fallback(text)
+                return crash.fallback(text, model)
 
 
 def _where(body: kopf.Body) -> str:
@@ -180,7 +190,10 @@ def reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **
 
 
 def _reconcile_experiment(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
-    step = _guarded(body, memo, experiments.reconcile_experiment, crash.crashed_experiment)
+    step = _guarded(
+        body, memo, experiments.reconcile_experiment, crash.crashed_experiment,
+        ScalingExperimentStatus,
+    )  # fmt: skip
     _apply(body, patch, step)
 
 

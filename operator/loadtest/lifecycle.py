@@ -145,14 +145,7 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
         ctx.kube.delete_configmaps(ctx.namespace, builders.selector(ctx.name, old.run_id))
     if readmit:
         history = [h for h in history if h.run_id != run_id]
-    ctx.status = LoadTestStatus(
-        run_id=run_id,
-        observed_generation=ctx.generation,
-        run_generation=ctx.generation,
-        start_time=ctx.stamp,
-        history=history[: ctx.settings.history_limit],
-        lease=old.lease,  # a superseded run's Lease is released after this is persisted
-    )
+    ctx.status = fresh_status(ctx, run_id, history)
     try:
         admitted = admission.accepted_spec(ctx.body, ctx.kube, ctx.settings)
         spec = admitted.spec
@@ -186,6 +179,19 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
     ctx.goto(Phase.PENDING, Reason.RUN_STARTED, f"run {run_id} accepted{trace}")
 
 
+def fresh_status(ctx: Run, run_id: str, history: list[RunRecord]) -> LoadTestStatus:
+    """A new run's status; the old run's Lease is kept, so it is released once this is
+    persisted."""
+    return LoadTestStatus(
+        run_id=run_id,
+        observed_generation=ctx.generation,
+        run_generation=ctx.generation,
+        start_time=ctx.stamp,
+        history=history[: ctx.settings.history_limit],
+        lease=ctx.status.lease,
+    )
+
+
 def _refuse_reused(ctx: Run, run_id: str) -> None:
     """A runId seen before (a `git revert` of a bump): refused, history untouched."""
     old = ctx.status
@@ -193,16 +199,9 @@ def _refuse_reused(ctx: Run, run_id: str) -> None:
         f"runId {run_id} was used by an earlier run (status.history); runs are never "
         "repeated: set a new spec.runId"
     )
-    ctx.status = LoadTestStatus(
-        run_id=run_id,
-        observed_generation=ctx.generation,
-        run_generation=ctx.generation,
-        start_time=ctx.stamp,
-        completion_time=ctx.stamp,
-        history=old.history,
-        lease=old.lease,
-        workers_to_delete=old.workers_to_delete,
-    )
+    ctx.status = fresh_status(ctx, run_id, old.history)
+    ctx.status.completion_time = ctx.stamp
+    ctx.status.workers_to_delete = old.workers_to_delete
     ctx.status.summary.verdict = Verdict.FAILED
     ctx.condition("Ready", "False", Reason.RUN_ID_REUSED, message)
     ctx.condition("Completed", "True", Reason.RUN_ID_REUSED, message)

@@ -211,6 +211,34 @@ def test_an_unreachable_api_server_is_left_to_kopfs_retries() -> None:
 def test_a_failure_that_cannot_be_recorded_still_writes_the_phase() -> None:
     step = handlers._guarded(lt._body(), _memo(FakeKube()), _boom, _boom)  # type: ignore[arg-type]
     assert step.status["phase"] == "Failed" and "RecursionError" in step.status["message"]
+    # Only those two keys, through the status model: the merge patch keeps history.
+    assert set(step.status) == {"phase", "message"}
+
+
+def test_a_transient_error_while_recording_the_failure_is_left_to_kopf() -> None:
+    """Recording an experiment's failure restores its target: with the API server away,
+    kopf retries rather than a bare phase being written over a variant still applied."""
+
+    def unreachable(*_: Any) -> Decision:
+        raise ConnectionRefusedError("connection refused")
+
+    with pytest.raises(ConnectionRefusedError):
+        handlers._guarded(sx._body(), _memo(FakeKube()), _boom, unreachable)  # type: ignore[arg-type]
+
+
+def test_a_crash_while_a_new_run_id_starts_fails_that_run() -> None:
+    """A finished run, then a new spec.runId whose admission raises: the new run ends Failed
+    with InternalError (the old one stays in the history), not an empty step every tick."""
+    kube = FakeKube()
+    body = lt._body()
+    body["status"] = {"runId": "1", "phase": "Succeeded", "history": [{"runId": "1",
+                      "phase": "Succeeded"}]}  # fmt: skip
+    body["spec"]["runId"] = "2"
+    step = handlers._guarded(body, _memo(kube), _boom, crash.crashed_loadtest)  # type: ignore[arg-type]
+    st = merge_patch(body, {"status": step.status})["status"]
+    assert (st["runId"], st["phase"]) == ("2", "Failed"), st
+    assert [c["reason"] for c in st["conditions"] if c["type"] == "Completed"] == [crash.REASON]
+    assert "1" in {h["runId"] for h in st["history"]}
 
 
 def test_messages_in_status_are_bounded() -> None:
