@@ -46,7 +46,7 @@ def record_plan(ctx: Exp, entries: list[PlanEntry]) -> str:
     text = json.dumps([e.wire() for e in entries], sort_keys=True, separators=(",", ":"))
     size = len(text.encode())
     if size <= INLINE_BYTES:
-        ctx.status.plan = entries
+        ctx.status.plan, ctx.status.plan_config_map = entries, None
         return "the plan is in status.plan"
     if size > CONFIGMAP_BYTES:
         raise PlanTooLarge(
@@ -57,5 +57,5 @@ def record_plan(ctx: Exp, entries: list[PlanEntry]) -> str:
     live = ctx.create(cm)
     if live is not None and (live.get("data") or {}).get(PLAN_KEY) != text:
         ctx.kube.patch_configmap_data(ctx.namespace, cm["metadata"]["name"], cm["data"])
-    ctx.status.plan_config_map = cm["metadata"]["name"]
+    ctx.status.plan, ctx.status.plan_config_map = [], cm["metadata"]["name"]
     return f"the plan ({size:,} bytes) is in ConfigMap {cm['metadata']['name']}, key {PLAN_KEY}"

@@ -250,7 +250,8 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         ctx.status.phase = Phase.PENDING
         return
     st = ctx.status
-    st.lease = LeaseRef(namespace=ctx.namespace, name=target_lease.lease_name(key), target=key)
+    where = target_lease.lease_namespace(key, ctx.namespace)  # where acquire() put it
+    st.lease = LeaseRef(namespace=where, name=target_lease.lease_name(key), target=key)
     if condition_is(st.conditions, "Queued", "True"):
         ctx.condition("Queued", "False", Reason.TARGET_FREE, f"this experiment holds {target}")
     # Read again now the Lease is held (the policy check read it before): a previous
