@@ -57,6 +57,12 @@ def accepted_spec(
     (what the policy forbids). `prometheus`: makes the trace's client (default: connect)."""
     namespace = body["metadata"]["namespace"]
     spec: LoadTestSpec = parse_spec("LoadTest", body.get("spec") or {})
+    if spec.load.trace is not None and spec.load.trace.resolved_from is not None:
+        # Surge writes it into the plan when it reads a curve; from a spec it would let
+        # status and results name a source the curve never came from.
+        raise _refuse(
+            "spec.load.trace.resolvedFrom", "set by Surge when it reads a curve; remove it"
+        )
     policy = settings.policy
     allowed = Allowed(
         images=settings.allowed_images, prometheus_urls=settings.allowed_prometheus_urls

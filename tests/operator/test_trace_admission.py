@@ -80,6 +80,18 @@ def test_a_bad_csv_is_refused_naming_the_line(kube: FakeKube) -> None:
     assert "spec.load.trace.configMapRef: line 2: rps is negative" in body["status"]["message"]
 
 
+def test_a_spec_cannot_name_its_own_source(kube: FakeKube) -> None:
+    """resolvedFrom is Surge's: a spec that sets it beside inline points would make status
+    and results name a source the curve never came from."""
+    points = [{"tSeconds": 0, "rps": 1}, {"tSeconds": 10, "rps": 2}]
+    forged = "trace from Prometheus up [2026-12-01, 2026-12-02] step 60s"
+    body = _body(_trace({"points": points, "resolvedFrom": forged}))
+    tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed"
+    assert "spec.load.trace.resolvedFrom" in body["status"]["message"]
+    assert "loadSource" not in body["status"] or body["status"]["loadSource"] is None
+
+
 def _admit(
     body: dict[str, Any], kube: FakeKube, settings: Settings, prometheus: Any = None
 ) -> admission.Admitted:
