@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_ITEMS, MAX_RATE, Key, ShortText, Text
+from surge.api.bounds import MAX_ITEMS, MAX_RATE, MAX_STAGES, Key, ShortText, Text
 from surge.api.durations import Duration
 from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
@@ -87,7 +87,7 @@ class Load(Model):
     """constant/poisson: open loop, arrivals per second; closed: users that wait for replies;
     sweep: open-loop constant-rate steps that find the highest rate the thresholds allow;
     trace: open loop, arrivals following a recorded rate curve (load.trace)."""
-    stages: list[Stage] = Field(default_factory=list, max_length=100, validate_default=True)
+    stages: list[Stage] = Field(default_factory=list, max_length=MAX_STAGES, validate_default=True)
     """Every model but sweep and trace needs at least one."""
     start_target: float | None = Field(None, ge=0, le=MAX_RATE)
     """Where the first stage ramps from; unset means the first stage holds its target throughout."""

@@ -53,14 +53,6 @@ class Url:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
-    @property
-    def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
     def text(self, *, with_userinfo: bool = True) -> str:
         """The URL, spelled canonically (what requests are built from)."""
         user = f"{self.userinfo}@" if self.userinfo and with_userinfo else ""

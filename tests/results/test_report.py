@@ -179,7 +179,8 @@ def test_headline_from_thresholds(passed: list[bool], expected: str) -> None:
 def test_headline_prefers_the_recorded_verdict() -> None:
     held = [_check(True)]
     passed = RunVerdict(outcome=Verdict.PASSED, reason=Reason.ALL_THRESHOLDS_PASSED)
-    assert headline(RunResults(thresholds=held, verdict=passed)) == "Passed"
+    # Thresholds that say Failed, a run recorded Passed: the record wins.
+    assert headline(RunResults(thresholds=[_check(False)], verdict=passed)) == "Passed"
     why = RunVerdict(outcome=Verdict.INCONCLUSIVE, reason=Reason.GENERATOR_SATURATED)
     saturated = RunResults(thresholds=held, verdict=why)
     assert headline(saturated) == "Inconclusive (GeneratorSaturated)"
