@@ -55,6 +55,10 @@ class Segment:
         """Expected arrivals in the segment (or user-seconds for the closed model)."""
         return (self.rate0 + self.rate1) / 2.0 * self.duration_s
 
+    def area_to(self, u: float) -> float:
+        """Expected arrivals in the segment's first u seconds (0 ≤ u ≤ its duration)."""
+        return self.rate0 * u + (self.rate1 - self.rate0) * u * u / (2.0 * self.duration_s)
+
 
 def segments(stages: Sequence[StageLike], start_target: float | None) -> list[Segment]:
     """The rate curve of the stages, as consecutive segments starting at t = 0."""
@@ -97,10 +101,24 @@ def cumulative(segs: Sequence[Segment], t: float) -> float:
             total += s.area
             continue
         if t > s.start_s:
-            u = t - s.start_s
-            total += s.rate0 * u + (s.rate1 - s.rate0) * u * u / (2.0 * s.duration_s)
+            total += s.area_to(t - s.start_s)
         break
     return total
+
+
+def cumulative_marks(segs: Sequence[Segment], times: Sequence[float]) -> list[float]:
+    """cumulative() at each of `times` (non-decreasing), summed in the same order (so equal
+    to the float), walking the segments once: O(times + segments), where calling
+    cumulative() per time walks every segment each time."""
+    out: list[float] = []
+    total, i, n = 0.0, 0, len(segs)
+    for t in times:
+        while i < n and t >= segs[i].end_s:
+            total += segs[i].area
+            i += 1
+        inside = i < n and t > segs[i].start_s
+        out.append(total + segs[i].area_to(t - segs[i].start_s) if inside else total)
+    return out
 
 
 def _solve_in_segment(s: Segment, c: float) -> float:
@@ -188,11 +206,6 @@ def share_of_users(total: int, index: int, workers: int) -> int:
 def users_at(segs: Sequence[Segment], t: float, *, index: int = 0, workers: int = 1) -> int:
     """Closed model: users worker `index` should run at t (floor of the ramp, split evenly)."""
     return share_of_users(math.floor(rate_at(segs, t) + _EPS), index, workers)
-
-
-def share_of_rate(rate: float, workers: int) -> float:
-    """Each worker's open-loop rate (arrivals per second): the rate split evenly."""
-    return rate / workers
 
 
 def expected_arrivals(segs: Sequence[Segment], start_s: float, end_s: float) -> float:

@@ -69,6 +69,16 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _usage(out: Outcome, usage: dict[str, Any], output: str, input_: str | None) -> None:
+    """The server's own token counts (each format names them), where it gave whole numbers."""
+    n = _count(usage.get(output))
+    if n is not None:
+        out.usage_tokens = n
+    n = _count(usage.get(input_)) if input_ is not None else None
+    if n is not None:
+        out.input_tokens = n
+
+
 def _json(data: bytes) -> dict[str, Any]:
     try:
         chunk = json.loads(data)
@@ -88,13 +98,7 @@ def openai(s: Sink, event: bytes, data: bytes, now: float) -> None:
         raise ProtocolError(f"error in stream: {brief(chunk.get('error', chunk))}")
     usage = chunk.get("usage")
     if usage and isinstance(usage, dict):
-        out = s.out
-        n = _count(usage.get("completion_tokens"))
-        if n is not None:
-            out.usage_tokens = n
-        n = _count(usage.get("prompt_tokens"))
-        if n is not None:
-            out.input_tokens = n
+        _usage(s.out, usage, "completion_tokens", "prompt_tokens")
     choices = chunk.get("choices")
     if not choices or not isinstance(choices, list):
         return
@@ -144,9 +148,7 @@ def anthropic(s: Sink, event: bytes, data: bytes, now: float) -> None:
     elif kind == "message_delta":
         usage = msg.get("usage")
         if isinstance(usage, dict):
-            n = _count(usage.get("output_tokens"))
-            if n is not None:
-                s.out.usage_tokens = n
+            _usage(s.out, usage, "output_tokens", None)
             if _count(usage.get("input_tokens")) is not None:
                 _anthropic_input(s.out, usage)
     elif kind == "message_stop":
@@ -191,12 +193,7 @@ def responses(s: Sink, event: bytes, data: bytes, now: float) -> None:
         response = msg.get("response")
         usage = response.get("usage") if isinstance(response, dict) else None
         if isinstance(usage, dict):
-            n = _count(usage.get("output_tokens"))
-            if n is not None:
-                s.out.usage_tokens = n
-            n = _count(usage.get("input_tokens"))
-            if n is not None:
-                s.out.input_tokens = n
+            _usage(s.out, usage, "output_tokens", "input_tokens")
         s.done = True
     elif kind == "response.failed":
         response = msg.get("response")
@@ -220,13 +217,7 @@ def ollama(s: Sink, event: bytes, data: bytes, now: float) -> None:
     elif _text(part.get("thinking")):
         s.token(now, None)
     if msg.get("done") is True:
-        out = s.out
-        n = _count(msg.get("eval_count"))
-        if n is not None:
-            out.usage_tokens = n
-        n = _count(msg.get("prompt_eval_count"))
-        if n is not None:
-            out.input_tokens = n
+        _usage(s.out, msg, "eval_count", "prompt_eval_count")
         s.done = True
 
 
@@ -241,12 +232,7 @@ def tgi(s: Sink, event: bytes, data: bytes, now: float) -> None:
     if msg.get("generated_text") is not None:
         details = msg.get("details")
         if isinstance(details, dict):
-            n = _count(details.get("generated_tokens"))
-            if n is not None:
-                s.out.usage_tokens = n
-            n = _count(details.get("input_length"))
-            if n is not None:
-                s.out.input_tokens = n
+            _usage(s.out, details, "generated_tokens", "input_length")
         s.done = True
 
 

@@ -60,25 +60,8 @@ def per_second(segs: list[schedule.Segment], duration_s: float) -> list[float]:
     (O(seconds + segments); per second it walks every segment: 3600 s of a 10,000-point
     trace is 36 million steps, seconds of the operator's CPU)."""
     seconds = math.ceil(duration_s)
-    marks = cumulative_marks(segs, [min(float(i), duration_s) for i in range(seconds + 1)])
+    marks = schedule.cumulative_marks(segs, [min(float(i), duration_s) for i in range(seconds + 1)])
     return [marks[i + 1] - marks[i] for i in range(seconds)]
-
-
-def cumulative_marks(segs: list[schedule.Segment], times: list[float]) -> list[float]:
-    """schedule.cumulative at each of `times` (non-decreasing), summed in the same order
-    (so equal to the float), walking the segments once."""
-    out: list[float] = []
-    total, i, n = 0.0, 0, len(segs)
-    for t in times:
-        while i < n and t >= segs[i].end_s:
-            total += segs[i].area
-            i += 1
-        if i < n and t > segs[i].start_s:
-            s, u = segs[i], t - segs[i].start_s
-            out.append(total + (s.rate0 * u + (s.rate1 - s.rate0) * u * u / (2.0 * s.duration_s)))
-        else:
-            out.append(total)
-    return out
 
 
 def arrivals_model(load: Load) -> Literal["constant", "poisson"]:

@@ -106,11 +106,10 @@ def test_users_follow_the_ramp_and_split_as_integers() -> None:
     assert sum(schedule.users_at(s, 7.5, index=i, workers=4) for i in range(4)) == 7
 
 
-def test_expected_arrivals_and_share_of_rate() -> None:
+def test_expected_arrivals() -> None:
     s = segs((10, 100), start=0)
     assert schedule.expected_arrivals(s, 0, 10) == pytest.approx(500)
     assert schedule.expected_arrivals(s, 5, 10) == pytest.approx(375)
-    assert schedule.share_of_rate(100, 4) == 25
 
 
 def test_bad_index_is_refused() -> None:
