@@ -65,8 +65,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+MAX_COUNT = 2**53
+"""A server's token count beyond this (or below 0) is no count: ignored."""
+
+
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+    return value if ok else None
 
 
 def _usage(out: Outcome, usage: dict[str, Any], output: str, input_: str | None) -> None:
@@ -82,7 +87,7 @@ def _usage(out: Outcome, usage: dict[str, Any], output: str, input_: str | None)
 def _json(data: bytes) -> dict[str, Any]:
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's limit
         raise ProtocolError(f"stream chunk is not JSON: {data[:40]!r}") from None
     if not isinstance(chunk, dict):
         raise ProtocolError("stream chunk is not a JSON object")

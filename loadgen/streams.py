@@ -39,6 +39,12 @@ from surge.loadgen.outcome import Outcome, ProtocolError
 
 Streaming = Literal["none", "sse", "openai", "anthropic", "openai-responses", "ollama", "tgi"]
 DEFAULT_TOKEN_EVENTS = ("message",)
+MAX_LINE_BYTES = 1 << 20
+"""A line (or an event's joined data) longer than this is a protocol error: an unfinished
+line is rescanned at each read, so an endless one would cost quadratic CPU on the loop that
+times every other request."""
+MAX_SEQUENCES = 128
+"""Distinct choice indices (n) one stream may carry."""
 _BOM = b"\xef\xbb\xbf"
 _HANDLERS: dict[str, Callable[[formats.Sink, bytes, bytes, float], None]] = {
     "openai": formats.openai,
@@ -103,6 +109,8 @@ class TokenStream:
             data = _lf(data)
         lines = data.split(b"\n")
         self.rest = lines.pop()
+        if len(self.rest) > MAX_LINE_BYTES:
+            raise ProtocolError(f"a stream line of over {MAX_LINE_BYTES:,} bytes")
         if lines:
             self._lines(lines, now)
 
@@ -140,7 +148,8 @@ class TokenStream:
         for line in lines:
             if line[:5] == b"data:":
                 value = line[6:] if line[5:6] == b" " else line[5:]
-                data = value if data is None else data + b"\n" + value
+                # A multi-line event is joined, and bounded: each join copies it.
+                data = value if data is None else _joined(data, value)
             elif not line:  # the end of an event: dispatch it if it had data
                 if data is not None:
                     handle(self, event or b"message", data, now)
@@ -168,7 +177,19 @@ class TokenStream:
         if seqs is None:  # every token so far (all but this one) was sequence 0's
             before = self.out.chunk_times[:-1]
             seqs = self.seqs = {0: before} if before else {}
-        seqs.setdefault(index, []).append(now)
+        times = seqs.get(index)
+        if times is None:
+            if len(seqs) >= MAX_SEQUENCES:
+                raise ProtocolError(f"more than {MAX_SEQUENCES} choices (index {index})")
+            times = seqs[index] = []
+        times.append(now)
+
+
+def _joined(data: bytes, value: bytes) -> bytes:
+    """An event's data with one more `data:` line, within MAX_LINE_BYTES."""
+    if len(data) + len(value) >= MAX_LINE_BYTES:
+        raise ProtocolError(f"a stream event of over {MAX_LINE_BYTES:,} bytes")
+    return data + b"\n" + value
 
 
 def _field(line: bytes, data: bytes | None, event: bytes) -> tuple[bytes | None, bytes]:
@@ -182,7 +203,7 @@ def _field(line: bytes, data: bytes | None, event: bytes) -> tuple[bytes | None,
     if name == b"event":
         return data, value
     if name == b"data":  # `data` alone, or `data` with no space after its colon
-        return (value if data is None else data + b"\n" + value), event
+        return (value if data is None else _joined(data, value)), event
     if name == b"error":  # not SSE: older llama.cpp servers' error line
         raise ProtocolError(f"error line in stream: {formats.brief(value)}")
     return data, event  # id, retry and unknown fields: nothing to Surge (no reconnects)

@@ -1,0 +1,50 @@
+"""Hostile streams found by an outside attack on the parser (#27): each is a protocol error
+or an ignored count, never a crash, an unbounded buffer or quadratic CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from surge.loadgen.outcome import Outcome, ProtocolError
+from surge.loadgen.streams import MAX_LINE_BYTES, MAX_SEQUENCES, TokenStream
+
+
+def _stream(shape: str = "openai") -> tuple[TokenStream, Outcome]:
+    out = Outcome(sent_at=0.0)
+    return TokenStream(out, shape, False), out  # type: ignore[arg-type]
+
+
+def test_a_line_that_never_ends_is_refused_not_buffered() -> None:
+    s, _ = _stream()
+    with pytest.raises(ProtocolError, match="stream line"):
+        for _ in range(MAX_LINE_BYTES // 65536 + 2):
+            s.feed(b"x" * 65536)
+
+
+def test_an_event_of_endless_data_lines_is_refused() -> None:
+    s, _ = _stream("sse")
+    line = b"data: " + b"y" * 1000 + b"\n"
+    with pytest.raises(ProtocolError, match="stream event"):
+        for _ in range(MAX_LINE_BYTES // 1000 + 2):
+            s.feed(line)
+
+
+def test_deep_json_is_a_protocol_error() -> None:
+    s, _ = _stream()
+    with pytest.raises(ProtocolError, match="not JSON"):
+        s.feed(b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n")
+
+
+@pytest.mark.parametrize("count", [10**400 // 10**300, -5, 2**60])
+def test_a_count_out_of_range_is_no_count(count: int) -> None:
+    s, out = _stream()
+    s.feed(b'data: {"choices": [], "usage": {"completion_tokens": %d}}\n\n' % count)
+    assert out.usage_tokens is None
+
+
+def test_choices_are_bounded() -> None:
+    s, _ = _stream()
+    chunk = b'data: {"choices": [{"index": %d, "delta": {"content": "a"}}]}\n\n'
+    with pytest.raises(ProtocolError, match="choices"):
+        for i in range(MAX_SEQUENCES + 1):
+            s.feed(chunk % i)
