@@ -14,19 +14,22 @@ def _stream(shape: str = "openai") -> tuple[TokenStream, Outcome]:
     return TokenStream(out, shape, False), out  # type: ignore[arg-type]
 
 
+def _feed(s: TokenStream, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        s.feed(chunk)
+
+
 def test_a_line_that_never_ends_is_refused_not_buffered() -> None:
     s, _ = _stream()
     with pytest.raises(ProtocolError, match="stream line"):
-        for _ in range(MAX_LINE_BYTES // 65536 + 2):
-            s.feed(b"x" * 65536)
+        _feed(s, [b"x" * 65536] * (MAX_LINE_BYTES // 65536 + 2))
 
 
 def test_an_event_of_endless_data_lines_is_refused() -> None:
     s, _ = _stream("sse")
     line = b"data: " + b"y" * 1000 + b"\n"
     with pytest.raises(ProtocolError, match="stream event"):
-        for _ in range(MAX_LINE_BYTES // 1000 + 2):
-            s.feed(line)
+        _feed(s, [line] * (MAX_LINE_BYTES // 1000 + 2))
 
 
 def test_deep_json_is_a_protocol_error() -> None:
@@ -46,5 +49,4 @@ def test_choices_are_bounded() -> None:
     s, _ = _stream()
     chunk = b'data: {"choices": [{"index": %d, "delta": {"content": "a"}}]}\n\n'
     with pytest.raises(ProtocolError, match="choices"):
-        for i in range(MAX_SEQUENCES + 1):
-            s.feed(chunk % i)
+        _feed(s, [chunk % i for i in range(MAX_SEQUENCES + 1)])
