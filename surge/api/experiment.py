@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_ITEMS, MAX_PRICE, MAX_RUNS, MAX_VARIANTS, Key, TreeMap
+from surge.api.bounds import MAX_COUNT, MAX_ITEMS, MAX_PRICE, MAX_RUNS, MAX_VARIANTS, Key, TreeMap
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
@@ -23,6 +23,9 @@ class TargetRef(Model):
     deployment: Name
     hpa: Name | None = None
     """The HPA scaling the Deployment, if any; variants may replace its spec."""
+    scaled_object: Name | None = None
+    """The KEDA ScaledObject scaling the Deployment, if any; variants with `scaledObject`
+    write its fields (it is created if missing)."""
 
 
 class HpaSpec(Model):
@@ -42,6 +45,41 @@ class HpaSpec(Model):
         return self
 
 
+class ScaledObjectSpec(Model):
+    """The fields of a KEDA ScaledObject (keda.sh/v1alpha1) a variant sets; each one given is
+    owned by the variant while it runs, the rest stay the owner's (docs/experiments.md)."""
+
+    triggers: list[TreeMap] = Field(min_length=1, max_length=MAX_ITEMS)
+    """KEDA triggers as in a ScaledObject: `{type: prometheus, metadata: {...}}`; the
+    cluster policy decides which types and servers are allowed."""
+    min_replica_count: int | None = Field(None, ge=0, le=MAX_COUNT)
+    """0 lets KEDA scale the Deployment to zero (through the triggers' activation)."""
+    max_replica_count: PositiveInt | None = None
+    polling_interval: int | None = Field(None, ge=1, le=3600)
+    """Seconds between KEDA's checks of the triggers (activation, scale to and from 0)."""
+    cooldown_period: int | None = Field(None, ge=0, le=86400)
+    """Seconds after the last active trigger before KEDA scales to minReplicaCount 0."""
+    behavior: TreeMap | None = None
+    """advanced.horizontalPodAutoscalerConfig.behavior: the behavior of the HPA KEDA makes."""
+
+    @field_validator("triggers")
+    @classmethod
+    def _triggers(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, t in enumerate(v):
+            if not isinstance(t.get("type"), str) or not t["type"]:
+                raise ValueError(f"[{i}]: a trigger needs a type, e.g. prometheus or cpu")
+            if "metadata" in t and not isinstance(t["metadata"], dict):
+                raise ValueError(f"[{i}].metadata: must be a map of strings, as in KEDA")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> ScaledObjectSpec:
+        lo, hi = self.min_replica_count, self.max_replica_count
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"minReplicaCount ({lo}) exceeds maxReplicaCount ({hi})")
+        return self
+
+
 class Variant(Model):
     name: Name
     node_selector: dict[Key, Key] | None = Field(None, max_length=MAX_ITEMS)
@@ -52,7 +90,19 @@ class Variant(Model):
     replicas: PositiveInt | None = None
     env: list[TreeMap] | None = Field(None, max_length=256)
     hpa: HpaSpec | None = None
+    scaled_object: ScaledObjectSpec | None = None
+    """A KEDA ScaledObject for the run (needs spec.targetRef.scaledObject); a variant sets
+    an HPA or a ScaledObject, never both: two scalers on one Deployment fight."""
     cost_per_replica_hour: float | None = Field(None, ge=0, le=MAX_PRICE)
+
+    @model_validator(mode="after")
+    def _one_scaler(self) -> Variant:
+        if self.hpa is not None and self.scaled_object is not None:
+            raise ValueError(
+                "set hpa or scaledObject, not both: two scalers on one Deployment undo each "
+                "other's replicas (KEDA's own HPA would fight the plain one)"
+            )
+        return self
 
     @field_validator("resources")
     @classmethod
@@ -120,6 +170,11 @@ class ScalingExperimentSpec(Model):
                 raise ValueError(
                     f"variants[{i}].hpa needs spec.targetRef.hpa, the name of the "
                     "HPA to change (it is created if missing)"
+                )
+            if v.scaled_object is not None and self.target_ref.scaled_object is None:
+                raise ValueError(
+                    f"variants[{i}].scaledObject needs spec.targetRef.scaledObject, the name "
+                    "of the KEDA ScaledObject to change (it is created if missing)"
                 )
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(

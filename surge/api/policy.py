@@ -17,7 +17,13 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from surge.api.base import Model
-from surge.api.bounds import MAX_SWEEP_STEPS, MAX_TREE_BYTES, MAX_TREE_DEPTH, MAX_VARIANTS
+from surge.api.bounds import (
+    MAX_ITEMS,
+    MAX_SWEEP_STEPS,
+    MAX_TREE_BYTES,
+    MAX_TREE_DEPTH,
+    MAX_VARIANTS,
+)
 from surge.api.durations import Duration
 
 USABLE_SECRET_LABEL = "surge.dev/usable"
@@ -148,6 +154,23 @@ class Caps(Model):
     """spec.timeout of a ScalingExperiment: how long it may hold its target."""
 
 
+class ScaledObjectPolicy(Model):
+    """Whether ScalingExperiment variants may write KEDA ScaledObjects, and which triggers.
+
+    A trigger makes KEDA (with KEDA's own credentials) read a metric source, so the policy
+    names the trigger types allowed; a `prometheus` trigger's serverAddress must be one of
+    the policy's prometheusUrls (or the operator's own), and a trigger's authenticationRef
+    must name one of `triggerAuthentications`."""
+
+    allow: bool = False
+    """Off by default: an experiment may change only HPAs until the admin opts in."""
+    trigger_types: list[str] = Field(
+        default_factory=lambda: ["prometheus", "cpu", "memory"], max_length=MAX_ITEMS
+    )
+    trigger_authentications: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
+    """TriggerAuthentication names (in the experiment's namespace) a trigger may reference."""
+
+
 class ClusterPolicy(Model):
     images: list[str] = Field(default_factory=list)
     """Worker images a spec may name; the operator's loadgen image is always allowed (and is
@@ -157,6 +180,9 @@ class ClusterPolicy(Model):
     """Prometheus URLs a spec may name; the operator's own is always allowed."""
     placement: PlacementPolicy = Field(default_factory=PlacementPolicy)
     caps: Caps = Field(default_factory=Caps)
+    scaled_objects: ScaledObjectPolicy = Field(default_factory=ScaledObjectPolicy)
+    """KEDA ScaledObjects written by experiments (opt-in; caps.maxExperimentReplicas bounds
+    their maxReplicaCount as it bounds an HPA's maxReplicas)."""
     worker_resources: WorkerResources = Field(default_factory=WorkerResources)
     """Worker requests/limits when the spec sets none (requests keep workers from being the
     first evicted, and let quotas that demand requests admit them)."""

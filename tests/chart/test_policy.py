@@ -118,6 +118,11 @@ FULL_POLICY: dict[str, Any] = {
         "maxVariants": 5,
         "maxExperimentTimeout": "6h",
     },
+    "scaledObjects": {
+        "allow": True,
+        "triggerTypes": ["prometheus"],
+        "triggerAuthentications": ["prom-auth"],
+    },
     "workerResources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1"}},
     "allowCustomQueries": True,
     "requireSecretLabel": False,
