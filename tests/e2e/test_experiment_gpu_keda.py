@@ -244,7 +244,11 @@ def gpu_alice(
 async def _open_loop(url: str, rps: float, seconds: float) -> list[int]:
     """POST /respond at `rps` for `seconds` (open loop, bounded in count and time); the
     statuses, 0 for a request that failed without one."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    # Enough connections for every request of a saturated queue: Alice, not the client's
+    # pool, decides who waits and who gets 503.
+    connector = aiohttp.TCPConnector(limit=1000)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one() -> int:
             try:
@@ -269,39 +273,49 @@ def _query(prometheus_url: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_in_flight_trigger_scales_the_deployment_and_alice_follows(
+@pytest.mark.parametrize("name", [INFLIGHT, QUEUE, CPU])
+def test_each_trigger_on_its_own(
     api_client: client.ApiClient,
     namespace: str,
     gpu_alice: tuple[str, str, ReplicaFollower],
     pod_runner: PodRunner,
+    name: str,
 ) -> None:
-    """The signal path the experiment's in-flight variant relies on, without the operator:
-    Alice's gauge -> Prometheus -> KEDA's prometheus scaler -> the real HPA -> the Deployment
-    -> the follower -> Alice's slots. The example's in-flight trigger goes on the owner's
-    ScaledObject by hand; 40 req/s at 4 slots of 200 ms per replica needs more than one."""
+    """The signal path each variant relies on, without the operator: the example's variant's
+    ScaledObject fields go on the owner's ScaledObject by hand, then 40 req/s for 45 s.
+    Prometheus triggers: Alice's gauge -> Prometheus -> KEDA -> the real HPA -> the Deployment
+    -> the follower -> Alice's slots; 40 req/s at 4 slots of 200 ms a replica needs more than
+    one. The cpu trigger: Alice's CPU -> the pods' kwok usage -> metrics-server -> the HPA,
+    which reads a utilization far below its target and keeps one replica."""
     alice_url, prometheus_url, follower = gpu_alice
     (variant,) = [v for v in experiment(alice_url, prometheus_url)["spec"]["variants"]
-                  if v["name"] == INFLIGHT]  # fmt: skip
-    so = variant["scaledObject"]
-    patch = {"spec": {"triggers": so["triggers"], "maxReplicaCount": so["maxReplicaCount"],
-                      "pollingInterval": so["pollingInterval"]}}  # fmt: skip
+                  if v["name"] == name]  # fmt: skip
+    owned = ("triggers", "minReplicaCount", "maxReplicaCount", "pollingInterval", "cooldownPeriod")
+    patch = {"spec": {k: v for k, v in variant["scaledObject"].items() if k in owned}}
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         *SO, namespace, "scaledobjects", "alice", patch
     )
     statuses = asyncio.run(_open_loop(alice_url, 40.0, 45.0))
     assert statuses.count(0) == 0
-    # Scaled: the follower saw more than one ready replica and Alice served with their slots.
-    assert max(r for _, r in follower.history) >= 2, follower.history
     assert not follower.errors, follower.errors[:3]
-    slots = _query(prometheus_url, "max_over_time(alice_slots[2m])")
-    assert slots is not None and slots >= 8
     hpa = _hpa(api_client, namespace)
     assert hpa is not None
-    assert hpa["spec"]["metrics"][0]["type"] == "External"
     # The pods carry their share of Alice's CPU, far below the 1 CPU each requests.
     pods = client.CoreV1Api(api_client).list_namespaced_pod(namespace, label_selector="app=alice")
     usage = [(p.metadata.annotations or {}).get(USAGE_CPU) for p in pods.items]
     assert usage and all(u is not None and int(u.removesuffix("m")) < 300 for u in usage), usage
+    if name == CPU:
+        assert [r for _, r in follower.history] == [1]
+        (current,) = hpa["status"]["currentMetrics"]
+        assert current["resource"]["name"] == "cpu"
+        assert current["resource"]["current"]["averageUtilization"] < 60
+        assert statuses.count(503) > 0  # the queue overflowed: one replica is too few
+        return
+    # Scaled: the follower saw more than one ready replica and Alice served with their slots.
+    assert max(r for _, r in follower.history) >= 2, follower.history
+    slots = _query(prometheus_url, "max_over_time(alice_slots[2m])")
+    assert slots is not None and slots >= 8
+    assert hpa["spec"]["metrics"][0]["type"] == "External"
 
 
 def test_gpu_bound_alice_scales_on_in_flight_and_queue_depth_not_on_cpu(
