@@ -4,6 +4,7 @@ her slots follow gpu_slots × the replica count a follower writes (docs/agent.md
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
@@ -28,7 +29,7 @@ async def _gauges(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
 
 
 async def _until(
-    session: aiohttp.ClientSession, url: str, want: dict[str, float]
+    session: aiohttp.ClientSession, url: str, want: Mapping[str, float]
 ) -> dict[str, float]:
     """Scrape until the gauges in `want` hold those values, for at most 20 file polls."""
     for _ in range(80):

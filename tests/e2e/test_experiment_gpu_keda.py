@@ -302,7 +302,7 @@ def test_each_trigger_on_its_own(
     assert hpa is not None
     # The pods carry their share of Alice's CPU, far below the 1 CPU each requests.
     pods = client.CoreV1Api(api_client).list_namespaced_pod(namespace, label_selector="app=alice")
-    usage = [(p.metadata.annotations or {}).get(USAGE_CPU) for p in pods.items]
+    usage = [((p.metadata and p.metadata.annotations) or {}).get(USAGE_CPU) for p in pods.items]
     assert usage and all(u is not None and int(u.removesuffix("m")) < 300 for u in usage), usage
     if name == CPU:
         assert [r for _, r in follower.history] == [1]

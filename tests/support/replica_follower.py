@@ -84,13 +84,16 @@ class ReplicaFollower:
     def _annotate(self, millicores: int) -> None:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
         for pod in pods:
-            if pod.metadata.deletion_timestamp or (pod.status and pod.status.phase) != "Running":
+            meta = pod.metadata
+            if meta is None or meta.name is None or meta.deletion_timestamp:
                 continue
-            if (pod.metadata.annotations or {}).get(USAGE_CPU) == f"{millicores}m":
+            if (pod.status and pod.status.phase) != "Running":
+                continue
+            if (meta.annotations or {}).get(USAGE_CPU) == f"{millicores}m":
                 continue
             body = {"metadata": {"annotations": {USAGE_CPU: f"{millicores}m"}}}
             try:
-                self.core.patch_namespaced_pod(pod.metadata.name, self.namespace, body)
+                self.core.patch_namespaced_pod(meta.name, self.namespace, body)
             except ApiException as exc:
                 if exc.status != 404:  # a pod deleted since the list is no error
                     raise
