@@ -7,8 +7,9 @@ process). Two variants write different triggers, replica bounds, polling and coo
 fields of the original (fallback, `advanced.restoreToOriginalReplicaCount`) are never a
 variant's. KEDA itself rewrites the spec it is given (it adds `advanced.scalingModifiers: {}`
 and drops fields holding Go's zero value), so "the original" is the spec as served once KEDA
-has taken the Deployment over. The operator runs under tests/e2e/policy.yaml plus scaledObjects allowed for the
-metrics-api and cpu triggers (the loopback metric URL is one of its prometheusUrls).
+has taken the Deployment over. The operator runs under tests/e2e/policy.yaml plus
+scaledObjects allowed for the metrics-api and cpu triggers (the loopback metric URL is one of
+its prometheusUrls).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def drive(
     kube: FakeKube, body: dict[str, Any], until: tuple[str, str | None, int | None]
 ) -> list[str]:
     """Tick (rollouts complete, children succeed) until the phase/stage/index `until`."""
-    now, seen = T0, []
+    now, seen = T0, list[str]()
     for _ in range(60):
         st = body["status"]
         at = (
@@ -138,7 +138,7 @@ def drive(
                     "results": {"version": 2, "requests": {"sent": 50}},
                 }
         now += timedelta(seconds=31)
-        seen += [r for _, r, _ in tick(kube, body, now).events]
+        seen += [str(r) for _, r, _ in tick(kube, body, now).events]
     raise AssertionError(f"never reached {until}: {body['status']}")
 
 

@@ -57,13 +57,19 @@ def test_scaled_objects_are_off_until_the_admin_opts_in() -> None:
 
 def test_a_trigger_type_must_be_listed() -> None:
     (v,) = check({"triggers": [{"type": "kafka", "metadata": {}}], "maxReplicaCount": 3})
-    assert (v.field, v.rule) == ("spec.variants[0].scaledObject.triggers[0].type", "scaledObjects.triggerTypes")
+    assert (v.field, v.rule) == (
+        "spec.variants[0].scaledObject.triggers[0].type",
+        "scaledObjects.triggerTypes",
+    )
     assert "prometheus, cpu, memory" in v.message
 
 
 def test_a_missing_max_replica_count_is_kedas_100_and_is_capped() -> None:
     (v,) = check({"triggers": [PROM]})
-    assert (v.field, v.rule) == ("spec.variants[0].scaledObject.maxReplicaCount", "caps.maxExperimentReplicas")
+    assert (v.field, v.rule) == (
+        "spec.variants[0].scaledObject.maxReplicaCount",
+        "caps.maxExperimentReplicas",
+    )
     assert "100 replicas (unset: the ScaledObject's 100)" in v.message and "at most 20" in v.message
     (v,) = check({"triggers": [PROM], "maxReplicaCount": 21})
     assert v.field == "spec.variants[0].scaledObject.maxReplicaCount"

@@ -48,7 +48,10 @@ def test_ssrf_through_a_metrics_api_trigger_url_is_refused(url: str) -> None:
     inside the cluster and turns its answer into a metric (and its errors into events)."""
     trigger = {"type": "metrics-api", "metadata": {"url": url, "valueLocation": "value"}}
     (v,) = _refused(trigger)
-    assert (v.field, v.rule) == ("spec.variants[0].scaledObject.triggers[0].metadata.url", "prometheusUrls")
+    assert (v.field, v.rule) == (
+        "spec.variants[0].scaledObject.triggers[0].metadata.url",
+        "prometheusUrls",
+    )
 
 
 @pytest.mark.parametrize(
