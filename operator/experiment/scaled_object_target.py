@@ -24,7 +24,7 @@ from surge.operator.experiment.scaled_object_fields import (
     so_restore_plan,
     so_values,
 )
-from surge.operator.kube.client import Kube
+from surge.operator.kube.client import Kube, KubeError
 
 
 class ScaledObjectGone(Exception):
@@ -50,6 +50,9 @@ def apply(
     assert variant.scaled_object is not None
     values = so_values(variant.scaled_object)
     live = kube.scaled_object(namespace, name)
+    if live is not None and live["metadata"].get("deletionTimestamp"):
+        # A restore's delete still waiting on KEDA's finalizer: a conflict, retried next tick.
+        raise KubeError(f"write ScaledObject {namespace}/{name}", 409, "it is being deleted")
     if live is None:
         if original is not None:
             raise ScaledObjectGone(f"ScaledObject {namespace}/{name} was deleted")

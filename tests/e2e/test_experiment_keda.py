@@ -348,3 +348,53 @@ def test_an_hpa_variant_beside_the_scaled_object_fails_before_writing(
     assert _read_hpa(api_client, namespace, "alice-hpa") is None
     assert specs(api_client, namespace) == original
     assert get_sx(api_client, namespace, "two") is not None
+
+
+def test_a_scaled_object_the_experiment_creates_is_gone_afterwards(
+    api_client: client.ApiClient,
+    namespace: str,
+    keda_operator: Operator,
+    alice: str,
+    metric: MetricServer,
+    pod_runner: PodRunner,
+) -> None:
+    """No ScaledObject at the start: each variant creates one (labelled), its restore deletes
+    it, and the next variant waits until KEDA's finalizer has let the previous one go."""
+    metric.value = 3
+    original = make_target(api_client, namespace, metric.url)
+    custom = client.CustomObjectsApi(api_client)
+    custom.delete_namespaced_custom_object(*SO, namespace, "scaledobjects", "alice")
+    wait_until(lambda: _scaled_object(api_client, namespace) is None, timeout_s=30, what="gone")
+    _create(api_client, namespace, experiment("made", alice, metric.url))
+    labels: dict[str, Any] = {}
+
+    def watch(obj: dict[str, Any]) -> bool:
+        if variant_under_test(obj):
+            so = _scaled_object(api_client, namespace) or {}
+            labels.setdefault(obj["status"]["step"]["variant"], so["metadata"].get("labels"))
+        return False
+
+    obj = observe(api_client, namespace, "made", keda_operator, timeout_s=150, until=watch)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", (status.get("message"), keda_operator.tail())
+    assert set(labels) == {"eager", "lazy"}
+    assert all(v and v.get("surge.dev/experiment") == "made" for v in labels.values())
+    assert [r["scaledObjectInForce"]["maxReplicaCount"] for r in status["runs"]] == [4, 2]
+    wait_until(lambda: _scaled_object(api_client, namespace) is None, timeout_s=30, what="gone")
+    dep = plain(
+        api_client, [client.AppsV1Api(api_client).read_namespaced_deployment("alice", namespace)]
+    )[0]
+    dep["spec"].pop("replicas", None)
+    assert dep["spec"] == original[0]
+
+
+def _scaled_object(api: client.ApiClient, ns: str) -> dict[str, Any] | None:
+    try:
+        got: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            *SO, ns, "scaledobjects", "alice"
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict(got)

@@ -255,3 +255,43 @@ def test_a_dry_run_shows_each_variants_scaled_object() -> None:
     assert plan[0]["scaledObject"] == {**SO_ORIGINAL, "triggers": [PROM], "maxReplicaCount": 6}
     assert plan[1]["scaledObject"]["pollingInterval"] == 5
     assert (_so(kube) or {})["spec"] == SO_ORIGINAL
+
+
+def test_a_scaled_object_still_being_deleted_is_waited_for() -> None:
+    kube = _kube(with_so=False)
+    spec = _spec()
+    spec["variants"][1]["scaledObject"]["maxReplicaCount"] = 3
+    body = _body(spec)
+    drive(kube, body, ("Running", "Apply", 1))
+    # The previous run's ScaledObject, deleted on restore, still waits on KEDA's finalizer.
+    kube.put(
+        {
+            "kind": "ScaledObject",
+            "metadata": {
+                "name": "alice-so",
+                "namespace": NS,
+                "uid": "u-old",
+                "deletionTimestamp": "2026-11-29T12:05:00Z",
+            },
+            "spec": {"scaleTargetRef": {"name": "alice"}, "triggers": [PROM]},
+        }
+    )
+    tick(kube, body, T0 + timedelta(minutes=10))
+    retrying = [c for c in body["status"]["conditions"] if c["type"] == "Retrying"]
+    assert retrying[0]["status"] == "True" and "being deleted" in retrying[0]["message"]
+    assert body["status"]["step"]["stage"] == "Apply"
+    del kube.objects[("ScaledObject", NS, "alice-so")]  # KEDA let it go
+    tick(kube, body, T0 + timedelta(minutes=11))
+    assert body["status"]["step"]["stage"] == "RollOut"
+    assert (_so(kube) or {})["spec"]["pollingInterval"] == 5
+
+
+def test_a_write_not_yet_recorded_is_restored_from_the_frozen_spec() -> None:
+    """The operator died right after patching the ScaledObject, before status said so."""
+    kube = _kube()
+    body = _body(_spec())
+    drive(kube, body, ("Running", "RollOut", 0))
+    body["status"]["step"]["scaledObjectWritten"] = None
+    body["status"]["step"]["scaledObjectUid"] = None
+    experiments.restore_on_delete(body, kube, SETTINGS, T0 + timedelta(minutes=5))  # type: ignore[arg-type]
+    assert (_so(kube) or {})["spec"] == SO_ORIGINAL
