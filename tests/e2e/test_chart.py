@@ -914,12 +914,14 @@ def manage_hpa(k: Kube, ns: str, spec: dict[str, Any]) -> None:
 
 
 def manage_scaled_object(k: Kube, ns: str) -> None:
-    k.scaled_object(ns, "probe")  # get
+    # A new name each time: a deleted one waits on KEDA's finalizer a moment.
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    k.scaled_object(ns, name)  # get
     made = k.create_scaled_object(
         {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
-            "metadata": {"name": "probe", "namespace": ns},
+            "metadata": {"name": name, "namespace": ns},
             "spec": {"scaleTargetRef": {"name": "probe"}, "triggers": [{"type": "cpu",
                      "metricType": "Utilization", "metadata": {"value": "50"}}]},
         }
@@ -927,9 +929,9 @@ def manage_scaled_object(k: Kube, ns: str) -> None:
     uid = made["metadata"]["uid"]
     ops = [{"op": "test", "path": "/metadata/uid", "value": uid}]
     k.patch_scaled_object(
-        ns, "probe", [*ops, {"op": "add", "path": "/spec/pollingInterval", "value": 5}]
+        ns, name, [*ops, {"op": "add", "path": "/spec/pollingInterval", "value": 5}]
     )
-    k.delete_scaled_object(ns, "probe", uid)  # delete
+    k.delete_scaled_object(ns, name, uid)  # delete
 
 
 def manage_lease(k: Kube, ns: str) -> None:
