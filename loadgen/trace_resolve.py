@@ -32,6 +32,33 @@ FIELD = "spec.load.trace"
 QUERY_TIMEOUT_S = 30.0
 
 
+class TraceUnavailable(TraceError):
+    """Prometheus gave no answer (connection refused or reset, timeout, 429 or 5xx): the
+    query may work later, so the operator retries it within the phase's deadline instead
+    of refusing the spec."""
+
+
+def _unavailable(exc: Exception) -> bool:
+    import requests
+    from prometheus_api_client import PrometheusApiClientException
+
+    if isinstance(
+        exc,
+        ConnectionError
+        | TimeoutError
+        | requests.ConnectionError
+        | requests.Timeout
+        | requests.exceptions.RetryError,
+    ):
+        return True
+    if isinstance(exc, PrometheusApiClientException):
+        # The client's only signal of the status: "HTTP Status Code 503 (b'...')".
+        words = str(exc).split()
+        code = words[3] if words[:3] == ["HTTP", "Status", "Code"] and len(words) > 3 else ""
+        return code == "429" or (len(code) == 3 and code.startswith("5"))
+    return False
+
+
 def resolve_trace(
     spec: LoadTestSpec,
     *,
@@ -65,8 +92,9 @@ def resolve_trace(
                 step=f"{q.step:g}",
                 params={"start": f"{start:.3f}", "end": f"{end:.3f}"},
             )
-        except Exception as exc:  # the edge: any failure is a refusal that names it
-            raise TraceError(where, f"the query failed: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # the edge: any failure is named; only no answer is retried
+            kind = TraceUnavailable if _unavailable(exc) else TraceError
+            raise kind(where, f"the query failed: {type(exc).__name__}: {exc}") from None
         points = points_from_matrix(result, start, end, q.step, where)
         origin = prometheus_origin(q, start, end)
     load = spec.load.model_copy(update={"trace": resolved(trace, points, origin)})

@@ -11,6 +11,7 @@ end is persisted, an experiment's variant restored where it still holds what it 
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +31,15 @@ from surge.operator.loadtest.endings import fail, stop_workers
 from surge.operator.settings import Settings
 
 REASON = Reason.INTERNAL_ERROR
-TRANSIENT: tuple[type[BaseException], ...] = (OSError, urllib3.exceptions.HTTPError)
-"""No answer from the API server (connection refused, reset, timed out): kopf retries."""
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    urllib3.exceptions.HTTPError,
+)
+"""No answer from the API server (connection refused or reset, timed out, a name that does
+not resolve yet): kopf retries. Not every OSError: a file the operator cannot read or a
+permission it lacks would come back at every retry, so those fail the object."""
 MESSAGE_CHARS = 300
 
 

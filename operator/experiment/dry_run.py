@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import PlanEntry, ScalingExperimentStatus
 from surge.operator.context import Ctx
 from surge.operator.experiment.runs import LABEL_EXPERIMENT
+from surge.operator.experiment.scaled_object_fields import so_apply
+from surge.operator.experiment.variants import apply_hpa, apply_variant
 from surge.operator.loadtest import builders
 
 INLINE_BYTES = 32 * 1024
@@ -38,6 +41,29 @@ def plan_configmap(owner: dict[str, Any], text: str) -> dict[str, Any]:
     name = owner["metadata"]["name"]
     lbls = {LABEL_EXPERIMENT: builders.fit_name(name)}
     return builders.owned_configmap(owner, plan_name(name), lbls, {PLAN_KEY: text})
+
+
+def plan_entries(
+    spec: ScalingExperimentSpec,
+    deployment: dict[str, Any],
+    hpa: dict[str, Any] | None,
+    scaled_object: dict[str, Any] | None,
+) -> list[PlanEntry]:
+    """Each variant's Deployment, HPA and ScaledObject specs, computed from the originals."""
+    target = spec.target_ref.deployment
+    return [
+        PlanEntry(
+            variant=v.name,
+            deployment=apply_variant(deployment, v),
+            hpa=apply_hpa(hpa, v.hpa, target) or hpa,
+            scaled_object=(
+                so_apply(scaled_object, v.scaled_object, target)
+                if v.scaled_object is not None
+                else scaled_object
+            ),
+        )
+        for v in spec.variants
+    ]
 
 
 def record_plan(ctx: Exp, entries: list[PlanEntry]) -> str:

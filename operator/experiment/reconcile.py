@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from surge.api.experiment import ScalingExperimentSpec
-from surge.api.experiment_status import ExperimentStage, PlanEntry, ScalingExperimentStatus
+from surge.api.experiment_status import ExperimentStage, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
 from surge.api.policy import PolicyViolation, Violation
 from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase, Reason
@@ -41,13 +41,7 @@ from surge.operator.experiment.stages import (
     stop_current_child,
 )
 from surge.operator.experiment.target import Snapshot, TargetGone
-from surge.operator.experiment.variants import (
-    aggregate,
-    apply_hpa,
-    apply_variant,
-    rank,
-    recommendation,
-)
+from surge.operator.experiment.variants import aggregate, rank, recommendation
 from surge.operator.kube import target_lease
 from surge.operator.kube.client import Kube, KubeError
 from surge.operator.kube.failures import failure_reason
@@ -220,7 +214,17 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
     dep = ctx.kube.deployment(ctx.namespace, spec.target_ref.deployment)
     hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
     labels = {n: ctx.kube.secret_labels(ctx.namespace, n) for _, n in secret_names(spec)}
-    extra = experiment_violations(spec, dep, settings.policy, hpa=hpa, secret_labels=labels)
+    so_name = spec.target_ref.scaled_object
+    so = ctx.kube.scaled_object(ctx.namespace, so_name) if so_name else None
+    extra = experiment_violations(
+        spec,
+        dep,
+        settings.policy,
+        hpa=hpa,
+        secret_labels=labels,
+        scaled_object=so,
+        prometheus_urls=settings.allowed_prometheus_urls,
+    )
     return nested + extra
 
 
@@ -271,15 +275,10 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     if simulated:
         ctx.event("Normal", Reason.SIMULATED, simulated)
         simulated = f"; {simulated}"
+    so_name = spec.target_ref.scaled_object
+    so = ctx.kube.scaled_object(ctx.namespace, so_name) if so_name else None
     if spec.dry_run:
-        entries = [
-            PlanEntry(
-                variant=v.name,
-                deployment=apply_variant(dep_spec, v),
-                hpa=apply_hpa(hpa_spec, v.hpa, target) or hpa_spec,
-            )
-            for v in run_spec.variants
-        ]
+        entries = dry_run.plan_entries(run_spec, dep_spec, hpa_spec, (so or {}).get("spec"))
         try:
             where = dry_run.record_plan(ctx, entries)
         except dry_run.PlanTooLarge as exc:
@@ -288,7 +287,7 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         ctx.condition("Ready", "True", Reason.ACCEPTED, f"dry run: nothing applied{simulated}")
         end(ctx, Phase.SUCCEEDED, Reason.DRY_RUN, f"dry run: {where}; nothing was applied")
         return
-    cm = experiment_target.snapshot_configmap(ctx.body, dep, hpa_spec, spec)
+    cm = experiment_target.snapshot_configmap(ctx.body, dep, hpa_spec, spec, so)
     # An existing one is used only if it is this experiment's own and holds what it would
     # write now (nothing was applied before the snapshot is in status, so the target is
     # still the original): a pre-created "snapshot" would have the originals restored from it.

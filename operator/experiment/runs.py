@@ -16,6 +16,7 @@ from surge.api.results import ResultsError, RunResults, load_results
 from surge.api.status import Phase
 from surge.loadgen.trace import pin_window
 from surge.operator.conditions import now_rfc3339, parse_time
+from surge.operator.experiment.scaled_object_fields import so_brief
 from surge.operator.experiment.variants import run_cost
 from surge.operator.loadtest import builders
 
@@ -208,6 +209,7 @@ def run_row(
         pending_seconds=step.pending_seconds,
         rollout_seconds=step.rollout_seconds,
         hpa_in_force=hpa_brief(step.hpa_in_force),
+        scaled_object_in_force=so_brief(step.scaled_object_in_force),
         replica_series=thinned(
             replicas.series if replicas is not None and from_prom else step.replica_series,
             most,

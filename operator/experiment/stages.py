@@ -28,6 +28,7 @@ from surge.operator.experiment.runs import (
     runs_of,
     sample_replicas,
 )
+from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.target import Snapshot
 from surge.operator.experiment.variants import price_per_replica_hour
 from surge.operator.loadtest import builders
@@ -47,6 +48,8 @@ def enter(
             "written": old.written,
             "rest_digest": old.rest_digest,
             "hpa_written": old.hpa_written,
+            "scaled_object_written": old.scaled_object_written,
+            "scaled_object_uid": old.scaled_object_uid,
         }
     ctx.status.step = ExperimentStep(
         index=index,
@@ -62,8 +65,15 @@ def enter(
 def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     spec = snap.spec
     variant, _ = runs_of(spec)[step.index]
+    if any(v.hpa is not None or v.scaled_object is not None for v in spec.variants):
+        conflicts = scaler_conflicts(spec, *live_scalers(ctx.kube, ctx.namespace))
+        if conflicts:
+            # Before any write of this variant: the target is as its owner left it.
+            done = f"{len(ctx.status.runs)} runs done" if ctx.status.runs else "nothing applied"
+            end(ctx, Phase.FAILED, Reason.SCALER_CONFLICT, f"{'; '.join(conflicts)}; {done}")
+            return
     labels = {LABEL_EXPERIMENT: builders.fit_name(ctx.name)}
-    written, digest, hpa = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
+    w = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
     ctx.event(
         "Normal", Reason.VARIANT_APPLIED, f"{variant.name}: applied to {spec.target_ref.deployment}"
     )
@@ -73,9 +83,11 @@ def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         step.index,
         ExperimentStage.ROLL_OUT,
         pending_seconds=0.0,
-        written=written,
-        rest_digest=digest,
-        hpa_written=hpa,
+        written=w.fields,
+        rest_digest=w.rest_digest,
+        hpa_written=w.hpa,
+        scaled_object_written=w.scaled_object,
+        scaled_object_uid=w.scaled_object_uid,
     )
 
 
@@ -137,6 +149,10 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         ctx.kube.create_loadtest(child_loadtest(ctx.body, spec, variant, rep))
         hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
         step.hpa_in_force = (hpa or {}).get("spec")
+        so = spec.target_ref.scaled_object
+        step.scaled_object_in_force = (
+            (ctx.kube.scaled_object(ctx.namespace, so) or {}).get("spec") if so else None
+        )
         step.last_sample = ctx.stamp
         return
     status = child.get("status") or {}

@@ -3,7 +3,9 @@ written with a uid-guarded JSON patch, edits by others seen, and the three-way r
 
 Nothing here replaces a whole spec. The snapshot ConfigMap (owned by the experiment, its
 digest kept in status) holds the original Deployment and HPA specs, the experiment's spec
-frozen at start and the target's uid; a snapshot that is missing or altered is never used.
+frozen at start and the target's uid, and the original KEDA ScaledObject with its uid
+(operator/experiment/scaled_object_target.py writes it); a snapshot that is missing or
+altered is never used.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from surge.api.experiment import ScalingExperimentSpec, Variant
 from surge.api.experiment_status import ExperimentStage, ExperimentStep, WrittenField
 from surge.api.manifests import ManifestError, parse_spec
+from surge.operator.experiment import scaled_object_target
 from surge.operator.experiment.owned_fields import (
     Path,
     changed,
@@ -34,6 +37,7 @@ from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
 
 DEPLOYMENT_KEY, HPA_KEY, SPEC_KEY, UID_KEY = "deployment.json", "hpa.json", "spec.json", "uid"
+SCALED_OBJECT_KEY = "scaledObject.json"
 
 
 class TargetGone(Exception):
@@ -46,6 +50,9 @@ class Snapshot:
     hpa: dict[str, Any] | None
     spec: ScalingExperimentSpec
     target_uid: str
+    scaled_object: dict[str, Any] | None = None
+    """The original ScaledObject's spec; None when there was none (or no targetRef to one)."""
+    scaled_object_uid: str | None = None
 
 
 def snapshot_configmap(
@@ -53,8 +60,12 @@ def snapshot_configmap(
     deployment: dict[str, Any],
     hpa_spec: dict[str, Any] | None,
     spec: ScalingExperimentSpec,
+    scaled_object: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     name = owner["metadata"]["name"]
+    so = None
+    if scaled_object is not None:
+        so = {"spec": scaled_object.get("spec"), "uid": scaled_object["metadata"].get("uid")}
     lbls = {LABEL_EXPERIMENT: builders.fit_name(name)}
     return builders.owned_configmap(
         owner,
@@ -65,6 +76,7 @@ def snapshot_configmap(
             HPA_KEY: json.dumps(hpa_spec, sort_keys=True),
             SPEC_KEY: json.dumps(spec.wire(), sort_keys=True),
             UID_KEY: str(deployment["metadata"]["uid"]),
+            SCALED_OBJECT_KEY: json.dumps(so, sort_keys=True),
         },
     )
 
@@ -83,13 +95,16 @@ def read_snapshot(cm: dict[str, Any] | None, digest: str | None) -> Snapshot | N
         return None
     try:
         spec: ScalingExperimentSpec = parse_spec("ScalingExperiment", json.loads(data[SPEC_KEY]))
+        so = json.loads(data.get(SCALED_OBJECT_KEY, "null")) or {}
         return Snapshot(
             deployment=json.loads(data[DEPLOYMENT_KEY]),
             hpa=json.loads(data.get(HPA_KEY, "null")),
             spec=spec,
             target_uid=data[UID_KEY],
+            scaled_object=so.get("spec"),
+            scaled_object_uid=so.get("uid"),
         )
-    except (KeyError, ValueError, ManifestError):
+    except (KeyError, ValueError, AttributeError, ManifestError):
         return None
 
 
@@ -102,15 +117,36 @@ def _live(kube: Kube, namespace: str, snap: Snapshot) -> dict[str, Any]:
     return dep
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a variant wrote: the Deployment's fields as read back, the digest of the rest of
+    the Deployment, the HPA spec, and the ScaledObject's fields and uid."""
+
+    fields: list[WrittenField]
+    rest_digest: str
+    hpa: dict[str, Any] | None = None
+    scaled_object: list[WrittenField] | None = None
+    scaled_object_uid: str | None = None
+
+
 def apply(
     kube: Kube, namespace: str, snap: Snapshot, variant: Variant, labels: dict[str, str]
-) -> tuple[list[WrittenField], str, dict[str, Any] | None]:
-    """Write the variant's fields (and its HPA, when it has one); returns what was written,
-    as read back, the digest of the rest of the Deployment, and the HPA spec written.
-    Raises TargetGone or KubeError."""
+) -> Written:
+    """Write the variant's fields (and its HPA or ScaledObject, when it has one). Raises
+    TargetGone or KubeError."""
     dep = _live(kube, namespace, snap)
     values = owned_values(variant, snap.deployment)
     name = snap.spec.target_ref.deployment
+    so_name = snap.spec.target_ref.scaled_object
+    so_written, so_uid = None, None
+    if variant.scaled_object is not None and so_name:
+        # First: a ScaledObject deleted since the snapshot fails the run before any write.
+        try:
+            so_written, so_uid = scaled_object_target.apply(
+                kube, namespace, so_name, name, snap.scaled_object, variant, labels
+            )
+        except scaled_object_target.ScaledObjectGone as exc:
+            raise TargetGone(str(exc)) from None
     patched = kube.patch_deployment(namespace, name, json_patch(dep, values, snap.target_uid))
     spec = patched.get("spec") or {}
     written = [WrittenField(path=list(p), value=read(spec, p)) for p in values]
@@ -120,7 +156,7 @@ def apply(
         hpa_written = apply_hpa(snap.hpa, variant.hpa, name)
         kube.put_hpa_spec(namespace, hpa_name, hpa_written, labels)
         hpa_written = (kube.hpa(namespace, hpa_name) or {}).get("spec") or hpa_written
-    return written, rest_digest(spec, values), hpa_written
+    return Written(written, rest_digest(spec, values), hpa_written, so_written, so_uid)
 
 
 def _written(step: ExperimentStep, snap: Snapshot) -> dict[Path, Any]:
@@ -137,7 +173,11 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
     dep = _live(kube, namespace, snap)
     spec = dep.get("spec") or {}
     written = _written(step, snap)
-    scaled = snap.hpa is not None or step.hpa_written is not None  # an HPA moves replicas
+    # An HPA (a plain one, or KEDA's) moves replicas.
+    scaled = any(
+        x is not None
+        for x in (snap.hpa, step.hpa_written, snap.scaled_object, step.scaled_object_written)
+    )
     mine = {p: v for p, v in written.items() if not (scaled and p == ("replicas",))}
     names = [display(p) for p in changed(spec, mine)]
     if step.rest_digest is not None and rest_digest(spec, written) != step.rest_digest:
@@ -149,6 +189,9 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
         and (kube.hpa(namespace, hpa_name) or {}).get("spec") != step.hpa_written
     ):
         names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
+    so_name = snap.spec.target_ref.scaled_object
+    if so_name:
+        names += scaled_object_target.edits(kube, namespace, so_name, step)
     return names
 
 
@@ -175,4 +218,10 @@ def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | N
             kube.put_hpa_spec(namespace, hpa_name, snap.hpa, {})
         elif current is not None:
             names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
+    so_name = snap.spec.target_ref.scaled_object
+    if so_name:
+        variant = next((v for v in snap.spec.variants if v.name == step.variant), None)
+        names += scaled_object_target.restore(
+            kube, namespace, so_name, snap.scaled_object, snap.scaled_object_uid, step, variant
+        )
     return names

@@ -16,11 +16,12 @@ from kubernetes.client.exceptions import ApiException
 
 from surge.api.base import GROUP, VERSION
 from surge.operator.kube.errors import KubeError, absent, call, server_message
+from surge.operator.kube.scalers import ScalerApi
 
 __all__ = ["Kube", "KubeError", "server_message"]
 
 
-class Kube:
+class Kube(ScalerApi):
     def __init__(self, api: client.ApiClient | None = None) -> None:
         self.api = api or client.ApiClient()
         self.core = client.CoreV1Api(self.api)

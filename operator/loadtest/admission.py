@@ -19,7 +19,7 @@ from surge.api.manifests import FieldError, ManifestError, parse_spec
 from surge.api.policy import USABLE_SECRET_LABEL, PolicyViolation, Violation
 from surge.loadgen.plan import build_plan, plan_json, plan_sha256, with_inline_rows
 from surge.loadgen.trace import TraceError
-from surge.loadgen.trace_resolve import resolve_trace
+from surge.loadgen.trace_resolve import TraceUnavailable, resolve_trace
 from surge.operator.context import Ctx
 from surge.operator.kube.client import Kube, KubeError
 from surge.operator.loadtest import builders
@@ -122,6 +122,10 @@ def _with_curve(
         querier = prometheus(url, headers=headers, timeout_s=TRACE_QUERY_TIMEOUT_S)
     try:
         return resolve_trace(spec, read_configmap=read, querier=querier)
+    except TraceUnavailable as exc:
+        # No answer from Prometheus: retried with backoff until the phase's deadline, each
+        # attempt shown in the Retrying condition, never an InvalidSpec for an outage.
+        raise KubeError(f"query Prometheus for {exc.field}", None, exc.message) from None
     except TraceError as exc:
         raise _refuse(exc.field, exc.message) from None
 

@@ -66,16 +66,23 @@ class _Refused:
 
 
 def prometheus_headers(spec: LoadTestSpec, namespace: str, kube: Kube) -> dict[str, str]:
+    """The auth header spec.prometheus.auth names. A Secret or key that is missing or empty
+    is a permanent KubeError naming it (the run goes on without cluster metrics and says
+    why), never a query sent without the credentials the spec asked for."""
     auth = spec.prometheus.auth
     if auth is None:
         return {}
+    ref = auth.bearer_token_secret_ref or auth.basic_auth_secret_ref
+    if ref is None:
+        return {}
+    value = kube.secret_value(namespace, ref.name, ref.key)
+    if not value:
+        raise KubeError(
+            f"read Secret {namespace}/{ref.name}",
+            404,
+            f"no Secret {ref.name} with a non-empty key {ref.key!r}: create it, or fix "
+            "spec.prometheus.auth",
+        )
     if auth.bearer_token_secret_ref is not None:
-        ref = auth.bearer_token_secret_ref
-        token = kube.secret_value(namespace, ref.name, ref.key)
-        return {"Authorization": f"Bearer {token}"} if token else {}
-    if auth.basic_auth_secret_ref is not None:
-        ref = auth.basic_auth_secret_ref
-        pair = kube.secret_value(namespace, ref.name, ref.key)
-        if pair:
-            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-    return {}
+        return {"Authorization": f"Bearer {value}"}
+    return {"Authorization": "Basic " + base64.b64encode(value.encode()).decode()}

@@ -17,6 +17,7 @@ from surge.api.policy import (
 )
 from surge.operator.policy.limits import gpu_count
 from surge.operator.policy.rules import secret_violations
+from surge.operator.policy.scaled_objects import scaled_object_violations
 
 
 def secret_names(spec: ScalingExperimentSpec) -> list[tuple[str, str]]:
@@ -37,6 +38,8 @@ def experiment_violations(
     *,
     hpa: dict[str, Any] | None = None,
     secret_labels: dict[str, dict[str, str] | None] | None = None,
+    scaled_object: dict[str, Any] | None = None,
+    prometheus_urls: tuple[str, ...] = (),
 ) -> list[Violation]:
     out: list[Violation] = []
     ref = ((hpa or {}).get("spec") or {}).get("scaleTargetRef") or {}
@@ -52,6 +55,7 @@ def experiment_violations(
             )
         )
     out += secret_violations(secret_names(spec), secret_labels or {}, policy)
+    out += scaled_object_violations(spec, policy, prometheus_urls, scaled_object)
     annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
     if (
         deployment is not None

@@ -62,6 +62,13 @@ class ExperimentStep(Model):
     """A digest of the rest of the Deployment spec after the write: a change is an owner's edit."""
     hpa_written: dict[str, Any] | None = None
     """The HPA spec this variant wrote; None when the variant leaves the HPA alone."""
+    scaled_object_written: list[WrittenField] | None = None
+    """The ScaledObject fields this variant wrote (experiment/scaled_object_fields.py paths),
+    as read back; None when the variant leaves the ScaledObject alone."""
+    scaled_object_uid: str | None = None
+    """The uid of the ScaledObject written: restores and deletes go only to that object."""
+    scaled_object_in_force: dict[str, Any] | None = None
+    """The ScaledObject spec read back when the run's load started."""
 
 
 class HpaInForce(Model):
@@ -72,6 +79,19 @@ class HpaInForce(Model):
     max_replicas: int | None = None
     metrics: int = 0
     """How many metrics it scaled on."""
+    digest: str = ""
+    """SHA-256 (first 16 hex digits) of the spec as canonical JSON."""
+
+
+class ScaledObjectInForce(Model):
+    """The KEDA ScaledObject a run ran under, in brief: bounds, intervals, its triggers'
+    types (the first 8) and a digest of its whole spec."""
+
+    min_replica_count: int | None = None
+    max_replica_count: int | None = None
+    polling_interval: int | None = None
+    cooldown_period: int | None = None
+    triggers: list[str] = Field(default_factory=list, max_length=8)
     digest: str = ""
     """SHA-256 (first 16 hex digits) of the spec as canonical JSON."""
 
@@ -108,6 +128,8 @@ class RunRow(Model):
     hpa_in_force: HpaInForce | None = None
     """The HPA read back when the run's load started, in brief (the whole spec is in
     status.step while the run goes on): a row of every run must stay small."""
+    scaled_object_in_force: ScaledObjectInForce | None = None
+    """The ScaledObject read back when the run's load started, in brief, as hpaInForce."""
     replica_series: list[list[float]] | None = None
     """[seconds, replicas] at each change; rows share MAX_RUN_SERIES_TOTAL points, so a row
     of an experiment of many runs keeps every k-th change (and the last)."""
@@ -217,6 +239,7 @@ class PlanEntry(Model):
     variant: str
     deployment: dict[str, Any]
     hpa: dict[str, Any] | None = None
+    scaled_object: dict[str, Any] | None = None
 
 
 class ScalingExperimentStatus(Model):

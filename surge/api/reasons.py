@@ -92,6 +92,7 @@ class Reason(StrEnum):
     SNAPSHOT_LOST = "SnapshotLost"
     SIMULATED = "Simulated"
     SIMULATION_INVALID = "SimulationInvalid"
+    SCALER_CONFLICT = "ScalerConflict"
 
 
 REASONS: dict[Reason, str] = {
@@ -219,6 +220,12 @@ REASONS: dict[Reason, str] = {
         "spec.simulation.liveTopK is set but the simulation cannot run (an unknown pool, a "
         "variant without an HPA, missing capacity); the message names the field. Nothing was "
         "applied."
+    ),
+    Reason.SCALER_CONFLICT: (
+        "A variant would run under two scalers: a variant's ScaledObject beside a plain HPA of "
+        "the Deployment, or a variant's HPA beside a ScaledObject (or KEDA's own HPA); the "
+        "message names both objects. Checked before each variant is applied; nothing of that "
+        "variant was."
     ),
 }
 """What each Reason means (docs/status.md renders the same table)."""

@@ -234,6 +234,7 @@ def test_admission_policy_covers_the_static_rules() -> None:
         "caps.maxVariants",
         "caps.maxExperimentTimeout",
         "caps.maxExperimentReplicas",
+        "scaledObjects.allow",
     ]
     variables = _variables(vap)
     # JSON literals are CEL literals: the loadgen image is always allowed.
@@ -276,6 +277,13 @@ def test_admission_policy_follows_the_policy() -> None:
     # The operator's own image is allowed when no loadgen image is set.
     vap, _ = _vap({"policy": {"images": ["a/b:1"]}})
     assert yaml.safe_load(_variables(vap)["images"]) == [LOADGEN_IMAGE, "a/b:1"]
+
+
+def test_scaled_object_variants_are_refused_at_apply_until_allowed() -> None:
+    vap, _ = _vap({"policy": {"scaledObjects": {"allow": True}}})
+    assert "scaledObjects.allow" not in _rules(vap)
+    text = yaml.safe_dump(vap["spec"]["validations"])
+    assert "v.scaledObject.maxReplicaCount" in text and "v.scaledObject.minReplicaCount" in text
 
 
 def test_a_null_cap_is_no_rule() -> None:

@@ -865,6 +865,23 @@ class OperatorCalls:
                 lambda: manage_hpa(k, ns, hpa["spec"]),
             ),
             Op(
+                "list the scalers of the target's namespace (two never scale it at once)",
+                {
+                    ("autoscaling", "horizontalpodautoscalers", "list"),
+                    ("keda.sh", "scaledobjects", "list"),
+                },
+                lambda: (k.hpas(ns), k.scaled_objects(ns)),
+            ),
+            Op(
+                "manage the target's KEDA ScaledObject",
+                {
+                    ("keda.sh", "scaledobjects", verb)
+                    for verb in ("get", "create", "patch", "delete")
+                },
+                lambda: manage_scaled_object(k, ns),
+                not_found_ok=True,  # a cluster without KEDA has no such resource
+            ),
+            Op(
                 "ask whether an experiment holding a target still runs",
                 {("surge.dev", "scalingexperiments", "get")},
                 lambda: k.experiment(ns, "missing"),
@@ -894,6 +911,27 @@ def manage_hpa(k: Kube, ns: str, spec: dict[str, Any]) -> None:
     k.put_hpa_spec(ns, "probe", spec, {})  # get, create
     k.put_hpa_spec(ns, "probe", {**spec, "maxReplicas": 3}, {})  # get, update
     k.put_hpa_spec(ns, "probe", None, {})  # get, delete
+
+
+def manage_scaled_object(k: Kube, ns: str) -> None:
+    # A new name each time: a deleted one waits on KEDA's finalizer a moment.
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    k.scaled_object(ns, name)  # get
+    made = k.create_scaled_object(
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"scaleTargetRef": {"name": "probe"}, "triggers": [{"type": "cpu",
+                     "metricType": "Utilization", "metadata": {"value": "50"}}]},
+        }
+    )  # fmt: skip
+    uid = made["metadata"]["uid"]
+    ops = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+    k.patch_scaled_object(
+        ns, name, [*ops, {"op": "add", "path": "/spec/pollingInterval", "value": 5}]
+    )
+    k.delete_scaled_object(ns, name, uid)  # delete
 
 
 def manage_lease(k: Kube, ns: str) -> None:

@@ -9,12 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import requests
+from prometheus_api_client import PrometheusApiClientException
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import ManifestError
 from surge.loadgen.plan import build_plan, plan_json, plan_sha256
 from surge.loadgen.trace import TraceError
-from surge.loadgen.trace_resolve import resolve_locally, resolve_trace
+from surge.loadgen.trace_resolve import TraceUnavailable, resolve_locally, resolve_trace
 from surge.simulate.trace import from_load
 from tests.support.prometheus import backfill, prometheus_missing_reason, running_prometheus
 
@@ -111,6 +113,27 @@ def test_query_failures_name_the_field(result: Any, message: str) -> None:
     spec = _spec({"prometheus": {"query": QUERY, "last": "1m"}})
     with pytest.raises(TraceError, match=message):
         resolve_trace(spec, querier=FakeQuerier(result), now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("exc", "unavailable"),
+    [
+        (ConnectionError("refused"), True),
+        (requests.ConnectionError("refused"), True),
+        (requests.Timeout("read timed out"), True),
+        (PrometheusApiClientException("HTTP Status Code 503 (b'overloaded')"), True),
+        (PrometheusApiClientException("HTTP Status Code 429 (b'slow down')"), True),
+        (PrometheusApiClientException("HTTP Status Code 400 (b'parse error')"), False),
+        (ValueError("bad JSON"), False),
+    ],
+)
+def test_only_no_answer_is_unavailable(exc: Exception, unavailable: bool) -> None:
+    """No answer (the operator retries it) versus an answer that refuses the query (the
+    spec is refused, naming the field)."""
+    spec = _spec({"prometheus": {"query": QUERY, "last": "1m"}})
+    with pytest.raises(TraceError, match=r"spec\.load\.trace\.prometheus: the query failed") as err:
+        resolve_trace(spec, querier=FakeQuerier(exc), now=NOW)
+    assert isinstance(err.value, TraceUnavailable) is unavailable
 
 
 def test_local_runs_refuse_a_configmap_and_a_missing_prometheus() -> None:

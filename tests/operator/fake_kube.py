@@ -158,6 +158,48 @@ class FakeKube:
         meta = {"name": name, "namespace": namespace, "labels": labels}
         self.objects[key] = {"kind": key[0], "metadata": meta, "spec": copy.deepcopy(spec)}
 
+    def hpas(self, namespace: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.of_kind("HorizontalPodAutoscaler", namespace))
+
+    # -- KEDA ScaledObjects -------------------------------------------------------------
+
+    def scaled_objects(self, namespace: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.of_kind("ScaledObject", namespace))
+
+    def scaled_object(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.get("ScaledObject", namespace, name))
+
+    def create_scaled_object(self, obj: dict[str, Any]) -> dict[str, Any]:
+        key = ("ScaledObject", obj["metadata"]["namespace"], obj["metadata"]["name"])
+        self.calls.append(("create_scaled_object", *key[1:]))
+        if key in self.objects:
+            raise KubeError(f"create ScaledObject {key[1]}/{key[2]}", 409, "already exists")
+        made = copy.deepcopy(obj)
+        self._version += 1
+        made["metadata"]["uid"] = f"so-uid-{self._version}"
+        self.objects[key] = made
+        return copy.deepcopy(made)
+
+    def patch_scaled_object(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        self.calls.append(("patch_scaled_object", namespace, name))
+        key = ("ScaledObject", namespace, name)
+        if key not in self.objects:
+            raise KubeError(f"patch ScaledObject {namespace}/{name}", 404, "not found")
+        try:
+            patched = jsonpatch.apply_patch(self.objects[key], ops)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise KubeError(f"patch ScaledObject {namespace}/{name}", 422, str(exc)) from None
+        self.objects[key] = patched
+        return copy.deepcopy(patched)
+
+    def delete_scaled_object(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("delete_scaled_object", namespace, name))
+        live = self.objects.get(("ScaledObject", namespace, name))
+        if live is not None and live["metadata"].get("uid") == uid:
+            del self.objects[("ScaledObject", namespace, name)]
+
     def loadtest(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get("LoadTest", namespace, name)
 

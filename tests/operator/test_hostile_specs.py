@@ -4,6 +4,7 @@ that raises, a watch line that cannot be read, and a dry run too large for statu
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -206,6 +207,29 @@ def test_an_unreachable_api_server_is_left_to_kopfs_retries() -> None:
 
     with pytest.raises(ConnectionRefusedError):
         handlers._guarded(lt._body(), _memo(FakeKube()), unreachable, crash.crashed_loadtest)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ConnectionResetError("reset"), TimeoutError("timed out"), socket.gaierror(-3, "again")],
+)
+def test_only_no_answer_is_transient(exc: OSError) -> None:
+    """No answer is retried by kopf; any other OSError (a file or a permission the operator
+    lacks) would fail the same way at every retry, so it fails the object instead."""
+
+    def raises(*_: Any) -> Decision:
+        raise exc
+
+    with pytest.raises(type(exc)):
+        handlers._guarded(lt._body(), _memo(FakeKube()), raises, crash.crashed_loadtest)  # type: ignore[arg-type]
+
+    def denied(*_: Any) -> Decision:
+        raise PermissionError(13, "Permission denied", "/etc/surge/policy.yaml")
+
+    step = handlers._guarded(lt._body(), _memo(FakeKube()), denied, crash.crashed_loadtest)  # type: ignore[arg-type]
+    completed = [c for c in step.status["conditions"] if c["type"] == "Completed"]
+    assert completed[-1]["reason"] == crash.REASON
+    assert "PermissionError" in completed[-1]["message"]
 
 
 def test_a_failure_that_cannot_be_recorded_still_writes_the_phase() -> None:

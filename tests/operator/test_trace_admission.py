@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from surge.api.experiment import ScalingExperimentSpec
@@ -16,6 +17,7 @@ from surge.api.manifests import ManifestError
 from surge.api.policy import Caps, ClusterPolicy, PolicyViolation
 from surge.loadgen.plan import parse_plan
 from surge.operator.experiment.runs import child_loadtest, runs_of
+from surge.operator.kube.errors import KubeError
 from surge.operator.loadtest import admission, builders
 from surge.operator.settings import Settings
 from tests.loadgen.test_trace_resolve import FakeQuerier
@@ -137,6 +139,17 @@ def test_a_query_is_resolved_and_the_caps_see_its_peak(kube: FakeKube) -> None:
     capped = _settings(allow_custom_queries=True, caps=Caps(max_rate=20))
     with pytest.raises(PolicyViolation, match=r"spec\.load\.trace.*peak 25 req/s is above the cap"):
         _admit(_prom_body(), kube, capped, prometheus=lambda *a, **k: q)
+
+
+def test_a_prometheus_outage_is_retried_not_an_invalid_spec(kube: FakeKube) -> None:
+    """No answer from Prometheus at admission is a transient error (the lifecycle retries it
+    with backoff, in the Retrying condition), not InvalidSpec for a spec that is fine."""
+    q = FakeQuerier(requests.ConnectionError("connection refused"))
+    settings = _settings(allow_custom_queries=True)
+    with pytest.raises(KubeError) as err:
+        _admit(_prom_body(), kube, settings, prometheus=lambda *a, **k: q)
+    assert not err.value.permanent and "connection refused" in str(err.value)
+    assert "spec.load.trace.prometheus" in str(err.value)
 
 
 def test_no_prometheus_is_refused_naming_the_field(kube: FakeKube) -> None:

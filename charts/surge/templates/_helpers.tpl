@@ -176,7 +176,13 @@ which names cluster-scoped peering objects).
 # when the original had none.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "create", "update", "delete"]
+  verbs: ["get", "list", "create", "update", "delete"]
+# The target's KEDA ScaledObject: read, its variant's fields patched (uid-guarded JSON patch),
+# created when missing and deleted on restore when the experiment created it; listed (with
+# the HPAs) so that two scalers never scale the target at once.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # One child LoadTest per variant and repetition; deleted with the experiment.
 - apiGroups: ["surge.dev"]
   resources: ["loadtests"]
