@@ -287,7 +287,6 @@ def test_each_trigger_on_its_own(
     api_client: client.ApiClient,
     namespace: str,
     gpu_alice: tuple[str, str, ReplicaFollower],
-    pod_runner: PodRunner,
     name: str,
 ) -> None:
     """The signal path each variant relies on, without the operator: the example's variant's
