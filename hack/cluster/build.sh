@@ -41,9 +41,9 @@ KUBE_LDFLAGS="-s -w \
  -X k8s.io/component-base/version.gitTreeState=clean \
  -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
 
-# build NAME MODULE_DIR PACKAGE [LDFLAGS]
+# build NAME MODULE_DIR PACKAGE [LDFLAGS] [test]   test: run the package's Go tests first
 build() {
-  local name="$1" dir="$2" pkg="$3" ldflags="${4:--s -w}"
+  local name="$1" dir="$2" pkg="$3" ldflags="${4:--s -w}" tests="${5:-}"
   local out="$BIN_DIR/$name" stamp="$BIN_DIR/.$name.stamp" want
   # The stamp: the module's go.mod/go.sum and its own sources (podmetrics has some).
   want="$(cat "$dir/go.mod" "$dir/go.sum" $(find "$dir" -maxdepth 1 -name '*.go' | sort) \
@@ -53,6 +53,9 @@ build() {
     return
   fi
   local t0=$SECONDS
+  if [[ "$tests" == test ]]; then
+    (cd "$dir" && nice -n 10 "$GO" test -count=1 "$pkg")
+  fi
   (cd "$dir" && nice -n 10 "$GO" build -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv -f "$out.tmp" "$out"
   echo "$want" >"$stamp"
@@ -75,7 +78,7 @@ build keda-operator "$HERE/keda" github.com/kedacore/keda/v2/cmd/operator "$KEDA
 build keda-adapter  "$HERE/keda" github.com/kedacore/keda/v2/cmd/adapter  "$KEDA_LDFLAGS"
 # The custom.metrics.k8s.io server for pods (a test device in place of prometheus-adapter):
 # built after KEDA, whose module versions it pins, so it reuses KEDA's compiled packages.
-build podmetrics    "$HERE/podmetrics" .
+build podmetrics    "$HERE/podmetrics" . "-s -w" test
 KEDA_DIR="$(cd "$HERE/keda" && "$GO" list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
 rm -rf "$BIN_DIR/keda-crds" && cp -r "$KEDA_DIR/config/crd/bases" "$BIN_DIR/keda-crds"
 chmod -R u+w "$BIN_DIR/keda-crds"  # the module cache is read-only

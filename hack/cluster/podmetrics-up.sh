@@ -5,7 +5,8 @@
 # -> localhost, as for metrics-server and KEDA), so the real HPA scales on Pods metrics. It is a
 # test device standing in for prometheus-adapter (docs/cluster.md).
 # up.sh calls it after KEDA; it also runs alone. Idempotent: exits 0 when the process runs and
-# the API answers; never restarts anything else. The PID goes to $STATE_DIR/pids (down.sh stops it).
+# the API answers; never restarts anything else. The PID goes to $STATE_DIR/pids (down.sh
+# stops it).
 #
 # Env: SURGE_PODMETRICS=0 skips it; SURGE_PODMETRICS_PORT moves its port (default 27443).
 set -euo pipefail
@@ -53,6 +54,41 @@ mkdir -p "$LOGS" "$PIDS"
 # The aggregator verifies the name <service>.<namespace>.svc of the APIService's Service.
 new_cert "$NAME" ca "/CN=surge-podmetrics" serverAuth \
   "DNS:surge-podmetrics.custom-metrics.svc,DNS:localhost,IP:127.0.0.1"
+
+if running; then
+  log "$NAME already running (pid $(cat "$PIDS/$NAME.pid"))"
+else
+  # Same admin identity as metrics-server and KEDA (conf/addons.kubeconfig): it lists pods,
+  # reads the front proxy's CA and sends SubjectAccessReviews for the HPA's requests.
+  setsid "$BIN_DIR/$NAME" \
+    --bind-address=127.0.0.1 --secure-port="$PORT" \
+    --tls-cert-file="$PKI/$NAME.crt" --tls-private-key-file="$PKI/$NAME.key" \
+    --lister-kubeconfig="$CONF/addons.kubeconfig" \
+    --authentication-kubeconfig="$CONF/addons.kubeconfig" \
+    --authorization-kubeconfig="$CONF/addons.kubeconfig" \
+    >>"$LOGS/$NAME.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$PIDS/$NAME.pid"
+  log "started $NAME (pid $!)"
+fi
+
+# wait_for WHAT COMMAND...: until COMMAND succeeds; fails fast if the process has exited.
+wait_for() {
+  local what="$1"
+  shift
+  until "$@"; do
+    if ! kill -0 "$(cat "$PIDS/$NAME.pid")" 2>/dev/null; then
+      tail -n 20 "$LOGS/$NAME.log" >&2 || true
+      die "$NAME exited (log: $LOGS/$NAME.log)"
+    fi
+    ((SECONDS - T0 < 90)) || die "$what not ready after 90 s (log: $LOGS/$NAME.log)"
+    sleep 0.5
+  done
+}
+ready() { curl -sf --max-time 2 --cacert "$PKI/ca.crt" "https://127.0.0.1:$PORT/readyz" >/dev/null; }
+# Register the APIServices only once it serves (its pod cache filled): meanwhile an APIService
+# that does not answer would fail API discovery for every client of the cluster.
+wait_for "$NAME /readyz" ready
+
 K create namespace custom-metrics --dry-run=client -o yaml | K apply -f - >/dev/null
 api_service() {  # VERSION PRIORITY
   cat <<EOF
@@ -80,29 +116,5 @@ spec:
 $(api_service v1beta2 200)
 $(api_service v1beta1 100)
 EOF
-
-if running; then
-  log "$NAME already running (pid $(cat "$PIDS/$NAME.pid"))"
-else
-  # Same admin identity as metrics-server and KEDA (conf/addons.kubeconfig): it lists pods,
-  # reads the front proxy's CA and sends SubjectAccessReviews for the HPA's requests.
-  setsid "$BIN_DIR/$NAME" \
-    --bind-address=127.0.0.1 --secure-port="$PORT" \
-    --tls-cert-file="$PKI/$NAME.crt" --tls-private-key-file="$PKI/$NAME.key" \
-    --lister-kubeconfig="$CONF/addons.kubeconfig" \
-    --authentication-kubeconfig="$CONF/addons.kubeconfig" \
-    --authorization-kubeconfig="$CONF/addons.kubeconfig" \
-    >>"$LOGS/$NAME.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$PIDS/$NAME.pid"
-  log "started $NAME (pid $!)"
-fi
-
-until custom_metrics_api; do
-  if ! kill -0 "$(cat "$PIDS/$NAME.pid")" 2>/dev/null; then
-    tail -n 20 "$LOGS/$NAME.log" >&2 || true
-    die "$NAME exited (log: $LOGS/$NAME.log)"
-  fi
-  ((SECONDS - T0 < 90)) || die "custom.metrics.k8s.io not served after 90 s (log: $LOGS/$NAME.log)"
-  sleep 0.5
-done
+wait_for "custom.metrics.k8s.io APIService" custom_metrics_api
 log "$NAME up in $((SECONDS - T0)) s (custom.metrics.k8s.io v1beta2, v1beta1 on 127.0.0.1:$PORT)"
