@@ -54,7 +54,8 @@ build() {
   fi
   local t0=$SECONDS
   if [[ "$tests" == test ]]; then
-    (cd "$dir" && nice -n 10 "$GO" test -count=1 "$pkg")
+    # -vet=off: vet first computes facts for every dependency (about a minute cold).
+    (cd "$dir" && nice -n 10 "$GO" test -vet=off -count=1 "$pkg")
   fi
   (cd "$dir" && nice -n 10 "$GO" build -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv -f "$out.tmp" "$out"
