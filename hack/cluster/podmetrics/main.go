@@ -146,6 +146,7 @@ func (p *PodMetrics) valueOf(pod *corev1.Pod, metric string) (value *custom_metr
 	}
 	window := WindowSeconds
 	return &custom_metrics.MetricValue{
+		// "/v1": group "" + "/" + version, as the library's helpers.ReferenceFor writes it.
 		DescribedObject: custom_metrics.ObjectReference{
 			APIVersion: "/v1", Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
 		},
