@@ -143,7 +143,14 @@ def apply(
         # First: a ScaledObject deleted since the snapshot fails the run before any write.
         try:
             so_written, so_uid = scaled_object_target.apply(
-                kube, namespace, so_name, name, snap.scaled_object, variant, labels
+                kube,
+                namespace,
+                so_name,
+                name,
+                snap.scaled_object,
+                snap.scaled_object_uid,
+                variant,
+                labels,
             )
         except scaled_object_target.ScaledObjectGone as exc:
             raise TargetGone(str(exc)) from None

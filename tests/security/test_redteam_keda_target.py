@@ -1,0 +1,90 @@
+"""Red team: the ScaledObject a ScalingExperiment writes is not the one it snapshotted.
+
+Between runs (Cooldown) nothing of a variant is on the target, and the owner may act: create
+their own ScaledObject of the name the experiment used (the variant's was deleted on
+restore), replace theirs (delete and create: a new uid), or point it at another Deployment.
+The next Apply must not write the variant's fields into that object, nor delete or "restore"
+it from a snapshot of another object: never undo someone else's work."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.operator.fake_kube import FakeKube
+from tests.operator.test_experiment_keda import (
+    CPU,
+    NS,
+    SO_ORIGINAL,
+    _body,
+    _kube,
+    _so,
+    _spec,
+    drive,
+)
+
+THEIRS: dict[str, Any] = {
+    "scaleTargetRef": {"name": "alice"},
+    "minReplicaCount": 2,
+    "maxReplicaCount": 5,
+    "triggers": [CPU],
+}
+
+
+def _put_so(kube: FakeKube, uid: str, spec: dict[str, Any]) -> None:
+    kube.put(
+        {
+            "kind": "ScaledObject",
+            "metadata": {"name": "alice-so", "namespace": NS, "uid": uid},
+            "spec": copy.deepcopy(spec),
+        }
+    )
+
+
+def _written_to_it(kube: FakeKube) -> list[Any]:
+    return [c for c in kube.calls if c[0] in ("patch_scaled_object", "delete_scaled_object")]
+
+
+def test_a_scaled_object_the_owner_creates_between_runs_is_neither_written_nor_deleted() -> None:
+    """Attack/race: no ScaledObject at the snapshot; run 0 creates one and deletes it on
+    restore; in the cooldown the owner creates theirs, same name. Run 1 found it, patched the
+    variant's fields into it, and its restore (the original was `none`) deleted it."""
+    kube = _kube(with_so=False)
+    spec = _spec()
+    spec["variants"][1]["scaledObject"]["maxReplicaCount"] = 3
+    body = _body(spec)
+    drive(kube, body, ("Running", "Cooldown", 0))
+    _put_so(kube, "u-owner", THEIRS)
+    kube.calls.clear()
+    drive(kube, body, ("Aborted", None, None))
+    assert (_so(kube) or {}).get("spec") == THEIRS
+    assert _written_to_it(kube) == []
+    assert "ScaledObject alice-so" in body["status"]["message"]
+
+
+def test_a_replaced_scaled_object_is_not_restored_from_the_old_ones_snapshot() -> None:
+    """Attack/race: the owner replaces their ScaledObject (delete, create: a new uid, new
+    values) in the cooldown. Run 1 patched the new object, and the restore wrote the OLD
+    object's values over the owner's new ones."""
+    kube = _kube()
+    body = _body(_spec())
+    drive(kube, body, ("Running", "Cooldown", 0))
+    _put_so(kube, "u-new", THEIRS)
+    kube.calls.clear()
+    drive(kube, body, ("Aborted", None, None))
+    assert (_so(kube) or {}).get("spec") == THEIRS
+    assert _written_to_it(kube) == []
+
+
+def test_a_scaled_object_pointed_at_another_deployment_is_not_written() -> None:
+    """Attack: between runs the ScaledObject is pointed at Deployment `payments` (not opted
+    in to experiments): the next variant's triggers and replica counts would scale it."""
+    kube = _kube()
+    body = _body(_spec())
+    drive(kube, body, ("Running", "Cooldown", 0))
+    kube.objects[("ScaledObject", NS, "alice-so")]["spec"]["scaleTargetRef"] = {"name": "payments"}
+    kube.calls.clear()
+    drive(kube, body, ("Aborted", None, None))
+    assert (_so(kube) or {})["spec"] == {**SO_ORIGINAL, "scaleTargetRef": {"name": "payments"}}
+    assert _written_to_it(kube) == []
+    assert "payments" in body["status"]["message"]
