@@ -9,6 +9,8 @@ it from a snapshot of another object: never undo someone else's work."""
 from __future__ import annotations
 
 import copy
+import json
+from datetime import timedelta
 from typing import Any
 
 from tests.operator.fake_kube import FakeKube
@@ -16,11 +18,13 @@ from tests.operator.test_experiment_keda import (
     CPU,
     NS,
     SO_ORIGINAL,
+    T0,
     _body,
     _kube,
     _so,
     _spec,
     drive,
+    tick,
 )
 
 THEIRS: dict[str, Any] = {
@@ -88,3 +92,27 @@ def test_a_scaled_object_pointed_at_another_deployment_is_not_written() -> None:
     assert (_so(kube) or {})["spec"] == {**SO_ORIGINAL, "scaleTargetRef": {"name": "payments"}}
     assert _written_to_it(kube) == []
     assert "payments" in body["status"]["message"]
+
+
+ETCD_LIMIT = 1_572_864
+"""etcd's default request limit (1.5 MiB): a ScalingExperiment larger than this (spec and
+status together) cannot be written, so its status never records the step."""
+
+
+def test_a_huge_trigger_cannot_push_the_experiment_past_etcds_limit() -> None:
+    """Attack: one variant whose cpu trigger carries 600 KB of metadata. The spec fits (and
+    its snapshot ConfigMap, under 1 MiB), but the step copies the triggers twice, as written
+    and in force: the status write is refused on every tick, the variant stays applied and
+    the experiment never says why (until spec.timeout, hours later)."""
+    kube = _kube()
+    spec = _spec()
+    huge = {**CPU, "metadata": {"value": "70", "containerName": "c" * 600_000}}
+    spec["variants"][0]["scaledObject"]["triggers"] = [huge]
+    body = _body(spec)
+    tick(kube, body, T0)
+    if body["status"].get("phase") == "Running":
+        drive(kube, body, ("Running", "Test", 0))
+        tick(kube, body, T0 + timedelta(minutes=5))  # the load started: the spec in force
+    assert len(json.dumps(body)) < ETCD_LIMIT
+    assert body["status"]["phase"] == "Failed"
+    assert "spec.variants[0].scaledObject: triggers and behavior" in body["status"]["message"]
