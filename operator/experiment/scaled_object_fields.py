@@ -71,7 +71,13 @@ def so_apply(original: Mapping[str, Any] | None, so: ScaledObjectSpec, deploymen
 
 
 def new_spec(deployment: str) -> dict[str, Any]:
-    return {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}}
+    """A ScaledObject scaling the Deployment. Deleted on restore, it has KEDA put back the
+    replica count it found (the owner's): by default KEDA leaves the count it last set, 0
+    after a minReplicaCount: 0 variant, and the Deployment would stay down."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "advanced": {"restoreToOriginalReplicaCount": True},
+    }
 
 
 def new_scaled_object(

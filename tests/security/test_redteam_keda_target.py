@@ -116,3 +116,29 @@ def test_a_huge_trigger_cannot_push_the_experiment_past_etcds_limit() -> None:
     assert len(json.dumps(body)) < ETCD_LIMIT
     assert body["status"]["phase"] == "Failed"
     assert "spec.variants[0].scaledObject: triggers and behavior" in body["status"]["message"]
+
+
+def test_a_created_scaled_object_gives_the_deployment_its_replicas_back() -> None:
+    """Attack: a Deployment with no scaler (replicas: 2, its owner's); a variant creates a
+    ScaledObject with minReplicaCount 0. The restore deletes it, and KEDA by default leaves
+    the Deployment at the count it last set: 0 once the load is over (the owner's service
+    is down after the experiment), or the variant's max. KEDA puts the count it found back
+    on deletion only when advanced.restoreToOriginalReplicaCount is set."""
+    kube = _kube(with_so=False)
+    spec = _spec()
+    spec["variants"] = [
+        {
+            "name": "zero",
+            "scaledObject": {"triggers": [CPU], "minReplicaCount": 0, "maxReplicaCount": 3},
+        }
+    ]
+    body = _body(spec)
+    drive(kube, body, ("Running", "RollOut", 0))
+    made = _so(kube)
+    assert made is not None
+    assert made["spec"]["advanced"] == {"restoreToOriginalReplicaCount": True}
+    assert [w["path"] for w in body["status"]["step"]["scaledObjectWritten"]] == [
+        ["triggers"],
+        ["minReplicaCount"],
+        ["maxReplicaCount"],
+    ]
