@@ -153,8 +153,10 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     variant, rep = runs_of(spec)[step.index]
     name = child_name(ctx.name, variant.name, rep)
     child = ctx.kube.loadtest(ctx.namespace, name)
-    if child is None:
-        ctx.kube.create_loadtest(child_loadtest(ctx.body, spec, variant, rep))
+    if child is None or step.last_sample is None:
+        # Also when the tick that created the child lost its status write: record it now.
+        if child is None:
+            ctx.kube.create_loadtest(child_loadtest(ctx.body, spec, variant, rep))
         hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
         step.hpa_in_force = (hpa or {}).get("spec")
         so = spec.target_ref.scaled_object

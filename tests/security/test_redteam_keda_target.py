@@ -142,3 +142,19 @@ def test_a_created_scaled_object_gives_the_deployment_its_replicas_back() -> Non
         ["minReplicaCount"],
         ["maxReplicaCount"],
     ]
+
+
+def test_the_spec_in_force_is_recorded_even_if_the_first_test_tick_is_lost() -> None:
+    """Level-triggered: the tick that creates the child LoadTest records the ScaledObject in
+    force; if its status write is lost (the operator restarts, the patch fails), the next
+    tick found the child and never recorded it: the run row had no scaledObjectInForce
+    (seen once in e2e)."""
+    kube = _kube()
+    body = _body(_spec())
+    drive(kube, body, ("Running", "Test", 0))
+    before = copy.deepcopy(body["status"])
+    tick(kube, body, T0 + timedelta(minutes=3))  # creates the child...
+    body["status"] = before  # ...and its status write is lost
+    drive(kube, body, ("Running", "Cooldown", 0))
+    row = body["status"]["runs"][0]
+    assert row["scaledObjectInForce"]["maxReplicaCount"] == 6
