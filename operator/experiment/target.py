@@ -32,6 +32,7 @@ from surge.operator.experiment.owned_fields import (
     restore_plan,
 )
 from surge.operator.experiment.runs import LABEL_EXPERIMENT, snapshot_name
+from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.variants import apply_hpa
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
@@ -199,7 +200,17 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
     so_name = snap.spec.target_ref.scaled_object
     if so_name:
         names += scaled_object_target.edits(kube, namespace, so_name, step)
-    return names
+    return names + second_scalers(kube, namespace, snap, step)
+
+
+def second_scalers(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep) -> list[str]:
+    """The two-scalers rule, mid-run: a scaler added since the Apply (the owner's HPA, a
+    GitOps sync) sets the replicas too, and the run would be measured under neither."""
+    variant = next((v for v in snap.spec.variants if v.name == step.variant), None)
+    if variant is None or (variant.hpa is None and variant.scaled_object is None):
+        return []
+    only = snap.spec.model_copy(update={"variants": [variant]})
+    return scaler_conflicts(only, *live_scalers(kube, namespace))
 
 
 def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:

@@ -14,18 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from tests.operator.fake_kube import FakeKube
-from tests.operator.test_experiment_keda import (
-    CPU,
-    NS,
-    SO_ORIGINAL,
-    T0,
-    _body,
-    _kube,
-    _so,
-    _spec,
-    drive,
-    tick,
-)
+from tests.operator.test_experiment_keda import CPU, SO_ORIGINAL, _kube, _so, _spec, drive, tick
+from tests.operator.test_experiments import NS, T0, _body
 
 THEIRS: dict[str, Any] = {
     "scaleTargetRef": {"name": "alice"},
@@ -158,3 +148,25 @@ def test_the_spec_in_force_is_recorded_even_if_the_first_test_tick_is_lost() -> 
     drive(kube, body, ("Running", "Cooldown", 0))
     row = body["status"]["runs"][0]
     assert row["scaledObjectInForce"]["maxReplicaCount"] == 6
+
+
+def test_a_second_scaler_added_mid_run_stops_the_run() -> None:
+    """Race: the two-scalers rule is checked before each Apply; the owner (or a GitOps sync)
+    adds a plain HPA on the Deployment during the run. It and KEDA's HPA both set replicas
+    and the run was measured under neither, recorded as the variant's."""
+    kube = _kube()
+    body = _body(_spec())
+    drive(kube, body, ("Running", "Test", 0))
+    rogue = {"scaleTargetRef": {"kind": "Deployment", "name": "alice"}, "maxReplicas": 9}
+    kube.put(
+        {
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "rogue", "namespace": NS},
+            "spec": rogue,
+        }
+    )
+    seen = drive(kube, body, ("Aborted", None, None))
+    assert "TargetModified" in seen
+    assert "HorizontalPodAutoscaler rogue" in body["status"]["message"]
+    assert (_so(kube) or {})["spec"] == SO_ORIGINAL  # the variant's fields put back
+    assert (kube.hpa(NS, "rogue") or {})["spec"] == rogue  # theirs untouched
