@@ -170,3 +170,32 @@ def test_a_second_scaler_added_mid_run_stops_the_run() -> None:
     assert "HorizontalPodAutoscaler rogue" in body["status"]["message"]
     assert (_so(kube) or {})["spec"] == SO_ORIGINAL  # the variant's fields put back
     assert (kube.hpa(NS, "rogue") or {})["spec"] == rogue  # theirs untouched
+
+
+def _keda_serves(kube: FakeKube) -> None:
+    """What KEDA does to a ScaledObject it takes over (it writes the object back from its Go
+    types, adding its finalizer): trigger fields holding Go's zero value are dropped."""
+    live = kube.objects[("ScaledObject", NS, "alice-so")]
+    for t in live["spec"]["triggers"]:
+        for key, zero in (("useCachedMetrics", False), ("name", ""), ("metricType", "")):
+            if key in t and t[key] == zero and type(t[key]) is type(zero):
+                del t[key]
+
+
+def test_kedas_rewrite_does_not_leave_the_created_scaled_object_behind() -> None:
+    """Attack: a variant's trigger says `useCachedMetrics: false` (KEDA's default). KEDA drops
+    it when it takes the created ScaledObject over; the operator read that as someone
+    else's edit: Aborted, and the restore, keeping "their" triggers, never deleted the
+    object. The experiment's ScaledObject (the tenant's triggers) scaled the owner's
+    Deployment for good."""
+    kube = _kube(with_so=False)
+    spec = _spec()
+    trigger = {**CPU, "useCachedMetrics": False, "name": ""}
+    spec["variants"] = [
+        {"name": "inflight", "scaledObject": {"triggers": [trigger], "maxReplicaCount": 3}}
+    ]
+    body = _body(spec)
+    drive(kube, body, ("Running", "RollOut", 0))
+    _keda_serves(kube)
+    drive(kube, body, ("Succeeded", None, None))
+    assert _so(kube) is None
