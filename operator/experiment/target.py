@@ -32,6 +32,7 @@ from surge.operator.experiment.owned_fields import (
     restore_plan,
 )
 from surge.operator.experiment.runs import LABEL_EXPERIMENT, snapshot_name
+from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.variants import apply_hpa
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
@@ -143,7 +144,14 @@ def apply(
         # First: a ScaledObject deleted since the snapshot fails the run before any write.
         try:
             so_written, so_uid = scaled_object_target.apply(
-                kube, namespace, so_name, name, snap.scaled_object, variant, labels
+                kube,
+                namespace,
+                so_name,
+                name,
+                snap.scaled_object,
+                snap.scaled_object_uid,
+                variant,
+                labels,
             )
         except scaled_object_target.ScaledObjectGone as exc:
             raise TargetGone(str(exc)) from None
@@ -192,7 +200,17 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
     so_name = snap.spec.target_ref.scaled_object
     if so_name:
         names += scaled_object_target.edits(kube, namespace, so_name, step)
-    return names
+    return names + second_scalers(kube, namespace, snap, step)
+
+
+def second_scalers(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep) -> list[str]:
+    """The two-scalers rule, mid-run: a scaler added since the Apply (the owner's HPA, a
+    GitOps sync) sets the replicas too, and the run would be measured under neither."""
+    variant = next((v for v in snap.spec.variants if v.name == step.variant), None)
+    if variant is None or (variant.hpa is None and variant.scaled_object is None):
+        return []
+    only = snap.spec.model_copy(update={"variants": [variant]})
+    return scaler_conflicts(only, *live_scalers(kube, namespace))
 
 
 def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
