@@ -37,6 +37,11 @@ class TargetRef(Model):
     write its fields (it is created if missing)."""
 
 
+MAX_SCALER_BYTES = 32 * 1024
+"""A variant's HPA metrics and behavior, or its ScaledObject triggers and behavior, as
+compact JSON: status.step copies them twice, and etcd holds 1.5 MiB an object."""
+
+
 class HpaSpec(Model):
     min_replicas: PositiveInt | None = None
     max_replicas: PositiveInt
@@ -51,11 +56,14 @@ class HpaSpec(Model):
             raise ValueError(
                 f"minReplicas ({self.min_replicas}) exceeds maxReplicas ({self.max_replicas})"
             )
+        # status.step holds the HPA spec twice (hpaWritten, hpaInForce), as for ScaledObjects.
+        size = json_size([self.metrics, self.behavior])
+        if size > MAX_SCALER_BYTES:
+            raise ValueError(
+                f"metrics and behavior are {size:,} bytes as JSON, more than "
+                f"{MAX_SCALER_BYTES:,}; an HPA's metrics are a few hundred bytes each"
+            )
         return self
-
-
-MAX_SCALED_OBJECT_BYTES = 32 * 1024
-"""A variant's ScaledObject triggers and behavior as compact JSON."""
 
 
 class ScaledObjectSpec(Model):
@@ -93,10 +101,10 @@ class ScaledObjectSpec(Model):
         # status.step holds them twice (as written, and in the spec in force): unbounded,
         # the experiment outgrows etcd's 1.5 MiB and its status is never written again.
         size = json_size([self.triggers, self.behavior])
-        if size > MAX_SCALED_OBJECT_BYTES:
+        if size > MAX_SCALER_BYTES:
             raise ValueError(
                 f"triggers and behavior are {size:,} bytes as JSON, more than "
-                f"{MAX_SCALED_OBJECT_BYTES:,}; KEDA triggers are a few hundred bytes each"
+                f"{MAX_SCALER_BYTES:,}; KEDA triggers are a few hundred bytes each"
             )
         return self
 

@@ -13,6 +13,10 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from surge.api.experiment import HpaSpec
 from tests.operator.fake_kube import FakeKube
 from tests.operator.test_experiment_keda import CPU, SO_ORIGINAL, _kube, _so, _spec, drive, tick
 from tests.operator.test_experiments import NS, T0, _body
@@ -199,3 +203,12 @@ def test_kedas_rewrite_does_not_leave_the_created_scaled_object_behind() -> None
     _keda_serves(kube)
     drive(kube, body, ("Succeeded", None, None))
     assert _so(kube) is None
+
+
+def test_a_huge_hpa_variant_is_refused_like_a_huge_trigger() -> None:
+    """The same attack through an HPA variant: metrics (64 of them) nested up to the tree
+    bounds, copied twice into status.step (hpaWritten, hpaInForce)."""
+    metric = {"type": "External", "external": {"metric": {"name": "m" * 20_000}}}
+    with pytest.raises(ValidationError, match=r"metrics and behavior are [\d,]+ bytes as JSON"):
+        HpaSpec.model_validate({"maxReplicas": 4, "metrics": [metric] * 2})
+    HpaSpec.model_validate({"maxReplicas": 4, "metrics": [metric]})  # 20 KB: fits
