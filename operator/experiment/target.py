@@ -20,6 +20,7 @@ from surge.api.experiment_status import ExperimentStage, ExperimentStep, Written
 from surge.api.manifests import ManifestError, parse_spec
 from surge.operator.experiment import scaled_object_target
 from surge.operator.experiment.owned_fields import (
+    MISSING,
     Path,
     changed,
     display,
@@ -213,6 +214,22 @@ def second_scalers(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentS
     return scaler_conflicts(only, *live_scalers(kube, namespace))
 
 
+def _give_replicas_back(
+    kube: Kube, namespace: str, snap: Snapshot, dep: dict[str, Any], written: dict[Path, Any]
+) -> None:
+    """The HPA the experiment created is gone: the Deployment goes back to the replicas its
+    owner had (the HPA moved them, not a person), as KEDA's restoreToOriginalReplicaCount
+    does for a ScaledObject the experiment created. A variant that set replicas itself has
+    them restored three-way with its other fields."""
+    original = snap.deployment.get("replicas", MISSING)
+    if ("replicas",) in written or original is MISSING:
+        return
+    if (dep.get("spec") or {}).get("replicas") != original:
+        name = snap.spec.target_ref.deployment
+        patch = json_patch(dep, {("replicas",): original}, snap.target_uid)
+        kube.patch_deployment(namespace, name, patch)
+
+
 def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
     """Put back the variant's fields that still hold what it wrote; returns the fields kept
     because someone else changed them. A target that is gone gets nothing."""
@@ -234,6 +251,8 @@ def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | N
         current = (kube.hpa(namespace, hpa_name) or {}).get("spec")
         if current == step.hpa_written:
             kube.put_hpa_spec(namespace, hpa_name, snap.hpa, {})
+            if snap.hpa is None:
+                _give_replicas_back(kube, namespace, snap, dep, written)
         elif current is not None:
             names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
     so_name = snap.spec.target_ref.scaled_object
