@@ -65,7 +65,7 @@ class Engine:
         self.segs = plan.segments
         self.duration_s = spec.load.duration_s
         self.scenario = Scenario(
-            spec.scenario, index=plan.index, workers=plan.workers, seed=spec.load.seed
+            spec.scenario, index=plan.slot, workers=plan.slots, seed=spec.load.seed
         )
         self.progress = progress
         self.in_flight = 0
@@ -180,7 +180,7 @@ class Engine:
         self.summary.measured_s = max(end_s - load.warmup, 0.0)
         if self.open_loop:
             total = schedule.expected_arrivals(self.segs, load.warmup, max(end_s, load.warmup))
-            self.summary.expected = total / self.plan.workers
+            self.summary.expected = total / self.plan.slots
         assert self.recorder is not None
         lines = self.recorder.take_intervals(10**9)
         self._emit(lines, final=True)
@@ -203,6 +203,8 @@ class Engine:
             index=self.plan.index,
             workers=self.plan.workers,
             seed=load.seed,
+            part=self.plan.process,
+            parts=self.plan.processes,
         ):
             if stop.is_set():
                 return
@@ -272,7 +274,7 @@ class Engine:
             if rel >= self.duration_s:
                 break
             target[0] = schedule.users_at(
-                self.segs, rel, index=self.plan.index, workers=self.plan.workers
+                self.segs, rel, index=self.plan.slot, workers=self.plan.slots
             )
             for uid in range(target[0]):
                 task = users.get(uid)
@@ -316,6 +318,8 @@ class Engine:
         for iv in intervals:
             iv["s"] += self.progress_offset_s
             iv["w"] = self.plan.index
+            if self.plan.processes > 1:
+                iv["p"] = self.plan.process
             iv["inflight"] = self.in_flight
             iv["sending"] = self.sending
             self.progress.write(PROGRESS_PREFIX + json.dumps(iv, separators=(",", ":")) + "\n")

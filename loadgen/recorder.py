@@ -8,6 +8,7 @@ and show in Prometheus, but not in any result.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,10 +61,18 @@ class PromMetrics:
             buckets=buckets,
             registry=self.registry,
         ).labels(**labels)
-        gauge = Gauge(
-            "surge_in_flight", "Requests outstanding.", names, registry=self.registry
+        # A worker's processes (multiproc) each set theirs at every flush; the parent serves
+        # their sum. One process reads it at each scrape.
+        self._in_flight = in_flight if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None
+        self._gauge = Gauge(
+            "surge_in_flight",
+            "Requests outstanding.",
+            names,
+            registry=self.registry,
+            multiprocess_mode="livesum",
         ).labels(**labels)
-        gauge.set_function(in_flight)
+        if self._in_flight is None:
+            self._gauge.set_function(in_flight)
         self.dropped = Counter(
             "surge_dropped",
             "Open-loop arrivals dropped because maxInFlight were outstanding.",
@@ -81,6 +90,8 @@ class PromMetrics:
         ttfts_s: Sequence[float],
     ) -> None:
         """Fold a batch in: what `inc()`/`observe()` per request would have produced."""
+        if self._in_flight is not None:
+            self._gauge.set(self._in_flight())
         for name, n in outcomes.items():
             if n:
                 self.outcome[name].inc(n)
