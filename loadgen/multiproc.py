@@ -16,8 +16,10 @@ the parent serves their sum.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -54,6 +56,7 @@ def prepare_prometheus() -> str:
     """The children's multiprocess directory; call before prometheus_client is imported."""
     path = tempfile.mkdtemp(prefix="surge-prom-")
     os.environ[MULTIPROC_ENV] = path
+    atexit.register(shutil.rmtree, path, True)  # the parent's exit; children use os._exit
     return path
 
 
