@@ -65,7 +65,7 @@ def serve_prometheus(port: int, path: str) -> None:
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     start_http_server(port, registry=registry)
 
 
