@@ -20,7 +20,8 @@ Closed loop: users(t) = floor(r(t)), split as integers over workers.
 Processes inside a worker (load.processesPerWorker = P) split the worker's schedule the
 same way, exactly: process p takes the worker's own arrivals j ≡ p (mod P), counted in
 the worker's order (constant: global k = i + W·(p + P·m); poisson: every P-th of the
-worker's seeded sequence), so the P processes' union is the one-process schedule. Users
+worker's seeded sequence, which each process draws whole: ~1 µs an arrival), so the P
+processes' union is the one-process schedule. Users
 and dataset rows split as slot s = i + p·W of W·P: the k ≡ s (mod W·P) union over p is
 k ≡ i (mod W).
 """
