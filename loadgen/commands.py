@@ -33,6 +33,15 @@ def run(
         Path | None,
         typer.Option(help="Sweep: write the capacity found for `surge simulate --capacity`."),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Sending processes per worker; default load.processesPerWorker, else each "
+            "worker's share of this machine's cores.",
+            min=1,
+            max=64,
+        ),
+    ] = None,
 ) -> None:
     """Run a LoadTest on this machine: exit 0 all thresholds pass, 1 one fails, 2 bad input."""
     from surge.loadgen.local import execute
@@ -46,6 +55,7 @@ def run(
             allow_remote=allow_remote,
             replicas=replicas,
             capacity_out=capacity_out,
+            processes=processes,
         )
     )
 
@@ -77,6 +87,15 @@ def worker(
     progress: Annotated[
         bool, typer.Option(help="Print a SURGE-PROGRESS line every second.")
     ] = True,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Sending processes; default SURGE_PROCESSES, load.processesPerWorker, "
+            "else this machine's usable cores.",
+            min=1,
+            max=64,
+        ),
+    ] = None,
 ) -> None:
     """Run one load-generator worker: its share of the plan, then its summary."""
     from surge.loadgen.worker import main
@@ -91,6 +110,7 @@ def worker(
             termination_log=termination_log,
             metrics_port=metrics_port,
             progress=progress,
+            processes=processes,
         )
     )
 

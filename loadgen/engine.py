@@ -37,6 +37,7 @@ from surge.loadgen.trace import arrivals_model
 
 _TICK_S = 0.001  # the event loop's timer resolution (uvloop: 1 ms)
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
+_FOLD_SLICE = 16_384  # timing samples folded per loop turn (~2 ms: Recorder.fold_some)
 
 
 class Engine:
@@ -65,7 +66,7 @@ class Engine:
         self.segs = plan.segments
         self.duration_s = spec.load.duration_s
         self.scenario = Scenario(
-            spec.scenario, index=plan.index, workers=plan.workers, seed=spec.load.seed
+            spec.scenario, index=plan.slot, workers=plan.slots, seed=spec.load.seed
         )
         self.progress = progress
         self.in_flight = 0
@@ -180,7 +181,7 @@ class Engine:
         self.summary.measured_s = max(end_s - load.warmup, 0.0)
         if self.open_loop:
             total = schedule.expected_arrivals(self.segs, load.warmup, max(end_s, load.warmup))
-            self.summary.expected = total / self.plan.workers
+            self.summary.expected = total / self.plan.slots
         assert self.recorder is not None
         lines = self.recorder.take_intervals(10**9)
         self._emit(lines, final=True)
@@ -203,6 +204,8 @@ class Engine:
             index=self.plan.index,
             workers=self.plan.workers,
             seed=load.seed,
+            part=self.plan.process,
+            parts=self.plan.processes,
         ):
             if stop.is_set():
                 return
@@ -272,7 +275,7 @@ class Engine:
             if rel >= self.duration_s:
                 break
             target[0] = schedule.users_at(
-                self.segs, rel, index=self.plan.index, workers=self.plan.workers
+                self.segs, rel, index=self.plan.slot, workers=self.plan.slots
             )
             for uid in range(target[0]):
                 task = users.get(uid)
@@ -307,8 +310,13 @@ class Engine:
             now = time.monotonic()
             sec = int(now - t0)
             await asyncio.sleep(max(t0 + sec + 1 - time.monotonic(), 0.01) + 0.02)
-            if self.recorder is not None and time.monotonic() >= t0:
-                self._emit(self.recorder.take_intervals(int(time.monotonic() - t0)))
+            rec = self.recorder
+            if rec is not None and time.monotonic() >= t0:
+                more = rec.fold_some(_FOLD_SLICE)
+                while more:
+                    await asyncio.sleep(0)  # a turn for the streams between slices
+                    more = rec.fold_some(_FOLD_SLICE)
+                self._emit(rec.take_intervals(int(time.monotonic() - t0)))
 
     def _emit(self, intervals: list[dict[str, Any]], final: bool = False) -> None:
         if self.progress is None:
@@ -316,6 +324,8 @@ class Engine:
         for iv in intervals:
             iv["s"] += self.progress_offset_s
             iv["w"] = self.plan.index
+            if self.plan.processes > 1:
+                iv["p"] = self.plan.process
             iv["inflight"] = self.in_flight
             iv["sending"] = self.sending
             self.progress.write(PROGRESS_PREFIX + json.dumps(iv, separators=(",", ":")) + "\n")

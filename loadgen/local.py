@@ -38,6 +38,7 @@ from surge.loadgen.manifest import (
     resolve_dataset,
 )
 from surge.loadgen.plan import WorkerPlan, build_plan
+from surge.loadgen.processes import local_share, resolve, usable_cores
 from surge.loadgen.progress import Progress, progress_table
 from surge.loadgen.supervisor import Hooks, Supervised, supervise
 from surge.loadgen.tables import results_table, sweep_table
@@ -52,9 +53,10 @@ default (100 req/s on a small machine) under the agent's capacity."""
 
 
 async def run_workers(
-    plan: WorkerPlan, workdir: Path, console: Console, *, live: bool = True
+    plan: WorkerPlan, workdir: Path, console: Console, *, live: bool = True, processes: int = 1
 ) -> tuple[Supervised, Progress]:
-    """The plan's workers under the shared supervisor, with the live progress table."""
+    """The plan's workers under the shared supervisor, with the live progress table; each
+    runs `processes` sending processes."""
     prog = Progress()
     duration_s, workers = plan.spec.load.duration_s, plan.workers
     with Live(  # a non-terminal console just prints the last frame
@@ -68,7 +70,12 @@ async def run_workers(
         def redraw(elapsed_s: float) -> None:
             view.update(progress_table(duration_s, prog, elapsed_s, workers))
 
-        done = await supervise(plan, workdir, Hooks(on_progress=prog.add, on_tick=redraw))
+        hooks = Hooks(
+            on_progress=prog.add,
+            on_tick=redraw,
+            extra_args=lambda _index: ("--processes", str(processes)),
+        )
+        done = await supervise(plan, workdir, hooks)
     if not console.is_terminal:
         # Live ends a terminal's last frame with a newline, a log's not: the results
         # would start on the progress line.
@@ -87,11 +94,14 @@ def execute(
     live: bool = True,
     replicas: int = 1,
     capacity_out: Path | None = None,
+    processes: int | None = None,
 ) -> int:
     """The body of `surge run`; returns the exit code. `report`: also render the report
     (format from the suffix: .html with plots, .json, else Markdown) with `surge report`'s
     renderer. A sweep's rates per replica divide by `replicas`; `capacity_out`: write what
-    it found in the form `surge simulate --capacity FILE` reads."""
+    it found in the form `surge simulate --capacity FILE` reads. `processes`: each worker's
+    sending processes (default: load.processesPerWorker, else its share of the usable cores;
+    surge.loadgen.processes)."""
     console = console or Console()
     err = Console(stderr=True)
     try:
@@ -105,6 +115,8 @@ def execute(
             namespace=lt.metadata.namespace or "local",
             run_id=spec.run_id,
         )
+        count = processes if processes is not None else local_share(spec, usable_cores())
+        count = resolve(spec, workers=plan.workers, flag=count, env={})
     except ManifestError as exc:
         where = f"{exc.source}: " if exc.source else ""
         for e in exc.errors:
@@ -125,9 +137,11 @@ def execute(
             f"[bold]{plan.name}[/bold]: {spec.load.model} load on {spec.target.url}"
             f"{spec.scenario.path}, {spec.load.duration_s:g}s "
             f"(warm-up {spec.load.warmup:g}s), {plan.workers} worker(s)"
+            + (f" × {count} processes" if count > 1 else "")
         )
         with tempfile.TemporaryDirectory(prefix="surge-run-") as tmp:
-            done, prog = asyncio.run(run_workers(plan, Path(tmp), console, live=live))
+            work = run_workers(plan, Path(tmp), console, live=live, processes=count)
+            done, prog = asyncio.run(work)
     finally:
         if agent is not None:
             from surge.agent.process import stop_agent_process  # lazy: surge.agent loads aiohttp

@@ -61,12 +61,31 @@ class WorkerPlan(BaseModel):
     allowed_networks: list[str] = Field(default_factory=list)
     """Address ranges the target host may resolve to, from the cluster policy (the operator
     checked them at admission; the worker checks again where it runs). Empty: no check."""
+    process: int = Field(0, ge=0)
+    processes: int = Field(1, ge=1)
+    """This sending process of the worker, and how many it runs (surge.loadgen.processes);
+    set where the worker runs, never in plan.json."""
 
     def for_index(self, index: int) -> WorkerPlan:
         """This plan as worker `index` runs it. Raises ValueError when out of range."""
         if not 0 <= index < self.workers:
             raise ValueError(f"worker index {index} is not in 0..{self.workers - 1}")
         return self.model_copy(update={"index": index})
+
+    def for_process(self, process: int, processes: int) -> WorkerPlan:
+        """This worker's plan as its process `process` of `processes` runs it."""
+        if not 0 <= process < processes:
+            raise ValueError(f"process {process} is not in 0..{processes - 1}")
+        return self.model_copy(update={"process": process, "processes": processes})
+
+    @property
+    def slot(self) -> int:
+        """This process's place among all W × P of the run (schedule's module doc)."""
+        return self.index + self.process * self.workers
+
+    @property
+    def slots(self) -> int:
+        return self.workers * self.processes
 
     @property
     def labels(self) -> dict[str, str]:
@@ -83,8 +102,8 @@ class WorkerPlan(BaseModel):
 
     @property
     def max_in_flight(self) -> int:
-        """This worker's share of load.maxInFlight (open model), at least 1."""
-        return max(1, self.spec.load.max_in_flight // self.workers)
+        """This process's share of load.maxInFlight (open model), at least 1."""
+        return max(1, self.spec.load.max_in_flight // self.slots)
 
 
 def build_plan(
@@ -137,7 +156,7 @@ def with_inline_rows(spec: LoadTestSpec, rows: list[dict[str, Any]]) -> LoadTest
 
 def plan_json(plan: WorkerPlan) -> str:
     """The ConfigMap form (the spec in its camelCase wire form)."""
-    data = plan.model_dump(mode="json", exclude={"spec"})
+    data = plan.model_dump(mode="json", exclude={"spec", "process", "processes"})
     data["spec"] = plan.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return json.dumps(data, separators=(",", ":"))
 

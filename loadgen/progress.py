@@ -19,9 +19,9 @@ class Progress:
     ok: int = 0
     errors: int = 0
     dropped: int = 0
-    in_flight: dict[int, int] = field(default_factory=dict)
-    sending: dict[int, bool] = field(default_factory=dict)
-    """Per worker: its scheduler still had arrivals to send at its last record."""
+    in_flight: dict[tuple[int, int], int] = field(default_factory=dict)
+    sending: dict[tuple[int, int], bool] = field(default_factory=dict)
+    """Per (worker, process): its scheduler still had arrivals to send at its last record."""
 
     def add(self, rec: dict[str, Any]) -> None:
         iv = self.intervals.setdefault(
@@ -36,8 +36,9 @@ class Progress:
         self.ok += rec.get("ok", 0)
         self.errors += rec.get("err", 0)
         self.dropped += rec.get("drop", 0)
-        self.in_flight[int(rec.get("w", 0))] = int(rec.get("inflight", 0))
-        self.sending[int(rec.get("w", 0))] = bool(rec.get("sending", False))
+        key = (int(rec.get("w", 0)), int(rec.get("p", 0)))
+        self.in_flight[key] = int(rec.get("inflight", 0))
+        self.sending[key] = bool(rec.get("sending", False))
 
     def latest(self) -> tuple[int, int, float | None]:
         """(second, ok responses in it, its p95 in ms) for the last complete second."""

@@ -8,106 +8,18 @@ and show in Prometheus, but not in any result.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from surge.loadgen.goodput import SloBounds
-from surge.loadgen.outcome import ERROR_CLASSES, Outcome, reason_key, tally_reason
+from surge.loadgen.outcome import Outcome, reason_key, tally_reason
+from surge.loadgen.prom import OUTCOMES
+from surge.loadgen.prom import PromMetrics as PromMetrics
 from surge.loadgen.summary import (
     WorkerSummary,
     encode_histogram,
     new_histogram,
     record_many_seconds,
 )
-
-
-class PromMetrics:
-    """Prometheus series on an own CollectorRegistry, labelled loadtest, variant, worker.
-
-    The recorder does not touch these per request: it tallies outcomes and keeps the
-    latencies in lists, and `Recorder.flush` folds them in once a second (`add`). A
-    scrape therefore sees values at most about one second old; every request is still
-    counted and observed exactly once.
-    """
-
-    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-    def __init__(self, labels: dict[str, str], in_flight: Any) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-        self.registry = CollectorRegistry()
-        names = list(labels)
-        self._requests = Counter(
-            "surge_requests",
-            "Requests finished, by outcome (ok or an error class).",
-            [*names, "outcome"],
-            registry=self.registry,
-        )
-        buckets = self.BUCKETS
-        self.latency = Histogram(
-            "surge_request_latency_seconds",
-            "End-to-end latency (open loop: from the intended send).",
-            names,
-            buckets=buckets,
-            registry=self.registry,
-        ).labels(**labels)
-        self.ttft = Histogram(
-            "surge_ttft_seconds",
-            "Time to first content token.",
-            names,
-            buckets=buckets,
-            registry=self.registry,
-        ).labels(**labels)
-        gauge = Gauge(
-            "surge_in_flight", "Requests outstanding.", names, registry=self.registry
-        ).labels(**labels)
-        gauge.set_function(in_flight)
-        self.dropped = Counter(
-            "surge_dropped",
-            "Open-loop arrivals dropped because maxInFlight were outstanding.",
-            names,
-            registry=self.registry,
-        ).labels(**labels)
-        self.outcome = {o: self._requests.labels(**labels, outcome=o) for o in _OUTCOMES}
-        self._bounds = np.asarray([float(b) for b in buckets], dtype=np.float64)
-
-    def add(
-        self,
-        outcomes: dict[str, int],
-        dropped: int,
-        latencies_s: Sequence[float],
-        ttfts_s: Sequence[float],
-    ) -> None:
-        """Fold a batch in: what `inc()`/`observe()` per request would have produced."""
-        for name, n in outcomes.items():
-            if n:
-                self.outcome[name].inc(n)
-        if dropped:
-            self.dropped.inc(dropped)
-        for hist, values in ((self.latency, latencies_s), (self.ttft, ttfts_s)):
-            if values:
-                self._observe_many(hist, values)
-
-    def _observe_many(self, hist: Any, values: Sequence[float]) -> None:
-        buckets = getattr(hist, "_buckets", None)
-        total = getattr(hist, "_sum", None)
-        if buckets is None or total is None or len(buckets) != len(self._bounds) + 1:
-            for v in values:  # another prometheus_client layout: the public, slower way
-                hist.observe(v)
-            return
-        arr = np.asarray(values, dtype=np.float64)
-        # observe() puts a value in the first bucket whose bound is >= it (+Inf last).
-        where, counts = np.unique(
-            np.searchsorted(self._bounds, arr, side="left"), return_counts=True
-        )
-        for i, n in zip(where.tolist(), counts.tolist(), strict=True):
-            buckets[i].inc(n)
-        total.inc(float(arr.sum()))
-
-
-_OUTCOMES = ("ok", *ERROR_CLASSES)
 
 
 class Interval:
@@ -158,7 +70,7 @@ class Recorder:
         self._ttft, self._tpot, self._itl = p["ttft"], p["tpot"], p["itl"]
         self._ttfc, self._ntpot = p["ttft_content"], p["ntpot"]
         self.lag_min: float | None = None  # exact and signed (summary.lag_min_s)
-        self._prom_outcomes = dict.fromkeys(_OUTCOMES, 0)
+        self._prom_outcomes = dict.fromkeys(OUTCOMES, 0)
         self._prom_dropped = 0
         self._prom_latency: list[float] = []
         self._prom_ttft: list[float] = []
@@ -287,6 +199,20 @@ class Recorder:
         tpot = (prev - first) / (tokens - 1)
         self._tpot.append(tpot)
         return ttft, tpot
+
+    def fold_some(self, limit: int) -> bool:
+        """Fold at most `limit` pending values of each timing into its histogram, the
+        oldest first; True when some are still pending. The engine calls it between
+        event-loop turns before each flush, so the ~250,000 ITL samples of streams that
+        ended together never hold the loop for tens of milliseconds at once (the streams
+        still running would show that stall in their ITL)."""
+        hists, more = self.summary.hists, False
+        for name, values in self._pending.items():
+            if len(values) > limit:
+                record_many_seconds(hists[name], values[:limit])
+                del values[:limit]
+                more = True
+        return more
 
     def flush(self) -> None:
         """Fold the pending values into the summary's histograms and into Prometheus."""

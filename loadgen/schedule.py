@@ -16,6 +16,14 @@ every open-loop schedule is Λ⁻¹ applied to a sequence of "counts":
   derived from (seed, i); the superposition of N such processes is Poisson with r(t).
 
 Closed loop: users(t) = floor(r(t)), split as integers over workers.
+
+Processes inside a worker (load.processesPerWorker = P) split the worker's schedule the
+same way, exactly: process p takes the worker's own arrivals j ≡ p (mod P), counted in
+the worker's order (constant: global k = i + W·(p + P·m); poisson: every P-th of the
+worker's seeded sequence, which each process draws whole: ~1 µs an arrival), so the P
+processes' union is the one-process schedule. Users
+and dataset rows split as slot s = i + p·W of W·P: the k ≡ s (mod W·P) union over p is
+k ≡ i (mod W).
 """
 
 from __future__ import annotations
@@ -168,33 +176,42 @@ def arrival_times(
     index: int = 0,
     workers: int = 1,
     seed: int | None = None,
+    part: int = 0,
+    parts: int = 1,
 ) -> Iterator[float]:
-    """Due times (seconds from the load start, increasing) of worker `index`'s arrivals.
+    """Due times (seconds from the load start, increasing) of worker `index`'s arrivals,
+    or of process `part` of its `parts` (every parts-th of them, from the part-th).
 
     Ends when the timeline does; an arrival due exactly at the end is not sent.
     """
     if not 0 <= index < workers:
         raise ValueError(f"index {index} is not in 0..{workers - 1}")
+    if not 0 <= part < parts:
+        raise ValueError(f"process {part} is not in 0..{parts - 1}")
     end = segs[-1].end_s if segs else 0.0
     if model == "constant":
         inv = InverseCurve(segs)
-        k = index
+        k = index + part * workers
+        step = workers * parts
         while True:
             t = inv.time_of(float(k))
             if t is None or t >= end:
                 return
             yield t
-            k += workers
+            k += step
     else:
         rng = random.Random(worker_seed(seed, index))
         inv = InverseCurve(segs, scale=1.0 / workers)
         count = 0.0
+        j = 0
         while True:
             count += rng.expovariate(1.0)
             t = inv.time_of(count)
             if t is None or t >= end:
                 return
-            yield t
+            if j % parts == part:
+                yield t
+            j += 1
 
 
 def share_of_users(total: int, index: int, workers: int) -> int:

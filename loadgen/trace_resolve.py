@@ -40,7 +40,7 @@ class TraceUnavailable(TraceError):
 
 def _unavailable(exc: Exception) -> bool:
     import requests
-    from prometheus_api_client import PrometheusApiClientException
+    from prometheus_api_client.exceptions import PrometheusApiClientException
 
     if isinstance(
         exc,

@@ -8,7 +8,10 @@ Outputs, all the same summary (surge.loadgen.summary):
   and is writable): the compact form, or a marker when it does not fit 4 KiB.
 
 SIGTERM/SIGINT stop the load, give in-flight requests a short grace and flush the
-summary (marked interrupted). Exit codes: 0 done, 2 bad plan or input, 3 barrier timeout.
+summary (marked interrupted). Several sending processes (--processes, SURGE_PROCESSES,
+load.processesPerWorker, else its cores: surge.loadgen.processes) run as forked children
+that share this worker's slice (surge.loadgen.multiproc). Exit codes: 0 done, 1 a
+process left no summary, 2 bad plan or input, 3 barrier timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import socket
 import sys
 import time
 from collections.abc import Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -33,6 +37,12 @@ from surge.loadgen.barrier import (
     wait_for_start_at,
 )
 from surge.loadgen.engine import Engine
+from surge.loadgen.multiproc import (
+    ProcessesFailed,
+    prepare_prometheus,
+    run_processes,
+    serve_prometheus,
+)
 from surge.loadgen.pinned import pin
 from surge.loadgen.plan import (
     PLAN_SHA256_ENV,
@@ -41,11 +51,12 @@ from surge.loadgen.plan import (
     outside_networks,
     parse_plan,
 )
+from surge.loadgen.processes import resolve
 from surge.loadgen.summary import WorkerSummary, summary_line, termination_message
 from surge.loadgen.sweep_engine import SweepEngine
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
-EXIT_OK, EXIT_BAD_INPUT, EXIT_BARRIER = 0, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BARRIER = 0, 1, 2, 3
 
 
 def default_termination_log() -> Path | None:
@@ -110,6 +121,13 @@ def write_outputs(
     stdout.flush()
 
 
+def run_one(
+    plan: WorkerPlan, start_at: float | None, progress: TextIO | None, prom: bool
+) -> WorkerSummary:
+    """One sending process: its engine on its own event loop (multiproc.Runner)."""
+    return run_event_loop(run_engine(Engine(plan, progress=progress, prom=prom), start_at))
+
+
 def check_target_addresses(plan: WorkerPlan) -> None:
     """Resolve the target where the worker runs and refuse addresses outside the policy's
     networks: a name that resolved inside them at admission may resolve elsewhere now."""
@@ -139,6 +157,7 @@ def main(
     termination_log: Path | None,
     metrics_port: int,
     progress: bool,
+    processes: int | None = None,
 ) -> int:
     """The worker command's body; returns the exit code."""
     err = sys.stderr
@@ -160,10 +179,14 @@ def main(
         plan: WorkerPlan = parse_plan(text).for_index(idx)
         check_target_addresses(plan)
         out = sys.stdout if progress else None
+        count = resolve(plan.spec, workers=plan.workers, flag=processes)
+        # Several processes: each builds its own engine after the fork; this one only
+        # checks that the plan builds (without Prometheus, not yet imported: below).
+        prom = metrics_port > 0 and count == 1
         engine: Engine | SweepEngine = (
-            SweepEngine(plan, progress=out, prom=metrics_port > 0)
+            SweepEngine(plan, progress=out, prom=prom)
             if plan.spec.load.model == "sweep"
-            else Engine(plan, progress=out, prom=metrics_port > 0)
+            else Engine(plan.for_process(0, count), progress=out, prom=prom)
         )
     except Exception as exc:
         print(f"surge worker: {exc}", file=err)
@@ -177,11 +200,28 @@ def main(
         except (BarrierTimeout, ValueError) as exc:
             print(f"surge worker: start barrier: {exc}", file=err)
             return EXIT_BARRIER
-    if metrics_port > 0 and engine.prom is not None:
-        from prometheus_client import start_http_server
+    if count > 1:
+        prom_dir = prepare_prometheus() if metrics_port > 0 else None
+        serve = None if prom_dir is None else partial(serve_prometheus, metrics_port, prom_dir)
+        try:
+            summary = run_processes(
+                plan,
+                count,
+                start_at,
+                run_one,
+                progress=out,
+                prom=prom_dir is not None,
+                on_started=serve,
+            )
+        except ProcessesFailed as exc:
+            print(f"surge worker: {exc}", file=err)
+            return EXIT_FAILED
+    else:
+        if metrics_port > 0 and engine.prom is not None:
+            from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, registry=engine.prom.registry)
-    summary = run_event_loop(run_engine(engine, start_at))
+            start_http_server(metrics_port, registry=engine.prom.registry)
+        summary = run_event_loop(run_engine(engine, start_at))
     write_outputs(
         summary,
         stdout=sys.stdout,

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the binaries of the local e2e control plane from the Go modules pinned in
-# hack/cluster/{go.mod,addons/go.mod,ksm/go.mod,keda/go.mod} and caches them in
+# hack/cluster/{go.mod,addons/go.mod,ksm/go.mod,keda/go.mod,podmetrics/go.mod} and caches them in
 #   ${SURGE_CLUSTER_CACHE:-~/.cache/surge-cluster}/<kubernetes version>/bin
-# A binary is rebuilt only when the go.mod/go.sum that pins it or the Go version changed, so a
-# second run takes a second. Prints how long each binary took (CI logs show it).
+# A binary is rebuilt only when the go.mod/go.sum that pins it (or its module's own .go files) or
+# the Go version changed, so a second run takes a second. Prints how long each binary took (CI
+# logs show it).
 #
 # Env: GO (go binary; default: go on PATH, else /usr/local/go/bin/go), SURGE_CLUSTER_CACHE.
 set -euo pipefail
@@ -40,16 +41,22 @@ KUBE_LDFLAGS="-s -w \
  -X k8s.io/component-base/version.gitTreeState=clean \
  -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
 
-# build NAME MODULE_DIR PACKAGE [LDFLAGS]
+# build NAME MODULE_DIR PACKAGE [LDFLAGS] [test]   test: run the package's Go tests first
 build() {
-  local name="$1" dir="$2" pkg="$3" ldflags="${4:--s -w}"
+  local name="$1" dir="$2" pkg="$3" ldflags="${4:--s -w}" tests="${5:-}"
   local out="$BIN_DIR/$name" stamp="$BIN_DIR/.$name.stamp" want
-  want="$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16) $HAVE_GO $pkg"
+  # The stamp: the module's go.mod/go.sum and its own sources (podmetrics has some).
+  want="$(cat "$dir/go.mod" "$dir/go.sum" $(find "$dir" -maxdepth 1 -name '*.go' | sort) \
+    | sha256sum | cut -c1-16) $HAVE_GO $pkg"
   if [[ -x "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     log "cached  $name ($out)"
     return
   fi
   local t0=$SECONDS
+  if [[ "$tests" == test ]]; then
+    # -vet=off: vet first computes facts for every dependency (about a minute cold).
+    (cd "$dir" && nice -n 10 "$GO" test -vet=off -count=1 "$pkg")
+  fi
   (cd "$dir" && nice -n 10 "$GO" build -ldflags "$ldflags" -o "$out.tmp" "$pkg")
   mv -f "$out.tmp" "$out"
   echo "$want" >"$stamp"
@@ -70,6 +77,9 @@ KEDA_VERSION="$(awk '$1 == "github.com/kedacore/keda/v2" {print $2; exit}' "$HER
 KEDA_LDFLAGS="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
 build keda-operator "$HERE/keda" github.com/kedacore/keda/v2/cmd/operator "$KEDA_LDFLAGS"
 build keda-adapter  "$HERE/keda" github.com/kedacore/keda/v2/cmd/adapter  "$KEDA_LDFLAGS"
+# The custom.metrics.k8s.io server for pods (a test device in place of prometheus-adapter):
+# built after KEDA, whose module versions it pins, so it reuses KEDA's compiled packages.
+build podmetrics    "$HERE/podmetrics" . "-s -w" test
 KEDA_DIR="$(cd "$HERE/keda" && "$GO" list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
 rm -rf "$BIN_DIR/keda-crds" && cp -r "$KEDA_DIR/config/crd/bases" "$BIN_DIR/keda-crds"
 chmod -R u+w "$BIN_DIR/keda-crds"  # the module cache is read-only

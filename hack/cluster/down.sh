@@ -17,7 +17,7 @@ pid_of() {
   local f="$PIDS/$1.pid" pid
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
-  if [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$BIN_DIR/$1" ]]; then
+  if runs_binary "$pid" "$1"; then
     echo "$pid"
   else
     log "$1 (pid $pid) is not running"  # or the PID now belongs to something else
@@ -51,7 +51,8 @@ stop() {
 }
 
 # Clients first, etcd last.
-stop keda-adapter keda-operator kube-state-metrics metrics-server kwok kube-scheduler kube-controller-manager
+stop podmetrics keda-adapter keda-operator kube-state-metrics metrics-server kwok \
+  kube-scheduler kube-controller-manager
 stop kube-apiserver
 stop etcd
 rm -rf "$STATE_DIR/etcd" "$STATE_DIR/state.env" "$STATE_DIR/state.json" "$STATE_DIR/keda.env"

@@ -53,7 +53,7 @@ done
 # running NAME: its recorded PID still runs its binary (the test down.sh makes).
 running() {
   local f="$PIDS/$1.pid"
-  [[ -f "$f" ]] && [[ "$(readlink "/proc/$(cat "$f")/exe" 2>/dev/null || true)" == "$BIN_DIR/$1" ]]
+  [[ -f "$f" ]] && runs_binary "$(cat "$f")" "$1"
 }
 external_metrics_api() { K get --raw /apis/external.metrics.k8s.io/v1beta1 >/dev/null 2>&1; }
 operator_ready() { curl -sf --max-time 2 "http://127.0.0.1:$KEDA_OPERATOR_PROBE_PORT/readyz" >/dev/null; }

@@ -28,3 +28,11 @@ go_line_of_module() {
   gomod="$(GOFLAGS=-mod=mod "$GO" mod download -json "$1@v$2" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')"
   awk '$1 == "go" {print $2; exit}' "$gomod"
 }
+
+# runs_binary PID NAME: PID runs $BIN_DIR/NAME, also when build.sh has replaced that file since
+# (the kernel then shows the old one as "... (deleted)"), so down.sh still stops it.
+runs_binary() {
+  local exe
+  exe="$(readlink "/proc/$1/exe" 2>/dev/null || true)"
+  [[ "$exe" == "$BIN_DIR/$2" || "$exe" == "$BIN_DIR/$2 (deleted)" ]]
+}

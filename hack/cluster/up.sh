@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the local e2e control plane on 127.0.0.1 as plain processes: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok (simulated nodes and pods), metrics-server (as an
-# APIService), kube-state-metrics and KEDA (keda-up.sh). Needs `make cluster-build` first.
+# APIService), kube-state-metrics, KEDA (keda-up.sh) and podmetrics (podmetrics-up.sh: Pods
+# metrics from pod annotations as custom.metrics.k8s.io). Needs `make cluster-build` first.
 #
 # Idempotent: if the cluster already answers, it says so and exits 0. Each start begins with an
 # empty etcd; certificates under $STATE_DIR/pki are kept.
@@ -85,6 +86,7 @@ flock -w 600 9 || die "another up.sh/down.sh holds $STATE_DIR/.lock"  # concurre
 if [[ -f "$KUBECONFIG_PATH" && -f "$PKI/ca.crt" && -f "$STATE_DIR/state.json" ]] && apiserver_ready; then
   log "cluster already running: KUBECONFIG=$KUBECONFIG_PATH"
   SURGE_CLUSTER_LOCKED=1 "$HERE/keda-up.sh"  # a cluster started without KEDA gains it
+  SURGE_CLUSTER_LOCKED=1 "$HERE/podmetrics-up.sh"  # and one without podmetrics gains that
   exit 0
 fi
 SURGE_CLUSTER_LOCKED=1 "$HERE/down.sh" >/dev/null 2>&1 || true  # leftovers of a half-started cluster
@@ -225,6 +227,8 @@ wait_for "default service account" 60 default_sa
 wait_for "metrics.k8s.io APIService" 90 metrics_api
 wait_for kube-state-metrics 30 ksm_up
 SURGE_CLUSTER_LOCKED=1 "$HERE/keda-up.sh"  # KEDA (operator + external metrics); SURGE_KEDA=0 skips
+# custom.metrics.k8s.io for pods (a test device for Pods metrics); SURGE_PODMETRICS=0 skips
+SURGE_CLUSTER_LOCKED=1 "$HERE/podmetrics-up.sh"
 
 all_alive
 pids_json=""

@@ -28,9 +28,31 @@ KEDA_DEFAULT_MAX = 100
 MAX_BRIEF_TRIGGERS = 8
 
 
+GO_ZEROS: tuple[tuple[str, Any], ...] = (
+    ("useCachedMetrics", False),
+    ("name", ""),
+    ("metricType", ""),
+)
+"""Trigger fields KEDA drops when they hold Go's zero value (omitempty)."""
+
+
+def keda_form(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    """The trigger as KEDA serves it once it has taken the ScaledObject over (it writes the
+    object back from its Go types): written so, KEDA's rewrite is no edit by someone else
+    (an edit would keep "their" triggers, and a created ScaledObject, after the run)."""
+    out = copy.deepcopy(dict(trigger))
+    for key, zero in GO_ZEROS:
+        if key in out and out[key] == zero and type(out[key]) is type(zero):
+            del out[key]
+    auth = out.get("authenticationRef")
+    if isinstance(auth, dict) and auth.get("kind") == "":
+        del auth["kind"]
+    return out
+
+
 def so_values(so: ScaledObjectSpec) -> dict[Path, Any]:
     """The fields a variant's `scaledObject` sets, and their values (camelCase, as served)."""
-    out: dict[Path, Any] = {("triggers",): copy.deepcopy(list(so.triggers))}
+    out: dict[Path, Any] = {("triggers",): [keda_form(t) for t in so.triggers]}
     for key, value in (
         ("minReplicaCount", so.min_replica_count),
         ("maxReplicaCount", so.max_replica_count),
@@ -71,7 +93,13 @@ def so_apply(original: Mapping[str, Any] | None, so: ScaledObjectSpec, deploymen
 
 
 def new_spec(deployment: str) -> dict[str, Any]:
-    return {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}}
+    """A ScaledObject scaling the Deployment. Deleted on restore, it has KEDA put back the
+    replica count it found (the owner's): by default KEDA leaves the count it last set, 0
+    after a minReplicaCount: 0 variant, and the Deployment would stay down."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "advanced": {"restoreToOriginalReplicaCount": True},
+    }
 
 
 def new_scaled_object(

@@ -5,6 +5,11 @@ edits by others seen, and the three-way restore. The decisions are in scaled_obj
 A ScaledObject the experiment created (there was none at the snapshot) carries the
 experiment's label and is deleted on restore, unless someone changed one of its fields since:
 then it is left as they left it, and named.
+
+Before each write the live object must still be the one of the snapshot (its uid), or, when
+there was none, the experiment's own: between runs the owner may create theirs under that
+name, replace theirs, or point it at another Deployment, and a write (then a restore from
+another object's snapshot, or a delete) would undo their work.
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ from surge.operator.experiment.scaled_object_fields import (
     so_restore_plan,
     so_values,
 )
+from surge.operator.experiment.scalers import scaled_object_scales
 from surge.operator.kube.client import Kube, KubeError
 
 
 class ScaledObjectGone(Exception):
     """The ScaledObject snapshotted at the start is gone before a variant could write it."""
+
+
+class ScaledObjectTaken(Exception):
+    """The live ScaledObject is not the experiment's to write: another object than the one
+    snapshotted, one someone else created, or one scaling another workload."""
 
 
 def _uid(obj: dict[str, Any] | None) -> str | None:
@@ -42,11 +53,12 @@ def apply(
     name: str,
     deployment: str,
     original: dict[str, Any] | None,
+    original_uid: str | None,
     variant: Variant,
     labels: dict[str, str],
 ) -> tuple[list[WrittenField], str | None]:
     """Write the variant's ScaledObject fields; returns them as read back, and the uid of the
-    object written. Raises ScaledObjectGone or KubeError."""
+    object written. Raises ScaledObjectGone, ScaledObjectTaken or KubeError."""
     assert variant.scaled_object is not None
     values = so_values(variant.scaled_object)
     live = kube.scaled_object(namespace, name)
@@ -59,10 +71,34 @@ def apply(
         made = new_scaled_object(namespace, name, deployment, values, labels)
         written = kube.create_scaled_object(made)
     else:
+        _check_ours(live, name, deployment, original, original_uid, labels)
         uid = _uid(live) or ""
         written = kube.patch_scaled_object(namespace, name, so_patch(live, values, uid))
     spec = written.get("spec") or {}
     return [WrittenField(path=list(p), value=so_read(spec, p)) for p in values], _uid(written)
+
+
+def _check_ours(
+    live: dict[str, Any],
+    name: str,
+    deployment: str,
+    original: dict[str, Any] | None,
+    original_uid: str | None,
+    labels: dict[str, str],
+) -> None:
+    if original is not None and _uid(live) != original_uid:
+        raise ScaledObjectTaken(f"ScaledObject {name} was replaced since the snapshot (a new uid)")
+    mine = (live["metadata"].get("labels") or {}).get(LABEL_EXPERIMENT)
+    if original is None and mine != labels.get(LABEL_EXPERIMENT):
+        raise ScaledObjectTaken(
+            f"ScaledObject {name} was created by someone else since the snapshot (there was none)"
+        )
+    if not scaled_object_scales(live, deployment):
+        ref = (live.get("spec") or {}).get("scaleTargetRef") or {}
+        raise ScaledObjectTaken(
+            f"ScaledObject {name} now scales {ref.get('kind') or 'Deployment'} "
+            f"{ref.get('name')}, not Deployment {deployment}"
+        )
 
 
 def _written(step: ExperimentStep, variant: Variant | None) -> dict[Path, Any] | None:

@@ -28,6 +28,7 @@ from surge.operator.experiment.runs import (
     runs_of,
     sample_replicas,
 )
+from surge.operator.experiment.scaled_object_target import ScaledObjectTaken
 from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.target import Snapshot
 from surge.operator.experiment.variants import price_per_replica_hour
@@ -73,7 +74,14 @@ def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
             end(ctx, Phase.FAILED, Reason.SCALER_CONFLICT, f"{'; '.join(conflicts)}; {done}")
             return
     labels = {LABEL_EXPERIMENT: builders.fit_name(ctx.name)}
-    w = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
+    try:
+        w = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
+    except ScaledObjectTaken as exc:
+        # Its ScaledObject is checked (and written) first: nothing of the variant is written.
+        done = f"{len(ctx.status.runs)} runs done" if ctx.status.runs else "nothing applied"
+        message = f"the target was changed by someone else ({exc}); their object is kept"
+        end(ctx, Phase.ABORTED, Reason.TARGET_MODIFIED, f"{message}; {done}")
+        return
     ctx.event(
         "Normal", Reason.VARIANT_APPLIED, f"{variant.name}: applied to {spec.target_ref.deployment}"
     )
@@ -145,8 +153,10 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     variant, rep = runs_of(spec)[step.index]
     name = child_name(ctx.name, variant.name, rep)
     child = ctx.kube.loadtest(ctx.namespace, name)
-    if child is None:
-        ctx.kube.create_loadtest(child_loadtest(ctx.body, spec, variant, rep))
+    if child is None or step.last_sample is None:
+        # Also when the tick that created the child lost its status write: record it now.
+        if child is None:
+            ctx.kube.create_loadtest(child_loadtest(ctx.body, spec, variant, rep))
         hpa = ctx.kube.hpa(ctx.namespace, spec.target_ref.hpa) if spec.target_ref.hpa else None
         step.hpa_in_force = (hpa or {}).get("spec")
         so = spec.target_ref.scaled_object

@@ -20,6 +20,7 @@ from surge.api.experiment_status import ExperimentStage, ExperimentStep, Written
 from surge.api.manifests import ManifestError, parse_spec
 from surge.operator.experiment import scaled_object_target
 from surge.operator.experiment.owned_fields import (
+    MISSING,
     Path,
     changed,
     display,
@@ -32,6 +33,7 @@ from surge.operator.experiment.owned_fields import (
     restore_plan,
 )
 from surge.operator.experiment.runs import LABEL_EXPERIMENT, snapshot_name
+from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.variants import apply_hpa
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
@@ -143,7 +145,14 @@ def apply(
         # First: a ScaledObject deleted since the snapshot fails the run before any write.
         try:
             so_written, so_uid = scaled_object_target.apply(
-                kube, namespace, so_name, name, snap.scaled_object, variant, labels
+                kube,
+                namespace,
+                so_name,
+                name,
+                snap.scaled_object,
+                snap.scaled_object_uid,
+                variant,
+                labels,
             )
         except scaled_object_target.ScaledObjectGone as exc:
             raise TargetGone(str(exc)) from None
@@ -192,7 +201,33 @@ def edits_by_others(kube: Kube, namespace: str, snap: Snapshot, step: Experiment
     so_name = snap.spec.target_ref.scaled_object
     if so_name:
         names += scaled_object_target.edits(kube, namespace, so_name, step)
-    return names
+    return names + second_scalers(kube, namespace, snap, step)
+
+
+def second_scalers(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep) -> list[str]:
+    """The two-scalers rule, mid-run: a scaler added since the Apply (the owner's HPA, a
+    GitOps sync) sets the replicas too, and the run would be measured under neither."""
+    variant = next((v for v in snap.spec.variants if v.name == step.variant), None)
+    if variant is None or (variant.hpa is None and variant.scaled_object is None):
+        return []
+    only = snap.spec.model_copy(update={"variants": [variant]})
+    return scaler_conflicts(only, *live_scalers(kube, namespace))
+
+
+def _give_replicas_back(
+    kube: Kube, namespace: str, snap: Snapshot, dep: dict[str, Any], written: dict[Path, Any]
+) -> None:
+    """The HPA the experiment created is gone: the Deployment goes back to the replicas its
+    owner had (the HPA moved them, not a person), as KEDA's restoreToOriginalReplicaCount
+    does for a ScaledObject the experiment created. A variant that set replicas itself has
+    them restored three-way with its other fields."""
+    original = snap.deployment.get("replicas", MISSING)
+    if ("replicas",) in written or original is MISSING:
+        return
+    if (dep.get("spec") or {}).get("replicas") != original:
+        name = snap.spec.target_ref.deployment
+        patch = json_patch(dep, {("replicas",): original}, snap.target_uid)
+        kube.patch_deployment(namespace, name, patch)
 
 
 def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
@@ -216,6 +251,8 @@ def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | N
         current = (kube.hpa(namespace, hpa_name) or {}).get("spec")
         if current == step.hpa_written:
             kube.put_hpa_spec(namespace, hpa_name, snap.hpa, {})
+            if snap.hpa is None:
+                _give_replicas_back(kube, namespace, snap, dep, written)
         elif current is not None:
             names.append(f"HorizontalPodAutoscaler {hpa_name} spec")
     so_name = snap.spec.target_ref.scaled_object

@@ -12,6 +12,7 @@ from typing import Any
 from surge.api.loadtest import LoadTestSpec
 from surge.api.policy import ClusterPolicy
 from surge.loadgen.plan import PLAN_SHA256_ENV, header_env_var
+from surge.loadgen.processes import PROCESSES_ENV, pod_processes
 from surge.operator.experiment.variants import quantities
 
 LABEL_LOADTEST = "surge.dev/loadtest"
@@ -212,6 +213,11 @@ def worker_job(
     }
     if resources:
         container["resources"] = quantities(resources)
+    # One sending process per whole core of the worker's CPU (limit, else request), or the
+    # spec's processesPerWorker; unset, the pod counts the cores it may use.
+    processes = pod_processes(spec, resources)
+    if processes is not None:
+        env.append({"name": PROCESSES_ENV, "value": str(processes)})
     if metrics_port:
         container["args"] += ["--metrics-port", str(metrics_port)]
         container["ports"] = [{"name": "metrics", "containerPort": metrics_port}]

@@ -4,10 +4,14 @@ A ScaledObject's trigger makes KEDA, with KEDA's own network position and creden
 metric source every pollingInterval: the trigger is a request the tenant aims. So variants
 that write ScaledObjects are off until the admin opts in (scaledObjects.allow); each
 trigger's type must be one the admin lists; every address a trigger names (a prometheus
-serverAddress, a metrics-api url, any value with a scheme) must be one of the allowed
-Prometheus URLs (prometheusUrls, or the operator's own), read by the same parser as a
-LoadTest's; an address taken from the Deployment's environment (`...FromEnv`) is refused,
-since the policy cannot see it; a trigger's authenticationRef must name a listed
+serverAddress, a metrics-api url, any key naming an address or host, any value with a
+scheme; each entry of a comma list) must be one of the allowed Prometheus URLs
+(prometheusUrls, or the operator's own), read by the same parser as a LoadTest's; an
+address taken from the Deployment's environment (`...FromEnv`) is refused, since the policy
+cannot see it; so are headers and parameters that pick whose series KEDA reads
+(customHeaders, cortexOrgID, queryParameters, a prometheus `namespace`) and unsafeSsl; a
+trigger's `query` is custom PromQL, allowed only with allowCustomQueries (its value shows
+in KEDA's HPA status); a trigger's authenticationRef must name a listed
 TriggerAuthentication of the namespace (never a ClusterTriggerAuthentication); and the
 replica counts stay within caps.maxExperimentReplicas, a missing maxReplicaCount counting as
 the one the ScaledObject keeps (the owner's), or KEDA's default of 100 when it has none.
@@ -37,14 +41,27 @@ ADDRESS_KEYS = frozenset(
     }
 )
 """Trigger metadata keys (of KEDA's scalers) that name where KEDA sends its requests."""
+ADDRESS_PARTS = ("address", "url", "host", "endpoint", "server", "broker", "connection", "dsn")
+"""A key holding one of these (any case) names an address too: KEDA's scalers have many
+(natsServerMonitoringEndpoint, managementEndpoint, scalerAddress, endpoints, ...), most
+given without a scheme."""
+SCOPE_KEYS = frozenset({"customHeaders", "cortexOrgID", "tenantName", "queryParameters"})
+"""Keys that set headers or parameters of KEDA's request (X-Scope-OrgID, a Thanos or
+prom-label-proxy tenant): on an allowed server they choose whose series KEDA reads."""
+QUERY_KEYS = frozenset({"query", "queries"})
+
+
+def _is_address(key: str, text: str) -> bool:
+    return key in ADDRESS_KEYS or any(p in key.lower() for p in ADDRESS_PARTS) or "://" in text
 
 
 def _metadata_violations(
-    where: str, metadata: dict[str, Any], urls: tuple[str, ...]
+    where: str, kind: str, metadata: dict[str, Any], urls: tuple[str, ...], queries: bool
 ) -> list[Violation]:
     out: list[Violation] = []
     for key, value in sorted(metadata.items()):
         field = f"{where}.metadata.{key}"
+        text = str(value)
         if key.endswith(("FromEnv", "FromEnvFile")):
             out.append(
                 Violation(
@@ -54,19 +71,47 @@ def _metadata_violations(
                     f"give {key.removesuffix('FromEnvFile').removesuffix('FromEnv')} itself",
                 )
             )
-            continue
-        text = str(value)
-        address = key in ADDRESS_KEYS or "://" in text
-        if address and not any(_same_url(text, p) for p in urls):
-            allowed = ", ".join(urls) or "none configured"
+        elif key in SCOPE_KEYS or (kind == "prometheus" and key == "namespace"):
             out.append(
                 Violation(
                     field,
                     "prometheusUrls",
-                    f"{text[:200]!r} is not an allowed metrics URL (allowed: {allowed}); "
-                    "KEDA would send its requests there",
+                    "sets a header or parameter of KEDA's request (a tenant, an org id): on an "
+                    "allowed server it could read another tenant's series; remove it",
                 )
             )
+        elif key == "unsafeSsl" and text.strip().lower() != "false":
+            out.append(
+                Violation(
+                    field,
+                    "prometheusUrls",
+                    "KEDA would not verify the server's certificate (and would send a "
+                    "TriggerAuthentication's credentials to whoever answers); remove it",
+                )
+            )
+        elif key in QUERY_KEYS and not queries:
+            out.append(
+                Violation(
+                    field,
+                    "allowCustomQueries",
+                    "a trigger's query runs with KEDA's access and its value shows in KEDA's "
+                    "HPA status (any series, other tenants' included); not allowed here: use "
+                    "a cpu or memory trigger, or ask the admin to set allowCustomQueries",
+                )
+            )
+        elif _is_address(key, text):
+            # Each entry of a list (`a,b`): scalers that take several servers split on commas.
+            parts = [p.strip() for p in text.split(",")]
+            if not all(any(_same_url(p, u) for u in urls) for p in parts):
+                allowed = ", ".join(urls) or "none configured"
+                out.append(
+                    Violation(
+                        field,
+                        "prometheusUrls",
+                        f"{text[:200]!r} is not an allowed metrics URL (allowed: {allowed}); "
+                        "KEDA would send its requests there",
+                    )
+                )
     return out
 
 
@@ -122,7 +167,9 @@ def scaled_object_violations(
                         f"{', '.join(rules.trigger_types) or 'none'}",
                     )
                 )
-            out += _metadata_violations(at, dict(trigger.get("metadata") or {}), prometheus_urls)
+            meta = dict(trigger.get("metadata") or {})
+            queries = policy.allow_custom_queries
+            out += _metadata_violations(at, kind, meta, prometheus_urls, queries)
             auth = trigger.get("authenticationRef")
             if auth is not None:
                 out += _auth_violations(

@@ -11,7 +11,16 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_COUNT, MAX_ITEMS, MAX_PRICE, MAX_RUNS, MAX_VARIANTS, Key, TreeMap
+from surge.api.bounds import (
+    MAX_COUNT,
+    MAX_ITEMS,
+    MAX_PRICE,
+    MAX_RUNS,
+    MAX_VARIANTS,
+    Key,
+    TreeMap,
+    json_size,
+)
 from surge.api.durations import Duration
 from surge.api.experiment_status import ScalingExperimentStatus
 from surge.api.loadtest import LoadTestSpec, Name, ObjectMeta, PositiveInt
@@ -28,6 +37,11 @@ class TargetRef(Model):
     write its fields (it is created if missing)."""
 
 
+MAX_SCALER_BYTES = 32 * 1024
+"""A variant's HPA metrics and behavior, or its ScaledObject triggers and behavior, as
+compact JSON: status.step copies them twice, and etcd holds 1.5 MiB an object."""
+
+
 class HpaSpec(Model):
     min_replicas: PositiveInt | None = None
     max_replicas: PositiveInt
@@ -41,6 +55,13 @@ class HpaSpec(Model):
         if self.min_replicas is not None and self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"minReplicas ({self.min_replicas}) exceeds maxReplicas ({self.max_replicas})"
+            )
+        # status.step holds the HPA spec twice (hpaWritten, hpaInForce), as for ScaledObjects.
+        size = json_size([self.metrics, self.behavior])
+        if size > MAX_SCALER_BYTES:
+            raise ValueError(
+                f"metrics and behavior are {size:,} bytes as JSON, more than "
+                f"{MAX_SCALER_BYTES:,}; an HPA's metrics are a few hundred bytes each"
             )
         return self
 
@@ -77,6 +98,14 @@ class ScaledObjectSpec(Model):
         lo, hi = self.min_replica_count, self.max_replica_count
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"minReplicaCount ({lo}) exceeds maxReplicaCount ({hi})")
+        # status.step holds them twice (as written, and in the spec in force): unbounded,
+        # the experiment outgrows etcd's 1.5 MiB and its status is never written again.
+        size = json_size([self.triggers, self.behavior])
+        if size > MAX_SCALER_BYTES:
+            raise ValueError(
+                f"triggers and behavior are {size:,} bytes as JSON, more than "
+                f"{MAX_SCALER_BYTES:,}; KEDA triggers are a few hundred bytes each"
+            )
         return self
 
 

@@ -39,6 +39,9 @@ from surge.api.target import (
 from surge.api.thresholds import Threshold, parse_threshold
 from surge.api.trace import Trace, check_trace_load
 
+MAX_PROCESSES = 64
+"""The most sending processes one worker runs (load.processesPerWorker)."""
+
 __all__ = [
     "Cleanup",
     "ConfigMapKeyRef",
@@ -103,6 +106,10 @@ class Load(Model):
     """Open model: arrivals beyond this many outstanding requests are dropped and counted."""
     workers: int = Field(1, ge=1, le=200)
     """Generator processes (pods in a cluster); the load is split evenly between them."""
+    processes_per_worker: int | None = Field(None, ge=1, le=MAX_PROCESSES)
+    """Sending processes inside each worker, sharing its slice exactly; unset: one per
+    whole core of the worker's CPU limit (else request) in a cluster, the worker's share of
+    this machine's cores with `surge run` (docs/api.md). Not with model sweep."""
     placement: Placement = Field(default_factory=Placement)
     # ±(2**53 − 1): the API server reads schema bounds as float64; 2**63 − 1 rounds past int64.
     seed: int | None = Field(None, ge=-(2**53 - 1), le=2**53 - 1)
@@ -140,6 +147,11 @@ class Load(Model):
         if check_trace_load(self):
             return self  # the length and peak are checked once the curve is read
         if self.model == "sweep":
+            if (self.processes_per_worker or 1) > 1:
+                raise ValueError(
+                    "processesPerWorker: a sweep runs one process per worker "
+                    "(unset it, or scale with load.workers)"
+                )
             check_sweep_load(self)
             return self
         if self.sweep is not None:
@@ -284,6 +296,12 @@ class LoadTestSpec(Model):
             )
         if load.model == "sweep":
             check_sweep_thresholds(self.parsed_thresholds())
+        procs = load.processes_per_worker or 1
+        if load.model != "closed" and procs > 1 and load.max_in_flight < load.workers * procs:
+            raise ValueError(
+                "load.maxInFlight must be at least load.workers × load.processesPerWorker "
+                "(it is split per sending process)"
+            )
         if load.model != "closed" and load.max_in_flight < load.workers:
             raise ValueError(
                 "load.maxInFlight must be at least load.workers (it is split per worker)"

@@ -51,6 +51,8 @@ def main() -> None:
         sp = speed(tmp) if not only or "speed" in only else {"surge": [], "locust": []}
         ol = open_loop(tmp) if not only or "open" in only else None
         fl = in_flight(tmp) if not only or "streams" in only else []
+        if "streams2" in only:  # not in `make bench`: the same ladder at 2 processes
+            fl += in_flight(tmp, processes=2)
         fr = fixed_rate(tmp) if not only or "rate" in only else None
     sp["load"] = f"{load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     if sp["surge"] and ol is not None:

@@ -17,7 +17,7 @@ from surge.loadgen.aggregate import compute_results
 SPEED_SECS, SPEED_USERS, SPEED_ROUNDS = 7, 50, 3
 OPEN_RATE, OPEN_SECS, OPEN_DELAY_MS = 2000, 10, 200
 STREAM_TTFT_MS, STREAM_TPOT_MS, STREAM_TOKENS = 100, 50, 100
-STREAM_LEVELS = (250, 500, 1000, 1500, 2000)
+STREAM_LEVELS = (250, 500, 1000, 1500, 2000, 2500, 3000, 4000)
 ITL_LIMIT_S, TTFT_LIMIT_S = 0.075, 0.200
 
 
@@ -95,7 +95,9 @@ def open_loop(tmp: Path) -> dict[str, Any]:
     }
 
 
-def in_flight(tmp: Path) -> list[dict[str, Any]]:
+def in_flight(tmp: Path, processes: int = 1) -> list[dict[str, Any]]:
+    """The stream ladder for one worker of `processes` sending processes (more than one:
+    the worker is pinned to every core, the target's included; see docs/bench.md)."""
     stream_s = (STREAM_TTFT_MS + (STREAM_TOKENS - 1) * STREAM_TPOT_MS) / 1000
     target = start_target("stream", STREAM_TTFT_MS, STREAM_TPOT_MS, STREAM_TOKENS)
     levels: list[dict[str, Any]] = []
@@ -108,17 +110,19 @@ def in_flight(tmp: Path) -> list[dict[str, Any]]:
                 "target": {"url": target.url},
                 "scenario": {"method": "GET", "path": "/v1/chat/completions",
                              "streaming": "openai", "timeout": "20s"},
-                "load": {"model": "closed", "startTarget": 0,
+                "load": {"model": "closed", "startTarget": 0, "processesPerWorker": processes,
                          "stages": [{"duration": "2s", "target": users},
                                     {"duration": f"{stream_s - 2.2:.2f}s", "target": users}]},
                 "safety": {"maxUsers": users},
             }  # fmt: skip
             # A level that misses is run once more: contention only ever adds lag.
             for attempt in range(2):
-                s = run_worker(tmp, f"streams{users}-{attempt}", spec).summary
+                name = f"streams{users}x{processes}-{attempt}"
+                s = run_worker(tmp, name, spec, processes=processes).summary
                 m = compute_results(s).metrics
                 row = {
                     "users": users,
+                    "processes": processes,
                     "ok": s.counts["ok"],
                     "errors": s.counts["sent"] - s.counts["ok"],
                     "ttft_p99": m["ttft.p99"],

@@ -66,16 +66,18 @@ def report(sp: dict[str, Any], ol: dict[str, Any], fl: list[dict[str, Any]]) -> 
     ]
     for row in fl:
         lines.append(
-            f"  {row['users']:>5} streams: ok {row['ok']:>5}, errors {row['errors']},"
+            f"  {row['users']:>5} streams × {row.get('processes', 1)} process(es):"
+            f" ok {row['ok']:>5}, errors {row['errors']},"
             f" TTFT p99 {(row['ttft_p99'] or 0) * 1000:6.1f} ms,"
             f" ITL p99 {(row['itl_p99'] or 0) * 1000:6.1f} ms,"
             f" TPOT p99 {(row['tpot_p99'] or 0) * 1000:5.1f} ms"
             f"  {'held' if row['held'] else 'NOT held'} (tries: {row['tries']})"
         )
-    held = max((r["users"] for r in fl if r["held"]), default=0)
-    lines.append(
-        f"Streams one worker holds: {held:,}" + (" (the cap)" if held == STREAM_LEVELS[-1] else "")
-    )
+    for procs in sorted({r.get("processes", 1) for r in fl}):
+        held = max((r["users"] for r in fl if r["held"] and r.get("processes", 1) == procs),
+                   default=0)  # fmt: skip
+        cap = " (the cap)" if held == STREAM_LEVELS[-1] else ""
+        lines.append(f"Streams one worker of {procs} process(es) holds: {held:,}{cap}")
     return "\n".join(lines)
 
 

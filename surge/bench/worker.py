@@ -49,11 +49,17 @@ class WorkerRun:
 
 
 def run_worker(
-    tmp: Path, name: str, spec: dict[str, Any], *, scrape_at_s: float | None = None
+    tmp: Path,
+    name: str,
+    spec: dict[str, Any],
+    *,
+    scrape_at_s: float | None = None,
+    processes: int = 1,
 ) -> WorkerRun:
-    """One `surge worker` process on the client core, progress on, /metrics served and
-    scraped `scrape_at_s` after the load starts (when given). Raises RuntimeError when
-    the worker fails."""
+    """One `surge worker` process on the client core (with several sending `processes`: on
+    every core), progress on, /metrics served and scraped `scrape_at_s` after the load
+    starts (when given). Raises RuntimeError when the worker fails. Its CPU sampler sees
+    the worker's own process: with processes, not the children's CPU."""
     plan = build_plan(LoadTestSpec.model_validate(spec), name=name, namespace="bench", run_id="1")
     workdir = tmp / name
     workdir.mkdir()
@@ -66,8 +72,8 @@ def run_worker(
             scraped.update(scrape(f"http://127.0.0.1:{port}/metrics"))
 
     hooks = Hooks(
-        prefix=pin_prefix(CLIENT_CORE),
-        extra_args=lambda index: ("--metrics-port", str(port)),
+        prefix=pin_prefix(CLIENT_CORE) if processes == 1 else (),
+        extra_args=lambda index: ("--metrics-port", str(port), "--processes", str(processes)),
         start_delay_s=START_DELAY_S,
         on_spawn=lambda index, pid: samplers.append(CpuSampler(pid)),
         on_tick=on_tick,

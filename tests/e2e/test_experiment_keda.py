@@ -365,7 +365,12 @@ def test_a_scaled_object_the_experiment_creates_is_gone_afterwards(
     custom = client.CustomObjectsApi(api_client)
     custom.delete_namespaced_custom_object(*SO, namespace, "scaledobjects", "alice")
     wait_until(lambda: _scaled_object(api_client, namespace) is None, timeout_s=30, what="gone")
-    _create(api_client, namespace, experiment("made", alice, metric.url))
+    apps = client.AppsV1Api(api_client)
+    before = apps.read_namespaced_deployment("alice", namespace).spec.replicas
+    made = experiment("made", alice, metric.url)
+    # KEDA drops this (Go's zero value) when it takes the object over: no edit by someone else.
+    made["spec"]["variants"][1]["scaledObject"]["triggers"][0]["useCachedMetrics"] = False
+    _create(api_client, namespace, made)
     labels: dict[str, Any] = {}
 
     def watch(obj: dict[str, Any]) -> bool:
@@ -386,6 +391,13 @@ def test_a_scaled_object_the_experiment_creates_is_gone_afterwards(
     )[0]
     dep["spec"].pop("replicas", None)
     assert dep["spec"] == original[0]
+    # The owner's replica count is back (KEDA, told by the created object, puts it back on
+    # deletion; by default it would leave the count it last set, 0 after "lazy").
+    wait_until(
+        lambda: apps.read_namespaced_deployment("alice", namespace).spec.replicas == before,
+        timeout_s=30,
+        what=f"alice back at {before} replicas",
+    )
 
 
 def _scaled_object(api: client.ApiClient, ns: str) -> dict[str, Any] | None:

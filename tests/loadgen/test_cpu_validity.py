@@ -210,7 +210,11 @@ async def test_a_cpu_limited_worker_ends_inconclusive(tmp_path: Path) -> None:
                     (group / "cgroup.procs").write_text(str(pids[0]))
                     moved.append(pids[0])
 
-            hooks = Hooks(on_spawn=lambda i, pid: pids.append(pid), on_tick=starve)
+            hooks = Hooks(
+                on_spawn=lambda i, pid: pids.append(pid),
+                on_tick=starve,
+                extra_args=lambda i: ("--processes", "1"),  # the moved pid is the sender
+            )
             done = await supervise(plan, tmp_path, hooks)
         finally:
             targets.stop(proc)

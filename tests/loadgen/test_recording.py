@@ -142,3 +142,31 @@ def test_an_open_loop_conversations_later_turns_add_no_schedule_lag() -> None:
     assert rec._lag == [0.5]
     assert rec._latency == [pytest.approx(1.0), pytest.approx(0.2)]
     assert summary.counts["sent"] == 2
+
+
+def test_folding_in_slices_is_exact() -> None:
+    """Recorder.fold_some (the engine folds a burst of stream samples over several loop
+    turns) leaves the same histograms as one flush."""
+    rng = random.Random(8)
+    summaries = [WorkerSummary(), WorkerSummary()]
+    recs = [
+        Recorder(
+            s, t0=0.0, window_start_s=0.0, window_end_s=1e9, open_loop=False, slo=slo_bounds([])
+        )
+        for s in summaries
+    ]
+    for _ in range(300):
+        out = Outcome(sent_at=1.0, done_at=2.0 + rng.random())
+        out.chunk_times = sorted(1.1 + rng.random() for _ in range(40))
+        for rec in recs:
+            rec.record(out.sent_at, out)
+    slices = 0
+    while recs[1].fold_some(1000):
+        slices += 1
+    assert slices == 11  # 300 × 39 ITL samples, 1,000 at a time; 700 left for flush
+    for rec in recs:
+        rec.flush()
+    for name in ("itl", "ttft", "latency"):
+        a, b = (s.hists[name] for s in summaries)
+        assert a.get_total_count() > 0
+        assert encode_histogram(a) == encode_histogram(b)

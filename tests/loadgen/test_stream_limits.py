@@ -50,3 +50,35 @@ def test_choices_are_bounded() -> None:
     chunk = b'data: {"choices": [{"index": %d, "delta": {"content": "a"}}]}\n\n'
     with pytest.raises(ProtocolError, match="choices"):
         _feed(s, [chunk % i for i in range(MAX_SEQUENCES + 1)])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": [1, 2.5, "x\\u00e9"], "b": null}',
+        b' {"a": 1} ',  # whitespace around the value
+        b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 BOM, which json.loads drops
+        b'{"a": NaN, "b": -Infinity}',
+        b'{"a": 1}{"b": 2}',  # extra data
+        b'{"a": "\xff"}',  # not UTF-8
+        b'{"a": "tab\tinside"}',  # a control character in a string
+        b"[" * 100_000 + b"]" * 100_000,  # past the parser's recursion limit
+        b"",
+        b"[1]",
+    ],
+)
+def test_chunks_parse_as_json_loads_parses_them(data: bytes) -> None:
+    """The direct C-scanner path gives json.loads' value, or the same refusal."""
+    import json
+
+    from surge.loadgen.stream_formats import _json
+
+    try:
+        want = json.loads(data)
+    except (ValueError, RecursionError):
+        want = ProtocolError
+    if isinstance(want, dict):
+        assert repr(_json(data)) == repr(want)  # repr: NaN != NaN
+    else:
+        with pytest.raises(ProtocolError):
+            _json(data)

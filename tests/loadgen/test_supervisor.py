@@ -147,8 +147,12 @@ def test_surge_run_and_the_bench_spawn_the_same_worker_command(
     assert bench.summary.loadtest == "t"
 
     for i in range(2):
+        # `surge run` names each worker's sending processes (here run_workers' default, 1).
         assert calls[i] == worker_argv(
-            run_dir / "plan.json", WorkerFiles(run_dir, i), done.start_at
+            run_dir / "plan.json",
+            WorkerFiles(run_dir, i),
+            done.start_at,
+            extra=["--processes", "1"],
         )
     bench_dir = tmp_path / "speed0"
     core = worker_argv(bench_dir / "plan.json", WorkerFiles(bench_dir, 0), bench.start_at)
@@ -180,7 +184,7 @@ async def test_supervise_collects_summaries_progress_and_problems(
     assert [s.workers for s in done.summaries] == [[0], [1]]  # the file, then stdout
     assert done.returncodes == [0, 0, 3]
     assert done.problems == {2: "worker 2 exited 3 without a summary: boom"}
-    assert prog.ok == 15 and prog.sending == {0: True, 1: True, 2: True}
+    assert prog.ok == 15 and prog.sending == {(0, 0): True, (1, 0): True, (2, 0): True}
     assert not done.interrupted and not done.timed_out
     assert json.loads((tmp_path / "plan.json").read_text())["workers"] == 3
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import requests
-from prometheus_api_client import PrometheusApiClientException
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from surge.api.loadtest import LoadTestSpec
 from surge.api.manifests import ManifestError

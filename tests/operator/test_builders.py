@@ -182,3 +182,32 @@ def test_long_names_stay_valid_and_distinct() -> None:
 def test_selector() -> None:
     assert builders.selector("alice") == "surge.dev/loadtest=alice"
     assert builders.selector("alice", "2") == "surge.dev/loadtest=alice,surge.dev/run=2"
+
+
+@pytest.mark.parametrize(
+    ("load", "processes"),
+    [
+        ({}, "1"),  # the policy's default request, 250m: one process
+        ({"placement": {"resources": {"limits": {"cpu": "4"}, "requests": {"cpu": "1"}}}}, "4"),
+        ({"placement": {"resources": {"requests": {"cpu": "2500m"}}}}, "2"),
+        ({"placement": {"resources": {"limits": {"cpu": "4"}}}, "processesPerWorker": 3}, "3"),
+    ],
+)
+def test_worker_processes_follow_the_cpu(load: dict[str, Any], processes: str) -> None:
+    """SURGE_PROCESSES: the spec's processesPerWorker, else one per whole core of the
+    worker's CPU limit, else of its request."""
+    spec = _spec(load={**SPEC["load"], **load})
+    env = _job(spec)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "SURGE_PROCESSES", "value": processes} in env
+
+
+def test_worker_processes_unknown_without_cpu() -> None:
+    """No CPU in the resources: the pod counts the cores it may use (no env var)."""
+    from surge.api.policy import ClusterPolicy
+
+    policy = ClusterPolicy.model_validate({"workerResources": {"requests": {"memory": "1Gi"}}})
+    job = builders.worker_job(
+        OWNER, _spec(), "7", image="i", command=("surge", "worker"), policy=policy
+    )
+    names = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+    assert "SURGE_PROCESSES" not in names

@@ -22,7 +22,9 @@ from tests.operator.schema import pruned
 from tests.operator.test_experiments import NAME, NS, ORIGINAL, SCHEMA, T0, _body, make_kube
 
 SETTINGS = Settings(
-    policy=ClusterPolicy.model_validate({"scaledObjects": {"allow": True}}),
+    policy=ClusterPolicy.model_validate(
+        {"scaledObjects": {"allow": True}, "allowCustomQueries": True}  # PROM's query
+    ),
     prometheus_url="http://prometheus.monitoring:9090",
 )
 PROM = {

@@ -498,3 +498,26 @@ def test_a_transient_api_error_shows_and_the_next_tick_goes_on(kube: FakeKube) -
     assert stage(body) == ("Running", "Test", 0)
     retrying = next(c for c in body["status"]["conditions"] if c["type"] == "Retrying")
     assert retrying["reason"] == "Recovered"
+
+
+def test_a_created_hpa_gives_the_deployment_its_replicas_back() -> None:
+    """The target has no HPA (its owner runs 1 replica); the cpu variant creates one, which
+    scales the Deployment to 3. Deleting the HPA on restore left 3 replicas running: the
+    owner's count is put back, as KEDA's restoreToOriginalReplicaCount does."""
+    kube = make_kube()
+    del kube.objects[("HorizontalPodAutoscaler", NS, "alice")]
+    body = _at(kube, ("Running", "Test", 0))
+    assert kube.hpa(NS, "alice") is not None  # created for the variant
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None
+    dep["spec"]["replicas"] = 3  # what the created HPA did
+    now = T0 + timedelta(minutes=30)
+    while stage(body) != ("Running", "Cooldown", 0):
+        assert now < T0 + timedelta(minutes=40), body["status"]
+        if kube.loadtest(NS, child_name(NAME, "cpu", 0)) is not None:
+            child_ends(kube, 0)
+        tick(kube, body, now)
+        now += timedelta(seconds=31)
+    assert kube.hpa(NS, "alice") is None
+    dep = kube.deployment(NS, "alice")
+    assert dep is not None and dep["spec"]["replicas"] == ORIGINAL["replicas"]

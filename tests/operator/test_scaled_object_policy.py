@@ -16,7 +16,11 @@ PROM = {
     "type": "prometheus",
     "metadata": {"serverAddress": PROM_URL, "query": "sum(inflight)", "threshold": "4"},
 }
-ALLOW = {"scaledObjects": {"allow": True, "triggerAuthentications": ["prom-auth"]}}
+# A prometheus trigger's query is custom PromQL: this admin allows it (allowCustomQueries).
+ALLOW = {
+    "allowCustomQueries": True,
+    "scaledObjects": {"allow": True, "triggerAuthentications": ["prom-auth"]},
+}
 
 
 def spec_with(*scaled_objects: dict[str, Any]) -> ScalingExperimentSpec:

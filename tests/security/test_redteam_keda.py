@@ -19,11 +19,12 @@ from tests.operator.test_scaled_object_policy import PROM_URL, spec_with
 # An admin who allows metrics-api triggers for their own metrics servers, and one auth.
 POLICY = ClusterPolicy.model_validate(
     {
+        "allowCustomQueries": True,
         "scaledObjects": {
             "allow": True,
             "triggerTypes": ["prometheus", "metrics-api", "cpu"],
             "triggerAuthentications": ["prom-reader"],
-        }
+        },
     }
 )
 
@@ -105,3 +106,81 @@ def test_the_allowed_forms_pass() -> None:
     }
     assert _refused(ok) == []
     assert _refused({"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}) == []
+
+
+# -- second pass (redteam-keda): what the first rules let through --------------------------
+
+NO_QUERIES = ClusterPolicy.model_validate(
+    {**POLICY.model_dump(by_alias=True), "allowCustomQueries": False}
+)
+
+
+def test_a_trigger_query_needs_allow_custom_queries() -> None:
+    """Attack: allowCustomQueries is off (a LoadTest may not run PromQL: it reads any series,
+    other tenants' included), but a prometheus trigger's query runs all the same, as KEDA,
+    and its value shows in KEDA's HPA status in the tenant's namespace every poll."""
+    trigger = {
+        "type": "prometheus",
+        "metadata": {"serverAddress": PROM_URL, "query": 'sum(payments_balance{team="b"})'},
+    }
+    so = {"triggers": [trigger], "maxReplicaCount": 3}
+    (v,) = scaled_object_violations(spec_with(so), NO_QUERIES, (PROM_URL,))
+    assert (v.field, v.rule) == (
+        "spec.variants[0].scaledObject.triggers[0].metadata.query",
+        "allowCustomQueries",
+    )
+    assert _refused(trigger) == []  # the admin who allows PromQL allows it here too
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("customHeaders", "X-Scope-OrgID=team-b"),  # Cortex/Mimir tenant of another team
+        ("cortexOrgID", "team-b"),
+        ("queryParameters", "namespace=team-b"),  # prom-label-proxy's tenant parameter
+        ("namespace", "team-b"),  # KEDA adds &namespace= (Thanos tenancy)
+        ("unsafeSsl", "true"),  # the admin's token to whoever answers
+    ],
+)
+def test_a_prometheus_trigger_may_not_choose_whose_series_it_reads(key: str, value: str) -> None:
+    """Attack: the serverAddress is the allowed one, but a header or parameter of KEDA's
+    request picks another tenant on a multi-tenant metrics server."""
+    meta = {"serverAddress": PROM_URL, "query": "up", key: value}
+    (v,) = _refused({"type": "prometheus", "metadata": meta})
+    assert v.field == f"spec.variants[0].scaledObject.triggers[0].metadata.{key}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "value"),
+    [
+        ("nats-jetstream", "natsServerMonitoringEndpoint", "nats.kube-system:8222"),
+        ("activemq", "managementEndpoint", "169.254.169.254:80"),
+        ("external", "scalerAddress", "kubernetes.default.svc:443"),
+        ("etcd", "endpoints", "10.0.0.1:2379"),
+        ("cassandra", "clusterIPAddress", "10.0.0.2"),
+    ],
+)
+def test_a_schemeless_address_under_a_key_not_listed_is_refused(
+    kind: str, key: str, value: str
+) -> None:
+    """Attack: the admin allows a trigger type; its scaler names its server under a key the
+    list missed, without `://`: KEDA connects there."""
+    policy = ClusterPolicy.model_validate(
+        {"scaledObjects": {"allow": True, "triggerTypes": [kind]}}
+    )
+    so = {"triggers": [{"type": kind, "metadata": {key: value}}], "maxReplicaCount": 3}
+    (v,) = scaled_object_violations(spec_with(so), policy, (PROM_URL,))
+    assert (v.field, v.rule) == (
+        f"spec.variants[0].scaledObject.triggers[0].metadata.{key}",
+        "prometheusUrls",
+    )
+
+
+def test_a_comma_list_of_addresses_is_checked_entry_by_entry() -> None:
+    """Attack: the allowed URL first, another host after a comma: scalers that take several
+    servers (addresses, hosts, bootstrapServers) split the value and use both."""
+    meta = {"url": f"{PROM_URL}/,http://10.0.0.9:9200", "valueLocation": "v"}
+    (v,) = _refused({"type": "metrics-api", "metadata": meta})
+    assert v.field.endswith("metadata.url")
+    ok = {"url": f"{PROM_URL}/a, {PROM_URL}/b", "valueLocation": "v"}
+    assert _refused({"type": "metrics-api", "metadata": ok}) == []
