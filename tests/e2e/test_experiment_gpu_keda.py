@@ -85,9 +85,11 @@ def keda_serves(api: client.ApiClient) -> bool:
 
 def policy_with_scaled_objects(tmp_path: Path) -> Path:
     """The e2e policy, plus what an admin sets for this experiment: ScaledObjects allowed,
-    with cpu and prometheus triggers (prometheusUrls already allows the test Prometheus)."""
+    with cpu and prometheus triggers, and their PromQL (allowCustomQueries: a trigger's query
+    runs with KEDA's access); prometheusUrls already allows the test Prometheus."""
     policy = yaml.safe_load(POLICY.read_text())
     policy["scaledObjects"] = {"allow": True, "triggerTypes": ["cpu", "prometheus"]}
+    policy["allowCustomQueries"] = True
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(policy))
     return path
