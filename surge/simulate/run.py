@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from surge.api.simulation import Signal
 from surge.simulate import pipeline
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.hpa import HpaController, combine_proposals
+from surge.simulate.keda import KedaScaler
 from surge.simulate.plan import Settings, VariantPlan
 from surge.simulate.replicas import PodView, desired_replicas
 
@@ -79,7 +81,8 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     ctrl = HpaController(
         plan.min_replicas, plan.max_replicas, plan.behavior, settings.downscale_window_s
     )
-    mu, base, startup = pool.max_rps, pool.base_latency_s, pool.startup_s
+    keda = KedaScaler(plan.keda) if plan.keda is not None else None
+    mu, startup = pool.max_rps, pool.startup_s
     ppn = pool.pods_per_node
     unlimited_nodes = pool.node_provisioning_s <= 0
     first = settings.initial_replicas or plan.min_replicas
@@ -91,54 +94,84 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     provisioning: deque[float] = deque()
     unneeded_since: float | None = None
     backlog = 0.0
-    # Accumulated since the last sync: seconds, offered, served per Ready pod, worst p95.
-    acc_n, acc_offered, acc_per_pod, acc_p95 = 0, 0.0, 0.0, 0.0
+    # Accumulated since the last sync: seconds, offered, served per Ready pod, worst p95,
+    # in flight, queued.
+    acc_n, acc_offered, acc_per_pod, acc_p95, acc_flight, acc_queue = 0, 0.0, 0.0, 0.0, 0.0, 0.0
     replicas = first
     out.replicas_min = out.replicas_max = first
     out.timeline.append(Point(0, first, first, rates[0] if rates else 0.0, 0.0, 0.0))
     sync, pipe = settings.sync_s, settings.pipeline
     first_sync = pipeline.first_sync(sync, pipe)
+    first_poll = math.floor(pipe.first_poll_s) if pipe is not None else 0
     per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
+    # The signals of the second before (what a live query reads); t = 0 reads its own load.
+    now_signals: dict[Signal, float] = {
+        "requestRate": rates[0] if rates else 0.0,
+        "inFlight": (rates[0] if rates else 0.0)
+        * pool.in_service_s(rates[0] if rates else 0.0, first),
+        "queueDepth": 0.0,
+    }
+
+    def scale_to(new: int) -> None:
+        nonlocal replicas
+        if new > replicas:
+            pending.extend([float(t)] * (new - replicas))
+            out.scale_events += 1
+        elif new < replicas:
+            _delete(replicas - new, pending, starting, ready)
+            out.scale_events += 1
+        replicas = new
+        out.replicas_min = min(out.replicas_min, new)
+        out.replicas_max = max(out.replicas_max, new)
+
     for t, offered in enumerate(rates):
         while provisioning and provisioning[0] <= t:
             provisioning.popleft()
             nodes += 1
         while starting and starting[0][0] <= t:
             ready.append(starting.popleft())
+        if keda is not None and t >= first_poll and (t - first_poll) % keda.plan.polling_s == 0:
+            # KEDA's poll of this instant runs before the HPA's sync (scale_handler.go).
+            scale_to(keda.poll(float(t), replicas, keda.plan.active(now_signals)))
         if t >= first_sync and (t - first_sync) % sync == 0 and acc_n:
             per_pod = acc_per_pod / acc_n
             if pipe is None:
                 view = _view(t, pending, starting, ready, per_pod, acc_offered / acc_n)
+                view = replace(view, in_flight=acc_flight / acc_n, queue_depth=acc_queue / acc_n)
             else:
                 at = pipeline.sync_instant(t, pipe)
                 seen = per_pod_s[pipeline.sampled_second(pipeline.last_scrape(pipe, at))]
-                view = pipeline.view(pipe, at, pending, starting, ready, seen, acc_offered / acc_n)
-            proposals = [
-                desired_replicas(
-                    m,
-                    replicas,
-                    view,
-                    plan.tolerances,
-                    cpu_per_request=pool.cpu_per_request,
-                    pod_cpu_request=pool.pod_cpu_request,
+                view = pipeline.view(
+                    pipe, at, pending, starting, ready, seen, now_signals["requestRate"]
                 )
-                for m in plan.metrics
-            ]
-            new = ctrl.decide(float(t), replicas, combine_proposals(proposals, replicas))
-            if new > replicas:
-                pending.extend([float(t)] * (new - replicas))
-                out.scale_events += 1
-            elif new < replicas:
-                _delete(replicas - new, pending, starting, ready)
-                out.scale_events += 1
-            replicas = new
-            out.replicas_min = min(out.replicas_min, new)
-            out.replicas_max = max(out.replicas_max, new)
+                view = replace(
+                    view,
+                    in_flight=now_signals["inFlight"],
+                    queue_depth=now_signals["queueDepth"],
+                )
+            if keda is not None and replicas == 0:
+                # The HPA is disabled at 0 replicas (ScalingDisabled); KEDA scales from 0.
+                ctrl.disabled(float(t))
+                new = 0
+            else:
+                proposals = [
+                    desired_replicas(
+                        m,
+                        replicas,
+                        view,
+                        plan.tolerances,
+                        cpu_per_request=pool.cpu_per_request,
+                        pod_cpu_request=pool.pod_cpu_request,
+                    )
+                    for m in plan.metrics
+                ]
+                new = ctrl.decide(float(t), replicas, combine_proposals(proposals, replicas))
+            scale_to(new)
             util = 100.0 * per_pod * pool.cpu_per_request / pool.pod_cpu_request
             out.timeline.append(
                 Point(t, new, len(ready), acc_offered / acc_n, acc_p95, round(util, 2))
             )
-            acc_n, acc_offered, acc_per_pod, acc_p95 = 0, 0.0, 0.0, 0.0
+            acc_n, acc_offered, acc_per_pod, acc_p95, acc_flight, acc_queue = 0, 0, 0, 0, 0, 0
             if not unlimited_nodes:
                 placed = len(starting) + len(ready)
                 missing = math.ceil((placed + len(pending)) / ppn) - nodes - len(provisioning)
@@ -164,10 +197,15 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
         served = want if want < capacity else capacity
         backlog = want - served
         if n:
-            p95 = base / (1.0 - min(offered / capacity, 0.99)) + backlog / capacity
+            p95 = pool.p95(offered, n, backlog)
             acc_per_pod += served / n
         else:
             p95 = math.inf
+        # Little's law: in service = served × W, plus the queue (docs/simulator.md).
+        flight = served * pool.in_service_s(offered, n) + backlog
+        now_signals = {"requestRate": offered, "inFlight": flight, "queueDepth": backlog}
+        acc_flight += flight
+        acc_queue += backlog
         per_pod_s.append(served / n if n else 0.0)
         acc_n += 1
         acc_offered += offered
