@@ -184,3 +184,30 @@ class KedaScaler:
         if current < lo:
             return lo
         return current
+
+
+def describe(plan: KedaPlan, hpa: dict[str, Any]) -> dict[str, Any]:
+    """KEDA's parameters after defaulting and the HPA it makes, for the output."""
+    return {
+        "minReplicaCount": plan.min_replica_count,
+        "pollingIntervalSeconds": plan.polling_s,
+        "cooldownPeriodSeconds": plan.cooldown_s,
+        "triggers": [
+            {"name": t.key, "signal": t.signal, "activation": t.activation} for t in plan.triggers
+        ],
+        "hpa": hpa,
+    }
+
+
+def summary_line(name: str, keda: dict[str, Any]) -> str:
+    """One line for the terminal: what KEDA does for this variant."""
+    hpa = keda["hpa"]
+    triggers = ", ".join(
+        f"{t['name']} ({t['signal'] or 'cpu'}, active above {t['activation']:g})"
+        for t in keda["triggers"]
+    )
+    return (
+        f"{name} (KEDA): minReplicaCount {keda['minReplicaCount']}, pollingInterval "
+        f"{keda['pollingIntervalSeconds']}s, cooldownPeriod {keda['cooldownPeriodSeconds']}s; "
+        f"its HPA {hpa.get('minReplicas', 1)}..{hpa['maxReplicas']}; triggers: {triggers}"
+    )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from surge.api.simulation import Signal
 from surge.simulate import pipeline
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.hpa import HpaController, combine_proposals
-from surge.simulate.keda import KedaScaler
+from surge.simulate.keda import KedaScaler, describe
 from surge.simulate.plan import Settings, VariantPlan
 from surge.simulate.replicas import PodView, desired_replicas
 
@@ -56,6 +57,10 @@ class Outcome:
     scale_events: int = 0
     replicas_min: int = 0
     replicas_max: int = 0
+    keda: dict[str, Any] | None = None
+    """For a ScaledObject variant: KEDA's parameters and the HPA it makes (keda.describe)."""
+    changes: list[tuple[int, int]] = field(default_factory=list)
+    """(second, spec.replicas) at every write, by the HPA or by KEDA's poll."""
 
     @property
     def cost(self) -> float | None:
@@ -78,6 +83,8 @@ def violates(slo: Slo, p95: float, offered: float, capacity: float, backlog: flo
 def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo) -> Outcome:
     pool = plan.pool
     out = Outcome(plan.name, pool)
+    if plan.keda is not None:
+        out.keda = describe(plan.keda, plan.hpa)
     ctrl = HpaController(
         plan.min_replicas, plan.max_replicas, plan.behavior, settings.downscale_window_s
     )
@@ -120,6 +127,8 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
         elif new < replicas:
             _delete(replicas - new, pending, starting, ready)
             out.scale_events += 1
+        if new != replicas:
+            out.changes.append((t, new))
         replicas = new
         out.replicas_min = min(out.replicas_min, new)
         out.replicas_max = max(out.replicas_max, new)

@@ -1,0 +1,216 @@
+"""The simulator against real KEDA and the real HPA (tests/e2e/test_keda_simulator.py): a
+scenario (one Deployment, its ScaledObject with a metrics-api trigger, the trigger's value
+over time), the seeded random batch, the simulation with the cluster's clock, and the
+comparison at every KEDA poll and HPA sync instant.
+
+Pure: no cluster here. Clock: seconds since the trace started (t = 0). The test creates every
+ScaledObject at t = CREATED_S; KEDA polls each from then on every pollingInterval, and the
+HPA it creates first syncs one sync period later (t = 17.5, 32.5, …). Every instant is then
+2.5 s off a 5 s block boundary, so the value a poll or a sync reads is its block's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from surge.api.experiment import ScaledObjectSpec
+from surge.simulate.capacity import Pool, Slo
+from surge.simulate.keda import plan_scaled_object
+from surge.simulate.plan import Pipeline, Settings, plan_hpa
+from surge.simulate.run import simulate
+
+SYNC_S = 15  # --horizontal-pod-autoscaler-sync-period (up.sh)
+CREATED_S = 2.5
+FIRST_SYNC_S = CREATED_S + SYNC_S
+BLOCK_S = 5
+DURATION_S = 320
+BLOCKS = DURATION_S // BLOCK_S
+TOLERANCE = 0.1
+DOWNSCALE_WINDOW_S = 300.0
+SAMPLE_AFTER_S = 4.5
+"""The real count is read this long after each instant (the next one is at least 5 s on)."""
+SEED_ENV = "SURGE_KEDA_SEED"
+SIGNAL = "value"
+"""Every trigger is named `value`, read as requestRate: the served value, as it is."""
+
+
+def seed_from_env() -> int:
+    """$SURGE_KEDA_SEED, else today's date as YYYYMMDD."""
+    raw = os.environ.get(SEED_ENV)
+    return int(raw) if raw else int(datetime.now(UTC).strftime("%Y%m%d"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    initial: int
+    scaled_object: dict[str, Any]
+    """The ScaledObject's spec fields the simulator reads (wire form; triggers without url)."""
+    blocks: tuple[float, ...]
+    """The trigger's value in each BLOCK_S-second block."""
+
+    def values(self) -> list[float]:
+        return [self.blocks[t // BLOCK_S] for t in range(DURATION_S)]
+
+    def value_at(self, t: float) -> float:
+        return self.blocks[min(BLOCKS - 1, max(0, int(t // BLOCK_S)))]
+
+    def spec(self, url: str) -> dict[str, Any]:
+        """The ScaledObject's spec for the cluster, its trigger reading `url`."""
+        so = self.scaled_object
+        spec = {k: v for k, v in so.items() if k not in ("triggers", "behavior")}
+        trigger = {**so["triggers"][0]}
+        trigger["metadata"] = {**trigger["metadata"], "url": url, "valueLocation": "value"}
+        spec["triggers"] = [trigger]
+        if so.get("behavior") is not None:
+            spec["advanced"] = {"horizontalPodAutoscalerConfig": {"behavior": so["behavior"]}}
+        return spec
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "initialReplicas": self.initial,
+            "scaledObject": self.scaled_object,
+            "blockSeconds": BLOCK_S,
+            "blocks": list(self.blocks),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Scenario:
+        return cls(raw["name"], raw["initialReplicas"], raw["scaledObject"], tuple(raw["blocks"]))
+
+
+def pool() -> Pool:
+    """KWOK pods, Ready a second after they are created; nothing queues."""
+    return Pool("keda", 0.01, 0.2, 1e6, 0.1, 1.0, 0.0, 150, None, None)
+
+
+def simulated(s: Scenario) -> list[tuple[int, int]]:
+    """(second, spec.replicas) at every write, by KEDA's poll or the HPA's sync."""
+    so = ScaledObjectSpec.model_validate(s.scaled_object)
+    keda, hpa = plan_scaled_object(so, f"scenarios[{s.name}]", {SIGNAL: "requestRate"})
+    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=CREATED_S)
+    settings = Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, s.initial, pipe)
+    plan = plan_hpa(s.name, pool(), hpa, settings, f"scenarios[{s.name}]", keda)
+    out = simulate(plan, settings, s.values(), Slo(None, "none"))
+    return [(0, s.initial), *out.changes]
+
+
+def instants(s: Scenario) -> list[float]:
+    """Every KEDA poll and HPA sync instant whose sample lies inside the trace."""
+    polling = int(s.scaled_object.get("pollingInterval") or 30)
+    polls = {CREATED_S + k * polling for k in range(DURATION_S // polling + 1)}
+    syncs = {FIRST_SYNC_S + k * SYNC_S for k in range(DURATION_S // SYNC_S + 1)}
+    return sorted(t for t in polls | syncs if t + SAMPLE_AFTER_S < DURATION_S)
+
+
+def value_at(record: list[tuple[float, int]], t: float) -> int:
+    i = bisect.bisect_right([r[0] for r in record], t)
+    if i == 0:
+        raise ValueError(f"nothing recorded before t = {t:g} s")
+    return record[i - 1][1]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    scenario: Scenario
+    instants: list[float]
+    real: list[int]
+    sim: list[int]
+
+    @property
+    def exact(self) -> int:
+        return sum(a == b for a, b in zip(self.real, self.sim, strict=True))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.as_json(),
+            "instants": self.instants,
+            "real": self.real,
+            "simulated": self.sim,
+            "exact": self.exact,
+        }
+
+
+def compare(s: Scenario, record: list[tuple[float, int]]) -> Comparison:
+    """The real spec.replicas SAMPLE_AFTER_S after each instant against the simulated count
+    after that instant's decisions (made in the second the instant falls in)."""
+    sim = [(float(t), r) for t, r in simulated(s)]
+    at = instants(s)
+    real = [value_at(record, t + SAMPLE_AFTER_S) for t in at]
+    return Comparison(s, at, real, [value_at(sim, float(int(t))) for t in at])
+
+
+# -- the seeded batch -----------------------------------------------------------------------
+
+
+def _rules(rng: random.Random, up: bool) -> dict[str, Any]:
+    rules: dict[str, Any] = {}
+    if rng.random() < 0.7:
+        rules["stabilizationWindowSeconds"] = rng.choice([0, 15, 30, 60] if up else [0, 30, 60])
+    if rng.random() < 0.6:
+        period = rng.choice([15, 30, 60])
+        if rng.random() < 0.5:
+            policy = {"type": "Pods", "value": rng.randint(1, 4), "periodSeconds": period}
+        else:
+            percent = rng.choice([50, 100, 200]) if up else rng.choice([20, 50, 100])
+            policy = {"type": "Percent", "value": percent, "periodSeconds": period}
+        rules["policies"] = [policy]
+    return rules
+
+
+def _trace(rng: random.Random, target: float, top: int, activation: float) -> tuple[float, ...]:
+    """Idle stretches (0, or at/below the activation threshold), steps, ramps and spikes
+    in units of the target, up to 0.85 × top replicas' worth."""
+    out: list[float] = []
+    while len(out) < BLOCKS:
+        kind = rng.choice(["idle", "idle", "step", "ramp", "spike"])
+        n = rng.randint(3, 14)
+        if kind == "idle":
+            out += [rng.choice([0.0, activation])] * n
+        elif kind == "step":
+            out += [target * rng.uniform(0.3, 0.85 * top)] * n
+        elif kind == "ramp":
+            a, b = (target * rng.uniform(0.3, 0.85 * top) for _ in range(2))
+            out += [a + (b - a) * (i + 1) / n for i in range(n)]
+        else:
+            base = target * rng.uniform(0.3, 0.5 * top)
+            out += [base * rng.uniform(1.8, 3.0)] * rng.randint(1, 3) + [base] * n
+    return tuple(round(x, 1) for x in out[:BLOCKS])
+
+
+def random_batch(seed: int, count: int) -> list[Scenario]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        target = float(rng.choice([5, 8, 10, 15, 20]))
+        value_type = rng.random() < 0.3
+        lo = rng.choice([0, 0, 0, 1, 2])
+        hi = rng.randint(max(lo, 1) + 3, 10)
+        activation = rng.choice([0.0, 0.0, 2.0, round(target / 2, 1)])
+        meta = {"targetValue": f"{target:g}", "activationTargetValue": f"{activation:g}"}
+        trigger: dict[str, Any] = {"type": "metrics-api", "name": SIGNAL, "metadata": meta}
+        if value_type:
+            trigger["metricType"] = "Value"
+        so: dict[str, Any] = {
+            "triggers": [trigger],
+            "minReplicaCount": lo,
+            "maxReplicaCount": hi,
+            "pollingInterval": rng.choice([5, 10, 15, 20, 30]),
+            "cooldownPeriod": rng.choice([0, 10, 20, 30, 45, 60, 90]),
+        }
+        if rng.random() < 0.7:
+            so["behavior"] = {
+                k: _rules(rng, k == "scaleUp")
+                for k in ("scaleUp", "scaleDown")
+                if rng.random() < 0.8
+            }
+        blocks = _trace(rng, target, hi, activation)
+        initial = rng.randint(1, hi)
+        out.append(Scenario(f"k{i:02d}", initial, so, blocks))
+    return out
