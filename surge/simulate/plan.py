@@ -36,6 +36,11 @@ class Pipeline:
     """KEDA's first poll of a ScaledObject (when it is created; its HPA syncs first one
     sync period later). With a pipeline, Pods/External metrics and KEDA's polls read the
     signal of the second before the instant, as a live query does, not a period's mean."""
+    creation_poll_s: float | None = None
+    """One poll before the loop of `first_poll_s`: KEDA's poll at the ScaledObject's
+    creation when the test then restarts the loop by changing its spec (a new generation
+    starts a new scale loop, scale_handler.go HandleScalableObject), so that polls and the
+    HPA's syncs never fall on one instant."""
 
 
 @dataclass(frozen=True, slots=True)

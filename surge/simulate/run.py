@@ -110,6 +110,8 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     sync, pipe = settings.sync_s, settings.pipeline
     first_sync = pipeline.first_sync(sync, pipe)
     first_poll = math.floor(pipe.first_poll_s) if pipe is not None else 0
+    once = pipe.creation_poll_s if pipe is not None else None
+    creation_poll = math.floor(once) if once is not None else -1
     per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
     # The signals of the second before (what a live query reads); t = 0 reads its own load.
     now_signals: dict[Signal, float] = {
@@ -139,7 +141,9 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
             nodes += 1
         while starting and starting[0][0] <= t:
             ready.append(starting.popleft())
-        if keda is not None and t >= first_poll and (t - first_poll) % keda.plan.polling_s == 0:
+        if keda is not None and (
+            t == creation_poll or (t >= first_poll and (t - first_poll) % keda.plan.polling_s == 0)
+        ):
             # KEDA's poll of this instant runs before the HPA's sync (scale_handler.go).
             scale_to(keda.poll(float(t), replicas, keda.plan.active(now_signals)))
         if t >= first_sync and (t - first_sync) % sync == 0 and acc_n:

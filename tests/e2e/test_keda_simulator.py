@@ -4,10 +4,14 @@ control plane: a differential test (issue #30).
 A seeded batch of scenarios (tests/support/keda_compare.py) runs at once in one namespace,
 each one Deployment of KWOK pods on the test's own kwok nodes with a ScaledObject whose one
 trigger is KEDA's metrics-api scaler, reading `{"value": v}` from a loopback HTTP server of
-the test. v follows the scenario's schedule (5 s blocks, computed from the clock at each
-request), so KEDA's polls and the HPA's syncs read what the simulator reads. The scenarios
-vary the target type (AverageValue, Value), the activation threshold, minReplicaCount (0 and
-above), pollingInterval, cooldownPeriod and the behavior KEDA passes on. The simulator's
+the test. v follows the scenario's schedule on the scenario's own clock, which starts at
+KEDA's first request for it (the poll at its creation; KEDA reconciles ScaledObjects one
+after another, so they start up to seconds apart), so KEDA's polls and the HPA's syncs read
+what the simulator reads. 7.5 s later the test sets the scenario's pollingInterval, which
+restarts KEDA's scale loop 2.5 s off the HPA's sync grid (tests/support/keda_compare.py).
+The scenarios vary the target type (AverageValue, Value), the activation threshold,
+minReplicaCount (0 and above), pollingInterval, cooldownPeriod and the behavior KEDA passes
+on. The simulator's
 replica count is compared with the Deployment's spec.replicas at every KEDA poll and HPA
 sync instant; ≥ 95 % of the instants must be exactly equal.
 
@@ -48,12 +52,16 @@ SO = ("keda.sh", "v1alpha1")
 
 
 class Values:
-    """`GET /<scenario>` answers {"value": its block's value at this instant} on 127.0.0.1."""
+    """`GET /<scenario>` answers {"value": its block's value at this instant} on 127.0.0.1;
+    a scenario's clock (kc.CREATED_S) starts at its first request."""
 
     def __init__(self, batch: list[kc.Scenario]) -> None:
         self.by_name = {s.name: s for s in batch}
         self.w0 = 0.0
         self.requests = 0
+        self.started: dict[str, float] = {}
+        """Each scenario's first request, in seconds after w0."""
+        self.lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,8 +70,12 @@ class Values:
                 if s is None:
                     self.send_error(404)
                     return
-                outer.requests += 1
-                body = json.dumps({"value": s.value_at(time.monotonic() - outer.w0)}).encode()
+                with outer.lock:
+                    outer.requests += 1
+                    at = time.monotonic() - outer.w0
+                    start = outer.started.setdefault(s.name, at)
+                value = s.value_at(at - start + kc.CREATED_S)
+                body = json.dumps({"value": value}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -123,8 +135,10 @@ def _scaled_object(s: kc.Scenario, base: str) -> dict[str, Any]:
             "metadata": {"name": s.name}, "spec": spec}  # fmt: skip
 
 
-def _watch(apps: client.AppsV1Api, namespace: str, w0: float, record: dict[str, Any]) -> None:
-    while (at := time.monotonic() - w0) < kc.DURATION_S:
+def _watch(
+    apps: client.AppsV1Api, namespace: str, w0: float, record: dict[str, Any], end_s: list[float]
+) -> None:
+    while (at := time.monotonic() - w0) < end_s[0]:
         for dep in apps.list_namespaced_deployment(namespace).items:
             assert dep.metadata is not None and dep.spec is not None
             record[str(dep.metadata.name)].append((at, int(dep.spec.replicas or 0)))
@@ -153,7 +167,7 @@ def test_simulated_replicas_equal_real_keda(
 ) -> None:
     if not _keda_serves(api_client):
         pytest.skip("this cluster has no KEDA (hack/cluster/keda-up.sh; SURGE_KEDA=0 skips it)")
-    started = time.monotonic()
+    began = time.monotonic()
     seed = kc.seed_from_env()
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
@@ -172,16 +186,20 @@ def test_simulated_replicas_equal_real_keda(
             what=f"{want} pods Ready",
         )
         w0 = values.w0 = time.monotonic() + 1.0
-        watcher = threading.Thread(target=_watch, args=(apps, namespace, w0, record), daemon=True)
+        end_s = [kc.DURATION_S + 60.0]  # until every scenario's clock reached DURATION_S
+        watcher = threading.Thread(
+            target=_watch, args=(apps, namespace, w0, record, end_s), daemon=True
+        )
         time.sleep(max(0.0, w0 - time.monotonic()))
         watcher.start()
-        time.sleep(max(0.0, w0 + kc.CREATED_S - time.monotonic()))
         with ThreadPoolExecutor(8) as ex:
             make: Any = custom.create_namespaced_custom_object
             args = (*SO, namespace, "scaledobjects")
             list(ex.map(lambda s: make(*args, _scaled_object(s, values.base)), batch))
-        created_late_s = time.monotonic() - w0 - kc.CREATED_S
-        watcher.join(timeout=kc.DURATION_S + 30)
+        _restart_loops(custom, namespace, batch, values, w0)
+        started = dict(values.started)
+        end_s[0] = max(started.values()) - kc.CREATED_S + kc.DURATION_S
+        watcher.join(timeout=kc.DURATION_S + 90)
         assert not watcher.is_alive(), "the watcher did not finish"
     finally:
         for s in batch:
@@ -190,10 +208,9 @@ def test_simulated_replicas_equal_real_keda(
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+        listing: Any = custom.list_namespaced_custom_object
         support.wait_until(
-            lambda: (
-                not custom.list_namespaced_custom_object(*SO, namespace, "scaledobjects")["items"]
-            ),
+            lambda: not listing(*SO, namespace, "scaledobjects")["items"],
             timeout_s=60,
             what="ScaledObjects deleted (KEDA's finalizer)",
         )
@@ -204,13 +221,41 @@ def test_simulated_replicas_equal_real_keda(
                 if exc.status != 404:
                     raise
 
-    results = [kc.compare(s, record[s.name]) for s in batch]
+    # Each record on its scenario's clock.
+    own = {
+        s.name: [(t - started[s.name] + kc.CREATED_S, r) for t, r in record[s.name]] for s in batch
+    }
+    results = [kc.compare(s, own[s.name]) for s in batch]
     out_dir = Path(os.environ.get("SURGE_KEDA_COMPARISON_DIR") or tmp_path)
-    _report(results, record, seed, out_dir, time.monotonic() - started, created_late_s, values)
+    spread = max(started.values()) - min(started.values())
+    _report(results, own, seed, out_dir, time.monotonic() - began, spread, values)
     n = sum(len(c.instants) for c in results)
     exact = sum(c.exact for c in results)
     bad = [c.scenario.name for c in results if c.exact < len(c.instants)]
     assert exact >= REQUIRED_EXACT * n, f"seed {seed}: {exact}/{n} exact; differ: {bad}"
+
+
+def _restart_loops(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    batch: list[kc.Scenario],
+    values: Values,
+    w0: float,
+) -> None:
+    """At each scenario's RESTART_S (its clock), its pollingInterval: a new scale loop."""
+    todo = {s.name: s for s in batch}
+    deadline = time.monotonic() + 90
+    while todo:
+        assert time.monotonic() < deadline, f"no request from KEDA for {sorted(todo)}"
+        now = time.monotonic() - w0
+        for name in sorted(todo):
+            start = values.started.get(name)
+            if start is None or now < start + kc.RESTART_S - kc.CREATED_S:
+                continue
+            polling = todo.pop(name).scaled_object.get("pollingInterval", 30)
+            patch = {"spec": {"pollingInterval": polling}}
+            custom.patch_namespaced_custom_object(*SO, namespace, "scaledobjects", name, patch)
+        time.sleep(0.02)
 
 
 def _changes(record: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -223,7 +268,7 @@ def _report(
     seed: int,
     out_dir: Path,
     wall_s: float,
-    created_late_s: float,
+    start_spread_s: float,
     values: Values,
 ) -> None:
     """The JSON of the run, a regression case per disagreeing scenario, a line each."""
@@ -234,7 +279,7 @@ def _report(
         "measuredAt": datetime.now().astimezone().isoformat(timespec="seconds"),
         "seed": seed,
         "wallSeconds": round(wall_s, 1),
-        "scaledObjectsCreatedLateSeconds": round(created_late_s, 2),
+        "firstRequestSpreadSeconds": round(start_spread_s, 2),
         "metricRequests": values.requests,
         "instants": n,
         "exact": exact,

@@ -3,10 +3,14 @@ scenario (one Deployment, its ScaledObject with a metrics-api trigger, the trigg
 over time), the seeded random batch, the simulation with the cluster's clock, and the
 comparison at every KEDA poll and HPA sync instant.
 
-Pure: no cluster here. Clock: seconds since the trace started (t = 0). The test creates every
-ScaledObject at t = CREATED_S; KEDA polls each from then on every pollingInterval, and the
-HPA it creates first syncs one sync period later (t = 17.5, 32.5, …). Every instant is then
-2.5 s off a 5 s block boundary, so the value a poll or a sync reads is its block's.
+Pure: no cluster here. Clock: each scenario has its own, in seconds: t = CREATED_S is KEDA's
+first request for its value (the poll at the ScaledObject's creation; the HPA KEDA makes
+syncs from one period later: t = 16, 31, …, late by up to a second or so of drift). At
+t = RESTART_S the test changes the ScaledObject's pollingInterval (3600 s at creation) to the
+scenario's: the new generation starts a new scale loop, polling at t = 8.5, 8.5 + P, …
+(P a multiple of 5). Syncs fall 1 s past a multiple of 5 and polls 3.5 s past one, so the two
+never meet on one instant (where their order would be a race), and the value changes
+every 15 s at t ≡ 6.25 (mod 15), at least 2.25 s from every instant either side.
 """
 
 from __future__ import annotations
@@ -25,15 +29,26 @@ from surge.simulate.plan import Pipeline, Settings, plan_hpa
 from surge.simulate.run import simulate
 
 SYNC_S = 15  # --horizontal-pod-autoscaler-sync-period (up.sh)
-CREATED_S = 2.5
+CREATED_S = 1.0
 FIRST_SYNC_S = CREATED_S + SYNC_S
-BLOCK_S = 5
+RESTART_S = 8.5
+BLOCK_S = 15
+BLOCK_START_S = 6.25
 DURATION_S = 320
-BLOCKS = DURATION_S // BLOCK_S
+BLOCKS = int((DURATION_S - BLOCK_START_S) // BLOCK_S) + 2
 TOLERANCE = 0.1
 DOWNSCALE_WINDOW_S = 300.0
-SAMPLE_AFTER_S = 4.5
-"""The real count is read this long after each instant (the next one is at least 5 s on)."""
+SAMPLE_AFTER_S = 2.2
+"""The real count is read this long after each instant (the next one is 2.5 s on)."""
+CREATION_POLLING_S = 3600
+"""pollingInterval at creation, until the test sets the scenario's at RESTART_S."""
+
+
+def block_of(t: float) -> int:
+    """The index of the value block at time t: [0, 6.25), [6.25, 21.25), …"""
+    return min(BLOCKS - 1, max(0, int((t - BLOCK_START_S) // BLOCK_S) + 1))
+
+
 SEED_ENV = "SURGE_KEDA_SEED"
 SIGNAL = "value"
 """Every trigger is named `value`, read as requestRate: the served value, as it is."""
@@ -55,15 +70,19 @@ class Scenario:
     """The trigger's value in each BLOCK_S-second block."""
 
     def values(self) -> list[float]:
-        return [self.blocks[t // BLOCK_S] for t in range(DURATION_S)]
+        """The value of each second (a second straddling a boundary takes the block of its
+        middle; no instant reads one)."""
+        return [self.blocks[block_of(t + 0.5)] for t in range(DURATION_S)]
 
     def value_at(self, t: float) -> float:
-        return self.blocks[min(BLOCKS - 1, max(0, int(t // BLOCK_S)))]
+        return self.blocks[block_of(t)]
 
     def spec(self, url: str) -> dict[str, Any]:
-        """The ScaledObject's spec for the cluster, its trigger reading `url`."""
+        """The ScaledObject's spec for the cluster at creation (pollingInterval
+        CREATION_POLLING_S), its trigger reading `url`."""
         so = self.scaled_object
         spec = {k: v for k, v in so.items() if k not in ("triggers", "behavior")}
+        spec["pollingInterval"] = CREATION_POLLING_S
         trigger = {**so["triggers"][0]}
         trigger["metadata"] = {**trigger["metadata"], "url": url, "valueLocation": "value"}
         spec["triggers"] = [trigger]
@@ -94,7 +113,7 @@ def simulated(s: Scenario) -> list[tuple[int, int]]:
     """(second, spec.replicas) at every write, by KEDA's poll or the HPA's sync."""
     so = ScaledObjectSpec.model_validate(s.scaled_object)
     keda, hpa = plan_scaled_object(so, f"scenarios[{s.name}]", {SIGNAL: "requestRate"})
-    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=CREATED_S)
+    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=RESTART_S, creation_poll_s=CREATED_S)
     settings = Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, s.initial, pipe)
     plan = plan_hpa(s.name, pool(), hpa, settings, f"scenarios[{s.name}]", keda)
     out = simulate(plan, settings, s.values(), Slo(None, "none"))
@@ -104,7 +123,7 @@ def simulated(s: Scenario) -> list[tuple[int, int]]:
 def instants(s: Scenario) -> list[float]:
     """Every KEDA poll and HPA sync instant whose sample lies inside the trace."""
     polling = int(s.scaled_object.get("pollingInterval") or 30)
-    polls = {CREATED_S + k * polling for k in range(DURATION_S // polling + 1)}
+    polls = {CREATED_S} | {RESTART_S + k * polling for k in range(DURATION_S // polling + 1)}
     syncs = {FIRST_SYNC_S + k * SYNC_S for k in range(DURATION_S // SYNC_S + 1)}
     return sorted(t for t in polls | syncs if t + SAMPLE_AFTER_S < DURATION_S)
 
@@ -170,7 +189,7 @@ def _trace(rng: random.Random, target: float, top: int, activation: float) -> tu
     out: list[float] = []
     while len(out) < BLOCKS:
         kind = rng.choice(["idle", "idle", "step", "ramp", "spike"])
-        n = rng.randint(3, 14)
+        n = rng.randint(1, 4)
         if kind == "idle":
             out += [rng.choice([0.0, activation])] * n
         elif kind == "step":
@@ -180,7 +199,7 @@ def _trace(rng: random.Random, target: float, top: int, activation: float) -> tu
             out += [a + (b - a) * (i + 1) / n for i in range(n)]
         else:
             base = target * rng.uniform(0.3, 0.5 * top)
-            out += [base * rng.uniform(1.8, 3.0)] * rng.randint(1, 3) + [base] * n
+            out += [base * rng.uniform(1.8, 3.0)] + [base] * n
     return tuple(round(x, 1) for x in out[:BLOCKS])
 
 
