@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,6 +62,10 @@ class Values:
         self.requests = 0
         self.started: dict[str, float] = {}
         """Each scenario's first request, in seconds after w0."""
+        self.restarts = 0
+        """Scale loops restarted again because their phase raced the HPA's syncs."""
+        self.seen: dict[str, list[float]] = {s.name: [] for s in batch}
+        """Every request, on the scenario's clock."""
         self.lock = threading.Lock()
         outer = self
 
@@ -74,7 +79,9 @@ class Values:
                     outer.requests += 1
                     at = time.monotonic() - outer.w0
                     start = outer.started.setdefault(s.name, at)
-                value = s.value_at(at - start + kc.CREATED_S)
+                    own = at - start + kc.CREATED_S
+                    outer.seen[s.name].append(own)
+                value = s.value_at(own)
                 body = json.dumps({"value": value}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -88,6 +95,11 @@ class Values:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def own_now(self, name: str) -> float | None:
+        """Now on the scenario's clock; None before KEDA's first request for it."""
+        start = self.started.get(name)
+        return None if start is None else time.monotonic() - self.w0 - start + kc.CREATED_S
 
     def __enter__(self) -> Values:
         self.thread.start()
@@ -154,7 +166,8 @@ def batch() -> list[kc.Scenario]:
 
 @pytest.fixture
 def values(batch: list[kc.Scenario]) -> Iterator[Values]:
-    with Values(batch) as server:
+    # Block 0 holds until the test has placed the first change (_restart_loops).
+    with Values([replace(s, first_change_s=1e9) for s in batch]) as server:
         yield server
 
 
@@ -196,7 +209,7 @@ def test_simulated_replicas_equal_real_keda(
             make: Any = custom.create_namespaced_custom_object
             args = (*SO, namespace, "scaledobjects")
             list(ex.map(lambda s: make(*args, _scaled_object(s, values.base)), batch))
-        _restart_loops(custom, namespace, batch, values, w0)
+        batch = _restart_loops(custom, namespace, batch, values, w0)
         started = dict(values.started)
         end_s[0] = max(started.values()) - kc.CREATED_S + kc.DURATION_S
         watcher.join(timeout=kc.DURATION_S + 90)
@@ -241,21 +254,63 @@ def _restart_loops(
     batch: list[kc.Scenario],
     values: Values,
     w0: float,
-) -> None:
-    """At each scenario's RESTART_S (its clock), its pollingInterval: a new scale loop."""
+) -> list[kc.Scenario]:
+    """At each scenario's RESTART_S (its clock), its pollingInterval: a new scale loop. Its
+    first poll (the first request off the HPA's sync instants) is its phase; a phase within
+    1.2 s of the sync grid (mod 5 s: a poll and a sync would race) is redone (pollingInterval
+    3600, then the scenario's again: two more loops, whose immediate polls change nothing
+    while the value holds block 0). The value's first change is then placed away from every
+    instant (kc.best_boundary). Returns the scenarios with both set."""
     todo = {s.name: s for s in batch}
-    deadline = time.monotonic() + 90
+    sent: dict[str, tuple[float, int]] = {}  # the last patch: when (own clock), to what
+    out: dict[str, kc.Scenario] = {}
+    deadline = time.monotonic() + 150
+
+    def patch(name: str, polling: int, own: float) -> None:
+        body = {"spec": {"pollingInterval": polling}}
+        custom.patch_namespaced_custom_object(*SO, namespace, "scaledobjects", name, body)
+        sent[name] = (own, polling)
+
     while todo:
-        assert time.monotonic() < deadline, f"no request from KEDA for {sorted(todo)}"
-        now = time.monotonic() - w0
+        assert time.monotonic() < deadline, f"no settled scale loop for {sorted(todo)}"
         for name in sorted(todo):
-            start = values.started.get(name)
-            if start is None or now < start + kc.RESTART_S - kc.CREATED_S:
+            own = values.own_now(name)
+            if own is None:
                 continue
-            polling = todo.pop(name).scaled_object.get("pollingInterval", 30)
-            patch = {"spec": {"pollingInterval": polling}}
-            custom.patch_namespaced_custom_object(*SO, namespace, "scaledobjects", name, patch)
+            s = todo[name]
+            polling = int(s.scaled_object.get("pollingInterval", 30))
+            if name not in sent:
+                if own >= kc.RESTART_S:
+                    patch(name, polling, own)
+                continue
+            at, value = sent[name]
+            if s.scaled_object.get("minReplicaCount", 0) > 0:
+                phase = at  # its polls decide nothing (kc.instants leaves them out)
+            else:
+                polls = [t for t in values.seen[name] if t > at and not _near_sync(t)]
+                if not polls:
+                    continue
+                phase = polls[0]
+                if value != polling:
+                    patch(name, polling, own)
+                    continue
+                off = (phase - kc.FIRST_SYNC_S) % 5.0
+                if min(off, 5.0 - off) < 1.2:
+                    values.restarts += 1
+                    patch(name, kc.CREATION_POLLING_S, own)
+                    continue
+            first = kc.best_boundary(polling, phase, max(kc.BLOCK_START_S + kc.BLOCK_S, own + 1))
+            out[name] = replace(s, poll_phase_s=round(phase, 3), first_change_s=round(first, 2))
+            values.by_name[name] = out[name]
+            del todo[name]
         time.sleep(0.02)
+    return [out[s.name] for s in batch]
+
+
+def _near_sync(t: float) -> bool:
+    """Inside an HPA sync's window (its instant, up to 0.5 s early and 2 s late)."""
+    since = (t - kc.FIRST_SYNC_S) % kc.SYNC_S
+    return t > kc.FIRST_SYNC_S - 0.5 and (since <= 2.0 or since >= kc.SYNC_S - 0.5)
 
 
 def _changes(record: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -281,6 +336,7 @@ def _report(
         "wallSeconds": round(wall_s, 1),
         "firstRequestSpreadSeconds": round(start_spread_s, 2),
         "metricRequests": values.requests,
+        "loopsRestartedAgain": values.restarts,
         "instants": n,
         "exact": exact,
         "scenarios": [c.as_json() for c in results],

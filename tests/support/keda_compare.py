@@ -39,14 +39,39 @@ BLOCKS = int((DURATION_S - BLOCK_START_S) // BLOCK_S) + 2
 TOLERANCE = 0.1
 DOWNSCALE_WINDOW_S = 300.0
 SAMPLE_AFTER_S = 2.2
-"""The real count is read this long after each instant (the next one is 2.5 s on)."""
+"""The real count is read this long after each instant, or just before the next one."""
 CREATION_POLLING_S = 3600
 """pollingInterval at creation, until the test sets the scenario's at RESTART_S."""
 
 
-def block_of(t: float) -> int:
-    """The index of the value block at time t: [0, 6.25), [6.25, 21.25), …"""
-    return min(BLOCKS - 1, max(0, int((t - BLOCK_START_S) // BLOCK_S) + 1))
+def block_of(t: float, first_s: float = BLOCK_START_S) -> int:
+    """The index of the value block at time t: [0, first_s), [first_s, first_s + 15), …"""
+    return min(BLOCKS - 1, max(0, int((t - first_s) // BLOCK_S) + 1))
+
+
+def sync_instants() -> list[float]:
+    return [FIRST_SYNC_S + k * SYNC_S for k in range(DURATION_S // SYNC_S + 1)]
+
+
+def poll_instants(polling: int, phase_s: float) -> list[float]:
+    """The creation poll, then the restarted loop's, from `phase_s` every `polling`."""
+    return [CREATED_S] + [phase_s + k * polling for k in range(int(DURATION_S // polling) + 1)]
+
+
+def best_boundary(polling: int, phase_s: float, earliest_s: float) -> float:
+    """The first value change, at or after `earliest_s`, for the measured phase of KEDA's
+    restarted loop: the one (on a 0.05 s grid over one block) whose every change, every
+    15 s, lies farthest from the window each instant reads: a poll reads its instant (the
+    simulator the second before it, so from 2 s before), a sync up to 1.5 s late too."""
+    windows = [(t - 2.0, t + 1.5) for t in sync_instants()]
+    windows += [(t - 2.0, t + 0.5) for t in poll_instants(polling, phase_s)]
+
+    def margin(b: float) -> float:
+        edges = [b + j * BLOCK_S for j in range(int((DURATION_S - b) // BLOCK_S) + 1)]
+        return min(max(lo - e, e - hi) for e in edges for lo, hi in windows)
+
+    candidates = [earliest_s + i * 0.05 for i in range(int(BLOCK_S / 0.05))]
+    return max(candidates, key=margin)
 
 
 SEED_ENV = "SURGE_KEDA_SEED"
@@ -68,14 +93,18 @@ class Scenario:
     """The ScaledObject's spec fields the simulator reads (wire form; triggers without url)."""
     blocks: tuple[float, ...]
     """The trigger's value in each BLOCK_S-second block."""
+    poll_phase_s: float = RESTART_S
+    """When KEDA's restarted scale loop first polled (the e2e measures it)."""
+    first_change_s: float = BLOCK_START_S
+    """When block 0 ends (the e2e sets it once it knows poll_phase_s: best_boundary)."""
 
     def values(self) -> list[float]:
         """The value of each second (a second straddling a boundary takes the block of its
         middle; no instant reads one)."""
-        return [self.blocks[block_of(t + 0.5)] for t in range(DURATION_S)]
+        return [self.blocks[block_of(t + 0.5, self.first_change_s)] for t in range(DURATION_S)]
 
     def value_at(self, t: float) -> float:
-        return self.blocks[block_of(t)]
+        return self.blocks[block_of(t, self.first_change_s)]
 
     def spec(self, url: str) -> dict[str, Any]:
         """The ScaledObject's spec for the cluster at creation (pollingInterval
@@ -97,11 +126,20 @@ class Scenario:
             "scaledObject": self.scaled_object,
             "blockSeconds": BLOCK_S,
             "blocks": list(self.blocks),
+            "pollPhaseSeconds": self.poll_phase_s,
+            "firstChangeSeconds": self.first_change_s,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Scenario:
-        return cls(raw["name"], raw["initialReplicas"], raw["scaledObject"], tuple(raw["blocks"]))
+        return cls(
+            raw["name"],
+            raw["initialReplicas"],
+            raw["scaledObject"],
+            tuple(raw["blocks"]),
+            raw.get("pollPhaseSeconds", RESTART_S),
+            raw.get("firstChangeSeconds", BLOCK_START_S),
+        )
 
 
 def pool() -> Pool:
@@ -113,7 +151,7 @@ def simulated(s: Scenario) -> list[tuple[int, int]]:
     """(second, spec.replicas) at every write, by KEDA's poll or the HPA's sync."""
     so = ScaledObjectSpec.model_validate(s.scaled_object)
     keda, hpa = plan_scaled_object(so, f"scenarios[{s.name}]", {SIGNAL: "requestRate"})
-    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=RESTART_S, creation_poll_s=CREATED_S)
+    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=s.poll_phase_s, creation_poll_s=CREATED_S)
     settings = Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, s.initial, pipe)
     plan = plan_hpa(s.name, pool(), hpa, settings, f"scenarios[{s.name}]", keda)
     out = simulate(plan, settings, s.values(), Slo(None, "none"))
@@ -121,11 +159,14 @@ def simulated(s: Scenario) -> list[tuple[int, int]]:
 
 
 def instants(s: Scenario) -> list[float]:
-    """Every KEDA poll and HPA sync instant whose sample lies inside the trace."""
+    """Every HPA sync instant, KEDA's creation poll and, with minReplicaCount 0, every
+    poll of its restarted loop, whose sample lies inside the trace."""
     polling = int(s.scaled_object.get("pollingInterval") or 30)
-    polls = {CREATED_S} | {RESTART_S + k * polling for k in range(DURATION_S // polling + 1)}
-    syncs = {FIRST_SYNC_S + k * SYNC_S for k in range(DURATION_S // SYNC_S + 1)}
-    return sorted(t for t in polls | syncs if t + SAMPLE_AFTER_S < DURATION_S)
+    at = {CREATED_S} | set(sync_instants())
+    if s.scaled_object.get("minReplicaCount", 0) == 0:
+        # Above minReplicaCount > 0 a poll decides nothing (RequestScale), in KEDA and here.
+        at |= set(poll_instants(polling, s.poll_phase_s))
+    return sorted(t for t in at if t + SAMPLE_AFTER_S < DURATION_S)
 
 
 def value_at(record: list[tuple[float, int]], t: float) -> int:
@@ -161,7 +202,13 @@ def compare(s: Scenario, record: list[tuple[float, int]]) -> Comparison:
     after that instant's decisions (made in the second the instant falls in)."""
     sim = [(float(t), r) for t, r in simulated(s)]
     at = instants(s)
-    real = [value_at(record, t + SAMPLE_AFTER_S) for t in at]
+    # Read before the next instant's decision if it comes sooner, by 0.5 s: the HPA KEDA
+    # made syncs up to ~0.4 s ahead of the scenario's clock (it exists before the first poll).
+    until = [*at[1:], DURATION_S]
+    real = [
+        value_at(record, min(t + SAMPLE_AFTER_S, nxt - 0.05))
+        for t, nxt in zip(at, until, strict=True)
+    ]
     return Comparison(s, at, real, [value_at(sim, float(int(t))) for t in at])
 
 
