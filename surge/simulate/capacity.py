@@ -24,7 +24,7 @@ from surge.simulate.errors import SimulationError
 DEFAULT_POOL = "default"
 RHO_MAX = 0.99
 """Utilization above which the queueing term stops growing and the backlog takes over."""
-_LN20 = math.log(20.0)
+LN20 = math.log(20.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Pool:
         if ready <= 0:
             return 0.0
         rho = min(offered / (ready * self.max_rps), RHO_MAX)
-        return self.base_latency_s / (1.0 - rho) / _LN20
+        return self.base_latency_s / (1.0 - rho) / LN20
 
     def rps_at_slo(self, slo_p95_s: float | None) -> float:
         """Per-replica rate at which the predicted p95 equals the SLO (no backlog):
@@ -99,10 +99,10 @@ def slo_of(spec: ScalingExperimentSpec) -> Slo:
         if family != "latency" or t.op not in ("<", "<=") or stat in ("max", "min"):
             continue
         if stat == "mean":
-            factor = 1.0 / _LN20
+            factor = 1.0 / LN20
         else:
             q = float("0." + stat[1:]) if stat != "p999" else 0.999
-            factor = math.log(1.0 / (1.0 - q)) / _LN20
+            factor = math.log(1.0 / (1.0 - q)) / LN20
         bound = t.limit / factor
         if best is None or bound < best[0]:
             best = (bound, t.expression)
@@ -205,7 +205,7 @@ def pool_for(
         base = cap.base_latency if cap.base_latency is not None else cap.service_time
     else:
         max_rps = cap.max_rps if cap.max_rps is not None else request / cap.cpu_per_request
-        base = cap.base_latency if cap.base_latency is not None else _LN20 / max_rps
+        base = cap.base_latency if cap.base_latency is not None else LN20 / max_rps
     price = variant.cost_per_replica_hour
     if price is None:
         price = spec.cost.per_pool.get(name)

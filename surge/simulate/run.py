@@ -15,7 +15,7 @@ from typing import Any
 
 from surge.api.simulation import Signal
 from surge.simulate import pipeline
-from surge.simulate.capacity import Pool, Slo
+from surge.simulate.capacity import LN20, RHO_MAX, Pool, Slo
 from surge.simulate.hpa import HpaController, combine_proposals
 from surge.simulate.keda import KedaScaler, describe
 from surge.simulate.plan import Settings, VariantPlan
@@ -112,14 +112,17 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     first_poll = math.floor(pipe.first_poll_s) if pipe is not None else 0
     once = pipe.creation_poll_s if pipe is not None else None
     creation_poll = math.floor(once) if once is not None else -1
+    # With a pipeline, a poll and a sync in one second go in the order of their instants.
+    poll_after_sync = pipe is not None and pipe.first_poll_s % 1 > pipe.first_sync_s % 1
     per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
     # The signals of the second before (what a live query reads); t = 0 reads its own load.
-    now_signals: dict[Signal, float] = {
-        "requestRate": rates[0] if rates else 0.0,
-        "inFlight": (rates[0] if rates else 0.0)
-        * pool.in_service_s(rates[0] if rates else 0.0, first),
-        "queueDepth": 0.0,
-    }
+    load0 = rates[0] if rates else 0.0
+    last = (load0, load0 * pool.in_service_s(load0, first), 0.0)
+    base, slots_s = pool.base_latency_s, pool.service_time_s
+    slotted = pool.slots is not None
+
+    def signals_now() -> dict[Signal, float]:
+        return {"requestRate": last[0], "inFlight": last[1], "queueDepth": last[2]}
 
     def scale_to(new: int) -> None:
         nonlocal replicas
@@ -141,11 +144,12 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
             nodes += 1
         while starting and starting[0][0] <= t:
             ready.append(starting.popleft())
-        if keda is not None and (
+        polls = keda is not None and (
             t == creation_poll or (t >= first_poll and (t - first_poll) % keda.plan.polling_s == 0)
-        ):
-            # KEDA's poll of this instant runs before the HPA's sync (scale_handler.go).
-            scale_to(keda.poll(float(t), replicas, keda.plan.active(now_signals)))
+        )
+        if polls and keda is not None and not poll_after_sync:
+            # KEDA's poll of this instant runs before the HPA's sync (docs/simulator.md).
+            scale_to(keda.poll(float(t), replicas, keda.plan.active(signals_now())))
         if t >= first_sync and (t - first_sync) % sync == 0 and acc_n:
             per_pod = acc_per_pod / acc_n
             if pipe is None:
@@ -154,13 +158,11 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
             else:
                 at = pipeline.sync_instant(t, pipe)
                 seen = per_pod_s[pipeline.sampled_second(pipeline.last_scrape(pipe, at))]
-                view = pipeline.view(
-                    pipe, at, pending, starting, ready, seen, now_signals["requestRate"]
-                )
+                view = pipeline.view(pipe, at, pending, starting, ready, seen, last[0])
                 view = replace(
                     view,
-                    in_flight=now_signals["inFlight"],
-                    queue_depth=now_signals["queueDepth"],
+                    in_flight=last[1],
+                    queue_depth=last[2],
                 )
             if keda is not None and replicas == 0:
                 # The HPA is disabled at 0 replicas (ScalingDisabled); KEDA scales from 0.
@@ -199,6 +201,8 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
                         unneeded_since = None
                 else:
                     unneeded_since = None
+        if polls and keda is not None and poll_after_sync:
+            scale_to(keda.poll(float(t), replicas, keda.plan.active(signals_now())))
         if pending:
             free = len(pending) if unlimited_nodes else nodes * ppn - len(starting) - len(ready)
             for _ in range(min(free, len(pending))):
@@ -209,14 +213,23 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
         want = offered + backlog
         served = want if want < capacity else capacity
         backlog = want - served
+        # Pool.p95 and Pool.in_service_s, inlined (this loop is the simulator's cost).
         if n:
-            p95 = pool.p95(offered, n, backlog)
+            if slotted:
+                p95 = base + backlog / capacity
+                in_service = slots_s
+            else:
+                rho = offered / capacity
+                queueing = base / (1.0 - (rho if rho < RHO_MAX else RHO_MAX))
+                p95 = queueing + backlog / capacity
+                in_service = queueing / LN20
             acc_per_pod += served / n
         else:
             p95 = math.inf
+            in_service = 0.0
         # Little's law: in service = served × W, plus the queue (docs/simulator.md).
-        flight = served * pool.in_service_s(offered, n) + backlog
-        now_signals = {"requestRate": offered, "inFlight": flight, "queueDepth": backlog}
+        flight = served * in_service + backlog
+        last = (offered, flight, backlog)
         acc_flight += flight
         acc_queue += backlog
         per_pod_s.append(served / n if n else 0.0)

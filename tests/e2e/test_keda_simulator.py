@@ -32,7 +32,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.e2e import test_hpa_simulator as hpa_sim
 from tests.support import cluster as support
 from tests.support import keda_compare as kc
+from tests.support.keda_values import Values
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -50,64 +50,6 @@ PAUSE = "registry.k8s.io/pause:3.10"  # never pulled: kwok runs no containers
 SCENARIOS = 24
 REQUIRED_EXACT = 0.95
 SO = ("keda.sh", "v1alpha1")
-
-
-class Values:
-    """`GET /<scenario>` answers {"value": its block's value at this instant} on 127.0.0.1;
-    a scenario's clock (kc.CREATED_S) starts at its first request."""
-
-    def __init__(self, batch: list[kc.Scenario]) -> None:
-        self.by_name = {s.name: s for s in batch}
-        self.w0 = 0.0
-        self.requests = 0
-        self.started: dict[str, float] = {}
-        """Each scenario's first request, in seconds after w0."""
-        self.restarts = 0
-        """Scale loops restarted again because their phase raced the HPA's syncs."""
-        self.seen: dict[str, list[float]] = {s.name: [] for s in batch}
-        """Every request, on the scenario's clock."""
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                s = outer.by_name.get(self.path.strip("/"))
-                if s is None:
-                    self.send_error(404)
-                    return
-                with outer.lock:
-                    outer.requests += 1
-                    at = time.monotonic() - outer.w0
-                    start = outer.started.setdefault(s.name, at)
-                    own = at - start + kc.CREATED_S
-                    outer.seen[s.name].append(own)
-                value = s.value_at(own)
-                body = json.dumps({"value": value}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def own_now(self, name: str) -> float | None:
-        """Now on the scenario's clock; None before KEDA's first request for it."""
-        start = self.started.get(name)
-        return None if start is None else time.monotonic() - self.w0 - start + kc.CREATED_S
-
-    def __enter__(self) -> Values:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _keda_serves(api: client.ApiClient) -> bool:
@@ -256,15 +198,14 @@ def _restart_loops(
     w0: float,
 ) -> list[kc.Scenario]:
     """At each scenario's RESTART_S (its clock), its pollingInterval: a new scale loop. Its
-    first poll (the first request off the HPA's sync instants) is its phase; a phase within
-    1.2 s of the sync grid (mod 5 s: a poll and a sync would race) is redone (pollingInterval
-    3600, then the scenario's again: two more loops, whose immediate polls change nothing
-    while the value holds block 0). The value's first change is then placed away from every
-    instant (kc.best_boundary). Returns the scenarios with both set."""
+    first poll (the first request off the HPA's sync instants) is its phase; one within
+    1.2 s of the sync grid (mod 5 s) is noted as racing (a poll and a sync that close have
+    no fixed order). The value's first change is then placed away from every instant
+    (kc.best_boundary). Returns the scenarios with both set."""
     todo = {s.name: s for s in batch}
     sent: dict[str, tuple[float, int]] = {}  # the last patch: when (own clock), to what
     out: dict[str, kc.Scenario] = {}
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 90
 
     def patch(name: str, polling: int, own: float) -> None:
         body = {"spec": {"pollingInterval": polling}}
@@ -283,34 +224,23 @@ def _restart_loops(
                 if own >= kc.RESTART_S:
                     patch(name, polling, own)
                 continue
-            at, value = sent[name]
+            at, _ = sent[name]
             if s.scaled_object.get("minReplicaCount", 0) > 0:
                 phase = at  # its polls decide nothing (kc.instants leaves them out)
             else:
-                polls = [t for t in values.seen[name] if t > at and not _near_sync(t)]
+                polls = [t for t in values.seen[name] if t > at and not kc.near_sync(t)]
                 if not polls:
                     continue
                 phase = polls[0]
-                if value != polling:
-                    patch(name, polling, own)
-                    continue
                 off = (phase - kc.FIRST_SYNC_S) % 5.0
                 if min(off, 5.0 - off) < 1.2:
-                    values.restarts += 1
-                    patch(name, kc.CREATION_POLLING_S, own)
-                    continue
+                    values.racing.append(name)  # kept: the order there is a race
             first = kc.best_boundary(polling, phase, max(kc.BLOCK_START_S + kc.BLOCK_S, own + 1))
             out[name] = replace(s, poll_phase_s=round(phase, 3), first_change_s=round(first, 2))
             values.by_name[name] = out[name]
             del todo[name]
         time.sleep(0.02)
     return [out[s.name] for s in batch]
-
-
-def _near_sync(t: float) -> bool:
-    """Inside an HPA sync's window (its instant, up to 0.5 s early and 2 s late)."""
-    since = (t - kc.FIRST_SYNC_S) % kc.SYNC_S
-    return t > kc.FIRST_SYNC_S - 0.5 and (since <= 2.0 or since >= kc.SYNC_S - 0.5)
 
 
 def _changes(record: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -336,7 +266,7 @@ def _report(
         "wallSeconds": round(wall_s, 1),
         "firstRequestSpreadSeconds": round(start_spread_s, 2),
         "metricRequests": values.requests,
-        "loopsRestartedAgain": values.restarts,
+        "racingPhases": values.racing,
         "instants": n,
         "exact": exact,
         "scenarios": [c.as_json() for c in results],

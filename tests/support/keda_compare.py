@@ -198,15 +198,23 @@ class Comparison:
 
 
 def compare(s: Scenario, record: list[tuple[float, int]]) -> Comparison:
-    """The real spec.replicas SAMPLE_AFTER_S after each instant against the simulated count
-    after that instant's decisions (made in the second the instant falls in)."""
+    """The real spec.replicas after each instant against the simulated count after that
+    instant's decisions (made in the second the instant falls in). A poll and a sync less
+    than 1.2 s apart are one comparison, after both (the simulator orders them by their
+    instants; KEDA's and the HPA's writes come up to ~0.5 s after theirs).
+    The real count is read SAMPLE_AFTER_S after the instant, or 0.5 s before the next one if
+    sooner: the HPA KEDA made syncs up to ~0.4 s ahead of the scenario's clock (it exists
+    before the first poll)."""
     sim = [(float(t), r) for t, r in simulated(s)]
-    at = instants(s)
-    # Read before the next instant's decision if it comes sooner, by 0.5 s: the HPA KEDA
-    # made syncs up to ~0.4 s ahead of the scenario's clock (it exists before the first poll).
+    at: list[float] = []
+    for t in instants(s):
+        if at and t - at[-1] < 1.2:
+            at[-1] = t
+        else:
+            at.append(t)
     until = [*at[1:], DURATION_S]
     real = [
-        value_at(record, min(t + SAMPLE_AFTER_S, nxt - 0.05))
+        value_at(record, min(t + SAMPLE_AFTER_S, nxt - 0.5))
         for t, nxt in zip(at, until, strict=True)
     ]
     return Comparison(s, at, real, [value_at(sim, float(int(t))) for t in at])
@@ -280,3 +288,9 @@ def random_batch(seed: int, count: int) -> list[Scenario]:
         initial = rng.randint(1, hi)
         out.append(Scenario(f"k{i:02d}", initial, so, blocks))
     return out
+
+
+def near_sync(t: float) -> bool:
+    """Inside an HPA sync's window (its instant, up to 0.5 s early and 2 s late)."""
+    since = (t - FIRST_SYNC_S) % SYNC_S
+    return t > FIRST_SYNC_S - 0.5 and (since <= 2.0 or since >= SYNC_S - 0.5)
