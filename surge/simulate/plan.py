@@ -36,6 +36,11 @@ class Pipeline:
     """KEDA's first poll of a ScaledObject (when it is created; its HPA syncs first one
     sync period later). With a pipeline, Pods/External metrics and KEDA's polls read the
     signal of the second before the instant, as a live query does, not a period's mean."""
+    keda_write_s: float = 0.0
+    """How long after its instant a KEDA poll's write lands (it first fetches the metric,
+    then reads and writes the scale; the differential test measured 0.1-0.5 s), while the
+    HPA reads the scale as its sync starts: the order of a poll and a sync is that of the
+    poll's write and the sync's instant."""
     creation_poll_s: float | None = None
     """One poll before the loop of `first_poll_s`: KEDA's poll at the ScaledObject's
     creation when the test then restarts the loop by changing its spec (a new generation

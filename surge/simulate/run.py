@@ -109,11 +109,13 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     out.timeline.append(Point(0, first, first, rates[0] if rates else 0.0, 0.0, 0.0))
     sync, pipe = settings.sync_s, settings.pipeline
     first_sync = pipeline.first_sync(sync, pipe)
-    first_poll = math.floor(pipe.first_poll_s) if pipe is not None else 0
+    # With a pipeline, a poll acts when its write lands, and a poll and a sync in one second
+    # go in that order (Pipeline.keda_write_s).
+    lands = pipe.first_poll_s + pipe.keda_write_s if pipe is not None else 0.0
+    first_poll = math.floor(lands)
     once = pipe.creation_poll_s if pipe is not None else None
     creation_poll = math.floor(once) if once is not None else -1
-    # With a pipeline, a poll and a sync in one second go in the order of their instants.
-    poll_after_sync = pipe is not None and pipe.first_poll_s % 1 > pipe.first_sync_s % 1
+    poll_after_sync = pipe is not None and lands % 1 > pipe.first_sync_s % 1
     per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
     # The signals of the second before (what a live query reads); t = 0 reads its own load.
     load0 = rates[0] if rates else 0.0

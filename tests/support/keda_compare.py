@@ -40,6 +40,9 @@ TOLERANCE = 0.1
 DOWNSCALE_WINDOW_S = 300.0
 SAMPLE_AFTER_S = 2.2
 """The real count is read this long after each instant, or just before the next one."""
+KEDA_WRITE_S = 0.4
+"""A poll's write lands this long after its instant (measured 0.1-0.5 s: runs 5 and 7 of
+docs/simulator.md); the HPA reads the scale as its sync starts."""
 CREATION_POLLING_S = 3600
 """pollingInterval at creation, until the test sets the scenario's at RESTART_S."""
 
@@ -151,7 +154,14 @@ def simulated(s: Scenario) -> list[tuple[int, int]]:
     """(second, spec.replicas) at every write, by KEDA's poll or the HPA's sync."""
     so = ScaledObjectSpec.model_validate(s.scaled_object)
     keda, hpa = plan_scaled_object(so, f"scenarios[{s.name}]", {SIGNAL: "requestRate"})
-    pipe = Pipeline(15.0, 0.0, FIRST_SYNC_S, first_poll_s=s.poll_phase_s, creation_poll_s=CREATED_S)
+    pipe = Pipeline(
+        15.0,
+        0.0,
+        FIRST_SYNC_S,
+        first_poll_s=s.poll_phase_s,
+        keda_write_s=KEDA_WRITE_S,
+        creation_poll_s=CREATED_S,
+    )
     settings = Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, s.initial, pipe)
     plan = plan_hpa(s.name, pool(), hpa, settings, f"scenarios[{s.name}]", keda)
     out = simulate(plan, settings, s.values(), Slo(None, "none"))
@@ -217,7 +227,8 @@ def compare(s: Scenario, record: list[tuple[float, int]]) -> Comparison:
         value_at(record, min(t + SAMPLE_AFTER_S, nxt - 0.5))
         for t, nxt in zip(at, until, strict=True)
     ]
-    return Comparison(s, at, real, [value_at(sim, float(int(t))) for t in at])
+    # The simulated state once the instant's writes landed (a poll's KEDA_WRITE_S later).
+    return Comparison(s, at, real, [value_at(sim, float(int(t + KEDA_WRITE_S))) for t in at])
 
 
 # -- the seeded batch -----------------------------------------------------------------------
