@@ -11,7 +11,7 @@ from surge.api.experiment import ScaledObjectSpec
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.errors import SimulationError
 from surge.simulate.keda import KedaPlan, KedaScaler, Trigger, plan_scaled_object
-from surge.simulate.plan import Settings, plan_hpa
+from surge.simulate.plan import Pipeline, Settings, plan_hpa
 from surge.simulate.run import simulate
 
 SIGNALS: dict[str, Any] = {"queue": "queueDepth", "s0-prometheus": "inFlight"}
@@ -124,3 +124,26 @@ def test_the_hpa_is_disabled_at_zero_and_keda_polls_first() -> None:
     # and the HPA's sync of the same instant on: the mean of its period, (10 × 0 + 5 × 23) /
     # 15 = 7.67 over a target of 5 per pod: 2; then 23 / 5: 5, at most max(2 × 2, 4) = 4.
     assert _simulate(so, rates, 2) == [(0, 0), (30, 1), (30, 2), (45, 4)]
+
+
+def test_with_a_pipeline_a_poll_acts_when_its_write_lands() -> None:
+    # The differential test: KEDA's poll writes 0.1-0.5 s after its instant, the HPA reads
+    # the scale as its sync starts. A poll at 29.95 and a sync at 30.0: with the write 0.4 s
+    # later (30.35) the HPA reads 0 replicas (ScalingDisabled) and scales on only at 45;
+    # counted at its instant (second 29) the poll's 0 -> 1 comes first and the HPA scales on
+    # at 30.
+    trigger = {"type": "metrics-api", "metadata": {"targetValue": "5"}}
+    so = ScaledObjectSpec.model_validate(
+        {"triggers": [trigger], "minReplicaCount": 0, "pollingInterval": 10}
+    )
+    keda, hpa = plan_scaled_object(so, "so", {"s0-metrics-api": "requestRate"})
+    rates = [0.0] * 20 + [23.0] * 40
+
+    def run(write_s: float) -> list[tuple[int, int]]:
+        pipe = Pipeline(15.0, 0.0, 15.0, first_poll_s=9.95, keda_write_s=write_s)
+        settings = Settings(15, 0.1, 300.0, 2, pipe)
+        plan = plan_hpa("v", _pool(), hpa, settings, "so", keda)
+        return simulate(plan, settings, rates, Slo(None, "none")).changes
+
+    assert run(0.0) == [(9, 0), (29, 1), (30, 4), (45, 5)]
+    assert run(0.4) == [(10, 0), (30, 1), (45, 4)]
