@@ -50,10 +50,11 @@ def _live_top_k(spec: ScalingExperimentSpec) -> int | None:
 def _plans(spec: ScalingExperimentSpec) -> tuple[Settings, list[VariantPlan], Slo]:
     for i, v in enumerate(spec.variants):
         # Checked here, worded for the operator: the simulator's own message names a CLI flag.
-        if v.hpa is None:
+        if v.hpa is None and v.scaled_object is None:
             raise SimulationError(
-                f"spec.variants[{i}].hpa: {v.name} has none, and spec.simulation.liveTopK ranks "
-                "the variants by replaying their HPAs; give it one, or unset liveTopK"
+                f"spec.variants[{i}].hpa: {v.name} has neither an hpa nor a scaledObject, and "
+                "spec.simulation.liveTopK ranks the variants by replaying their autoscalers; "
+                "give it one, or unset liveTopK"
             )
     settings, plans = plan_all(spec)
     return settings, plans, slo_of(spec)

@@ -7,9 +7,9 @@ HPA controller; these fields give it the controller's flags and each pool's capa
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from surge.api.base import Model
@@ -78,6 +78,23 @@ class PoolCapacity(Model):
     pods_per_node: PositiveInt = 1
     initial_nodes: int | None = Field(None, ge=0, le=MAX_COUNT)
     """Nodes up at the start; default: just enough for the initial replicas."""
+    slots: PositiveInt | None = None
+    """Requests one pod serves at once (GPU slots, a model API's concurrency); with
+    serviceTime, the pod is a fluid queue: maxRps = slots / serviceTime, latency =
+    serviceTime + queue wait (docs/simulator.md, "Queue model"). Unset: the M/M/1 shape."""
+    service_time: Duration | None = None
+    """How long one request holds a slot (needs slots)."""
+
+    @model_validator(mode="after")
+    def _slots(self) -> PoolCapacity:
+        if (self.slots is None) != (self.service_time is None):
+            raise ValueError(
+                "slots and serviceTime go together: give both (a pod serving `slots` requests "
+                "at once, each for serviceTime), or neither"
+            )
+        if self.service_time is not None and self.service_time <= 0:
+            raise ValueError("serviceTime: must be above 0, e.g. 2s")
+        return self
 
 
 class SearchGrid(Model):
@@ -101,6 +118,10 @@ class SearchGrid(Model):
     """The chosen point is the cheapest with at most this many SLO-violation seconds."""
 
 
+Signal = Literal["requestRate", "inFlight", "queueDepth"]
+"""What a metric reads from the simulated load (docs/simulator.md, "Signals")."""
+
+
 class Simulation(Model):
     sync_period: Duration = 15.0
     """--horizontal-pod-autoscaler-sync-period of the kube-controller-manager."""
@@ -114,6 +135,13 @@ class Simulation(Model):
     capacity: dict[Key, PoolCapacity] = Field(default_factory=dict, max_length=MAX_ITEMS)
     """By the value of the pool label (spec.cost.poolLabel) in each variant's nodeSelector;
     variants without that label use 'default'."""
+    signals: dict[Key, Signal] = Field(default_factory=dict, max_length=MAX_ITEMS)
+    """What each custom metric reads, by name: an HPA Pods/Object/External metric.name, or
+    a ScaledObject trigger's name (else `s<index>-<type>`, KEDA's metric name), e.g.
+    {alice_queue_depth: queueDepth, alice_inflight: inFlight}. requestRate: requests per
+    second; inFlight: requests in service plus queued (Little's law); queueDepth: queued.
+    An HPA metric not named here reads requestRate (its documented meaning); a KEDA
+    trigger not named here is an error."""
     search: SearchGrid | None = None
     live_top_k: int | None = Field(None, ge=1, le=MAX_VARIANTS)
     """The operator simulates every variant first and runs only the K best by the objective

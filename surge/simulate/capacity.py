@@ -24,7 +24,7 @@ from surge.simulate.errors import SimulationError
 DEFAULT_POOL = "default"
 RHO_MAX = 0.99
 """Utilization above which the queueing term stops growing and the backlog takes over."""
-_LN20 = math.log(20.0)
+LN20 = math.log(20.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +42,42 @@ class Pool:
     initial_nodes: int | None
     price: float | None
     """Per replica-hour; None when neither the variant nor spec.cost names one."""
+    slots: int | None = None
+    """Requests one pod serves at once; None: the M/M/1 shape (docs/simulator.md)."""
+    service_time_s: float = 0.0
+    """How long one request holds a slot (slots pools only)."""
 
     def p95(self, offered: float, ready: int, backlog: float) -> float:
-        """Predicted p95 latency in seconds: an M/M/1-shaped queueing term per pod,
-        base / (1 - ρ), plus the time to drain the backlog; inf with no Ready pod."""
+        """Predicted p95 latency in seconds, inf with no Ready pod. M/M/1 pools: a queueing
+        term per pod, base / (1 - ρ), plus the time to drain the backlog; slots pools (a
+        fluid queue in front of ready × slots servers): base + backlog / capacity."""
         if ready <= 0:
             return math.inf
         capacity = ready * self.max_rps
+        if self.slots is not None:
+            return self.base_latency_s + backlog / capacity
         rho = min(offered / capacity, RHO_MAX)
         return self.base_latency_s / (1.0 - rho) + backlog / capacity
 
+    def in_service_s(self, offered: float, ready: int) -> float:
+        """W, the mean time a served request spends in a pod (Little's law: in service =
+        served × W): serviceTime for slots pools; the M/M/1 mean sojourn, the p95's
+        queueing term / ln 20, otherwise."""
+        if self.slots is not None:
+            return self.service_time_s
+        if ready <= 0:
+            return 0.0
+        rho = min(offered / (ready * self.max_rps), RHO_MAX)
+        return self.base_latency_s / (1.0 - rho) / LN20
+
     def rps_at_slo(self, slo_p95_s: float | None) -> float:
         """Per-replica rate at which the predicted p95 equals the SLO (no backlog):
-        base / (1 - ρ) = SLO ⇒ ρ = 1 - base / SLO. Without a latency SLO: RHO_MAX·μ."""
+        base / (1 - ρ) = SLO ⇒ ρ = 1 - base / SLO; a slots pool meets any SLO above its
+        service time up to RHO_MAX·μ. Without a latency SLO: RHO_MAX·μ."""
         if slo_p95_s is None:
             return RHO_MAX * self.max_rps
+        if self.slots is not None:
+            return RHO_MAX * self.max_rps if self.base_latency_s <= slo_p95_s else 0.0
         rho = min(RHO_MAX, 1.0 - self.base_latency_s / slo_p95_s)
         return max(rho, 0.0) * self.max_rps
 
@@ -78,10 +99,10 @@ def slo_of(spec: ScalingExperimentSpec) -> Slo:
         if family != "latency" or t.op not in ("<", "<=") or stat in ("max", "min"):
             continue
         if stat == "mean":
-            factor = 1.0 / _LN20
+            factor = 1.0 / LN20
         else:
             q = float("0." + stat[1:]) if stat != "p999" else 0.999
-            factor = math.log(1.0 / (1.0 - q)) / _LN20
+            factor = math.log(1.0 / (1.0 - q)) / LN20
         bound = t.limit / factor
         if best is None or bound < best[0]:
             best = (bound, t.expression)
@@ -178,8 +199,13 @@ def pool_for(
             raise SimulationError(f"spec.variants[{index}].resources.requests.cpu: {exc}") from None
     if request <= 0 or cap.cpu_per_request <= 0:
         raise SimulationError(f"{where}: cpuPerRequest and podCpuRequest must be above 0")
-    max_rps = cap.max_rps if cap.max_rps is not None else request / cap.cpu_per_request
-    base = cap.base_latency if cap.base_latency is not None else _LN20 / max_rps
+    if cap.slots is not None and cap.service_time is not None:
+        # A pod serving `slots` requests at once, each for serviceTime (GPU slots).
+        max_rps = cap.max_rps if cap.max_rps is not None else cap.slots / cap.service_time
+        base = cap.base_latency if cap.base_latency is not None else cap.service_time
+    else:
+        max_rps = cap.max_rps if cap.max_rps is not None else request / cap.cpu_per_request
+        base = cap.base_latency if cap.base_latency is not None else LN20 / max_rps
     price = variant.cost_per_replica_hour
     if price is None:
         price = spec.cost.per_pool.get(name)
@@ -194,4 +220,6 @@ def pool_for(
         pods_per_node=cap.pods_per_node,
         initial_nodes=cap.initial_nodes,
         price=price,
+        slots=cap.slots,
+        service_time_s=cap.service_time or 0.0,
     )

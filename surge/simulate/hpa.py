@@ -226,6 +226,13 @@ class HpaController:
             self._store_scale_event(now, current, desired)
         return desired
 
+    def disabled(self, now: float) -> None:
+        """A sync at 0 replicas with minReplicas above 0 (KEDA's HPA once KEDA scaled to 0):
+        reconcileAutoscaler records the initial recommendation (recordInitialRecommendation
+        runs before the check), then sets ScalingDisabled and writes nothing."""
+        if not self.recommendations:
+            self.recommendations.append((now, 0))
+
     # -- no behavior: normalizeDesiredReplicas ---------------------------------------------
 
     def _normalize_legacy(self, now: float, current: int, desired: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from surge.simulate.capacity import Slo
+from surge.simulate.keda import summary_line
 from surge.simulate.plan import Settings
 from surge.simulate.run import Outcome, Point
 from surge.simulate.search import SearchResult, hpa_manifest
@@ -57,6 +58,8 @@ def _outcome(o: Outcome, timeline: bool = True) -> dict[str, Any]:
         "pricePerReplicaHour": pool.price,
         **summary(o),
     }
+    if o.keda is not None:
+        doc["scaledObject"] = o.keda
     if timeline:
         doc["timeline"] = [_point(p) for p in o.timeline]
     return doc
@@ -131,7 +134,10 @@ def table(doc: dict[str, Any]) -> str:
             f"| {v['sloViolationSeconds']} | {_fmt(v['latencyP95Max'])} | {v['scaleEvents']} "
             f"| {_fmt(r.get('extraCost'))} | {_fmt(r.get('lostSloSeconds'), 'd')} |"
         )
-    return "\n".join(rows)
+    keda = [
+        summary_line(v["name"], v["scaledObject"]) for v in doc["variants"] if "scaledObject" in v
+    ]
+    return "\n".join(rows + (["", *keda] if keda else []))
 
 
 def search_text(doc: dict[str, Any]) -> str:

@@ -6,14 +6,15 @@ unsupported metric) happens here, before anything runs, with the field and the f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from surge.api.experiment import HpaSpec, ScalingExperimentSpec, Variant
-from surge.api.simulation import Simulation
+from surge.api.simulation import Signal, Simulation
 from surge.simulate.capacity import Pool, pool_for
 from surge.simulate.errors import SimulationError
 from surge.simulate.hpa import Behavior, parse_behavior
+from surge.simulate.keda import KedaPlan, plan_scaled_object
 from surge.simulate.replicas import Metric, Tolerances, parse_metrics
 
 
@@ -31,6 +32,20 @@ class Pipeline:
     """The scrape (counted from the pod's creation) after which a pod has a metric: 2 for a
     kubelet (metrics-server needs two points); 3 for kwok, whose CPU counter starts at 0 at
     the first scrape, a point metrics-server drops."""
+    first_poll_s: float = 0.0
+    """KEDA's first poll of a ScaledObject (when it is created; its HPA syncs first one
+    sync period later). With a pipeline, Pods/External metrics and KEDA's polls read the
+    signal of the second before the instant, as a live query does, not a period's mean."""
+    keda_write_s: float = 0.0
+    """How long after its instant a KEDA poll's write lands (it first fetches the metric,
+    then reads and writes the scale; the differential test measured 0.1-0.5 s), while the
+    HPA reads the scale as its sync starts: the order of a poll and a sync is that of the
+    poll's write and the sync's instant."""
+    creation_poll_s: float | None = None
+    """One poll before the loop of `first_poll_s`: KEDA's poll at the ScaledObject's
+    creation when the test then restarts the loop by changing its spec (a new generation
+    starts a new scale loop, scale_handler.go HandleScalableObject), so that polls and the
+    HPA's syncs never fall on one instant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +61,8 @@ class Settings:
     """The HPAConfigurableTolerance feature gate (tolerancesForHpa): with it, a behavior's
     scaleUp/scaleDown `tolerance` replaces the controller's. Beta and on by default since
     Kubernetes 1.35 (alpha and off in 1.33-1.34): False mirrors an older controller."""
+    signals: dict[str, Signal] = field(default_factory=dict)
+    """spec.simulation.signals: metric or trigger name -> the signal it reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,10 @@ class VariantPlan:
     behavior: Behavior | None
     tolerances: Tolerances
     hpa: dict[str, Any]
-    """The HPA spec in its wire form (what the YAML output shows)."""
+    """The HPA spec in its wire form (what the YAML output shows); for a ScaledObject, the
+    HPA KEDA creates."""
+    keda: KedaPlan | None = None
+    """KEDA's scale loop, for a ScaledObject variant."""
 
 
 def settings_of(spec: ScalingExperimentSpec) -> Settings:
@@ -68,7 +88,11 @@ def settings_of(spec: ScalingExperimentSpec) -> Settings:
             f"spec.simulation.syncPeriod: {sim.sync_period:g}s; use whole seconds, e.g. 15s"
         )
     return Settings(
-        int(sim.sync_period), sim.tolerance, sim.downscale_stabilization, sim.initial_replicas
+        int(sim.sync_period),
+        sim.tolerance,
+        sim.downscale_stabilization,
+        sim.initial_replicas,
+        signals=dict(sim.signals),
     )
 
 
@@ -80,17 +104,29 @@ def plan_variant(
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> VariantPlan:
     where = f"spec.variants[{index}]"
+    if variant.scaled_object is not None:
+        pool = pool_for(spec, index, variant, overrides)
+        at = f"{where}.scaledObject"
+        keda, hpa = plan_scaled_object(variant.scaled_object, at, settings.signals)
+        return plan_hpa(variant.name, pool, hpa, settings, f"{at} (its HPA)", keda)
     if variant.hpa is None:
         raise SimulationError(
-            f"{where} ({variant.name}) has no hpa: the simulator replays HPA decisions; give "
-            f"it {where}.hpa (minReplicas, maxReplicas, metrics, behavior), or leave it out "
-            "with --variant NAME for the others"
+            f"{where} ({variant.name}) has no hpa or scaledObject: the simulator replays HPA "
+            f"and KEDA decisions; give it {where}.hpa (minReplicas, maxReplicas, metrics, "
+            "behavior) or .scaledObject, or leave it out with --variant NAME for the others"
         )
     pool = pool_for(spec, index, variant, overrides)
     return plan_hpa(variant.name, pool, variant.hpa, settings, f"{where}.hpa")
 
 
-def plan_hpa(name: str, pool: Pool, hpa: HpaSpec, settings: Settings, where: str) -> VariantPlan:
+def plan_hpa(
+    name: str,
+    pool: Pool,
+    hpa: HpaSpec,
+    settings: Settings,
+    where: str,
+    keda: KedaPlan | None = None,
+) -> VariantPlan:
     behavior = parse_behavior(hpa.behavior, f"{where}.behavior", settings.downscale_window_s)
     up = down = None
     if behavior is not None and settings.configurable_tolerance:  # tolerancesForHpa
@@ -100,13 +136,20 @@ def plan_hpa(name: str, pool: Pool, hpa: HpaSpec, settings: Settings, where: str
         pool=pool,
         min_replicas=hpa.min_replicas or 1,
         max_replicas=hpa.max_replicas,
-        metrics=parse_metrics(hpa.metrics, f"{where}.metrics"),
+        metrics=_metrics(hpa, where, settings, keda is not None),
         behavior=behavior,
         tolerances=Tolerances(
             settings.tolerance if up is None else up, settings.tolerance if down is None else down
         ),
         hpa=hpa.wire(),
+        keda=keda,
     )
+
+
+def _metrics(hpa: HpaSpec, where: str, settings: Settings, keda: bool) -> tuple[Metric, ...]:
+    metrics = parse_metrics(hpa.metrics, f"{where}.metrics", settings.signals)
+    # KEDA serves each value as a quantity of "%.3f" (quantityFromFloat64): rounded.
+    return tuple(replace(m, rounded=keda and m.source == "external") for m in metrics)
 
 
 def plan_all(

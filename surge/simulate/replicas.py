@@ -8,10 +8,11 @@ arithmetic (milli-units, truncated utilization percent) is upstream's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from surge.api.simulation import parse_quantity
+from surge.api.simulation import Signal, parse_quantity
 from surge.simulate.errors import SimulationError
 
 DEFAULT_CPU_UTILIZATION = 80
@@ -28,7 +29,12 @@ class Metric:
     source: Literal["cpu", "pods", "external"]
     target_type: Literal["Utilization", "AverageValue", "Value"]
     target: float
-    """Percent for Utilization; cores (cpu) or requests per second otherwise."""
+    """Percent for Utilization; cores (cpu) or the signal's unit otherwise."""
+    signal: Signal = "requestRate"
+    """What a pods/external metric reads (spec.simulation.signals; surge/simulate/signals.py)."""
+    rounded: bool = False
+    """The value reaches the HPA rounded to milli-units (KEDA's quantityFromFloat64,
+    "%.3f"); False: truncated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,26 @@ class PodView:
     offered_rps: float
     missing: int = 0
     """Ready, but metrics-server has no sample of it yet (surge/simulate/pipeline.py)."""
+    in_flight: float = 0.0
+    """Requests in the pods or queued for them, all pods together (signals.py)."""
+    queue_depth: float = 0.0
+    """Requests queued (the backlog), all pods together."""
+
+    def total_of(self, signal: Signal) -> float:
+        """The deployment's total of a signal (what an External metric reads)."""
+        if signal == "inFlight":
+            return self.in_flight
+        if signal == "queueDepth":
+            return self.queue_depth
+        return self.offered_rps
+
+    def per_pod(self, signal: Signal) -> float:
+        """What each Ready pod reports (the even split): served requests per second for
+        requestRate (the Pods metric's documented meaning), else the total over Ready pods."""
+        if signal == "requestRate":
+            return self.served_per_pod
+        pods = self.fresh + self.ready + self.missing
+        return self.total_of(signal) / pods if pods else 0.0
 
     @property
     def total(self) -> int:
@@ -65,10 +91,23 @@ class Tolerances:
         return 1.0 - self.down <= ratio <= 1.0 + self.up
 
 
-def parse_metrics(raw: list[dict[str, Any]], where: str) -> tuple[Metric, ...]:
+def parse_metrics(
+    raw: list[dict[str, Any]], where: str, signals: Mapping[str, Signal] | None = None
+) -> tuple[Metric, ...]:
+    """The HPA's metrics; a Pods/Object/External metric reads the signal its metric.name
+    has in `signals` (spec.simulation.signals), else requestRate (docs/simulator.md)."""
     if not raw:
         return (Metric("cpu", "Utilization", DEFAULT_CPU_UTILIZATION),)
-    return tuple(_metric(m, f"{where}[{i}]") for i, m in enumerate(raw))
+    out = []
+    for i, m in enumerate(raw):
+        metric = _metric(m, f"{where}[{i}]")
+        if metric.source != "cpu":
+            body = m.get({"Pods": "pods", "Object": "object"}.get(m["type"], "external")) or {}
+            name = (body.get("metric") or {}).get("name") if isinstance(body, dict) else None
+            if isinstance(name, str) and signals and name in signals:
+                metric = replace(metric, signal=signals[name])
+        out.append(metric)
+    return tuple(out)
 
 
 def _metric(raw: dict[str, Any], where: str) -> Metric:
@@ -130,10 +169,12 @@ def desired_replicas(
     # Quantity.MilliValue() of the target (rounds up): not a truncated float product.
     target_milli = math.ceil(round(metric.target * 1000, 6))
     if metric.source == "external":
-        usage = int(view.offered_rps * 1000)
+        usage = _milli(view.total_of(metric.signal), metric.rounded)
         target = target_milli
         if metric.target_type == "Value":
-            return usage_ratio_replicas(current, usage / target, view.fresh + view.ready, tol)
+            # getReadyPodsCount: Running and Ready, with or without a metric of their own.
+            ready = view.fresh + view.ready + view.missing
+            return usage_ratio_replicas(current, usage / target, ready, tol)
         return external_per_pod_replicas(usage, target, view.total, tol)
     if metric.source == "cpu":
         value = int(view.served_per_pod * cpu_per_request * 1000)
@@ -150,10 +191,15 @@ def desired_replicas(
                 tol,
             )
         return plain_replicas(current, view.ready, unready, view.missing, value, target_milli, tol)
-    value = int(view.served_per_pod * 1000)
+    value = _milli(view.per_pod(metric.signal), metric.rounded)
     ready = view.fresh + view.ready
     missing = view.starting + view.missing
     return plain_replicas(current, ready, view.pending, missing, value, target_milli, tol)
+
+
+def _milli(x: float, rounded: bool) -> int:
+    """A metric value in milli-units as the HPA reads it (Quantity.MilliValue)."""
+    return round(x * 1000) if rounded else math.floor(round(x * 1000, 6))
 
 
 def resource_replicas(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from surge.api.simulation import Signal
 from surge.simulate import pipeline
-from surge.simulate.capacity import Pool, Slo
+from surge.simulate.capacity import LN20, RHO_MAX, Pool, Slo
 from surge.simulate.hpa import HpaController, combine_proposals
+from surge.simulate.keda import KedaScaler, describe
 from surge.simulate.plan import Settings, VariantPlan
 from surge.simulate.replicas import PodView, desired_replicas
 
@@ -54,6 +57,10 @@ class Outcome:
     scale_events: int = 0
     replicas_min: int = 0
     replicas_max: int = 0
+    keda: dict[str, Any] | None = None
+    """For a ScaledObject variant: KEDA's parameters and the HPA it makes (keda.describe)."""
+    changes: list[tuple[int, int]] = field(default_factory=list)
+    """(second, spec.replicas) at every write, by the HPA or by KEDA's poll."""
 
     @property
     def cost(self) -> float | None:
@@ -76,10 +83,13 @@ def violates(slo: Slo, p95: float, offered: float, capacity: float, backlog: flo
 def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo) -> Outcome:
     pool = plan.pool
     out = Outcome(plan.name, pool)
+    if plan.keda is not None:
+        out.keda = describe(plan.keda, plan.hpa)
     ctrl = HpaController(
         plan.min_replicas, plan.max_replicas, plan.behavior, settings.downscale_window_s
     )
-    mu, base, startup = pool.max_rps, pool.base_latency_s, pool.startup_s
+    keda = KedaScaler(plan.keda) if plan.keda is not None else None
+    mu, startup = pool.max_rps, pool.startup_s
     ppn = pool.pods_per_node
     unlimited_nodes = pool.node_provisioning_s <= 0
     first = settings.initial_replicas or plan.min_replicas
@@ -91,54 +101,94 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     provisioning: deque[float] = deque()
     unneeded_since: float | None = None
     backlog = 0.0
-    # Accumulated since the last sync: seconds, offered, served per Ready pod, worst p95.
-    acc_n, acc_offered, acc_per_pod, acc_p95 = 0, 0.0, 0.0, 0.0
+    # Accumulated since the last sync: seconds, offered, served per Ready pod, worst p95,
+    # in flight, queued.
+    acc_n, acc_offered, acc_per_pod, acc_p95, acc_flight, acc_queue = 0, 0.0, 0.0, 0.0, 0.0, 0.0
     replicas = first
     out.replicas_min = out.replicas_max = first
     out.timeline.append(Point(0, first, first, rates[0] if rates else 0.0, 0.0, 0.0))
     sync, pipe = settings.sync_s, settings.pipeline
     first_sync = pipeline.first_sync(sync, pipe)
+    # With a pipeline, a poll acts when its write lands, and a poll and a sync in one second
+    # go in that order (Pipeline.keda_write_s).
+    lands = pipe.first_poll_s + pipe.keda_write_s if pipe is not None else 0.0
+    first_poll = math.floor(lands)
+    once = pipe.creation_poll_s if pipe is not None else None
+    creation_poll = math.floor(once) if once is not None else -1
+    poll_after_sync = pipe is not None and lands % 1 > pipe.first_sync_s % 1
     per_pod_s: list[float] = []  # served per Ready pod, each second (what a scrape reads)
+    # The signals of the second before (what a live query reads); t = 0 reads its own load.
+    load0 = rates[0] if rates else 0.0
+    last = (load0, load0 * pool.in_service_s(load0, first), 0.0)
+    base, slots_s = pool.base_latency_s, pool.service_time_s
+    slotted = pool.slots is not None
+
+    def signals_now() -> dict[Signal, float]:
+        return {"requestRate": last[0], "inFlight": last[1], "queueDepth": last[2]}
+
+    def scale_to(new: int) -> None:
+        nonlocal replicas
+        if new > replicas:
+            pending.extend([float(t)] * (new - replicas))
+            out.scale_events += 1
+        elif new < replicas:
+            _delete(replicas - new, pending, starting, ready)
+            out.scale_events += 1
+        if new != replicas:
+            out.changes.append((t, new))
+        replicas = new
+        out.replicas_min = min(out.replicas_min, new)
+        out.replicas_max = max(out.replicas_max, new)
+
     for t, offered in enumerate(rates):
         while provisioning and provisioning[0] <= t:
             provisioning.popleft()
             nodes += 1
         while starting and starting[0][0] <= t:
             ready.append(starting.popleft())
+        polls = keda is not None and (
+            t == creation_poll or (t >= first_poll and (t - first_poll) % keda.plan.polling_s == 0)
+        )
+        if polls and keda is not None and not poll_after_sync:
+            # KEDA's poll of this instant runs before the HPA's sync (docs/simulator.md).
+            scale_to(keda.poll(float(t), replicas, keda.plan.active(signals_now())))
         if t >= first_sync and (t - first_sync) % sync == 0 and acc_n:
             per_pod = acc_per_pod / acc_n
             if pipe is None:
                 view = _view(t, pending, starting, ready, per_pod, acc_offered / acc_n)
+                view = replace(view, in_flight=acc_flight / acc_n, queue_depth=acc_queue / acc_n)
             else:
                 at = pipeline.sync_instant(t, pipe)
                 seen = per_pod_s[pipeline.sampled_second(pipeline.last_scrape(pipe, at))]
-                view = pipeline.view(pipe, at, pending, starting, ready, seen, acc_offered / acc_n)
-            proposals = [
-                desired_replicas(
-                    m,
-                    replicas,
+                view = pipeline.view(pipe, at, pending, starting, ready, seen, last[0])
+                view = replace(
                     view,
-                    plan.tolerances,
-                    cpu_per_request=pool.cpu_per_request,
-                    pod_cpu_request=pool.pod_cpu_request,
+                    in_flight=last[1],
+                    queue_depth=last[2],
                 )
-                for m in plan.metrics
-            ]
-            new = ctrl.decide(float(t), replicas, combine_proposals(proposals, replicas))
-            if new > replicas:
-                pending.extend([float(t)] * (new - replicas))
-                out.scale_events += 1
-            elif new < replicas:
-                _delete(replicas - new, pending, starting, ready)
-                out.scale_events += 1
-            replicas = new
-            out.replicas_min = min(out.replicas_min, new)
-            out.replicas_max = max(out.replicas_max, new)
+            if keda is not None and replicas == 0:
+                # The HPA is disabled at 0 replicas (ScalingDisabled); KEDA scales from 0.
+                ctrl.disabled(float(t))
+                new = 0
+            else:
+                proposals = [
+                    desired_replicas(
+                        m,
+                        replicas,
+                        view,
+                        plan.tolerances,
+                        cpu_per_request=pool.cpu_per_request,
+                        pod_cpu_request=pool.pod_cpu_request,
+                    )
+                    for m in plan.metrics
+                ]
+                new = ctrl.decide(float(t), replicas, combine_proposals(proposals, replicas))
+            scale_to(new)
             util = 100.0 * per_pod * pool.cpu_per_request / pool.pod_cpu_request
             out.timeline.append(
                 Point(t, new, len(ready), acc_offered / acc_n, acc_p95, round(util, 2))
             )
-            acc_n, acc_offered, acc_per_pod, acc_p95 = 0, 0.0, 0.0, 0.0
+            acc_n, acc_offered, acc_per_pod, acc_p95, acc_flight, acc_queue = 0, 0, 0, 0, 0, 0
             if not unlimited_nodes:
                 placed = len(starting) + len(ready)
                 missing = math.ceil((placed + len(pending)) / ppn) - nodes - len(provisioning)
@@ -153,6 +203,8 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
                         unneeded_since = None
                 else:
                     unneeded_since = None
+        if polls and keda is not None and poll_after_sync:
+            scale_to(keda.poll(float(t), replicas, keda.plan.active(signals_now())))
         if pending:
             free = len(pending) if unlimited_nodes else nodes * ppn - len(starting) - len(ready)
             for _ in range(min(free, len(pending))):
@@ -163,11 +215,25 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
         want = offered + backlog
         served = want if want < capacity else capacity
         backlog = want - served
+        # Pool.p95 and Pool.in_service_s, inlined (this loop is the simulator's cost).
         if n:
-            p95 = base / (1.0 - min(offered / capacity, 0.99)) + backlog / capacity
+            if slotted:
+                p95 = base + backlog / capacity
+                in_service = slots_s
+            else:
+                rho = offered / capacity
+                queueing = base / (1.0 - (rho if rho < RHO_MAX else RHO_MAX))
+                p95 = queueing + backlog / capacity
+                in_service = queueing / LN20
             acc_per_pod += served / n
         else:
             p95 = math.inf
+            in_service = 0.0
+        # Little's law: in service = served × W, plus the queue (docs/simulator.md).
+        flight = served * in_service + backlog
+        last = (offered, flight, backlog)
+        acc_flight += flight
+        acc_queue += backlog
         per_pod_s.append(served / n if n else 0.0)
         acc_n += 1
         acc_offered += offered

@@ -431,3 +431,19 @@ def test_simulating_a_long_load_stays_fast() -> None:
     started = time.perf_counter()
     assert len(sim.select(spec)) == 4
     assert time.perf_counter() - started < 5.0
+
+
+def test_a_scaled_object_variant_is_predicted_like_an_hpa() -> None:
+    # liveTopK replays a ScaledObject variant through the simulator's KEDA model: the HPA
+    # KEDA makes (max(minReplicaCount, 1)..maxReplicaCount) and its poll loop.
+    raw = _spec(targetRef={"deployment": "alice", "hpa": "alice", "scaledObject": "alice"})
+    trigger = {"type": "prometheus", "name": "rps", "metadata": {"threshold": "8"}}
+    so = {"triggers": [trigger], "minReplicaCount": 0, "maxReplicaCount": 4}
+    raw["variants"][1] = {"name": "keda", "nodeSelector": {"surge.dev/pool": "cpu"},
+                          "scaledObject": so}  # fmt: skip
+    raw["simulation"]["signals"] = {"rps": "requestRate"}
+    spec = ScalingExperimentSpec.model_validate(raw)
+    sim.check(spec)
+    keda = next(p for p in sim.predict(spec) if p.variant == "keda")
+    # 20 req/s over 8 per replica: ceil(2.5) = 3 replicas once the HPA has synced.
+    assert keda.replica_series is not None and keda.replica_series[-1][1] == 3

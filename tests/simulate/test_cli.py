@@ -174,3 +174,43 @@ def test_a_sweeps_capacity_file_overrides_the_spec_field_by_field(tmp_path: Path
     typo.write_text(json.dumps({"cpu": {"maxRPS": 5}}))
     code, text = _invoke(str(EXPERIMENT), "--capacity", str(typo))
     assert code == 1 and "cpu.maxRPS: not a capacity field" in text, text
+
+
+def test_a_scaled_object_variant_is_simulated_and_shows_kedas_parameters(tmp_path: Path) -> None:
+    def keda(spec: dict) -> None:  # type: ignore[type-arg]
+        spec["targetRef"] = {"deployment": "alice", "scaledObject": "alice"}
+        trigger = {"type": "prometheus", "name": "alice_queue_depth",
+                   "metadata": {"threshold": "5", "activationThreshold": "1"}}  # fmt: skip
+        spec["variants"] = [
+            {
+                "name": "keda-queue",
+                "nodeSelector": {"surge.dev/pool": "cpu"},
+                "resources": {"requests": {"cpu": "1"}},
+                "scaledObject": {"triggers": [trigger], "minReplicaCount": 0,
+                                 "maxReplicaCount": 40, "pollingInterval": 10},
+            }
+        ]  # fmt: skip
+        spec["simulation"]["signals"] = {"alice_queue_depth": "queueDepth"}
+        spec["simulation"].pop("search")
+
+    out = tmp_path / "sim.json"
+    code, text = _invoke(str(_edited(tmp_path, keda)), "--out", str(out))
+    assert code == 0, text
+    assert "keda-queue (KEDA): minReplicaCount 0, pollingInterval 10s, cooldownPeriod 300s" in text
+    (variant,) = json.loads(out.read_text())["variants"]
+    so = variant["scaledObject"]
+    assert (so["hpa"]["minReplicas"], so["triggers"][0]["signal"]) == (1, "queueDepth")
+    assert variant["replicasMax"] > 1
+
+
+def test_a_trigger_without_a_signal_is_an_error_naming_the_field(tmp_path: Path) -> None:
+    def keda(spec: dict) -> None:  # type: ignore[type-arg]
+        spec["targetRef"] = {"deployment": "alice", "scaledObject": "alice"}
+        trigger = {"type": "prometheus", "metadata": {"threshold": "5"}}
+        spec["variants"] = [{"name": "k", "resources": {"requests": {"cpu": "1"}},
+                             "nodeSelector": {"surge.dev/pool": "cpu"},
+                             "scaledObject": {"triggers": [trigger]}}]  # fmt: skip
+
+    code, text = _invoke(str(_edited(tmp_path, keda)))
+    assert code == 1
+    assert "spec.simulation.signals.s0-prometheus" in text
