@@ -71,6 +71,14 @@ def demo_agent(
             "(cpu-ms defaults to 0); the rest queue. Replaces --max-concurrency; 0 = off.",
         ),
     ] = 0,
+    replicas_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ALICE_REPLICAS_FILE",
+            help="Test device: stand for a Deployment whose replica count a follower writes "
+            "to this file; slots = --gpu-slots × that count (docs/agent.md).",
+        ),
+    ] = None,
     queue_size: Annotated[
         int,
         typer.Option(envvar="ALICE_QUEUE_SIZE", help="Requests that may wait; more get 503."),
@@ -119,6 +127,7 @@ def demo_agent(
             stall_for_s=_duration_s(stall_for, "--stall-for"),
             max_concurrency=max_concurrency,
             gpu_slots=gpu_slots,
+            replicas_file=replicas_file,
             queue_size=queue_size,
             error_rate=error_rate,
             ready_delay_s=_duration_s(ready_delay, "--ready-delay"),

@@ -38,6 +38,9 @@ class AgentConfig:
       (which must then stay 0), each for its latency (or TTFT + TPOT schedule) with no CPU
       of its own: the CLI's --gpu-slots defaults cpu_ms to 0. A model server on a GPU
       queues like this, while its CPU stays near idle (docs/agent.md).
+    - replicas_file: a test device (docs/agent.md, "Following a Deployment"): one Alice stands
+      for a whole Deployment of simulated pods, so her slots are gpu_slots × the replica count
+      that a follower writes to this file (re-read every REPLICAS_POLL_S). None = off.
     - error_rate: fraction of admitted requests answered with HTTP 500 (after their work).
     - ready_delay_s: /readyz answers 503 until this long after start.
     - ttft: delay before the first content token of /v1/chat/completions.
@@ -55,6 +58,7 @@ class AgentConfig:
     max_concurrency: int = 0
     gpu_slots: int = 0
     queue_size: int = 128
+    replicas_file: str | None = None
     error_rate: float = 0.0
     ready_delay_s: float = 0.0
     ttft: LatencySpec = field(default_factory=lambda: parse_latency(DEFAULT_TTFT))
@@ -80,6 +84,12 @@ class AgentConfig:
                 "gpu_slots and max_concurrency both limit concurrency: set only one "
                 "(--gpu-slots or --max-concurrency)",
             ),
+            (
+                self.replicas_file is None or self.gpu_slots > 0,
+                "replicas_file needs gpu_slots, the slots of one replica "
+                "(--replicas-file with --gpu-slots N)",
+            ),
+            (self.replicas_file != "", "replicas_file must be a path, or unset"),
             (self.queue_size >= 0, "queue_size must be >= 0"),
             (0.0 <= self.error_rate <= 1.0, "error_rate must be in [0, 1]"),
             (self.ready_delay_s >= 0, "ready_delay must be >= 0"),

@@ -67,6 +67,12 @@ class AgentMetrics:
             "alice_slots_busy", "Admitted requests, each holding a slot until it answers.",
             registry=r,
         )  # fmt: skip
+        self.replicas = Gauge(
+            "alice_replicas",
+            "Replicas this Alice stands for (--replicas-file, a test device); 1 otherwise.",
+            registry=r,
+        )
+        self.replicas.set(1)
         self.queue_wait_seconds = Histogram(
             "alice_queue_wait_seconds",
             "Time from arrival (after any stall hold) to admission to a slot.",

@@ -76,6 +76,7 @@ class AgentState:
     started_s: float = 0.0  # loop time at start-up; stalls and readiness count from here
     records: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=RECENT_REQUESTS))
     limiter: Limiter | None = None
+    replicas: int = 1  # the replicas Alice stands for (surge.agent.replicas); 1 unless followed
     rngs: dict[str, np.random.Generator] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -31,6 +31,7 @@ from surge.agent.faq import FaqModel, build_model
 from surge.agent.latency import sample_latency_s, sample_tokens
 from surge.agent.limiter import Limiter
 from surge.agent.pipeline import STATE, AgentState, Ticket, finish, pipeline
+from surge.agent.replicas import following_replicas
 
 log = logging.getLogger("surge.agent")
 
@@ -191,6 +192,7 @@ async def _complete(
             )
             await response.write(stream.sse(chunk))
             ticket.output_tokens += 1
+            state.metrics.output_tokens.inc()  # as sent, so rate() is tokens/s over any window
         await response.write(
             stream.sse(
                 stream.finish_chunk(
@@ -206,10 +208,8 @@ async def _complete(
         await response.write_eof()
     except ConnectionResetError:
         # The client went away mid-stream; 499 is nginx's name for that.
-        state.metrics.output_tokens.inc(ticket.output_tokens)
         finish(state, ticket, 499)
         return response
-    state.metrics.output_tokens.inc(ticket.output_tokens)
     finish(state, ticket, 200)
     return response
 
@@ -234,11 +234,15 @@ async def handle_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _on_startup(app: web.Application) -> None:
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Start-up (the clock stalls and readiness count from, the limiter), then, with
+    --replicas-file, following the replica count until the app stops."""
     state = app[STATE]
     state.started_s = asyncio.get_running_loop().time()
     state.limiter = Limiter(state.config.slots, state.config.queue_size)
     state.metrics.slots.set(state.config.slots)
+    async with following_replicas(state):
+        yield
 
 
 def build_app(config: AgentConfig, *, model: FaqModel | None = None) -> web.Application:
@@ -256,7 +260,7 @@ def build_app(config: AgentConfig, *, model: FaqModel | None = None) -> web.Appl
     )
     app = web.Application(client_max_size=1024**2)
     app[STATE] = state
-    app.on_startup.append(_on_startup)
+    app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/respond", handle_respond)
     app.router.add_post("/v1/chat/completions", handle_chat)
     app.router.add_get("/healthz", handle_healthz)

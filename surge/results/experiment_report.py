@@ -42,10 +42,21 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+PREDICTED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("predictedSloViolationSeconds", "predicted SLO"),
+    ("predictedP95Ms", "predicted p95 ms"),
+    ("predictedCostPer1kRequests", "predicted cost / 1k req"),
+)
+"""With predictions (spec.simulation.liveTopK): the simulator's forecast of the same variant,
+beside the measured columns (docs/experiments.md, "Reading predicted against measured")."""
+
+
 def _cell(row: Mapping[str, Any], key: str) -> str:
     value = row.get(key)
     if key == "passed":
         return "pass" if value else "FAIL"
+    if key == "predictedSloViolationSeconds" and value is not None:
+        return "pass" if value == 0 else f"FAIL ({value} s over)"
     if value is None:
         return "—"
     if key == "errorRate":
@@ -73,7 +84,9 @@ def _sim_cell(error: SimError | None) -> str:
 
 def table_head(status: Mapping[str, Any]) -> list[str]:
     head = [label for _, label in COLUMNS]
-    return [*head, SIM_ERROR] if _predicted(status) else head
+    if not _predicted(status):
+        return head
+    return [*head, *(label for _, label in PREDICTED_COLUMNS), SIM_ERROR]
 
 
 def comparison_rows(status: Mapping[str, Any], warmup_s: float = 0.0) -> list[list[str]]:
@@ -84,6 +97,7 @@ def comparison_rows(status: Mapping[str, Any], warmup_s: float = 0.0) -> list[li
     for row in status.get("comparison") or []:
         cells = [_cell(row, key) for key, _ in COLUMNS]
         if errors is not None:
+            cells += [_cell(row, key) for key, _ in PREDICTED_COLUMNS]
             cells.append(_sim_cell(errors.get(str(row["name"]))))
         out.append(cells)
     return out

@@ -169,3 +169,25 @@ async def test_client_disconnect_mid_stream_is_499() -> None:
     (record,) = state.records
     assert record.status == 499
     assert record.output_tokens < 20
+
+
+async def test_output_tokens_are_counted_as_they_are_sent() -> None:
+    """alice_output_tokens_total grows token by token during a stream, so
+    rate(alice_output_tokens_total[w]) is the tokens per second sent in any window w."""
+    config = quiet_config(tpot_s=0.1, output_tokens=parse_tokens("fixed:10"))
+    async with alice(config) as (url, _state, session):
+        body = {"messages": MESSAGES, "stream": True}
+        async with session.post(url + "/v1/chat/completions", json=body) as resp:
+            content: list[str] = []
+            async for raw in resp.content:  # the role chunk, then tokens 0, 1, 2 ...
+                if raw.strip():
+                    content.append(raw.decode())
+                if len(content) == 4:  # the role chunk and 3 tokens: 3 sent, 7 to go
+                    break
+            text = await (await session.get(url + "/metrics")).text()
+            mid = float(text.split("\nalice_output_tokens_total ")[1].split()[0])
+            rest = await resp.read()
+        assert rest.endswith(b"data: [DONE]\n\n")
+        text = await (await session.get(url + "/metrics")).text()
+    assert 3 <= mid < 10
+    assert "alice_output_tokens_total 10.0" in text

@@ -140,3 +140,18 @@ def test_the_warm_up_comes_from_the_spec() -> None:
     obj["spec"] = {"loadTest": {"load": {"warmup": "ten seconds"}}}
     with pytest.raises(ReportError, match=r"^spec\.loadTest\.load\.warmup: "):
         render_experiment(obj, "md")
+
+
+def test_the_prediction_stands_beside_the_measurement() -> None:
+    obj = _with_predictions(_prediction("cpu", [[0, 2], [30, 5]]))
+    row = obj["status"]["comparison"][0]
+    row.update(predictedSloViolationSeconds=12, predictedP95Ms=2400.0,
+               predictedCostPer1kRequests=0.0123)  # fmt: skip
+    head = table_head(obj["status"])
+    rows = {r[0]: dict(zip(head, r, strict=True)) for r in comparison_rows(obj["status"])}
+    assert rows[row["name"]]["predicted SLO"] == "FAIL (12 s over)"
+    assert rows[row["name"]]["predicted p95 ms"] == "2400"
+    assert rows[row["name"]]["predicted cost / 1k req"] == "0.0123"
+    other = next(r for name, r in rows.items() if name != row["name"])
+    assert other["predicted p95 ms"] == "—"  # no prediction in that row
+    assert "| predicted p95 ms |" in render_experiment(obj, "md")
