@@ -183,6 +183,12 @@ def run_row(
     requests = results.requests.sent if results is not None else None
     hours, cost, per_1k = run_cost(replica_seconds, price, requests)
     mean = (replica_seconds / observed) if replica_seconds is not None and observed else None
+    window_s = results.window.measured_seconds if results is not None else 0.0
+    if not from_prom and mean is not None and window_s > 0:
+        # The operator's samples span the whole load and the child's end (warm-up and
+        # grace too), the requests only the measured window: per 1k requests, the mean
+        # replicas are priced over that same window, not over the longer span.
+        per_1k = run_cost(mean * window_s, price, requests)[2]
     return RunRow(
         name=variant.name,
         repetition=rep,

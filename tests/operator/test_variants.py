@@ -128,6 +128,28 @@ def test_cost_arithmetic_by_hand() -> None:
     assert run_cost(None, 2.48, 10) == (None, None, None)
 
 
+def test_cost_per_1k_from_the_operators_samples_prices_the_measured_window() -> None:
+    """By hand: the operator sampled 2 replicas for 120 s (load, warm-up and the child's
+    end: 240 replica-seconds), the measured window is 45 s with 1,800 requests. The run's
+    cost is 240 / 3600 × 3.6 = 0.24; per 1k requests it is the mean (2) priced over the
+    45 s the requests came from: 2 × 45 / 3600 × 3.6 / 1.8 = 0.05, not 0.24 / 1.8 = 0.133."""
+    from surge.api.experiment_status import ExperimentStep
+    from surge.api.results import RunResults
+    from surge.operator.experiment.runs import run_row
+
+    results = RunResults.model_validate(
+        {"window": {"measuredSeconds": 45.0}, "requests": {"sent": 1800}}
+    ).to_json()
+    step = ExperimentStep(
+        index=0, stage="Test", since="2026-12-06T12:00:00Z", variant="v", repetition=0
+    )
+    step.replica_seconds, step.observed_seconds = 240.0, 120.0
+    row = run_row(Variant(name="v"), 0, "lt", {"phase": "Succeeded", "results": results}, step, 3.6)
+    assert row.replica_source == "operator"
+    assert row.cost == pytest.approx(0.24)
+    assert row.cost_per1k_requests == pytest.approx(0.05)
+
+
 def _run(cost: float, p95: float, rps: float, passed: bool = True) -> RunRow:
     return RunRow(
         name="x",
