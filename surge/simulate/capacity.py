@@ -87,6 +87,9 @@ class Slo:
     p95_s: float | None
     """The latency thresholds as one p95 bound; None: only overload violates."""
     source: str
+    judged_from_s: float = 0.0
+    """The load's warm-up: seconds before it are simulated but not judged (no violation
+    seconds, no worst p95), as the live verdict leaves the warm-up out."""
 
 
 def slo_of(spec: ScalingExperimentSpec) -> Slo:
@@ -106,9 +109,10 @@ def slo_of(spec: ScalingExperimentSpec) -> Slo:
         bound = t.limit / factor
         if best is None or bound < best[0]:
             best = (bound, t.expression)
+    warmup = spec.load_test.load.warmup
     if best is None:
-        return Slo(None, "no latency threshold: a second violates the SLO when overloaded")
-    return Slo(best[0], best[1])
+        return Slo(None, "no latency threshold: a second violates the SLO when overloaded", warmup)
+    return Slo(best[0], best[1], warmup)
 
 
 def pool_name(spec: ScalingExperimentSpec, variant: Variant) -> str:

@@ -122,6 +122,7 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
     last = (load0, load0 * pool.in_service_s(load0, first), 0.0)
     base, slots_s = pool.base_latency_s, pool.service_time_s
     slotted = pool.slots is not None
+    judged_from = slo.judged_from_s
 
     def signals_now() -> dict[Signal, float]:
         return {"requestRate": last[0], "inFlight": last[1], "queueDepth": last[2]}
@@ -239,10 +240,11 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
         acc_offered += offered
         if p95 > acc_p95:
             acc_p95 = p95
-        if violates(slo, p95, offered, capacity, backlog):
-            out.violation_s += 1
-        if p95 > out.p95_max:
-            out.p95_max = p95
+        if t >= judged_from:  # the warm-up is simulated, not judged (as live)
+            if violates(slo, p95, offered, capacity, backlog):
+                out.violation_s += 1
+            if p95 > out.p95_max:
+                out.p95_max = p95
         out.replica_seconds += replicas
         out.requests += offered
         out.served += served
@@ -298,9 +300,10 @@ def perfect(pool: Pool, rates: list[float], slo: Slo, sync_s: int) -> Outcome:
         acc_n += 1
         acc_offered += offered
         acc_p95 = max(acc_p95, p95)
-        if offered > 0 and violates(slo, p95, offered, n * pool.max_rps, 0.0):
-            out.violation_s += 1
-        out.p95_max = max(out.p95_max, p95)
+        if t >= slo.judged_from_s:
+            if offered > 0 and violates(slo, p95, offered, n * pool.max_rps, 0.0):
+                out.violation_s += 1
+            out.p95_max = max(out.p95_max, p95)
         out.replica_seconds += n
         out.requests += offered
         out.served += offered

@@ -46,6 +46,24 @@ def test_a_slots_pool_queues_when_the_load_exceeds_its_slots() -> None:
     assert calm.p95_max == pytest.approx(2.0)
 
 
+def test_the_warm_up_is_simulated_but_not_judged() -> None:
+    """A burst in the first 10 s (the warm-up) queues 2 req/s for 10 s, then the load falls
+    to capacity and the queue drains: judged from t = 10, only the draining seconds count;
+    judged from 0 the burst's seconds count too (the live verdict skips the warm-up)."""
+    pool = _gpu()
+    hpa = HpaSpec.model_validate({"minReplicas": 2, "maxReplicas": 2})
+    settings = Settings(15, 0.1, 300.0, 2)
+    rates = [6.0] * 10 + [2.0] * 40  # 20 queued by t = 10, drained at 2 req/s by t = 20
+    plan = plan_hpa("v", pool, hpa, settings, "hpa")
+    whole = simulate(plan, settings, rates, Slo(3.0, "latency.p95 < 3s"))
+    judged = simulate(plan, settings, rates, Slo(3.0, "latency.p95 < 3s", judged_from_s=10.0))
+    assert whole.p95_max == pytest.approx(2.0 + 20.0 / 4.0)  # at t = 9
+    assert judged.p95_max == pytest.approx(2.0 + 18.0 / 4.0)  # at t = 10: 20 - 2 drained
+    assert judged.violation_s < whole.violation_s
+    assert whole.violation_s - judged.violation_s == 8  # t = 2..9: queue above 4 at p95 3 s
+    assert judged.replica_seconds == whole.replica_seconds  # the cost is the whole run's
+
+
 def _view(**kw: Any) -> PodView:
     base = dict(pending=0, starting=0, fresh=0, ready=4, served_per_pod=2.0, offered_rps=8.0)
     return PodView(**(base | kw))
