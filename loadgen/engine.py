@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from surge.loadgen import schedule
 from surge.loadgen.cpustat import CpuProbe, CpuSample, window_record
+from surge.loadgen.dispatch import Dispatch
 from surge.loadgen.goodput import slo_bounds
 from surge.loadgen.plan import WorkerPlan, resolve_headers
 from surge.loadgen.recorder import PromMetrics, Recorder
@@ -89,6 +90,8 @@ class Engine:
         self._slots: asyncio.Semaphore | None = None
         self.stopped_at_s: float | None = None
         self.progress_offset_s = progress_offset_s
+        self._dispatch: Dispatch | None = None
+        self._drained: asyncio.Future[None] | None = None
 
     def stop(self) -> None:
         """Stop sending (SIGTERM); in-flight requests get a short grace, then the summary."""
@@ -155,6 +158,11 @@ class Engine:
                 rec = window_record(self.plan.index, cpu_start[0], probe.sample())
                 self.summary.cpu = [rec]
             # In-flight requests finish (each is bounded by the request timeout).
+            if self._dispatch is not None and self.in_flight > 0:
+                grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
+                self._drained = loop.create_future()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._drained, grace)
             if self._tasks:
                 grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
                 _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
@@ -164,6 +172,8 @@ class Engine:
                     await asyncio.wait(pending, timeout=1.0)
         finally:
             gc.unfreeze()  # back to normal for whatever the process does next
+            if self._dispatch is not None:
+                self._dispatch.close()
             await sender.close()
             if reporter is not None:
                 reporter.cancel()
@@ -198,6 +208,9 @@ class Engine:
         stop = self._stop
         streak = 0
         conversational = self.plan.spec.scenario.conversation is not None
+        # Plain requests without a connections cap: sent without a task each.
+        fast = None if self._slots is not None else sender.dispatch(self._dispatched)
+        self._dispatch = fast
         for due_rel in schedule.arrival_times(
             self.segs,
             arrivals_model(load),
@@ -235,6 +248,9 @@ class Engine:
                 rec.drop(due_rel, time.monotonic())
                 continue
             self.in_flight += 1
+            if fast is not None:
+                fast.send(due)
+                continue
             coro = self._conversation(sender, due) if conversational else self._one(sender, due)
             task = loop.create_task(coro)
             self._tasks.add(task)
@@ -244,6 +260,12 @@ class Engine:
         if rest > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), rest)
+
+    def _dispatched(self) -> None:
+        """A request of the task-free path was recorded."""
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     async def _one(self, sender: Sender, due: float) -> None:
         try:
