@@ -22,6 +22,7 @@ its connection closed and is recorded as "timeout".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -85,6 +86,8 @@ class Dispatch:
         self._waiting: deque[_Req] = deque()  # sent with no idle connection, oldest first
         self._opening = 0  # connections being opened
         self._timer: asyncio.TimerHandle | None = None
+        self.in_flight = 0  # sent, not yet recorded
+        self._drained: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
 
@@ -96,6 +99,7 @@ class Dispatch:
             self._bytes = self.client.payload(req.method, self.headers(req.content_type), req.body)
             self._head_only = req.method == "HEAD"
         r = _Req(self, due, _monotonic())
+        self.in_flight += 1
         fifo = self._fifo
         while fifo and fifo[0].finished:  # finished ones at the head
             fifo.popleft()
@@ -210,6 +214,16 @@ class Dispatch:
                 out.error, out.detail = error, f"HTTP {status}"
         self.recorder.record(r.due, out)
         self.on_done()
+        self.in_flight -= 1
+        if not self.in_flight and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def drain(self, grace_s: float) -> None:
+        """Wait until every request sent is recorded, `grace_s` at most."""
+        if self.in_flight:
+            self._drained = self._loop.create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained, grace_s)
 
     def close(self) -> None:
         """Abandon what is still in flight (not recorded, as a cancelled task's request)."""

@@ -1,8 +1,8 @@
 """Running one worker's share of the load: the open-loop scheduler and the closed-loop users.
 
 Open loop: the scheduler sleeps until each arrival is due and hands it to a new
-task; it never awaits a response, so a slow or dead target cannot delay the
-schedule. When maxInFlight requests (this worker's share) are outstanding, a due
+task (plain requests: to surge.loadgen.dispatch, no task); it never awaits a
+response, so a slow or dead target cannot delay the schedule. When maxInFlight requests (this worker's share) are outstanding, a due
 arrival is dropped and counted instead. Latency is measured from the due time.
 
 Closed loop: a controller keeps users(t) user tasks alive; each sends, waits for its
@@ -91,7 +91,6 @@ class Engine:
         self.stopped_at_s: float | None = None
         self.progress_offset_s = progress_offset_s
         self._dispatch: Dispatch | None = None
-        self._drained: asyncio.Future[None] | None = None
 
     def stop(self) -> None:
         """Stop sending (SIGTERM); in-flight requests get a short grace, then the summary."""
@@ -158,13 +157,10 @@ class Engine:
                 rec = window_record(self.plan.index, cpu_start[0], probe.sample())
                 self.summary.cpu = [rec]
             # In-flight requests finish (each is bounded by the request timeout).
-            if self._dispatch is not None and self.in_flight > 0:
-                grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
-                self._drained = loop.create_future()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._drained, grace)
+            grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
+            if self._dispatch is not None:
+                await self._dispatch.drain(grace)
             if self._tasks:
-                grace = 2.0 if self._stop.is_set() else timeout_s + 1.0
                 _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
                 for task in pending:
                     task.cancel()
@@ -262,10 +258,7 @@ class Engine:
                 await asyncio.wait_for(stop.wait(), rest)
 
     def _dispatched(self) -> None:
-        """A request of the task-free path was recorded."""
-        self.in_flight -= 1
-        if self.in_flight == 0 and self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        self.in_flight -= 1  # a request of the task-free path was recorded
 
     async def _one(self, sender: Sender, due: float) -> None:
         try:
