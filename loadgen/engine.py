@@ -2,8 +2,9 @@
 
 Open loop: the scheduler sleeps until each arrival is due and hands it to a new
 task (plain requests: to surge.loadgen.dispatch, no task); it never awaits a
-response, so a slow or dead target cannot delay the schedule. When maxInFlight requests (this worker's share) are outstanding, a due
-arrival is dropped and counted instead. Latency is measured from the due time.
+response, so a slow or dead target cannot delay the schedule. When maxInFlight
+requests (this worker's share) are outstanding, a due arrival is dropped and counted
+instead. Latency is measured from the due time.
 
 Closed loop: a controller keeps users(t) user tasks alive; each sends, waits for its
 reply, thinks, and goes again. A user above the current count exits after its
