@@ -50,7 +50,7 @@ from surge.loadgen.pinned import make_resolver
 from surge.loadgen.scenario import Prepared
 from surge.loadgen.streams import DEFAULT_TOKEN_EVENTS, Streaming, TokenStream
 
-__all__ = ["LeanClient", "Streaming", "execute", "make_session", "with_url_credentials"]
+__all__ = ["LeanClient", "Streaming", "classify", "execute", "make_session", "with_url_credentials"]
 
 
 class LeanClient(Protocol):
@@ -111,7 +111,8 @@ def with_url_credentials(url: str, headers: dict[str, str]) -> tuple[str, dict[s
     return bare, {**headers, "Authorization": f"Basic {token}"}
 
 
-def _classify(exc: BaseException) -> tuple[ErrorClass, str]:
+def classify(exc: BaseException) -> tuple[ErrorClass, str]:
+    """The error class and detail of an exception from sending a request."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout", "timed out"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -161,7 +162,7 @@ async def execute(
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
-        out.error, out.detail = _classify(exc)
+        out.error, out.detail = classify(exc)
     out.done_at = time.monotonic()
     return out
 

@@ -113,46 +113,65 @@ class Http1Client:
         and, for gzip/deflate, decompressed (streams, replies kept for conversations).
         Raises OSError (connect), Disconnected, ProtocolError; CancelledError (a timeout
         around it) closes the connection."""
-        conn = None
-        idle = self._idle
-        if idle:
-            stale = time.monotonic() - self.idle_s
-            # Retire what idled too long, oldest first (the bottom of the stack).
-            while idle and idle[0].idle_since <= stale:
-                idle.pop(0).close()
-            while idle and conn is None:
-                conn = idle.pop()
-                if conn.closed:  # the server closed it while idle
-                    conn = None
+        conn = self.take()
         if conn is None:
-            loop = asyncio.get_running_loop()
-            name = self.host if self.tls else None
-            # The worker's checked address (surge.loadgen.pinned), never a fresh lookup.
-            _, conn = await loop.create_connection(
-                lambda: Conn(loop),
-                address_for(self.host),
-                self.port,
-                ssl=self.tls,
-                server_hostname=name,
-            )
+            conn = await self.connect()
         ok = False
         try:
-            assert conn.transport is not None
-            payload = body or b""
-            head = self._head(method, headers)
-            if payload or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-                head += b"Content-Length: %d\r\n" % len(payload)
             done = conn.start(method == "HEAD", sink)
-            conn.transport.write(head + b"\r\n" + payload)
+            assert conn.transport is not None
+            conn.transport.write(self.payload(method, headers, body))
             status = await done
             ok = conn.keep
             return status
         finally:
-            if ok and not conn.closed:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-            else:
-                conn.close()
+            self.give(conn, ok)
+
+    def payload(self, method: str, headers: dict[str, str], body: bytes | None) -> bytes:
+        """The whole request as written on the wire (the head cached per headers dict)."""
+        payload = body or b""
+        head = self._head(method, headers)
+        if payload or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            head += b"Content-Length: %d\r\n" % len(payload)
+        return head + b"\r\n" + payload
+
+    def take(self) -> Conn | None:
+        """An idle keep-alive connection (the most recent), or None: connect() then.
+        Connections idle for idle_s or more are retired first, oldest first."""
+        idle = self._idle
+        if not idle:
+            return None
+        stale = time.monotonic() - self.idle_s
+        while idle and idle[0].idle_since <= stale:
+            idle.pop(0).close()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:  # else the server closed it while idle
+                return conn
+        return None
+
+    async def connect(self) -> Conn:
+        """A new connection to the target (raises OSError, ssl.SSLError)."""
+        loop = asyncio.get_running_loop()
+        name = self.host if self.tls else None
+        # The worker's checked address (surge.loadgen.pinned), never a fresh lookup.
+        _, conn = await loop.create_connection(
+            lambda: Conn(loop),
+            address_for(self.host),
+            self.port,
+            ssl=self.tls,
+            server_hostname=name,
+        )
+        return conn
+
+    def give(self, conn: Conn, ok: bool) -> None:
+        """Back to the pool after a complete response that may keep it alive (ok), else
+        closed (an error, a timeout, or the server's Connection: close)."""
+        if ok and not conn.closed:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        else:
+            conn.close()
 
     def close(self) -> None:
         for conn in self._idle:

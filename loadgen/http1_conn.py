@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Callable
+from typing import Protocol
 
 import httptools
 
@@ -19,6 +20,17 @@ class Disconnected(ConnectionError):
     """The server closed or reset the connection before the response was complete."""
 
 
+class Waiter(Protocol):
+    """What a connection resolves with a response's status: an asyncio Future, or the
+    open loop's per-request record (surge.loadgen.dispatch), which calls back instead."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: int, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
 class Conn(asyncio.Protocol):
     """One connection: an asyncio protocol that feeds llhttp and answers one request
     at a time through `waiter` (the final status; keep-alive in `keep`)."""
@@ -27,7 +39,7 @@ class Conn(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[int] | None = None
+        self.waiter: Waiter | None = None
         self.closed = False
         self.keep = False
         self.idle_since = 0.0  # monotonic time it went back to the pool
@@ -45,6 +57,14 @@ class Conn(asyncio.Protocol):
 
     def start(self, head_only: bool, sink: Callable[[bytes], None] | None) -> asyncio.Future[int]:
         """Expect the response to a request about to be written."""
+        w = self.loop.create_future()
+        self.start_with(head_only, sink, w)
+        return w
+
+    def start_with(
+        self, head_only: bool, sink: Callable[[bytes], None] | None, waiter: Waiter
+    ) -> None:
+        """start(), resolving `waiter` (no Future: the caller is called back)."""
         self.head_only = head_only
         self.sink = sink
         self.feed = None
@@ -52,8 +72,7 @@ class Conn(asyncio.Protocol):
         self.head_bytes = 0
         self.keep = False
         self.headers_done = False
-        self.waiter = w = self.loop.create_future()
-        return w
+        self.waiter = waiter
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

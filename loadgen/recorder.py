@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from hdrh.histogram import HdrHistogram
+
 from surge.loadgen.goodput import SloBounds
 from surge.loadgen.outcome import Outcome, reason_key, tally_reason
 from surge.loadgen.prom import OUTCOMES
@@ -23,14 +25,15 @@ from surge.loadgen.summary import (
 
 
 class Interval:
-    __slots__ = ("dropped", "errors", "latencies", "ok", "sent")
+    __slots__ = ("dropped", "errors", "hist", "latencies", "ok", "sent")
 
     def __init__(self) -> None:
         self.ok = 0
         self.errors = 0
         self.dropped = 0
         self.sent = 0  # by the second the request left, not the one its reply finished in
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # not yet in hist (fold_some folds them in slices)
+        self.hist: HdrHistogram | None = None
 
 
 class Recorder:
@@ -212,6 +215,14 @@ class Recorder:
                 record_many_seconds(hists[name], values[:limit])
                 del values[:limit]
                 more = True
+        for iv in self.intervals.values():  # each second's own latency histogram, too
+            lat = iv.latencies
+            if len(lat) > limit:
+                if iv.hist is None:
+                    iv.hist = new_histogram()
+                record_many_seconds(iv.hist, lat[:limit])
+                del lat[:limit]
+                more = True
         return more
 
     def flush(self) -> None:
@@ -248,9 +259,10 @@ class Recorder:
                 if len(seq) <= sec:
                     seq.extend([0] * (sec + 1 - len(seq)))
                 seq[sec] += val
-            hist = None
+            hist = iv.hist
             if iv.latencies:
-                hist = new_histogram()
+                if hist is None:
+                    hist = new_histogram()
                 record_many_seconds(hist, iv.latencies)
             out.append(
                 {

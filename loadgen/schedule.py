@@ -149,17 +149,20 @@ class InverseCurve:
 
     def __init__(self, segs: Sequence[Segment], scale: float = 1.0) -> None:
         self._segs = [Segment(s.start_s, s.end_s, s.rate0 * scale, s.rate1 * scale) for s in segs]
+        self._areas = [s.area for s in self._segs]  # computed once: time_of is per arrival
         self._i = 0
         self._before = 0.0  # Λ at the start of segment _i
 
     def time_of(self, count: float) -> float | None:
         """The t where Λ(t) = count, or None when the timeline ends first."""
-        while self._i < len(self._segs):
-            s = self._segs[self._i]
-            if count <= self._before + s.area + _EPS * max(1.0, count) and s.area > 0:
-                c = min(max(count - self._before, 0.0), s.area)
+        segs, areas = self._segs, self._areas
+        while self._i < len(segs):
+            area = areas[self._i]
+            if count <= self._before + area + _EPS * max(1.0, count) and area > 0:
+                s = segs[self._i]
+                c = min(max(count - self._before, 0.0), area)
                 return s.start_s + _solve_in_segment(s, c)
-            self._before += s.area
+            self._before += area
             self._i += 1
         return None
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 
 from surge.api.loadtest import Scenario as ScenarioSpec
 from surge.loadgen import http1
 from surge.loadgen.client import execute, make_session, with_url_credentials
+from surge.loadgen.dispatch import Dispatch
 from surge.loadgen.outcome import Outcome
 from surge.loadgen.recorder import Recorder
 from surge.loadgen.scenario import Prepared, Scenario
@@ -87,6 +89,15 @@ class Sender:
             keep_text=keep_text,
             lean=self.lean,
             token_events=self._token_events,
+        )
+
+    def dispatch(self, on_done: Callable[[], None]) -> Dispatch | None:
+        """The open loop's task-free path for plain single requests through the lean
+        client (surge.loadgen.dispatch); None for streams, conversations or aiohttp."""
+        if self.lean is None or self.spec.streaming != "none" or self.spec.conversation is not None:
+            return None
+        return Dispatch(
+            self.lean, self.scenario, self._headers, self.recorder, self.spec.timeout, on_done
         )
 
     async def single(self, due: float | None) -> None:

@@ -14,10 +14,10 @@
    holds when every stream completes without error, ITL p99 < 75 ms and TTFT p99 <
    200 ms (a level that misses is run once more); the ladder stops at the first miss.
 
-4. CPU per request at a fixed 2,000 req/s (open loop): Surge, vegeta and Locust on
+4. CPU per request at a fixed 5,000 req/s (open loop; https 2,000): Surge, vegeta and Locust on
    the same target in the same run; then Surge and Locust over https (a self-signed
-   certificate made for the run). Goals printed: Surge ≤ vegeta's CPU per request on
-   http, ≥ 3× Locust per core on https (surge.bench.rate).
+   certificate made for the run). Goals printed: Surge ≤ 0.7× vegeta's CPU per request
+   on http, ≥ 3× Locust per core on https (surge.bench.rate).
 
 Everything stays on 127.0.0.1 and is bounded in time (about 2.5 minutes in all).
 Method and latest figures: docs/bench.md. The parts: surge.bench.measure (the three

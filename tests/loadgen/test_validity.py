@@ -149,7 +149,7 @@ async def test_no_send_leaves_before_its_due_time(monkeypatch: pytest.MonkeyPatc
 
 async def test_a_starved_generator_ends_inconclusive() -> None:
     # One worker asked for several times what one Python process sends (test_span.py).
-    asked = 60_000.0
+    asked = 300_000.0  # (60,000 was enough before the task-free send path, #29)
     proc, url = targets.start("fast")
     try:
         spec = make_spec(
@@ -189,8 +189,8 @@ def test_surge_run_says_inconclusive_and_why(tmp_path: Path) -> None:
             "apiVersion: surge.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: starved}\n"
             f"spec:\n  target: {{url: '{url}'}}\n"
             "  scenario: {method: GET, path: /, timeout: 5s}\n"
-            "  load: {model: constant, stages: [{duration: 1s, target: 60000}]}\n"
-            "  safety: {maxRate: 60000}\n"
+            "  load: {model: constant, stages: [{duration: 1s, target: 300000}]}\n"
+            "  safety: {maxRate: 300000}\n"
             "  thresholds: ['latency.p95 < 10s']\n"
         )
         out = tmp_path / "results.json"
