@@ -10,12 +10,15 @@ only from its second scrape on (metrics-server needs two points; the third on kw
 own clock, reads the value of the last scrape before the sync, up to one resolution old.
 groupPods then calls a Ready pod whose metric is not one window newer than its readiness
 unready (inside the CPU initialization period), and a pod without a metric missing.
+A Pods metric (custom.metrics.k8s.io) is read live at the sync, the value of the second
+before it; a pod has one from its `Pipeline.pods_metric_scrape`-th scrape on.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 
 from surge.simulate.plan import Pipeline
 from surge.simulate.replicas import PodView
@@ -69,11 +72,16 @@ def view(
     (missing); those whose metric is not one resolution newer than their readiness, inside
     the CPU initialization period, are unready (`fresh`)."""
     scrape = last_scrape(pipe, at)
-    fresh = missing = 0
+    fresh = missing = no_series = 0
+    series = pipe.pods_metric_scrape
     for ready_at, scheduled_at in ready:
-        if scrapes_between(pipe, scheduled_at, at) < pipe.first_metric_scrape:
+        scrapes = scrapes_between(pipe, scheduled_at, at)
+        if series is not None and scrapes < series:
+            no_series += 1
+        if scrapes < pipe.first_metric_scrape:
             missing += 1
         elif scheduled_at + CPU_INITIALIZATION_S > at and scrape < ready_at + pipe.scrape_s:
             fresh += 1
     full = len(ready) - fresh - missing
-    return PodView(len(pending), len(starting), fresh, full, per_pod, offered, missing)
+    view = PodView(len(pending), len(starting), fresh, full, per_pod, offered, missing)
+    return view if series is None else replace(view, no_series=no_series)

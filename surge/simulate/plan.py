@@ -41,6 +41,11 @@ class Pipeline:
     then reads and writes the scale; the differential test measured 0.1-0.5 s), while the
     HPA reads the scale as its sync starts: the order of a poll and a sync is that of the
     poll's write and the sync's instant."""
+    pods_metric_scrape: int | None = None
+    """The scrape (counted from the pod's creation, on the same ticker) from which a pod has
+    a Pods metric (a custom-metrics series); None: `first_metric_scrape`. The Pods
+    differential test gives a pod its annotation from its second scrape on (a Prometheus
+    rate() needs two samples), and its value is the live one of the second before the sync."""
     creation_poll_s: float | None = None
     """One poll before the loop of `first_poll_s`: KEDA's poll at the ScaledObject's
     creation when the test then restarts the loop by changing its spec (a new generation

@@ -58,6 +58,12 @@ class PodView:
     """Requests in the pods or queued for them, all pods together (signals.py)."""
     queue_depth: float = 0.0
     """Requests queued (the backlog), all pods together."""
+    served_now: float | None = None
+    """With a pipeline: what each Ready pod served in the second before the sync, what a
+    live query of a Pods requestRate metric reads; None: `served_per_pod`."""
+    no_series: int | None = None
+    """With a pipeline: Ready pods without a Pods-metric series yet (missing for a Pods
+    metric, Pipeline.pods_metric_scrape); None: `missing`."""
 
     def total_of(self, signal: Signal) -> float:
         """The deployment's total of a signal (what an External metric reads)."""
@@ -71,7 +77,7 @@ class PodView:
         """What each Ready pod reports (the even split): served requests per second for
         requestRate (the Pods metric's documented meaning), else the total over Ready pods."""
         if signal == "requestRate":
-            return self.served_per_pod
+            return self.served_per_pod if self.served_now is None else self.served_now
         pods = self.fresh + self.ready + self.missing
         return self.total_of(signal) / pods if pods else 0.0
 
@@ -192,8 +198,9 @@ def desired_replicas(
             )
         return plain_replicas(current, view.ready, unready, view.missing, value, target_milli, tol)
     value = _milli(view.per_pod(metric.signal), metric.rounded)
-    ready = view.fresh + view.ready
-    missing = view.starting + view.missing
+    absent = view.missing if view.no_series is None else view.no_series
+    ready = view.fresh + view.ready + view.missing - absent
+    missing = view.starting + absent
     return plain_replicas(current, ready, view.pending, missing, value, target_milli, tol)
 
 

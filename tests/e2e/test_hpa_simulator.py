@@ -14,6 +14,11 @@ pipeline (tests/support/hpa_compare.py), and the two replica counts are compared
 sync instant: exactly equal at ≥ 98 % and within ±1 at all of them over the random
 scenarios, equal at ≥ 95 % of each fixed one's.
 
+A second seeded batch (issue #30) scales on Pods metrics served by hack/cluster/podmetrics:
+before every HPA sync the test writes each Ready pod's `metrics.surge.dev/<metric>` with its
+even share of the scenario's in-flight requests or request rate (tests/support/hpa_driver.py
+says which pods get one, and when); equal at ≥ 95 % of its sync instants.
+
 The seed: $SURGE_HPA_SEED, else today's date (printed). A scenario that disagrees is written
 to the output folder as a regression case (tests/simulate/differential/README.md).
 SURGE_HPA_COMPARISON_DIR=docs/simulator writes the comparison (JSON) and the plots there.
@@ -38,19 +43,16 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support import cluster as support
 from tests.support import hpa_compare as hc
+from tests.support import hpa_driver as hd
 from tests.support import hpa_scenarios as hs
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
-USAGE = "kwok.x-k8s.io/usage-cpu"
 PAUSE = "registry.k8s.io/pause:3.10"  # never pulled: kwok runs no containers
 POOL_LABEL, TAINT = "surge.dev/pool", "surge.dev/hpa-simulator"
-RANDOM_SCENARIOS = 32
-NODES, PODS_PER_NODE = 3, 150
-PATCH_LEAD_S = (6.0, 0.4)
-"""Annotations are written from 6 s to 0.4 s before each scrape (after the syncs at
-scrape − 7.5 s have created or deleted pods), so each scrape reads its own block's load."""
-REQUIRED_EXACT_RANDOM, REQUIRED_EXACT_FIXED = 0.98, 0.95
+RANDOM_SCENARIOS, PODS_SCENARIOS = 32, 16
+NODES, PODS_PER_NODE = 4, 150
+REQUIRED_EXACT_RANDOM, REQUIRED_EXACT_FIXED, REQUIRED_EXACT_PODS = 0.98, 0.95, 0.95
 
 
 def _nodes(pool: str) -> list[dict[str, Any]]:
@@ -104,11 +106,6 @@ def _hpa(s: hc.Scenario) -> dict[str, Any]:
     return {"metadata": {"name": s.name}, "spec": spec}
 
 
-def _ready(pod: client.V1Pod) -> bool:
-    conditions = (pod.status.conditions if pod.status else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
 def _next_scrape(custom: client.CustomObjectsApi, namespace: str, pods: int) -> float:
     """The monotonic instant of a metrics-server scrape, once every pod has a metric."""
 
@@ -130,81 +127,6 @@ def _next_scrape(custom: client.CustomObjectsApi, namespace: str, pods: int) -> 
     return changed - 0.05  # polled every 0.1 s
 
 
-class Driver:
-    """The load, written before each scrape, and the record of every Deployment's
-    spec.replicas and every HPA's reported metric, as (t, value) on the trace clock."""
-
-    def __init__(self, api: client.ApiClient, namespace: str, w0: float, batch: list[Any]) -> None:
-        self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        self.autoscaling: Any = client.AutoscalingV2Api(api)
-        self.namespace, self.w0 = namespace, w0
-        self.rates = {s.name: s.rates() for s in batch}
-        self.record: dict[str, list[tuple[float, int]]] = {s.name: [] for s in batch}
-        self.metric: dict[str, list[tuple[float, int | None]]] = {s.name: [] for s in batch}
-        self.patches = 0
-        self.errors: list[BaseException] = []
-        self.pool = ThreadPoolExecutor(8, thread_name_prefix="patch")
-
-    def now(self) -> float:
-        return time.monotonic() - self.w0
-
-    def load(self) -> None:
-        try:
-            for scrape in hc.scrape_instants():
-                time.sleep(max(0.0, scrape - PATCH_LEAD_S[0] - self.now()))
-                while self.now() < scrape - PATCH_LEAD_S[1]:
-                    started = self.now()
-                    self._patch_pass(scrape)
-                    time.sleep(max(0.0, 0.5 - (self.now() - started)))
-        except BaseException as exc:  # surfaced by the test
-            self.errors.append(exc)
-
-    def _patch_pass(self, scrape: float) -> None:
-        pods: dict[str, list[client.V1Pod]] = {}
-        for pod in self.core.list_namespaced_pod(self.namespace).items:
-            if pod.metadata is None or pod.metadata.deletion_timestamp is not None:
-                continue
-            pods.setdefault((pod.metadata.labels or {}).get("app", ""), []).append(pod)
-        todo = []
-        for app, members in pods.items():
-            rps = hc.load_at_scrape(self.rates[app], scrape)
-            value = hc.usage_annotation(hc.usage_milli(rps, sum(map(_ready, members))))
-            for pod in members:
-                assert pod.metadata is not None
-                if (pod.metadata.annotations or {}).get(USAGE) != value:
-                    todo.append((str(pod.metadata.name), value))
-        calls = [self.pool.submit(self._patch, n, v) for n, v in todo]
-        self.patches += sum(call.result() for call in calls)
-
-    def _patch(self, pod: str, value: str) -> bool:
-        patch: Any = self.core.patch_namespaced_pod
-        try:
-            patch(pod, self.namespace, {"metadata": {"annotations": {USAGE: value}}})
-        except ApiException as exc:
-            if exc.status != 404:  # deleted by a scale-down since the list: nothing to write
-                raise
-            return False
-        return True
-
-    def watch(self) -> None:
-        try:
-            while (at := self.now()) < hc.DURATION_S:
-                for dep in self.apps.list_namespaced_deployment(self.namespace).items:
-                    assert dep.metadata is not None and dep.spec is not None
-                    self.record[str(dep.metadata.name)].append((at, int(dep.spec.replicas or 0)))
-                found: Any = self.autoscaling.list_namespaced_horizontal_pod_autoscaler(
-                    self.namespace
-                )
-                for hpa in found.items:
-                    current = (hpa.status.current_metrics if hpa.status else None) or [None]
-                    cur = current[0].resource.current if current[0] else None
-                    value = None if cur is None else cur.average_utilization or cur.average_value
-                    self.metric[str(hpa.metadata.name)].append((at, value))
-                time.sleep(max(0.0, 0.5 - (self.now() - at)))
-        except BaseException as exc:
-            self.errors.append(exc)
-
-
 def _changes(record: list[tuple[float, Any]]) -> list[tuple[float, Any]]:
     return [(round(t, 2), v) for i, (t, v) in enumerate(record) if i == 0 or record[i - 1][1] != v]
 
@@ -219,7 +141,7 @@ def _start(api: client.ApiClient, namespace: str, batch: list[hc.Scenario], pool
         list(ex.map(lambda s: create(namespace, _deployment(s, pool)), batch))
     want = sum(s.initial for s in batch)
     support.wait_until(
-        lambda: sum(map(_ready, core.list_namespaced_pod(namespace).items)) == want,
+        lambda: sum(map(hd.ready, core.list_namespaced_pod(namespace).items)) == want,
         timeout_s=120,
         what=f"{want} pods Ready",
     )
@@ -238,13 +160,15 @@ def test_simulated_replicas_equal_the_real_hpa(
     seed = hs.seed_from_env()
     print(f"\nHPA differential: seed {seed} (rerun with {hs.SEED_ENV}={seed})")
     fixed, randoms = hs.fixed(), hs.random_batch(seed, RANDOM_SCENARIOS)
-    batch = fixed + randoms
+    pods = hs.pods_batch(seed, PODS_SCENARIOS)
+    batch = fixed + randoms + pods
     pool = f"hpa-sim-{namespace}"
     api = support.api_client_for(cluster.kubeconfig)
     try:
         w0 = _start(api_client, namespace, batch, pool)
-        driver = Driver(api, namespace, w0, batch)
-        threads = [threading.Thread(target=f, daemon=True) for f in (driver.load, driver.watch)]
+        driver = hd.Driver(api, namespace, w0, batch)
+        jobs = (driver.load, driver.pods_load, driver.watch)
+        threads = [threading.Thread(target=f, daemon=True) for f in jobs]
         time.sleep(max(0.0, w0 - time.monotonic()))
         for th in threads:
             th.start()
@@ -280,7 +204,12 @@ def test_simulated_replicas_equal_the_real_hpa(
     assert offsets and all(-1.0 <= x <= 5.0 for x in offsets), sorted(offsets)
     for c in results[: len(fixed)]:
         assert c.exact >= REQUIRED_EXACT_FIXED * len(c.instants), c.as_json()
-    rand = results[len(fixed) :]
+    on_pods = results[len(fixed) + len(randoms) :]
+    n_pods = sum(len(c.instants) for c in on_pods)
+    bad_pods = [c.scenario.name for c in on_pods if c.exact < len(c.instants)]
+    exact_pods = sum(c.exact for c in on_pods)
+    assert exact_pods >= REQUIRED_EXACT_PODS * n_pods, f"seed {seed}: Pods {bad_pods}"
+    rand = results[len(fixed) : len(fixed) + len(randoms)]
     n = sum(len(c.instants) for c in rand)
     bad = [c.scenario.name for c in rand if c.exact < len(c.instants)]
     assert sum(c.within_one for c in rand) == n, f"seed {seed}: beyond ±1 in {bad}"
@@ -289,7 +218,7 @@ def test_simulated_replicas_equal_the_real_hpa(
 
 def _report(
     results: list[hc.Comparison],
-    driver: Driver,
+    driver: hd.Driver,
     seed: int,
     out_dir: Path,
     wall_s: float,
@@ -305,6 +234,7 @@ def _report(
         "wallSeconds": round(wall_s, 1),
         "hpasCreatedLateSeconds": round(created_late_s, 2),
         "annotationPatches": driver.patches,
+        "podsMetricPatches": driver.pods_patches,
         "scenarios": [c.as_json() for c in results],
         "realRecord": {k: _changes(r) for k, r in driver.record.items()},
         "realMetric": metric,
@@ -320,6 +250,11 @@ def _report(
             path.parent.mkdir(exist_ok=True)
             path.write_text(json.dumps(case, indent=1) + "\n")
             print(f"  regression case: {path}")
-        if flag or not name.startswith("r"):
+        if flag or name[0] not in "rp" or not name[1:].isdigit():
             hc.plot(c, driver.record[name], str(out_dir / f"hpa-{name}.png"))
-    print(f"wall {doc['wallSeconds']} s, {driver.patches} annotation patches, out: {out_dir}")
+    for label, part in (("CPU random", "r"), ("Pods", "p")):
+        mine = [c for c in results if c.scenario.name[0] == part and c.scenario.name[1:].isdigit()]
+        n, exact = sum(len(c.instants) for c in mine), sum(c.exact for c in mine)
+        print(f"seed {seed}, {label}: equal at {exact}/{n} sync instants ({100 * exact / n:.1f} %)")
+    patches = f"{driver.patches} + {driver.pods_patches} patches"
+    print(f"wall {doc['wallSeconds']} s, {patches}, out: {out_dir}")

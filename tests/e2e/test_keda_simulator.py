@@ -41,6 +41,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.e2e import test_hpa_simulator as hpa_sim
 from tests.support import cluster as support
+from tests.support import hpa_driver as hd
 from tests.support import keda_compare as kc
 from tests.support.keda_values import Values
 
@@ -136,7 +137,7 @@ def test_simulated_replicas_equal_real_keda(
             list(ex.map(lambda s: create(namespace, _deployment(s, pool)), batch))
         want = sum(s.initial for s in batch)
         support.wait_until(
-            lambda: sum(map(hpa_sim._ready, core.list_namespaced_pod(namespace).items)) == want,
+            lambda: sum(map(hd.ready, core.list_namespaced_pod(namespace).items)) == want,
             timeout_s=120,
             what=f"{want} pods Ready",
         )

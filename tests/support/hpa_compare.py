@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surge.api.experiment import HpaSpec
+from surge.api.simulation import Signal
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.plan import Pipeline, Settings, plan_hpa
 from surge.simulate.run import simulate
@@ -35,13 +36,22 @@ CPU_PER_REQUEST_M = 10  # milli-cores per request per second
 POD_REQUEST_M = 200
 TOLERANCE = 0.1  # --horizontal-pod-autoscaler-tolerance
 DOWNSCALE_WINDOW_S = 300.0  # --horizontal-pod-autoscaler-downscale-stabilization
+PODS_METRICS: dict[Signal, str] = {"requestRate": "rps", "inFlight": "inflight"}
+"""The Pods metric of each signal (spec.simulation.signals); its annotation is
+metrics.surge.dev/<name> (hack/cluster/podmetrics)."""
+PODS_METRIC_SCRAPE = 2
+"""A pod has a Pods metric from its second scrape on (Pipeline.pods_metric_scrape)."""
+SERVICE_S = 0.5
+"""Pods scenarios run on a slots pool: each request in flight for 0.5 s, so in-flight =
+0.5 × the rate exactly, and capacity to spare."""
 SAMPLE_AFTER_SYNC_S = 7.0
 """The real count is read this long after each sync instant: mid-way to the next sync."""
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One Deployment of KWOK pods (200m CPU request) and its autoscaling/v2 HPA on CPU."""
+    """One Deployment of KWOK pods (200m CPU request) and its autoscaling/v2 HPA on CPU or
+    on a Pods metric."""
 
     name: str
     min_replicas: int
@@ -53,13 +63,22 @@ class Scenario:
     behavior: dict[str, Any] | None
     blocks: tuple[float, ...]
     """Offered requests per second of each BLOCK_S-second block of the trace."""
+    signal: Signal | None = None
+    """None: the HPA scales on cpu; else on the Pods metric PODS_METRICS[signal], which
+    the test writes as each pod's annotation (podmetrics) and `target` is its AverageValue."""
 
     def rates(self) -> list[float]:
         return [self.blocks[t // BLOCK_S] for t in range(DURATION_S)]
 
     def hpa_spec(self) -> dict[str, Any]:
         """The HPA's spec, without scaleTargetRef."""
-        metric = {"type": "Resource", "resource": {"name": "cpu", "target": self.target}}
+        metric: dict[str, Any] = {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": self.target},
+        }
+        if self.signal is not None:
+            name = PODS_METRICS[self.signal]
+            metric = {"type": "Pods", "pods": {"metric": {"name": name}, "target": self.target}}
         spec: dict[str, Any] = {
             "minReplicas": self.min_replicas,
             "maxReplicas": self.max_replicas,
@@ -79,6 +98,7 @@ class Scenario:
             "behavior": self.behavior,
             "blockSeconds": BLOCK_S,
             "blocks": list(self.blocks),
+            **({} if self.signal is None else {"signal": self.signal}),
         }
 
     @classmethod
@@ -91,6 +111,7 @@ class Scenario:
             raw["target"],
             raw["behavior"],
             tuple(raw["blocks"]),
+            raw.get("signal"),
         )
 
 
@@ -120,14 +141,50 @@ def load_at_scrape(rates: list[float], scrape: float) -> float:
     return rates[max(0, math.floor(scrape) - 1)]
 
 
+def pods_value_milli(signal: Signal, rps: float, ready: int) -> int:
+    """What each Ready pod's Pods metric reads, in milli-units, with the simulator's
+    arithmetic: the signal's total (rps, or rps × SERVICE_S in flight) over the Ready pods,
+    truncated (replicas.py: PodView.per_pod, then _milli)."""
+    if not ready:
+        return 0
+    total = rps if signal == "requestRate" else rps * SERVICE_S
+    return math.floor(round(total / ready * 1000, 6))
+
+
+def has_pods_metric(created: float, sync: float) -> bool:
+    """Whether a pod created at `created` (trace seconds; before 0: with the trace's first
+    pods) has a Pods metric at the sync instant `sync` (pipeline.view)."""
+    if created < 0:
+        return True
+    ticks = math.floor((sync - SCRAPE_OFFSET_S) / SCRAPE_S + 1e-9)
+    ticks -= math.floor((created - SCRAPE_OFFSET_S) / SCRAPE_S + 1e-9)
+    return ticks >= PODS_METRIC_SCRAPE
+
+
+def sync_instants() -> list[float]:
+    """Every nominal HPA sync instant of the trace."""
+    return [FIRST_SYNC_S + k * SYNC_S for k in range(int((DURATION_S - FIRST_SYNC_S) // SYNC_S))]
+
+
 def settings(initial: int) -> Settings:
-    pipe = Pipeline(SCRAPE_S, SCRAPE_OFFSET_S, FIRST_SYNC_S, first_metric_scrape=3)
-    return Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, initial, pipe)
+    pipe = Pipeline(
+        SCRAPE_S,
+        SCRAPE_OFFSET_S,
+        FIRST_SYNC_S,
+        first_metric_scrape=3,
+        pods_metric_scrape=PODS_METRIC_SCRAPE,
+    )
+    signals: dict[str, Signal] = {name: sig for sig, name in PODS_METRICS.items()}
+    return Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, initial, pipe, signals=signals)
 
 
-def pool() -> Pool:
+def pool(pods_metric: bool = False) -> Pool:
     """KWOK pods: Ready about a second after they are created, on nodes with room to spare;
-    maxRps so high that every request is served (the usage is the offered load)."""
+    maxRps so high that every request is served (the usage is the offered load). For a
+    Pods metric, a slots pool (SERVICE_S per request)."""
+    if pods_metric:
+        slots = int(1e6 * SERVICE_S)
+        return Pool("pods", 0.01, 0.2, 1e6, SERVICE_S, 1.0, 0.0, 150, None, None, slots, SERVICE_S)
     return Pool(
         name="cpu",
         cpu_per_request=CPU_PER_REQUEST_M / 1000,
@@ -145,7 +202,9 @@ def pool() -> Pool:
 def simulated(s: Scenario) -> list[tuple[int, int]]:
     """(sync second, spec.replicas after the sync), as simulated."""
     hpa = HpaSpec.model_validate(s.hpa_spec())
-    plan = plan_hpa(s.name, pool(), hpa, settings(s.initial), f"scenarios[{s.name}]")
+    plan = plan_hpa(
+        s.name, pool(s.signal is not None), hpa, settings(s.initial), f"scenarios[{s.name}]"
+    )
     out = simulate(plan, settings(s.initial), s.rates(), Slo(None, "none"))
     return [(p.t, p.replicas) for p in out.timeline if p.t >= FIRST_SYNC_S]
 

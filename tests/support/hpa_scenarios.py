@@ -7,6 +7,8 @@ The random batch varies what the controller decides on: behaviours (policies of 
 selectPolicy Max/Min/Disabled, windows, periods, per-direction tolerance), min/max, a start
 above, at or below the need (sometimes outside min/max), CPU Utilization or AverageValue
 targets, and traces made of steps, ramps, spikes and flapping inside the tolerance band.
+A second seeded batch (`pods_batch`) scales on Pods metrics (in-flight or request rate per
+pod, served by hack/cluster/podmetrics from annotations the test writes).
 Windows and periods are multiples of 5 s: a boundary then falls either on the sync grid
 (where the real clock's drift decides it, docs/simulator.md) or 5 s away from it.
 """
@@ -18,7 +20,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.support.hpa_compare import BLOCK_S, DURATION_S, POD_REQUEST_M, Scenario
+from surge.api.simulation import Signal
+from tests.support.hpa_compare import BLOCK_S, DURATION_S, POD_REQUEST_M, SERVICE_S, Scenario
 
 CPU_PER_REQUEST_M = 10
 BLOCKS = DURATION_S // BLOCK_S
@@ -119,6 +122,18 @@ def _trace(rng: random.Random, unit: float, top: int) -> tuple[float, ...]:
     return tuple(round(max(0.5, x), 1) for x in out[:BLOCKS])
 
 
+def _start(rng: random.Random, blocks: tuple[float, ...], unit: float, lo: int, hi: int) -> int:
+    """spec.replicas at t = 0: above, at or below the first block's need, or outside min/max."""
+    need = max(1, round(blocks[0] / unit))
+    start = rng.choice(["above", "at", "below", "outside"])
+    return {
+        "above": min(hi, need + rng.randint(2, 5)),
+        "at": min(hi, max(lo, need)),
+        "below": min(hi, max(lo, need - rng.randint(1, 3))),
+        "outside": rng.choice([hi + 1, hi + 2, max(1, lo - 1)]),
+    }[start]
+
+
 def random_batch(seed: int, count: int) -> list[Scenario]:
     rng = random.Random(seed)
     out = []
@@ -130,13 +145,32 @@ def random_batch(seed: int, count: int) -> list[Scenario]:
         lo = rng.randint(1, 3)
         hi = rng.randint(lo + 3, 10)
         blocks = _trace(rng, per_pod_rps(target), hi)
-        need = max(1, round(blocks[0] / per_pod_rps(target)))
-        start = rng.choice(["above", "at", "below", "outside"])
-        initial = {
-            "above": min(hi, need + rng.randint(2, 5)),
-            "at": min(hi, max(lo, need)),
-            "below": min(hi, max(lo, need - rng.randint(1, 3))),
-            "outside": rng.choice([hi + 1, hi + 2, max(1, lo - 1)]),
-        }[start]
+        initial = _start(rng, blocks, per_pod_rps(target), lo, hi)
         out.append(Scenario(f"r{i:02d}", lo, hi, initial, target, _behavior(rng), blocks))
+    return out
+
+
+def pods_batch(seed: int, count: int) -> list[Scenario]:
+    """Scenarios on a Pods metric (podmetrics): in-flight requests or requests per second per
+    pod against an AverageValue (whole or milli values), with the CPU batch's behaviors,
+    min/max, starts and traces. Its own random stream, so a seed's CPU batch is unchanged."""
+    rng = random.Random(f"pods:{seed}")
+    out = []
+    for i in range(count):
+        if rng.random() < 0.5:
+            signal: Signal = "inFlight"
+            value = rng.choice([1.5, 2, 2.5, 3, 4, 5, 7.5])
+            unit = value / SERVICE_S  # requests per second one pod serves at the target
+        else:
+            signal = "requestRate"
+            value = rng.choice([2, 4, 5, 7.5, 10, 12.5])
+            unit = value
+        text = f"{round(value * 1000)}m" if value != int(value) else str(int(value))
+        target = {"type": "AverageValue", "averageValue": text}
+        lo = rng.randint(1, 3)
+        hi = rng.randint(lo + 3, 10)
+        blocks = _trace(rng, unit, hi)
+        initial = _start(rng, blocks, unit, lo, hi)
+        behavior = _behavior(rng)
+        out.append(Scenario(f"p{i:02d}", lo, hi, initial, target, behavior, blocks, signal))
     return out
