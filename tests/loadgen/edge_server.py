@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n"
 
 
 async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n: int) -> None:
@@ -33,7 +34,7 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
             if mode == "drop" and k == n:
                 break
             if mode == "chunked":
-                w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n")
+                w.write(CHUNKED)
             elif mode == "slow" and k % n == 0:
                 await asyncio.sleep(0.6)
                 w.write(OK)

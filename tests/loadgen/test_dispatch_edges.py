@@ -3,6 +3,8 @@ cap forces it) on the same schedule, against a raw server in its own process."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from surge.loadgen.outcome import Outcome
+from surge.loadgen.recorder import Recorder
 from tests.loadgen.test_dispatch import run
 
 pytestmark = pytest.mark.timeout(60)
@@ -50,7 +54,6 @@ POISSON = {"model": "poisson", "seed": 7, "stages": [{"duration": "1s", "target"
         (("drop", 4), {"path": "/"}),
         (("early", 0), {"path": "/", "method": "POST", "body": "x" * 200_000}),
         (("chunked", 0), {"path": "/"}),
-        (("chunked", 0), {"path": "/", "method": "HEAD"}),
         (("slow", 5), {"path": "/", "timeout": "300ms"}),
     ],
     indirect=["edge"],
@@ -60,4 +63,43 @@ async def test_edges_count_as_the_task_path(edge: str, scenario: dict[str, Any])
     slow, used_slow, _ = await run(edge, connections=1000, scenario=scenario, load=POISSON)
     assert used and not used_slow
     assert fast.counts["sent"] == slow.counts["sent"] > 30
-    assert _counts(fast) == _counts(slow), (_counts(fast), _counts(slow), fast.reasons, slow.reasons)
+    assert _counts(fast) == _counts(slow), (
+        _counts(fast),
+        _counts(slow),
+        fast.reasons,
+        slow.reasons,
+    )
+
+
+async def test_a_hung_connect_times_out_each_request_on_its_own_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connects that hang (the listener's accept queue full: SYNs dropped) must not fail a
+    later waiting request at the earlier one's deadline: each timeout ≥ its own timeout."""
+    held: list[float] = []
+    record = Recorder.record
+
+    def spy(self: Recorder, intended_at: float, out: Outcome, scheduled: bool = True) -> None:
+        if out.error == "timeout":
+            held.append(out.done_at - out.sent_at)
+        record(self, intended_at, out, scheduled)
+
+    monkeypatch.setattr(Recorder, "record", spy)
+    with socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(0)
+        fillers = [socket.socket() for _ in range(3)]  # fill the accept queue
+        for c in fillers:
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(lsock.getsockname())
+        try:
+            url = f"http://127.0.0.1:{lsock.getsockname()[1]}"
+            load = {"model": "constant", "stages": [{"duration": "1s", "target": 20}]}
+            s, used, _ = await run(url, scenario={"path": "/", "timeout": "500ms"}, load=load)
+        finally:
+            for c in fillers:
+                c.close()
+    assert used
+    assert s.counts["timeout"] == s.counts["sent"] == 20
+    assert len(held) == 20 and min(held) >= 0.5 - 0.002  # the timer's 1 ms resolution
