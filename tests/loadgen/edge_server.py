@@ -2,7 +2,8 @@
 python -m tests.loadgen.edge_server MODE N (prints its port). Per connection, request k (1-based):
 close: the Nth answers with Connection: close and closes; drop: the Nth is dropped unanswered;
 early: answers at the request line, before the body arrives; chunked: chunked 200s;
-slow: every Nth waits 0.6 s (past a short timeout)."""
+slow: every Nth waits 0.6 s (past a short timeout); continue: a 100 Continue first;
+double: the Nth gets two answers; reject: a 413 and a close before the body is read."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
             k += 1
             if mode == "early":
                 w.write(OK)
+            if mode == "reject":
+                w.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                await w.drain()
+                break
             length = 0
             for line in head.split(b"\r\n"):
                 if line.lower().startswith(b"content-length:"):
@@ -33,12 +38,16 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
                 break
             if mode == "drop" and k == n:
                 break
-            if mode == "chunked":
+            if mode == "continue":
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
+            elif mode == "double" and k % n == 0:
+                w.write(OK + OK)  # an answer nobody asked for after the right one
+            elif mode == "chunked":
                 w.write(CHUNKED)
             elif mode == "slow" and k % n == 0:
                 await asyncio.sleep(0.6)
                 w.write(OK)
-            elif mode != "early":
+            elif mode not in ("early", "continue"):
                 w.write(OK)
             await w.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
