@@ -3,7 +3,8 @@ python -m tests.loadgen.edge_server MODE N (prints its port). Per connection, re
 close: the Nth answers with Connection: close and closes; drop: the Nth is dropped unanswered;
 early: answers at the request line, before the body arrives; chunked: chunked 200s;
 slow: every Nth waits 0.6 s (past a short timeout); continue: a 100 Continue first;
-double: the Nth gets two answers; reject: a 413 and a close before the body is read."""
+double: the Nth gets two answers; reject: a 413 and a close before the body is read;
+partial: the Nth gets half its body, then the connection is aborted."""
 
 from __future__ import annotations
 
@@ -38,6 +39,12 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
                 break
             if mode == "drop" and k == n:
                 break
+            if mode == "partial" and k == n:  # half a body, then a reset
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok")
+                await w.drain()
+                await asyncio.sleep(0.01)
+                w.transport.abort()
+                return
             if mode == "continue":
                 w.write(b"HTTP/1.1 100 Continue\r\n\r\n" + OK)
             elif mode == "double" and k % n == 0:

@@ -56,6 +56,7 @@ LOAD = {"model": "constant", "stages": [{"duration": "1s", "target": 60}]}
         (("drop", 4), {"path": "/"}),
         (("early", 0), {"path": "/", "method": "POST", "body": "x" * 200_000}),
         (("chunked", 0), {"path": "/"}),
+        (("partial", 3), {"path": "/"}),
         (("continue", 0), {"path": "/"}),
         (("double", 3), {"path": "/"}),
         (("reject", 0), {"path": "/", "method": "POST", "body": "x" * 200_000}),
