@@ -118,7 +118,10 @@ class Dispatch:
         self._open_for_waiting()
 
     def _open_for_waiting(self) -> None:
-        while self._opening < len(self._waiting):
+        waiting = self._waiting
+        while waiting and waiting[0].finished:  # timed out while waiting (the oldest first)
+            waiting.popleft()
+        while self._opening < len(waiting):
             self._opening += 1
             task = self._loop.create_task(self._open())
             self._tasks.add(task)
@@ -145,6 +148,12 @@ class Dispatch:
         except asyncio.CancelledError:
             self._opening -= 1
             raise
+        except TimeoutError:
+            # The connect outlived a request timeout. Its request has timed out on its own
+            # deadline (the timer); a later waiting request has time left: no failure to it.
+            self._opening -= 1
+            self._open_for_waiting()
+            return
         except BaseException as exc:
             self._opening -= 1
             r = self._next_waiting()  # the oldest waiting request gets the failure

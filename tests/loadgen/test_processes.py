@@ -4,19 +4,21 @@ count comes from the flag, the env, the spec or the cores; and a real run at 2 p
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
 from surge.agent.process import start_agent_process, stop_agent_process
 from surge.api.loadtest import LoadTestSpec
 from surge.loadgen import schedule
-from surge.loadgen.multiproc import merge_processes
-from surge.loadgen.plan import build_plan, plan_json
+from surge.loadgen.multiproc import ProcessesFailed, merge_processes, run_processes
+from surge.loadgen.plan import WorkerPlan, build_plan, plan_json
 from surge.loadgen.processes import for_resources, local_share, merge_cpu, resolve, whole_cores
 from surge.loadgen.scenario import RowSource
 from surge.loadgen.summary import WorkerSummary, parse_summary, record_many_seconds
@@ -184,3 +186,17 @@ def test_a_worker_at_two_processes_sends_its_whole_slice(tmp_path: Path) -> None
 
 def spec_segments(spec: LoadTestSpec) -> list[schedule.Segment]:
     return schedule.segments(spec.load.stages, spec.load.start_target)
+
+
+def test_a_process_that_dies_fails_the_worker_naming_it() -> None:
+    """A child killed mid-run (os._exit: no summary line) fails the worker with its index
+    and exit status; the survivors' summaries are not passed off as the worker's."""
+    plan = build_plan(make_spec("http://127.0.0.1:1"), name="m", namespace="t", run_id="1")
+
+    def runner(p: WorkerPlan, start_at: float, out: TextIO | None, prom: bool) -> WorkerSummary:
+        if p.process == 1:
+            os._exit(3)
+        return _summary([0.01], 1)
+
+    with pytest.raises(ProcessesFailed, match=r"process 1 of worker 0 .*exit status 3"):
+        run_processes(plan, 2, time.time(), runner, progress=None)
