@@ -239,7 +239,7 @@ def test_variants_land_in_their_pools_and_originals_come_back(
         if run["replicaSource"] == "operator":
             # The operator's samples span more than the measured window the requests are
             # counted in: the mean replicas are priced over that window (docs/experiments.md).
-            child = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+            child: Any = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
                 GROUP, VERSION, namespace, "loadtests", run["loadTest"]
             )
             window_s = child["status"]["results"]["window"]["measuredSeconds"]
