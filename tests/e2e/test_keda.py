@@ -199,8 +199,14 @@ def test_scaled_object_scales_through_the_hpa_and_to_zero(
         # Through the real HPA: ceil(23/5) = 5, then back down to ceil(7/5) = 2.
         reach(23, 5, timeout_s=3 * HPA_SYNC_S)
         reach(7, 2, timeout_s=3 * HPA_SYNC_S)
-        status: Any = autoscaling.read_namespaced_horizontal_pod_autoscaler(hpa_name, namespace)
-        assert status.status.desired_replicas == 2
+        # The HPA controller writes the scale before its own status: wait for the status to follow.
+        support.wait_until(
+            lambda: _desired(autoscaling, hpa_name, namespace) == 2 or None,
+            timeout_s=HPA_SYNC_S,
+            interval_s=0.25,
+            what=f"HPA {hpa_name} status.desiredReplicas 2 "
+            f"(now {_desired(autoscaling, hpa_name, namespace)})",
+        )
         # Deactivation: v = 0 for the cooldown (3 s) and KEDA scales to 0, below the HPA's 1.
         reach(0, 0, timeout_s=30)
     finally:
@@ -220,6 +226,11 @@ def _read_hpa(api: client.AutoscalingV2Api, name: str, namespace: str) -> object
         if exc.status == 404:
             return None
         raise
+
+
+def _desired(api: client.AutoscalingV2Api, name: str, namespace: str) -> int | None:
+    hpa: Any = api.read_namespaced_horizontal_pod_autoscaler(name, namespace)
+    return hpa.status.desired_replicas if hpa.status else None
 
 
 def _exists(api: client.CustomObjectsApi, so: tuple[str, str, str, str], name: str) -> bool:
