@@ -19,6 +19,7 @@ from surge.operator.conditions import now_rfc3339, parse_time
 from surge.operator.experiment.scaled_object_fields import so_brief
 from surge.operator.experiment.variants import run_cost
 from surge.operator.loadtest import builders
+from surge.results.timeline import first_rise, value_changes
 
 LABEL_EXPERIMENT = "surge.dev/experiment"
 LABEL_VARIANT = "surge.dev/variant"
@@ -204,8 +205,10 @@ def run_row(
         replicas_min=replicas.min if replicas is not None else step.replicas_min,
         replicas_max=replicas.max if replicas is not None else step.replicas_max,
         replicas_mean=replicas.mean if replicas is not None else mean,
-        time_to_scale_up_s=replicas.time_to_first_scale_up_s if replicas is not None else None,
-        scale_events=replicas.scale_events if replicas is not None else None,
+        time_to_scale_up_s=(
+            replicas.time_to_first_scale_up_s if replicas is not None else own_rise(step)
+        ),
+        scale_events=replicas.scale_events if replicas is not None else own_events(step),
         replica_seconds=replica_seconds,
         replica_source="prometheus" if from_prom else "operator",
         price_per_replica_hour=price,
@@ -226,6 +229,22 @@ def run_row(
             else _own_series_end(observed, step.replica_series_cut_s)
         ),
     )
+
+
+def own_rise(step: ExperimentStep) -> float | None:
+    """Time to first scale-up from the operator's series: seconds from the load's start to
+    the first change above the first value; None when it never rose while recorded."""
+    series = step.replica_series or []
+    return first_rise([(t, v) for t, v in series], 0.0) if series else None
+
+
+def own_events(step: ExperimentStep) -> float | None:
+    """Scale events from the operator's series (one point per change); None when its cap
+    cut it, since later changes went uncounted, or when nothing was sampled."""
+    series = step.replica_series
+    if not series or step.replica_series_cut_s is not None:
+        return None
+    return float(value_changes([(t, v) for t, v in series]))
 
 
 def _own_series_end(observed: float, cut_s: float | None) -> float | None:

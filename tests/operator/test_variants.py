@@ -150,6 +150,33 @@ def test_cost_per_1k_from_the_operators_samples_prices_the_measured_window() -> 
     assert row.cost_per1k_requests == pytest.approx(0.05)
 
 
+def test_scale_up_time_and_events_from_the_operators_samples() -> None:
+    """The operator's series holds one point per change: 1 replica from the load's start,
+    3 at 12.5 s, 5 at 30 s, 2 at 70 s: the first rise is at 12.5 s and 3 changes follow
+    the first point. Once its cap cut the series, later changes went uncounted: no count."""
+    from surge.api.experiment_status import ExperimentStep
+    from surge.operator.experiment.runs import run_row
+
+    step = ExperimentStep(
+        index=0, stage="Test", since="2026-12-06T12:00:00Z", variant="v", repetition=0
+    )
+    step.replica_seconds, step.observed_seconds = 240.0, 90.0
+    step.replica_series = [[0.0, 1.0], [12.5, 3.0], [30.0, 5.0], [70.0, 2.0]]
+    row = run_row(Variant(name="v"), 0, "lt", {"phase": "Succeeded"}, step, None)
+    assert (row.replica_source, row.time_to_scale_up_s, row.scale_events) == (
+        "operator",
+        12.5,
+        3.0,
+    )
+    step.replica_series_cut_s = 70.0
+    cut = run_row(Variant(name="v"), 0, "lt", {"phase": "Succeeded"}, step, None)
+    assert (cut.time_to_scale_up_s, cut.scale_events) == (12.5, None)
+    step.replica_series = [[0.0, 4.0], [20.0, 2.0]]  # only a scale-down: no rise
+    step.replica_series_cut_s = None
+    down = run_row(Variant(name="v"), 0, "lt", {"phase": "Succeeded"}, step, None)
+    assert (down.time_to_scale_up_s, down.scale_events) == (None, 1.0)
+
+
 def _run(cost: float, p95: float, rps: float, passed: bool = True) -> RunRow:
     return RunRow(
         name="x",
