@@ -226,8 +226,14 @@ def _wait(url: str, promql: str, ok: Any, timeout_s: float) -> None:
 
 def _after_next_scrape(url: str, interval_s: float, lead_s: float = 0.1) -> None:
     """Sleeps until `lead_s` after the next scrape of job "test" (its scrapes keep their phase)."""
-    (sample,) = connect(url).custom_query('timestamp(up{job="test"})')
-    last = float(sample["value"][1])
+    now = time.time()
+    (series,) = connect(url).custom_query_range(
+        'timestamp(up{job="test"})',
+        start_time=datetime.fromtimestamp(now - 1, UTC),
+        end_time=datetime.fromtimestamp(now, UTC),
+        step="1",
+    )
+    last = float(series["values"][-1][1])
     upcoming = last + math.ceil((time.time() - last) / interval_s) * interval_s
     time.sleep(max(0.0, upcoming + lead_s - time.time()))
 
