@@ -78,10 +78,14 @@ def test_two_runs_created_together_never_overlap(
         seen: list[tuple[str, str]] = []
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
-            phases = [
-                str((get(api_client, namespace, n).get("status") or {}).get("phase"))
-                for n in ("one", "two")
-            ]
+            # One list, one snapshot: two GETs could see one before its end, two after it.
+            listed: Any = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL
+            )
+            by_name = {
+                o["metadata"]["name"]: (o.get("status") or {}).get("phase") for o in listed["items"]
+            }
+            phases = [str(by_name.get(n)) for n in ("one", "two")]
             seen.append((phases[0], phases[1]))
             assert not (phases[0] in ACTIVE and phases[1] in ACTIVE), (phases, op.tail())
             if all(p in ("Succeeded", "Failed") for p in phases):

@@ -328,8 +328,12 @@ def test_each_trigger_on_its_own(
         return
     # Scaled: the follower saw more than one ready replica and Alice served with their slots.
     assert max(r for _, r in follower.history) >= 2, follower.history
-    slots = _query(prometheus_url, "max_over_time(alice_slots[2m])")
-    assert slots is not None and slots >= 8
+    # Follower (0.5 s) -> Alice's replicas file (polled every 0.25 s) -> a scrape (1 s): wait.
+    wait_until(
+        lambda: (_query(prometheus_url, "max_over_time(alice_slots[2m])") or 0) >= 8,
+        timeout_s=10,
+        what="Prometheus has Alice at 8 slots or more (two replicas of 4)",
+    )
     assert hpa["spec"]["metrics"][0]["type"] == "External"
 
 

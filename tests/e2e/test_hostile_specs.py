@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.operator_support import PLURAL, Operator, get, wait_phase
+from tests.e2e.operator_support import GROUP, PLURAL, VERSION, Operator, get, wait_phase
 from tests.e2e.test_tenancy import (  # noqa: F401 - the tenancy fixtures, shared
     SX,
     _create,
@@ -29,6 +29,7 @@ from tests.e2e.test_tenancy import (  # noqa: F401 - the tenancy fixtures, share
     policed_operator,
     tenant,
 )
+from tests.support.cluster import wait_until
 from tests.support.podrunner import PodRunner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
@@ -82,6 +83,17 @@ def _refused_or_failed(
     return str(completed["reason"])
 
 
+def _policy_refuses(who: client.ApiClient, ns: str, obj: dict[str, Any]) -> bool:
+    """A server-side dry run (nothing stored) refused by the policy, not by RBAC."""
+    try:
+        client.CustomObjectsApi(who).create_namespaced_custom_object(
+            GROUP, VERSION, ns, SX, obj, dry_run="All"
+        )
+    except ApiException as exc:
+        return "policy.caps.maxVariants" in (exc.body or "")
+    return False
+
+
 def _wait_experiment(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
     from tests.e2e.test_tenancy import _wait_sx
 
@@ -101,6 +113,10 @@ def test_hostile_specs_are_refused_or_harmless_and_the_operator_stays_up(
     url: str = request.getfixturevalue("alice_at")
     ns = namespace
     outcomes: dict[str, str] = {}
+    # The fixture's admission policy takes effect within seconds ("over" below needs it).
+    over = _experiment("over", "alice", url)
+    over["spec"]["variants"] = [{"name": f"v{i}", "replicas": 1} for i in range(21)]
+    wait_until(lambda: _policy_refuses(who, ns, over), timeout_s=30, what="the policy in effect")
 
     # Item 3: a sweep of ~10^13 steps (1e-300 is below the schema's minimum; 0.001 is not).
     for name, start in (("sweep-tiny", 1e-300), ("sweep-slow", 0.001)):
@@ -122,8 +138,6 @@ def test_hostile_specs_are_refused_or_harmless_and_the_operator_stays_up(
     many["spec"]["variants"] = [{"name": f"v{i}", "replicas": 1 + i % 3} for i in range(2000)]
     outcomes["many"] = _refused_or_failed(api_client, who, ns, many, op, SX)
     # Within the CRD's 100, above the policy's caps: the admission policy's CEL refuses them.
-    over = _experiment("over", "alice", url)
-    over["spec"]["variants"] = [{"name": f"v{i}", "replicas": 1} for i in range(21)]
     outcomes["over"] = _refused_or_failed(api_client, who, ns, over, op, SX)
     assert "policy.caps.maxVariants" in outcomes["over"], outcomes["over"]
     slow = _experiment("slow", "alice", url)

@@ -73,14 +73,19 @@ def test_valid_run_succeeds_with_real_numbers(
     (job,) = jobs(api_client, namespace)
     assert job["spec"]["completionMode"] == "Indexed"
     assert {p["spec"].get("nodeName") for p in pods(api_client, namespace)} == {"local-0"}
-    reasons = {e.get("reason") for e in events(api_client, namespace, "smoke")}
-    assert {
+    want = {
         "RunStarted",
         "WaitingForTarget",
         "WorkersCreated",
         "BarrierOpened",
         "AllThresholdsPassed",
-    } <= reasons
+    }
+    # kopf posts Events from a queue of its own, after or before the status patch: wait for them.
+    wait_until(
+        lambda: want <= {e.get("reason") for e in events(api_client, namespace, "smoke")},
+        timeout_s=30,
+        what=f"Events {sorted(want)} on smoke",
+    )
     # Printer columns show the results.
     out = subprocess.run(
         [str(BIN / "kubectl"), "get", "lt", "smoke", "-n", namespace],
@@ -108,8 +113,14 @@ def test_invalid_spec_fails_with_field_message(
     assert ready["status"] == "False"
     assert ready["reason"] == "InvalidSpec"
     assert "spec.load" in ready["message"] and "warmup" in ready["message"]
-    warnings = [e for e in events(api_client, namespace, "bad") if e.get("reason") == "InvalidSpec"]
-    assert warnings
+    # kopf posts Events from a queue of its own, not with the status patch: wait for it.
+    warnings = wait_until(
+        lambda: [
+            e for e in events(api_client, namespace, "bad") if e.get("reason") == "InvalidSpec"
+        ],
+        timeout_s=30,
+        what="InvalidSpec Event on bad",
+    )
     assert warnings[0]["type"] == "Warning"
     assert "warmup" in warnings[0]["message"]
     time.sleep(3)  # never retried in a loop: still exactly one InvalidSpec event

@@ -192,7 +192,8 @@ def test_each_attack_is_refused_and_the_valid_loadtest_succeeds(
         try:
             _create(tenant, ns, _lt("probe", alice_at, image="evil.example/miner:1"))
         except ApiException as exc:
-            return exc.status in (400, 403, 422)
+            # The policy's refusal, not RBAC's 403 while the tenant's RoleBinding propagates.
+            return exc.status in (400, 403, 422) and "spec.image" in (exc.body or "")
         client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, "probe"
         )
@@ -286,7 +287,9 @@ def test_each_attack_is_refused_and_the_valid_loadtest_succeeds(
     plain_dep = copy.deepcopy(
         plain(api_client, [client.AppsV1Api(api_client).read_namespaced_deployment("alice", ns)])[0]
     )
-    valid = _lt("valid", alice_at, **{"load.stages": [{"duration": "8s", "target": 10}]})
+    # Long enough (cap 30 s) to still hold the target while "second", "optout" and "snap"
+    # below each wait for an operator reconcile and a 0.5 s poll (8 s left ~4 s of margin).
+    valid = _lt("valid", alice_at, **{"load.stages": [{"duration": "20s", "target": 10}]})
     valid["spec"]["target"]["deploymentRef"] = {"name": "alice"}
     _create(tenant, ns, valid)
     wait_phase(api_client, ns, "valid", {"Running"}, op, timeout_s=90)

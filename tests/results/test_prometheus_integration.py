@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -223,6 +224,20 @@ def _wait(url: str, promql: str, ok: Any, timeout_s: float) -> None:
     raise AssertionError(f"{promql} did not settle within {timeout_s}s")
 
 
+def _after_next_scrape(url: str, interval_s: float, lead_s: float = 0.1) -> None:
+    """Sleeps until `lead_s` after the next scrape of job "test" (its scrapes keep their phase)."""
+    now = time.time()
+    (series,) = connect(url).custom_query_range(
+        'timestamp(up{job="test"})',
+        start_time=datetime.fromtimestamp(now - 1, UTC),
+        end_time=datetime.fromtimestamp(now, UTC),
+        step="1",
+    )
+    last = float(series["values"][-1][1])
+    upcoming = last + math.ceil((time.time() - last) / interval_s) * interval_s
+    time.sleep(max(0.0, upcoming + lead_s - time.time()))
+
+
 def test_scraping_alice(tmp_path: Path) -> None:
     proc, alice = start_agent_process(
         ["--latency", "1ms", "--cpu-ms", "0", "--seed", "1"], timeout_s=30
@@ -240,8 +255,9 @@ def test_scraping_alice(tmp_path: Path) -> None:
                 # requests (a loaded box) would otherwise put a 1 or 2 in it.
                 start = time.time()
                 time.sleep(2.0)
+                # Both at once, just after a scrape, so none falls between them (one rise, 3 -> 5).
+                _after_next_scrape(prom.url, 0.5)
                 second_batch = time.time() - start
-                # Both at once, so no scrape falls between them (one rise, 3 -> 5).
                 with ThreadPoolExecutor(2) as pool:
                     codes = list(
                         pool.map(
