@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from surge.bench.ladder import ladder, ladder_report
 from surge.bench.measure import in_flight, open_loop, speed
 from surge.bench.rate import fixed_rate
 from surge.bench.report import rate_report, report
@@ -54,15 +55,18 @@ def main() -> None:
         if "streams2" in only:  # not in `make bench`: the same ladder at 2 processes
             fl += in_flight(tmp, processes=2)
         fr = fixed_rate(tmp) if not only or "rate" in only else None
+        lad = ladder(tmp) if not only or "ladder" in only else None
     sp["load"] = f"{load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     if sp["surge"] and ol is not None:
         print(report(sp, ol, fl))
-    elif not only or only - {"rate"}:
+    elif not only or only - {"rate", "ladder"}:
         print(json.dumps({"speed": [vars(r) for r in sp["surge"]],
                           "locust": [vars(r) for r in sp["locust"]],
                           "open": ol, "streams": fl}, indent=1))  # fmt: skip
     if fr is not None:
         print(rate_report(fr))
+    if lad is not None:
+        print(ladder_report(lad))
     print(f"\n(bench took {time.monotonic() - t0:.0f} s)")
 
 
