@@ -34,7 +34,7 @@ from surge.bench.targets import start, stop
 from surge.bench.worker import run_worker
 from surge.loadgen.aggregate import compute_results
 
-LADDER_RATES = (10_000, 15_000, 20_000, 25_000, 30_000, 35_000, 40_000)
+LADDER_RATES = tuple(range(10_000, 50_001, 5_000))
 STEP_SECS, WARMUP_S = 5, 1.0
 DELIVERED_MIN = 0.99
 """A step holds when delivered ≥ this share of the rate asked..."""
@@ -224,6 +224,8 @@ def ladder_report(steps: dict[str, list[Step]]) -> str:
     for tool, rows in steps.items():
         best = max_held(rows)
         got = "none" if best is None else f"{best:,} req/s"
+        if best is not None and best == LADDER_RATES[-1]:
+            got += " (the ladder's top)"
         lines.append(f"Max rate one core sustains, {tool}: {got}")
     if "vegeta" not in steps:
         lines.append("  note: vegeta not built (make bench builds it with go)")
