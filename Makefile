@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-deps demo test test-unit test-e2e lint crds image bench bench-operator bench-simulate cluster-build cluster-up cluster-down clean
+.PHONY: help venv system-deps demo test test-unit test-e2e lint crds image bench bench-ladder bench-operator bench-simulate cluster-build cluster-up cluster-down clean
 
 help:
-	@echo "make demo | test | test-unit | test-e2e | lint | crds | image | bench | bench-operator | bench-simulate | cluster-build | cluster-up | cluster-down"
+	@echo "make demo | test | test-unit | test-e2e | lint | crds | image | bench | bench-ladder | bench-operator | bench-simulate | cluster-build | cluster-up | cluster-down"
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -66,6 +66,13 @@ bench: $(STAMP)
 	@test -x $(VEGETA) || GOBIN=$(CURDIR)/$(VENV)/gobin $(GO) install \
 		github.com/tsenart/vegeta/v12@$(VEGETA_VERSION) || echo "vegeta not built; the bench goes on without it"
 	SURGE_BENCH_VEGETA=$(CURDIR)/$(VEGETA) $(BIN)/python -m surge.bench
+
+# The max rate one core sustains (schedule lag p99 <= 5 ms), Surge and vegeta (~2 min).
+bench-ladder: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@test -x $(VEGETA) || GOBIN=$(CURDIR)/$(VENV)/gobin $(GO) install \
+		github.com/tsenart/vegeta/v12@$(VEGETA_VERSION) || echo "vegeta not built; the ladder goes on without it"
+	SURGE_BENCH_VEGETA=$(CURDIR)/$(VEGETA) $(BIN)/python -m surge.bench ladder
 
 # `surge simulate` on a 24-hour trace with 20 variants; prints the time (budget: 10 s).
 bench-simulate: $(STAMP)

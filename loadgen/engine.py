@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from surge.loadgen import schedule
 from surge.loadgen.cpustat import CpuProbe, CpuSample, window_record
 from surge.loadgen.dispatch import Dispatch
+from surge.loadgen.folding import fold_and_report
 from surge.loadgen.goodput import slo_bounds
 from surge.loadgen.plan import WorkerPlan, resolve_headers
 from surge.loadgen.recorder import PromMetrics, Recorder
@@ -39,7 +40,6 @@ from surge.loadgen.trace import arrivals_model
 
 _TICK_S = 0.001  # the event loop's timer resolution (uvloop: 1 ms)
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
-_FOLD_SLICE = 4_096  # timing samples of each kind folded per loop turn (~0.35 ms each)
 
 
 class Engine:
@@ -132,7 +132,9 @@ class Engine:
         at = max(t0 + load.warmup - time.monotonic(), 0.0)
         marker = loop.call_later(at, lambda: cpu_start.append(probe.sample()))
         # Also without progress output: it flushes the recorder (Prometheus) every second.
-        reporter: asyncio.Task[None] | None = loop.create_task(self._report(t0))
+        reporter: asyncio.Task[None] | None = loop.create_task(
+            fold_and_report(lambda: self.recorder, t0, self._emit)
+        )
         # Everything alive before the load (imports, the plan, the app around the engine)
         # leaves the cyclic GC's view: a full collection mid-run then scans only what the
         # run allocated, instead of stalling the loop for milliseconds (seen as p99 TTFT).
@@ -320,19 +322,6 @@ class Engine:
                 await self._sleep(think)
 
     # -- progress ----------------------------------------------------------------------
-
-    async def _report(self, t0: float) -> None:
-        while True:
-            now = time.monotonic()
-            sec = int(now - t0)
-            await asyncio.sleep(max(t0 + sec + 1 - time.monotonic(), 0.01) + 0.02)
-            rec = self.recorder
-            if rec is not None and time.monotonic() >= t0:
-                more = rec.fold_some(_FOLD_SLICE)
-                while more:
-                    await asyncio.sleep(0)  # a turn for the streams between slices
-                    more = rec.fold_some(_FOLD_SLICE)
-                self._emit(rec.take_intervals(int(time.monotonic() - t0)))
 
     def _emit(self, intervals: list[dict[str, Any]], final: bool = False) -> None:
         if self.progress is None:

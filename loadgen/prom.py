@@ -87,6 +87,10 @@ class PromMetrics:
                 self.outcome[name].inc(n)
         if dropped:
             self.dropped.inc(dropped)
+        self.observe(latencies_s, ttfts_s)
+
+    def observe(self, latencies_s: Sequence[float], ttfts_s: Sequence[float]) -> None:
+        """observe() of each latency and TTFT (seconds) into its histogram, in one go."""
         for hist, values in ((self.latency, latencies_s), (self.ttft, ttfts_s)):
             if values:
                 self._observe_many(hist, values)
@@ -100,9 +104,8 @@ class PromMetrics:
             return
         arr = np.asarray(values, dtype=np.float64)
         # observe() puts a value in the first bucket whose bound is >= it (+Inf last).
-        where, counts = np.unique(
-            np.searchsorted(self._bounds, arr, side="left"), return_counts=True
-        )
-        for i, n in zip(where.tolist(), counts.tolist(), strict=True):
-            buckets[i].inc(n)
+        counts = np.bincount(np.searchsorted(self._bounds, arr, side="left"))
+        for i, n in enumerate(counts.tolist()):
+            if n:
+                buckets[i].inc(n)
         total.inc(float(arr.sum()))

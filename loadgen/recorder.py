@@ -223,6 +223,13 @@ class Recorder:
                 record_many_seconds(iv.hist, lat[:limit])
                 del lat[:limit]
                 more = True
+        prom = self.prom
+        if prom is not None:  # and Prometheus's (at 35,000 req/s, ~2 ms folded at once)
+            lat, ttft = self._prom_latency, self._prom_ttft
+            if len(lat) > limit or len(ttft) > limit:
+                prom.observe(lat[:limit], ttft[:limit])
+                del lat[:limit], ttft[:limit]
+                more = True
         return more
 
     def flush(self) -> None:

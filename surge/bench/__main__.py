@@ -19,6 +19,10 @@
    certificate made for the run). Goals printed: Surge ≤ 0.7× vegeta's CPU per request
    on http, ≥ 3× Locust per core on https (surge.bench.rate).
 
+5. `python -m surge.bench ladder` (`make bench-ladder`; not in the default run): the
+   highest fixed rate one core sustains with delivered ≥ 99 % and schedule lag p99 ≤ 5 ms,
+   Surge and vegeta (surge.bench.ladder).
+
 Everything stays on 127.0.0.1 and is bounded in time (about 2.5 minutes in all).
 Method and latest figures: docs/bench.md. The parts: surge.bench.measure (the three
 measurements), .worker (Surge's worker under the shared supervisor, as `surge run` runs
@@ -35,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from surge.bench.ladder import ladder, ladder_report
 from surge.bench.measure import in_flight, open_loop, speed
 from surge.bench.rate import fixed_rate
 from surge.bench.report import rate_report, report
@@ -54,15 +59,19 @@ def main() -> None:
         if "streams2" in only:  # not in `make bench`: the same ladder at 2 processes
             fl += in_flight(tmp, processes=2)
         fr = fixed_rate(tmp) if not only or "rate" in only else None
+        # Not in the default run: a full climb costs 1.5-2 minutes (`make bench-ladder`).
+        lad = ladder(tmp) if "ladder" in only else None
     sp["load"] = f"{load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     if sp["surge"] and ol is not None:
         print(report(sp, ol, fl))
-    elif not only or only - {"rate"}:
+    elif not only or only - {"rate", "ladder"}:
         print(json.dumps({"speed": [vars(r) for r in sp["surge"]],
                           "locust": [vars(r) for r in sp["locust"]],
                           "open": ol, "streams": fl}, indent=1))  # fmt: skip
     if fr is not None:
         print(rate_report(fr))
+    if lad is not None:
+        print(ladder_report(lad))
     print(f"\n(bench took {time.monotonic() - t0:.0f} s)")
 
 
