@@ -260,7 +260,7 @@ def _schedule(rate: float, secs: int, monkeypatch: pytest.MonkeyPatch) -> list[t
         out.append((rec.folds_at_end, rec.wakes))
         rec.folds_at_end = rec.wakes = 0
 
-    coro = folding.fold_and_report(lambda: rec, T0, emit)  # type: ignore[arg-type]
+    coro = folding.fold_and_report(lambda: rec, T0, emit)  # type: ignore[arg-type,return-value]
     while len(out) < secs:
         coro.send(None)
     coro.close()
