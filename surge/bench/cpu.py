@@ -73,3 +73,28 @@ class Rate:
     @property
     def per_cpu_s(self) -> float:
         return self.requests / self.cpu_s if self.cpu_s > 0 else 0.0
+
+
+SETTLE_MAX_S, TIME_WAIT_MAX = 65.0, 2_000
+"""Before each measured run, wait (at most SETTLE_MAX_S: Linux holds TIME_WAIT 60 s) until at most
+TIME_WAIT_MAX sockets are in TIME_WAIT: a tool that collapsed (vegeta past its rate opens
+a connection per new worker, tens of thousands) leaves the loopback's ephemeral ports
+used up, and the next step would measure that instead of the tool."""
+
+
+def time_wait_sockets() -> int:
+    """Sockets in TIME_WAIT (state 06 in /proc/net/tcp and tcp6); 0 where unreadable."""
+    n = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        n += sum(1 for ln in lines if ln.split()[3:4] == ["06"])
+    return n
+
+
+def settle() -> None:
+    deadline = time.monotonic() + SETTLE_MAX_S
+    while time_wait_sockets() > TIME_WAIT_MAX and time.monotonic() < deadline:
+        time.sleep(1.0)

@@ -23,12 +23,11 @@ import csv
 import itertools
 import math
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, pin_prefix
+from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, pin_prefix, settle
 from surge.bench.rate import vegeta_path
 from surge.bench.targets import start, stop
 from surge.bench.worker import run_worker
@@ -41,11 +40,6 @@ DELIVERED_MIN = 0.99
 LAG_P99_MAX_S = 0.005
 """...and schedule lag p99 ≤ this."""
 _RUNS = itertools.count()  # each worker run gets its own directory
-SETTLE_MAX_S, TIME_WAIT_MAX = 65.0, 2_000
-"""Before each step, wait (at most SETTLE_MAX_S: Linux holds TIME_WAIT 60 s) until at most
-TIME_WAIT_MAX sockets are in TIME_WAIT: a tool that collapsed (vegeta past its rate opens
-a connection per new worker, tens of thousands) leaves the loopback's ephemeral ports
-used up, and the next step would measure that instead of the tool."""
 
 
 @dataclass
@@ -113,24 +107,6 @@ def vegeta_lags(
     ok = sum(1 for i in range(first, min(end, len(sends))) if oks[i])
     last = max(sends[first:end], default=t0 + warmup_s)
     return lags, ok, max(float(secs), last - (t0 + warmup_s))
-
-
-def time_wait_sockets() -> int:
-    """Sockets in TIME_WAIT (state 06 in /proc/net/tcp and tcp6); 0 where unreadable."""
-    n = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        n += sum(1 for ln in lines if ln.split()[3:4] == ["06"])
-    return n
-
-
-def settle() -> None:
-    deadline = time.monotonic() + SETTLE_MAX_S
-    while time_wait_sockets() > TIME_WAIT_MAX and time.monotonic() < deadline:
-        time.sleep(1.0)
 
 
 def surge_step(tmp: Path, url: str, rate: int) -> Step:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, pin_prefix
+from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, pin_prefix, settle
 from surge.bench.peers import locust_speed
 from surge.bench.targets import start, stop
 from surge.bench.worker import run_worker
@@ -122,13 +122,18 @@ def vegeta_rate(tmp: Path, exe: str, url: str) -> Rate | None:
 def fixed_rate(tmp: Path) -> dict[str, Any]:
     """{"http": {tool: Rate | None}, "https": {tool: Rate | None}, "notes": [...]}."""
     out: dict[str, Any] = {"http": {}, "https": {}, "notes": []}
+    # Each tool starts with the loopback's ports free (a collapsed run before, e.g. the
+    # ladder's vegeta, leaves tens of thousands in TIME_WAIT).
+    settle()
     proc, url = start("fast", core=TARGET_CORE)
     try:
         out["http"]["surge"] = surge_rate(tmp, url, "rate-http")
         exe = vegeta_path()
+        settle()
         out["http"]["vegeta"] = vegeta_rate(tmp, exe, url) if exe else None
         if exe is None:
             out["notes"].append("vegeta not built (make bench builds it with go)")
+        settle()
         out["http"]["locust"] = locust_speed(
             tmp, url, users=LOCUST_USERS, secs=RATE_SECS, rate=RATE
         )
@@ -138,10 +143,12 @@ def fixed_rate(tmp: Path) -> dict[str, Any]:
     if tls is None:
         out["notes"].append("https skipped: no openssl")
         return out
+    settle()
     proc, url = start("fast", core=TARGET_CORE, tls=tls)
     try:
         with trusting(tls[0]):
             out["https"]["surge"] = surge_rate(tmp, url, "rate-https", TLS_RATE)
+        settle()
         out["https"]["locust"] = locust_speed(
             tmp, url, users=LOCUST_USERS, secs=RATE_SECS, rate=TLS_RATE
         )

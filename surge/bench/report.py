@@ -103,16 +103,39 @@ def rate_report(fr: dict[str, Any]) -> str:
                 f"  {tool + ' ' + proto:<26}{_per_request_us(r):>12}{per_cpu:>12}{wall:>13}"
             )
     s, v = fr["http"].get("surge"), fr["http"].get("vegeta")
-    if s is not None and v is not None and s.requests and v.requests:
+    short = _short(("surge", s), ("vegeta", v), rate=RATE)
+    if short:
+        lines.append(f"Surge/vegeta CPU per request (http): not compared: {short}")
+    elif s is not None and v is not None:
         ratio = (s.cpu_s / s.requests) / (v.cpu_s / v.requests)
         mark = "met" if ratio <= VEGETA_GOAL else "NOT met"
         lines.append(
             f"Surge/vegeta CPU per request (http): {ratio:.2f}× (goal ≤ {VEGETA_GOAL}: {mark})"
         )
     hs, hl = fr["https"].get("surge"), fr["https"].get("locust")
-    if hs is not None and hl is not None and hl.per_cpu_s:
+    short = _short(("surge", hs), ("locust", hl), rate=TLS_RATE)
+    if short:
+        lines.append(f"Surge/Locust per core (https): not compared: {short}")
+    elif hs is not None and hl is not None:
         ratio = hs.per_cpu_s / hl.per_cpu_s
         mark = "met" if ratio >= 3.0 else "NOT met"
         lines.append(f"Surge/Locust per core (https): {ratio:.2f}× (goal ≥ 3: {mark})")
     lines += [f"  note: {n}" for n in fr.get("notes", [])]
     return "\n".join(lines)
+
+
+DELIVERED_MIN = 0.99
+"""A fixed-rate comparison counts only tools that completed this share of the rate asked:
+CPU per request of a tool that fell behind (or of a broken run) is not its cost at the rate."""
+
+
+def _short(*tools: tuple[str, Rate | None], rate: int) -> str:
+    """Why the tools cannot be compared at `rate` ("" when they can): a tool missing, or one
+    that completed under DELIVERED_MIN of the rate over its window."""
+    why = []
+    for name, r in tools:
+        if r is None or not r.requests or not r.cpu_s:
+            why.append(f"{name} has no run")
+        elif r.per_wall_s < DELIVERED_MIN * rate:
+            why.append(f"{name} completed {r.per_wall_s:,.0f} of {rate:,} req/s")
+    return "; ".join(why)
