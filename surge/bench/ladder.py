@@ -19,16 +19,14 @@ figure is the highest rate that held. Formulas and denominators: docs/metrics.md
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, pin_prefix, settle
-from surge.bench.rate import vegeta_path
+from surge.bench.cpu import TARGET_CORE, settle
+from surge.bench.rate import vegeta_attack, vegeta_path
 from surge.bench.targets import start, stop
 from surge.bench.worker import run_worker
 from surge.loadgen.aggregate import compute_results
@@ -139,27 +137,10 @@ def surge_step(tmp: Path, url: str, rate: int) -> Step:
 
 def vegeta_step(tmp: Path, exe: str, url: str, rate: int) -> Step:
     settle()
-    out = tmp / f"vegeta-{rate}.bin"
-    argv = [exe, "attack", f"-rate={rate}/s", f"-duration={WARMUP_S + STEP_SECS:g}s",
-            "-keepalive=true", "-timeout=5s", f"-output={out}"]  # fmt: skip
-    proc = subprocess.Popen(
-        [*pin_prefix(CLIENT_CORE), *argv],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sampler = CpuSampler(proc.pid)
-    assert proc.stdin is not None
-    proc.stdin.write(f"GET {url}/\n".encode())
-    proc.stdin.close()
-    proc.wait(timeout=WARMUP_S + STEP_SECS + 60)
-    enc = subprocess.run(
-        [exe, "encode", "--to", "csv", str(out)], capture_output=True, text=True, timeout=120
-    )
-    out.unlink(missing_ok=True)
+    results, sampler = vegeta_attack(tmp, exe, url, rate, WARMUP_S + STEP_SECS, f"vegeta-{rate}")
     rows = sorted(
         ((int(r[8]), int(r[0]) / 1e9, 200 <= int(r[1]) < 400 and not r[5])
-         for r in csv.reader(enc.stdout.splitlines()) if len(r) > 8),
+         for r in results if len(r) > 8),
     )  # fmt: skip
     sends, oks = [r[1] for r in rows], [r[2] for r in rows]
     lags, ok, span = vegeta_lags(sends, oks, rate, WARMUP_S, STEP_SECS)

@@ -90,11 +90,13 @@ def surge_rate(tmp: Path, url: str, name: str, rate: int = RATE) -> Rate:
     return Rate(done, b - a, run.sampler.cpu_between(a, b))
 
 
-def vegeta_rate(tmp: Path, exe: str, url: str) -> Rate | None:
-    """vegeta attack at RATE for RATE_SECS (its results to a file), then the completions
-    in the steady window counted from `vegeta encode --to csv` (send time + latency)."""
-    out = tmp / "vegeta.bin"
-    argv = [exe, "attack", f"-rate={RATE}/s", f"-duration={RATE_SECS}s", "-keepalive=true",
+def vegeta_attack(
+    tmp: Path, exe: str, url: str, rate: int, secs: float, name: str
+) -> tuple[list[list[str]], CpuSampler]:
+    """`vegeta attack` pinned to the client core at `rate` for `secs` (keep-alive, 5 s
+    timeout): its results as `vegeta encode --to csv` rows, and its CPU sampler."""
+    out = tmp / f"{name}.bin"
+    argv = [exe, "attack", f"-rate={rate}/s", f"-duration={secs:g}s", "-keepalive=true",
             "-timeout=5s", f"-output={out}"]  # fmt: skip
     proc = subprocess.Popen(
         [*pin_prefix(CLIENT_CORE), *argv],
@@ -106,11 +108,19 @@ def vegeta_rate(tmp: Path, exe: str, url: str) -> Rate | None:
     assert proc.stdin is not None
     proc.stdin.write(f"GET {url}/\n".encode())
     proc.stdin.close()
-    proc.wait(timeout=RATE_SECS + 60)
+    proc.wait(timeout=secs + 60)
     enc = subprocess.run(
-        [exe, "encode", "--to", "csv", str(out)], capture_output=True, text=True, timeout=60
+        [exe, "encode", "--to", "csv", str(out)], capture_output=True, text=True, timeout=120
     )
-    rows = [r for r in csv.reader(enc.stdout.splitlines()) if len(r) > 2]
+    out.unlink(missing_ok=True)
+    return list(csv.reader(enc.stdout.splitlines())), sampler
+
+
+def vegeta_rate(tmp: Path, exe: str, url: str) -> Rate | None:
+    """vegeta attack at RATE for RATE_SECS, then the completions in the steady window
+    counted from its results (send time + latency)."""
+    results, sampler = vegeta_attack(tmp, exe, url, RATE, RATE_SECS, "vegeta")
+    rows = [r for r in results if len(r) > 2]
     if not rows:
         return None
     first = min(int(r[0]) for r in rows) / 1e9  # the first send: the load's start

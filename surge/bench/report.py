@@ -124,14 +124,12 @@ def rate_report(fr: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-DELIVERED_MIN = 0.99
-"""A fixed-rate comparison counts only tools that completed this share of the rate asked:
-CPU per request of a tool that fell behind (or of a broken run) is not its cost at the rate."""
-
-
 def _short(*tools: tuple[str, Rate | None], rate: int) -> str:
     """Why the tools cannot be compared at `rate` ("" when they can): a tool missing, or one
-    that completed under DELIVERED_MIN of the rate over its window."""
+    that completed under DELIVERED_MIN of the rate over its window (the ladder's rule: CPU
+    per request of a tool that fell behind, or of a broken run, is not its cost at the rate)."""
+    from surge.bench.ladder import DELIVERED_MIN
+
     why = []
     for name, r in tools:
         if r is None or not r.requests or not r.cpu_s:
