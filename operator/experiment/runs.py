@@ -234,8 +234,7 @@ def run_row(
 def own_rise(step: ExperimentStep) -> float | None:
     """Time to first scale-up from the operator's series: seconds from the load's start to
     the first change above the first value; None when it never rose while recorded."""
-    series = step.replica_series or []
-    return first_rise([(t, v) for t, v in series], 0.0) if series else None
+    return first_rise([(t, v) for t, v in step.replica_series or []], 0.0)
 
 
 def own_events(step: ExperimentStep) -> float | None:
