@@ -163,7 +163,7 @@ def simulate(plan: VariantPlan, settings: Settings, rates: list[float], slo: Slo
                 seen = per_pod_s[pipeline.sampled_second(pipeline.last_scrape(pipe, at))]
                 view = pipeline.view(pipe, at, pending, starting, ready, seen, last[0])
                 # A Pods metric is read live: the second before the sync instant.
-                now = per_pod_s[pipeline.sampled_second(at)] if per_pod_s else 0.0
+                now = per_pod_s[pipeline.sampled_second(at)]
                 view = replace(view, in_flight=last[1], queue_depth=last[2], served_now=now)
             if keda is not None and replicas == 0:
                 # The HPA is disabled at 0 replicas (ScalingDisabled); KEDA scales from 0.

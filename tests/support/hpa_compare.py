@@ -21,6 +21,7 @@ from typing import Any
 
 from surge.api.experiment import HpaSpec
 from surge.api.simulation import Signal
+from surge.simulate import pipeline
 from surge.simulate.capacity import Pool, Slo
 from surge.simulate.plan import Pipeline, Settings, plan_hpa
 from surge.simulate.run import simulate
@@ -156,9 +157,8 @@ def has_pods_metric(created: float, sync: float) -> bool:
     pods) has a Pods metric at the sync instant `sync` (pipeline.view)."""
     if created < 0:
         return True
-    ticks = math.floor((sync - SCRAPE_OFFSET_S) / SCRAPE_S + 1e-9)
-    ticks -= math.floor((created - SCRAPE_OFFSET_S) / SCRAPE_S + 1e-9)
-    return ticks >= PODS_METRIC_SCRAPE
+    # The simulator's own scrape count, so the driver and the model cannot drift apart.
+    return pipeline.scrapes_between(metrics_pipeline(), created, sync) >= PODS_METRIC_SCRAPE
 
 
 def sync_instants() -> list[float]:
@@ -166,14 +166,19 @@ def sync_instants() -> list[float]:
     return [FIRST_SYNC_S + k * SYNC_S for k in range(int((DURATION_S - FIRST_SYNC_S) // SYNC_S))]
 
 
-def settings(initial: int) -> Settings:
-    pipe = Pipeline(
+def metrics_pipeline() -> Pipeline:
+    """The test cluster's metrics pipeline (up.sh's metrics-server and kwok)."""
+    return Pipeline(
         SCRAPE_S,
         SCRAPE_OFFSET_S,
         FIRST_SYNC_S,
         first_metric_scrape=3,
         pods_metric_scrape=PODS_METRIC_SCRAPE,
     )
+
+
+def settings(initial: int) -> Settings:
+    pipe = metrics_pipeline()
     signals: dict[str, Signal] = {name: sig for sig, name in PODS_METRICS.items()}
     return Settings(SYNC_S, TOLERANCE, DOWNSCALE_WINDOW_S, initial, pipe, signals=signals)
 
