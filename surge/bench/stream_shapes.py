@@ -48,16 +48,15 @@ def at(loop: asyncio.AbstractEventLoop, deadline: float, fn: Any, *args: Any) ->
     """Run fn(*args) at the time.monotonic() deadline, not before. libuv counts timers
     in whole ms from a cached loop time, so a timer may fire early or late by up to a
     millisecond: an early one re-arms for the rest, which keeps the targets' timing
-    (the truth in the accuracy tests) within a fraction of a millisecond."""
-
-    def check() -> None:
-        rest = deadline - time.monotonic()
-        if rest > 0.0001:
-            loop.call_later(rest, check)
-        else:
-            fn(*args)
-
-    check()
+    (the truth in the accuracy tests) within a fraction of a millisecond. It re-arms
+    itself rather than a closure that names itself: such a closure is a reference cycle
+    per write, which only the cyclic GC frees, and its full collections held a stream
+    target's loop for 11-35 ms at 1,000 streams (ITL p99 67-83 ms for a 50 ms TPOT)."""
+    rest = deadline - time.monotonic()
+    if rest > 0.0001:
+        loop.call_later(rest, at, loop, deadline, fn, *args)
+    else:
+        fn(*args)
 
 
 def _event(obj: dict[str, Any], name: str | None = None) -> bytes:
