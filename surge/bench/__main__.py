@@ -42,7 +42,7 @@ from pathlib import Path
 from surge.bench.ladder import ladder, ladder_report
 from surge.bench.measure import in_flight, open_loop, speed
 from surge.bench.rate import fixed_rate
-from surge.bench.report import rate_report, report
+from surge.bench.report import rate_report, report, stream_lines
 
 
 def main() -> None:
@@ -64,10 +64,13 @@ def main() -> None:
     sp["load"] = f"{load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     if sp["surge"] and ol is not None:
         print(report(sp, ol, fl))
-    elif not only or only - {"rate", "ladder"}:
-        print(json.dumps({"speed": [vars(r) for r in sp["surge"]],
-                          "locust": [vars(r) for r in sp["locust"]],
-                          "open": ol, "streams": fl}, indent=1))  # fmt: skip
+    else:
+        if sp["surge"] or ol is not None:
+            print(json.dumps({"speed": [vars(r) for r in sp["surge"]],
+                              "locust": [vars(r) for r in sp["locust"]],
+                              "open": ol}, indent=1))  # fmt: skip
+        if fl:
+            print("\n".join(stream_lines(fl)))
     if fr is not None:
         print(rate_report(fr))
     if lad is not None:

@@ -15,6 +15,7 @@ from surge.bench.measure import (
     STREAM_TOKENS,
     STREAM_TPOT_MS,
     STREAM_TTFT_MS,
+    TARGET_BOUND,
     TTFT_LIMIT_S,
 )
 
@@ -59,6 +60,13 @@ def report(sp: dict[str, Any], ol: dict[str, Any], fl: list[dict[str, Any]]) -> 
         f"  schedule lag p99 {ol['lag_p99'] * 1000:.2f} ms;"
         f" latency p50 {ol['p50'] * 1000:.1f} ms, p99 {ol['p99'] * 1000:.1f} ms"
         f" (server: {OPEN_DELAY_MS} ms)",
+    ]
+    return "\n".join(lines + stream_lines(fl))
+
+
+def stream_lines(fl: list[dict[str, Any]]) -> list[str]:
+    """The stream ladder's rows and, per process count, the most streams held."""
+    lines = [
         "",
         f"In-flight streams (TTFT {STREAM_TTFT_MS} ms, TPOT {STREAM_TPOT_MS} ms,"
         f" {STREAM_TOKENS} tokens; holds = no errors, ITL p99 < {ITL_LIMIT_S * 1000:.0f} ms,"
@@ -72,13 +80,31 @@ def report(sp: dict[str, Any], ol: dict[str, Any], fl: list[dict[str, Any]]) -> 
             f" ITL p99 {(row['itl_p99'] or 0) * 1000:6.1f} ms,"
             f" TPOT p99 {(row['tpot_p99'] or 0) * 1000:5.1f} ms"
             f"  {'held' if row['held'] else 'NOT held'} (tries: {row['tries']})"
+            f"; CPU share: client {_share(row.get('client_cpu'))},"
+            f" target {_share(row.get('target_cpu'))}"
         )
     for procs in sorted({r.get("processes", 1) for r in fl}):
         held = max((r["users"] for r in fl if r["held"] and r.get("processes", 1) == procs),
                    default=0)  # fmt: skip
-        cap = " (the cap)" if held == STREAM_LEVELS[-1] else ""
+        missed = [r for r in fl if not r["held"] and r.get("processes", 1) == procs]
+        if held == STREAM_LEVELS[-1]:
+            cap = " (the cap)"
+        elif missed and missed[-1].get("target_bound"):
+            at = f"{missed[-1]['users']:,}"
+            if missed[-1].get("client_bound"):
+                cap = (f" (at {at} both the client's and the target's core were saturated,"
+                       f" CPU share ≥ {TARGET_BOUND}: the miss may be either's)")  # fmt: skip
+            else:
+                cap = (f" or more: the target's core was saturated at {at}"
+                       f" (CPU share ≥ {TARGET_BOUND}), the client's was not")  # fmt: skip
+        else:
+            cap = ""
         lines.append(f"Streams one worker of {procs} process(es) holds: {held:,}{cap}")
-    return "\n".join(lines)
+    return lines
+
+
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _per_request_us(r: Rate | None) -> str:
