@@ -38,7 +38,6 @@ from surge.loadgen.sender import Sender, sleep_unless
 from surge.loadgen.summary import PROGRESS_PREFIX, WorkerSummary
 from surge.loadgen.trace import arrivals_model
 
-_TICK_S = 0.001  # the event loop's timer resolution (uvloop: 1 ms)
 _YIELD_EVERY = 64  # sends in a row without sleeping before the scheduler yields
 
 
@@ -207,6 +206,7 @@ class Engine:
         stop = self._stop
         streak = 0
         conversational = self.plan.spec.scenario.conversation is not None
+        tick = load.tick_s  # load.sendTick: 1 ms (uvloop's timer resolution) unless set
         # Plain requests without a connections cap: sent without a task each.
         fast = None if self._slots is not None else sender.dispatch(self._dispatched)
         self._dispatch = fast
@@ -226,7 +226,8 @@ class Engine:
             # uvloop) early, so the clock is read again after every sleep, and a send
             # that is not yet due sleeps again. A wait under a tick sleeps a whole tick:
             # uvloop rounds it to 0, and re-checking would spin the CPU between sends
-            # (at 2,000 req/s, all the time). The cost is at most a tick of lag.
+            # (at 2,000 req/s, all the time). The cost is at most a tick of lag; a longer
+            # load.sendTick sends more arrivals per wake-up for more of it.
             wait = due - time.monotonic()
             if wait > 0.0:
                 streak = 0
@@ -234,7 +235,7 @@ class Engine:
                     if wait > 0.2:  # long gaps: wake at once on stop()
                         await self._sleep(wait)
                     else:
-                        await asyncio.sleep(max(wait, _TICK_S))
+                        await asyncio.sleep(max(wait, tick))
                     if stop.is_set():
                         return
                     wait = due - time.monotonic()

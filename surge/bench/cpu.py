@@ -65,6 +65,8 @@ class Rate:
     requests: float
     wall_s: float
     cpu_s: float
+    lag_p99_s: float | None = None
+    """Surge's schedule lag p99 over the run (None: a peer, not measured here)."""
 
     @property
     def per_wall_s(self) -> float:

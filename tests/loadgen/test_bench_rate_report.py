@@ -35,3 +35,17 @@ def test_a_peer_that_fell_behind_is_not_compared() -> None:
     assert "Surge/vegeta CPU per request (http): not compared: vegeta completed 291 of" in out
     assert "Surge/Locust per core (https): not compared: locust has no run" in out
     assert "met" not in out.replace("NOT met", "")
+
+
+def test_the_longer_tick_is_printed_beside_the_goal_not_as_it() -> None:
+    # Default tick 2.36× (not met); with sendTick 2 ms 3.57×: the goal line stays NOT met.
+    tick = _kept(TLS_RATE, 1e6 / 15_488)
+    tick.lag_p99_s = 0.00195
+    fr = {
+        "http": {"surge": _kept(RATE, 25.0), "vegeta": _kept(RATE, 50.0)},
+        "https": {"surge": _kept(TLS_RATE, 1e6 / 10_243), "surge tick 2ms": tick,
+                  "locust": _kept(TLS_RATE, 1e6 / 4_338)},
+    }  # fmt: skip
+    out = rate_report(fr)
+    assert "Surge/Locust per core (https): 2.36× (goal ≥ 3: NOT met)" in out
+    assert "  with load.sendTick 2ms: 3.57×, for schedule lag p99 1.95 ms" in out
