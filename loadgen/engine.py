@@ -26,6 +26,7 @@ import json
 import time
 from typing import Any, TextIO
 
+from surge.api.bounds import SEND_TICK_MIN_S
 from surge.loadgen import schedule
 from surge.loadgen.cpustat import CpuProbe, CpuSample, window_record
 from surge.loadgen.dispatch import Dispatch
@@ -206,7 +207,7 @@ class Engine:
         stop = self._stop
         streak = 0
         conversational = self.plan.spec.scenario.conversation is not None
-        tick = load.tick_s  # load.sendTick: 1 ms (uvloop's timer resolution) unless set
+        tick = load.send_tick or SEND_TICK_MIN_S  # 1 ms: uvloop's timer resolution
         # Plain requests without a connections cap: sent without a task each.
         fast = None if self._slots is not None else sender.dispatch(self._dispatched)
         self._dispatch = fast

@@ -18,12 +18,29 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
+from surge.api.durations import Duration
+
 MAX_TREE_DEPTH = 64
 """Nesting levels of a free-form value (a scalar is 0, `[1]` is 1, `{"a": [1]}` is 2)."""
 MAX_TREE_NODES = 200_000
 """Scalars, lists and mappings in one free-form value."""
 MAX_TREE_BYTES = 1_000_000
 """A free-form value as compact JSON; a ConfigMap (the run's plan) holds 1 MiB in all."""
+
+SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
+"""load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
+
+
+def _send_tick(v: float) -> float:
+    if not SEND_TICK_MIN_S <= v <= SEND_TICK_MAX_S:
+        raise ValueError(
+            f"{v * 1000:g}ms is outside 1ms-10ms: below 1ms the event loop cannot "
+            "sleep, above 10ms the lag would swamp the latencies measured"
+        )
+    return v
+
+
+SendTick = Annotated[Duration, AfterValidator(_send_tick)]
 
 MAX_SWEEP_STEPS = 1000
 """Geometric steps plus bisections of one capacity sweep."""

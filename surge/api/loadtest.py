@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from surge.api.base import API_VERSION, Model
-from surge.api.bounds import MAX_ITEMS, MAX_RATE, MAX_STAGES, Key, ShortText, Text
+from surge.api.bounds import MAX_ITEMS, MAX_RATE, MAX_STAGES, Key, SendTick, ShortText, Text
 from surge.api.durations import Duration
 from surge.api.placement import Placement
 from surge.api.promql import QueryTemplateError, check_templates
@@ -85,10 +85,6 @@ class Stage(Model):
         return v
 
 
-SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
-"""load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
-
-
 class Load(Model):
     model: Literal["constant", "poisson", "closed", "sweep", "trace"]
     """constant/poisson: open loop, arrivals per second; closed: users that wait for replies;
@@ -108,11 +104,9 @@ class Load(Model):
     """Closed model: pause between a reply and the user's next request."""
     max_in_flight: PositiveInt = 1000
     """Open model: arrivals beyond this many outstanding requests are dropped and counted."""
-    send_tick: Duration | None = None
-    """Open model: the scheduler's shortest sleep (1ms-10ms; unset: 1ms, the event loop's
-    timer resolution), so arrivals due within a tick of each other go out together. A longer tick wakes the generator less often (less CPU per request) for
-    up to a tick of schedule lag, which latency includes: it counts from the intended
-    send. Never sends early."""
+    send_tick: SendTick | None = None
+    """Open model: the scheduler's shortest sleep (1ms-10ms; unset: 1ms, the loop's timer
+    resolution). Longer: fewer wake-ups, up to a tick more lag (docs/metrics.md)."""
     workers: int = Field(1, ge=1, le=200)
     """Generator processes (pods in a cluster); the load is split evenly between them."""
     processes_per_worker: int | None = Field(None, ge=1, le=MAX_PROCESSES)
@@ -123,21 +117,6 @@ class Load(Model):
     # ±(2**53 − 1): the API server reads schema bounds as float64; 2**63 − 1 rounds past int64.
     seed: int | None = Field(None, ge=-(2**53 - 1), le=2**53 - 1)
     """Fixes Poisson gaps and dataset order, so two runs send the same schedule."""
-
-    @field_validator("send_tick")
-    @classmethod
-    def _tick_bounds(cls, v: float | None) -> float | None:
-        if v is not None and not SEND_TICK_MIN_S <= v <= SEND_TICK_MAX_S:
-            raise ValueError(
-                f"{v * 1000:g}ms is outside 1ms-10ms: below 1ms the event loop cannot "
-                "sleep, above 10ms the lag would swamp the latencies measured"
-            )
-        return v
-
-    @property
-    def tick_s(self) -> float:
-        """The open loop's shortest sleep between sends (load.sendTick, default 1 ms)."""
-        return SEND_TICK_MIN_S if self.send_tick is None else self.send_tick
 
     @field_validator("stages")
     @classmethod
