@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from surge.api.durations import Duration
+from surge.api.durations import Duration, format_duration
 
 MAX_TREE_DEPTH = 64
 """Nesting levels of a free-form value (a scalar is 0, `[1]` is 1, `{"a": [1]}` is 2)."""
@@ -32,10 +32,10 @@ SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
 
 
 def _send_tick(v: float) -> float:
-    if not SEND_TICK_MIN_S <= v <= SEND_TICK_MAX_S:
+    if not SEND_TICK_MIN_S <= round(v, 9) <= SEND_TICK_MAX_S:  # "9ms1000us" is 10 ms
         raise ValueError(
-            f"{v * 1000:g}ms is outside 1ms-10ms: below 1ms the event loop cannot "
-            "sleep, above 10ms the lag would swamp the latencies measured"
+            f"{format_duration(v)} is outside 1ms-10ms: set e.g. 2ms, or drop it (below 1ms "
+            "the event loop cannot sleep, above 10ms the lag would swamp the latencies)"
         )
     return v
 

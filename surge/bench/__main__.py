@@ -10,9 +10,10 @@
 2. Open-loop accuracy: 2,000 req/s for 10 s (after 1 s warm-up) against a target that
    answers in 200 ms: achieved rate, dropped, schedule lag p99, latency p50/p99.
 3. In-flight: concurrent 5 s streams (TTFT 100 ms, TPOT 50 ms, 100 tokens) one worker
-   holds: levels 250, 500, 1,000, 1,500, 2,000 users, each stream held once; a level
-   holds when every stream completes without error, ITL p99 < 75 ms and TTFT p99 <
-   200 ms (a level that misses is run once more); the ladder stops at the first miss.
+   holds: levels 250 to 6,000 users (surge.bench.measure.STREAM_LEVELS), each stream held
+   once; a level holds when every stream completes without error, ITL p99 < 75 ms and
+   TTFT p99 < 200 ms (a level that misses is run once more); the ladder stops at the
+   first miss, and says whose core was saturated (client, target) when it missed.
 
 4. CPU per request at a fixed 5,000 req/s (open loop; https 2,000): Surge, vegeta and Locust on
    the same target in the same run; then Surge and Locust over https (a self-signed

@@ -80,8 +80,9 @@ def stream_lines(fl: list[dict[str, Any]]) -> list[str]:
             f" ITL p99 {(row['itl_p99'] or 0) * 1000:6.1f} ms,"
             f" TPOT p99 {(row['tpot_p99'] or 0) * 1000:5.1f} ms"
             f"  {'held' if row['held'] else 'NOT held'} (tries: {row['tries']})"
-            f"; CPU share: client {_share(row.get('client_cpu'))},"
-            f" target {_share(row.get('target_cpu'))}"
+            f"; CPU share, ramp/all in: client {_share(row.get('client_cpu_ramp'))}/"
+            f"{_share(row.get('client_cpu_all_in'))}, target {_share(row.get('target_cpu_ramp'))}/"
+            f"{_share(row.get('target_cpu_all_in'))}"
         )
     for procs in sorted({r.get("processes", 1) for r in fl}):
         held = max((r["users"] for r in fl if r["held"] and r.get("processes", 1) == procs),
@@ -90,13 +91,16 @@ def stream_lines(fl: list[dict[str, Any]]) -> list[str]:
         if held == STREAM_LEVELS[-1]:
             cap = " (the cap)"
         elif missed and missed[-1].get("target_bound"):
-            at = f"{missed[-1]['users']:,}"
-            if missed[-1].get("client_bound"):
-                cap = (f" (at {at} both the client's and the target's core were saturated,"
-                       f" CPU share ≥ {TARGET_BOUND}: the miss may be either's)")  # fmt: skip
+            at, client = f"{missed[-1]['users']:,}", missed[-1].get("client_bound")
+            if client is None:
+                cap = (f" (at {at} the target used ≥ {TARGET_BOUND} of its core; the client's"
+                       " processes were not measured: the miss may be either's)")  # fmt: skip
+            elif client:
+                cap = (f" (at {at} both the client and the target used ≥ {TARGET_BOUND} of a"
+                       " core: the miss may be either's)")  # fmt: skip
             else:
-                cap = (f" or more: the target's core was saturated at {at}"
-                       f" (CPU share ≥ {TARGET_BOUND}), the client's was not")  # fmt: skip
+                cap = (f" or more: at {at} the target used ≥ {TARGET_BOUND} of its core and the"
+                       f" client less, in the window of what missed")  # fmt: skip
         else:
             cap = ""
         lines.append(f"Streams one worker of {procs} process(es) holds: {held:,}{cap}")

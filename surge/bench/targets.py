@@ -2,7 +2,8 @@
 
     python -m surge.bench.targets fast PORT             # 200 "ok" at once
     python -m surge.bench.targets slow PORT DELAY_MS    # 200 "ok" after DELAY_MS
-    python -m surge.bench.targets stream PORT TTFT_MS TPOT_MS TOKENS   # OpenAI SSE stream
+    python -m surge.bench.targets stream PORT TTFT_MS TPOT_MS TOKENS [1]   # OpenAI SSE stream
+                                                # (1: coarse timers, stream_shapes.at_ms)
     python -m surge.bench.targets completions PORT TTFT_MS TPOT_MS TOKENS
     python -m surge.bench.targets reasoning PORT TTFT_MS TPOT_MS THINK TOKENS [FIELD]
     python -m surge.bench.targets chunked PORT TTFT_MS TPOT_MS TOKENS PER_CHUNK USAGE
@@ -27,7 +28,7 @@ import time
 from typing import Any, cast
 
 from surge.bench.cpu import pin_prefix
-from surge.bench.stream_shapes import SHAPES, SSE_HEAD, at, chunk, serve_shape
+from surge.bench.stream_shapes import SHAPES, SSE_HEAD, at, at_ms, chunk, serve_shape
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
@@ -126,8 +127,10 @@ def _slow(delay_s: float) -> Any:
     return answer
 
 
-def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
+def _stream(ttft_s: float, tpot_s: float, tokens: int, coarse: bool = False) -> Any:
+    """coarse: tokens on at_ms (no spinning, up to ~2 ms late), for the stream ladder."""
     loop = asyncio.get_running_loop()
+    timer = at_ms if coarse else at
     usage = b'data: {"choices":[],"usage":{"completion_tokens":%d}}\n\n' % tokens
     tail = chunk(usage) + chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
     token = chunk(_TOKEN)
@@ -138,14 +141,14 @@ def _stream(ttft_s: float, tpot_s: float, tokens: int) -> Any:
         p.transport.write(token if i < tokens - 1 else token + tail)
         if i < tokens - 1:
             # Absolute deadlines: a late tick does not push the later tokens back.
-            at(loop, t0 + ttft_s + (i + 1) * tpot_s, step, p, t0, i + 1)
+            timer(loop, t0 + ttft_s + (i + 1) * tpot_s, step, p, t0, i + 1)
 
     def start(p: _Http) -> None:
         assert p.transport is not None
         t0 = time.monotonic()
         role = chunk(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
         p.transport.write(SSE_HEAD + role)
-        at(loop, t0 + ttft_s, step, p, t0, 0)
+        timer(loop, t0 + ttft_s, step, p, t0, 0)
 
     return start
 
@@ -156,7 +159,9 @@ async def serve(kind: str, port: int, args: list[float], tls: ssl.SSLContext | N
     elif kind == "slow":
         answer = _slow(args[0] / 1000)
     elif kind == "stream":
-        answer = _stream(args[0] / 1000, args[1] / 1000, int(args[2]))
+        answer = _stream(
+            args[0] / 1000, args[1] / 1000, int(args[2]), len(args) > 3 and args[3] > 0
+        )
     elif kind in SHAPES:
         answer = serve_shape(SHAPES[kind](args))
     else:

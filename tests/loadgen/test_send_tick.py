@@ -39,7 +39,9 @@ async def lags(url: str, **load: str) -> tuple[float, float, float]:
     assert s.counts["ok"] == s.counts["sent"] >= 2_000  # the 2 s measured
     m = compute_results(s).metrics
     assert s.lag_min_s is not None
-    return s.lag_min_s, m["schedule_lag.p50"], m["schedule_lag.p99"]
+    p50, p99 = m["schedule_lag.p50"], m["schedule_lag.p99"]
+    assert p50 is not None and p99 is not None
+    return s.lag_min_s, p50, p99
 
 
 async def test_a_5ms_tick_batches_sends_and_never_sends_early(fast: str) -> None:
@@ -59,3 +61,21 @@ async def test_the_default_tick_sends_each_arrival_on_time(fast: str) -> None:
         return [] if p50 < 0.001 else [f"lag p50 {p50 * 1000:.2f} ms ≥ 1 ms"]
 
     assert await best_of(attempt) == []
+
+
+def test_the_tick_travels_with_the_plan_to_every_process_and_sweep_step() -> None:
+    # What a worker pod reads (the plan ConfigMap's JSON), what each sending process
+    # gets, and what each sweep step runs on: the tick the spec asked for, in all.
+    from surge.loadgen.plan import build_plan, parse_plan, plan_json
+    from surge.loadgen.sweep_engine import step_plan
+    from tests.loadgen.conftest import make_spec
+
+    spec = make_spec("http://127.0.0.1:1", load={**LOAD, "sendTick": "2500us"})
+    plan = parse_plan(plan_json(build_plan(spec, name="t", namespace="n", run_id="1")))
+    assert plan.spec.load.send_tick == 0.0025
+    assert plan.for_process(1, 2).spec.load.send_tick == 0.0025
+    sweep = {"model": "sweep", "sendTick": "3ms", "stages": [],
+             "sweep": {"startRate": 10, "maxRate": 40, "stepDuration": "2s"}}  # fmt: skip
+    sweep_spec = make_spec("http://127.0.0.1:1", load=sweep, thresholds=["latency.p95 < 1s"])
+    swept = build_plan(sweep_spec, name="t", namespace="n", run_id="1")
+    assert step_plan(swept, 20.0).spec.load.send_tick == 0.003
