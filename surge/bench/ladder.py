@@ -116,14 +116,7 @@ def surge_step(tmp: Path, url: str, rate: int) -> Step:
                  "stages": [{"duration": f"{WARMUP_S + STEP_SECS}s", "target": rate}]},
         "safety": {"maxRate": rate},
     }  # fmt: skip
-    try:
-        run = run_worker(tmp, f"ladder-{rate}-{next(_RUNS)}", spec)
-    except RuntimeError as exc:
-        # free_port() races every other process on the machine for the /metrics port:
-        # a port taken in between is the harness's miss, not the worker's.
-        if "Address already in use" not in str(exc):
-            raise
-        run = run_worker(tmp, f"ladder-{rate}-{next(_RUNS)}", spec)
+    run = run_worker(tmp, f"ladder-{rate}-{next(_RUNS)}", spec)
     m = compute_results(run.summary).metrics
     a, b = run.start_at + WARMUP_S, run.start_at + WARMUP_S + STEP_SECS
     return Step(
