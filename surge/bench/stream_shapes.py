@@ -52,11 +52,7 @@ def at(loop: asyncio.AbstractEventLoop, deadline: float, fn: Any, *args: Any) ->
     itself rather than a closure that names itself: such a closure is a reference cycle
     per write, which only the cyclic GC frees, and its full collections held a stream
     target's loop for 11-35 ms at 1,000 streams (ITL p99 67-83 ms for a 50 ms TPOT)."""
-    rest = deadline - time.monotonic()
-    if rest > 0.0001:
-        loop.call_later(rest, at, loop, deadline, fn, *args)
-    else:
-        fn(*args)
+    _timer(loop, deadline, 0.0001, 0.0, fn, args)
 
 
 def at_ms(loop: asyncio.AbstractEventLoop, deadline: float, fn: Any, *args: Any) -> None:
@@ -65,9 +61,17 @@ def at_ms(loop: asyncio.AbstractEventLoop, deadline: float, fn: Any, *args: Any)
     deadline: CPU a stream target then reports as used, though it would give it up under
     load (at ~60,000 tokens a second, 0.40 of a core against 0.25). The bench's stream
     ladder judges the target's CPU share, not millisecond truth: it takes this one."""
+    _timer(loop, deadline, 0.0, 0.001, fn, args)
+
+
+def _timer(
+    loop: asyncio.AbstractEventLoop, deadline: float, early: float, floor: float, fn: Any, args: Any
+) -> None:
+    """Both timers: fn(*args) once at most `early` s before the deadline, re-arming for the
+    rest (never less than `floor` s) with its arguments, not a closure (no cycle)."""
     rest = deadline - time.monotonic()
-    if rest > 0.0:
-        loop.call_later(max(rest, 0.001), at_ms, loop, deadline, fn, *args)
+    if rest > early:
+        loop.call_later(max(rest, floor), _timer, loop, deadline, early, floor, fn, args)
     else:
         fn(*args)
 

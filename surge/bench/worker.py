@@ -61,22 +61,17 @@ def run_worker(
     starts (when given). Raises RuntimeError when the worker fails. Its CPU sampler sees
     the worker's own process: with processes, not the children's CPU."""
     try:
-        return _run_once(tmp, name, spec, scrape_at_s=scrape_at_s, processes=processes)
+        return _run_once(tmp, name, spec, scrape_at_s, processes)
     except RuntimeError as exc:
         # free_port() races every other process on the machine for the /metrics port:
         # a port taken in between is the harness's miss, not the worker's: once more.
         if "Address already in use" not in str(exc):
             raise
-        return _run_once(tmp, f"{name}-retry", spec, scrape_at_s=scrape_at_s, processes=processes)
+        return _run_once(tmp, f"{name}-retry", spec, scrape_at_s, processes)
 
 
 def _run_once(
-    tmp: Path,
-    name: str,
-    spec: dict[str, Any],
-    *,
-    scrape_at_s: float | None = None,
-    processes: int = 1,
+    tmp: Path, name: str, spec: dict[str, Any], scrape_at_s: float | None, processes: int
 ) -> WorkerRun:
     """run_worker's one try."""
     plan = build_plan(LoadTestSpec.model_validate(spec), name=name, namespace="bench", run_id="1")

@@ -17,7 +17,7 @@ def test_a_taken_port_is_retried_once_in_a_fresh_directory(
     names: list[str] = []
     ran = object()
 
-    def once(tmp: Path, name: str, spec: dict[str, Any], **_: Any) -> Any:
+    def once(tmp: Path, name: str, spec: dict[str, Any], *_: Any) -> Any:
         names.append(name)
         if len(names) == 1:
             raise RuntimeError(
@@ -31,7 +31,7 @@ def test_a_taken_port_is_retried_once_in_a_fresh_directory(
 
 
 def test_any_other_failure_is_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def once(tmp: Path, name: str, spec: dict[str, Any], **_: Any) -> Any:
+    def once(tmp: Path, name: str, spec: dict[str, Any], *_: Any) -> Any:
         raise RuntimeError("surge worker w exited 2: bad plan")
 
     monkeypatch.setattr(worker, "_run_once", once)
