@@ -16,9 +16,16 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from surge.api.durations import Duration, format_duration
+from surge.api.durations import (
+    DURATION_PATTERN,
+    DURATION_RE,
+    MAX_DURATION_CHARS,
+    Duration,
+    go_duration_ns,
+)
 
 MAX_TREE_DEPTH = 64
 """Nesting levels of a free-form value (a scalar is 0, `[1]` is 1, `{"a": [1]}` is 2)."""
@@ -29,18 +36,45 @@ MAX_TREE_BYTES = 1_000_000
 
 SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
 """load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
+_TICK_NS = (1_000_000, 10_000_000)
+SEND_TICK_RULE: dict[str, JsonValue] = {
+    "rule": "duration(self) >= duration('1ms') && duration(self) <= duration('10ms')",
+    "message": "load.sendTick must be within 1ms-10ms: set e.g. 2ms, or drop it",
+}
+"""The same bound in the CRD (CEL's duration() is Go's time.ParseDuration): `kubectl apply`
+refuses what `_send_tick` refuses, to the nanosecond (tests/e2e/test_send_tick_cel.py)."""
 
 
-def _send_tick(v: float) -> float:
-    if not SEND_TICK_MIN_S <= round(v, 9) <= SEND_TICK_MAX_S:  # "9ms1000us" is 10 ms
-        raise ValueError(
-            f"{format_duration(v)} is outside 1ms-10ms: set e.g. 2ms, or drop it (below 1ms "
-            "the event loop cannot sleep, above 10ms the lag would swamp the latencies)"
-        )
-    return v
+def _send_tick(value: Any) -> Any:
+    # Checked on the text, as Go reads it, so the CRD's rule and this one never disagree
+    # ("0.9999999999ms" is 999,999 ns to Go, and refused by both); other input is left to
+    # Duration's own messages.
+    if isinstance(value, str) and DURATION_RE.fullmatch(value):
+        ns = go_duration_ns(value)
+        if ns is None or not _TICK_NS[0] <= ns <= _TICK_NS[1]:
+            raise PydanticCustomError(
+                "duration",
+                "{value} is outside 1ms-10ms: set e.g. 2ms, or drop it (below 1ms the event "
+                "loop cannot sleep, above 10ms the lag would swamp the latencies)",
+                {"value": value},
+            )
+    elif value == 0 and not isinstance(value, bool):
+        raise PydanticCustomError("duration", "0 is outside 1ms-10ms: set e.g. 2ms, or drop it")
+    return value
 
 
-SendTick = Annotated[Duration, AfterValidator(_send_tick)]
+SendTick = Annotated[
+    Duration,
+    BeforeValidator(_send_tick),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": MAX_DURATION_CHARS,
+            "x-kubernetes-validations": [SEND_TICK_RULE],
+        }
+    ),
+]
 
 MAX_SWEEP_STEPS = 1000
 """Geometric steps plus bisections of one capacity sweep."""

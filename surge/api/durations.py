@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 _UNIT_S = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(us|µs|ms|s|m|h))+$"
+DURATION_RE = re.compile(DURATION_PATTERN)
 MAX_DURATION_S = 30 * 24 * 3600.0
 """No duration of a spec may exceed 30 days (720h): every wait and every load ends."""
 MAX_DURATION_CHARS = 64
@@ -32,6 +33,55 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if pos != len(s) or not s:
         raise ValueError(f"{text!r} is not a duration; use e.g. 5m or 300s")
+    return total
+
+
+_UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_MAX = 1 << 63
+_GO_PART = re.compile(r"(\d+)(?:\.(\d+))?(us|µs|ms|s|m|h)")
+
+
+def go_duration_ns(text: str) -> int | None:
+    """Nanoseconds as Go's time.ParseDuration reads `text` (what CEL's duration() does in
+    the API server), for the spellings DURATION_PATTERN admits; None where Go refuses (past
+    int64). Go adds each fraction as a float64 product truncated to whole nanoseconds, so a
+    bound checked on this agrees with the CRD's rule to the nanosecond ("0.9999999999ms" is
+    999,999 ns there, not 1 ms)."""
+    total, pos = 0, 0
+    for match in _GO_PART.finditer(text):
+        if match.start() != pos:
+            return None
+        whole, frac, unit_name = match.groups()
+        pos = match.end()
+        value = 0
+        for ch in whole:  # leadingInt, with its overflow checks
+            if value > _GO_MAX // 10:
+                return None
+            value = value * 10 + int(ch)
+            if value > _GO_MAX:
+                return None
+        unit = _UNIT_NS[unit_name]
+        if value > _GO_MAX // unit:
+            return None
+        value *= unit
+        if frac:
+            f, scale = 0, 1.0
+            for ch in frac:  # leadingFraction: digits past int64 are read and ignored
+                if f > (_GO_MAX - 1) // 10:
+                    break
+                y = f * 10 + int(ch)
+                if y > _GO_MAX:
+                    break
+                f, scale = y, scale * 10
+            if f > 0:
+                value += int(float(f) * (float(unit) / scale))
+                if value > _GO_MAX:
+                    return None
+        total += value
+        if total > _GO_MAX:
+            return None
+    if pos != len(text) or not text or total > _GO_MAX - 1:
+        return None
     return total
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from surge.api.durations import go_duration_ns
+
 JSON_LEAVES = st.one_of(
     st.none(),
     st.booleans(),
@@ -151,7 +153,8 @@ def _object(schema: dict[str, Any], path: str) -> st.SearchStrategy[Any]:
 
 
 def cel_admits(spec: dict[str, Any]) -> bool:
-    """The LoadTest spec's x-kubernetes-validations (surge.api.spec_rules.SPEC_RULES) in Python."""
+    """The LoadTest spec's x-kubernetes-validations (surge.api.spec_rules.SPEC_RULES, and
+    load.sendTick's SEND_TICK_RULE) in Python."""
     load = spec.get("load") or {}
     safety = spec.get("safety") or {}
     rate_cap = float(safety.get("maxRate", 1000.0))
@@ -165,6 +168,11 @@ def cel_admits(spec: dict[str, Any]) -> bool:
     sweep = load.get("sweep")
     if sweep is not None and sweep.get("maxRate", 0) > rate_cap:
         return False
+    tick = load.get("sendTick")  # the field's own rule: CEL's duration() is Go's parser
+    if isinstance(tick, str):
+        ns = go_duration_ns(tick)
+        if ns is None or not 1_000_000 <= ns <= 10_000_000:
+            return False
     in_flight = load.get("maxInFlight")
     return closed or in_flight is None or in_flight >= load.get("workers", 1)
 
