@@ -59,13 +59,19 @@ demo: $(STAMP)
 # vegeta (open loop, Go) for the fixed-rate CPU comparison: built once into the venv.
 VEGETA_VERSION := v12.13.0
 VEGETA := $(VENV)/gobin/vegeta
+# bombardier (Go, MIT) in the same comparison, standing in for k6 (AGPL: not allowed here).
+BOMBARDIER_VERSION := v1.2.6
+BOMBARDIER := $(VENV)/gobin/bombardier
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	@test -x $(VEGETA) || GOBIN=$(CURDIR)/$(VENV)/gobin $(GO) install \
 		github.com/tsenart/vegeta/v12@$(VEGETA_VERSION) || echo "vegeta not built; the bench goes on without it"
-	SURGE_BENCH_VEGETA=$(CURDIR)/$(VEGETA) $(BIN)/python -m surge.bench
+	@test -x $(BOMBARDIER) || GOBIN=$(CURDIR)/$(VENV)/gobin $(GO) install \
+		github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION) || echo "bombardier not built; the bench goes on without it"
+	SURGE_BENCH_VEGETA=$(CURDIR)/$(VEGETA) SURGE_BENCH_BOMBARDIER=$(CURDIR)/$(BOMBARDIER) \
+		$(BIN)/python -m surge.bench
 
 # The max rate one core sustains (schedule lag p99 <= 5 ms), Surge and vegeta (~2 min).
 bench-ladder: $(STAMP)

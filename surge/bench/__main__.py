@@ -15,10 +15,11 @@
    TTFT p99 < 200 ms (a level that misses is run once more); the ladder stops at the
    first miss, and says whose core was saturated (client, target) when it missed.
 
-4. CPU per request at a fixed 5,000 req/s (open loop; https 2,000): Surge, vegeta and Locust on
-   the same target in the same run; then Surge and Locust over https (a self-signed
-   certificate made for the run). Goals printed: Surge ≤ 0.7× vegeta's CPU per request
-   on http, ≥ 3× Locust per core on https (surge.bench.rate).
+4. CPU per request at a fixed 5,000 req/s (open loop; https 2,000): Surge, vegeta,
+   bombardier (standing in for k6, not allowed here: AGPL) and Locust on the same target
+   kind in the same run; then Surge and Locust over https (a self-signed certificate made
+   for the run). Goals printed: Surge ≤ 0.7× vegeta's CPU per request on http, ≥ 3×
+   Locust per core on https (surge.bench.rate); Surge/bombardier printed, no goal.
 
 5. `python -m surge.bench ladder` (`make bench-ladder`; not in the default run): the
    highest fixed rate one core sustains with delivered ≥ 99 % and schedule lag p99 ≤ 5 ms,

@@ -1,5 +1,7 @@
-"""CPU per request at a fixed rate: Surge, vegeta and Locust against the same target in
-the same run (http, RATE req/s), then Surge and Locust over https (TLS_RATE req/s; a
+"""CPU per request at a fixed rate: Surge, vegeta, bombardier (standing in for k6, which
+is not allowed here: AGPL) and Locust against the same target in the same run (http,
+RATE req/s; bombardier against a `fast` target of its own that counts its answers,
+surge.bench.bombardier), then Surge and Locust over https (TLS_RATE req/s; a
 self-signed certificate made for the run).
 
 Every client runs pinned to the client core, the target to the target core, for
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from surge.bench.bombardier import bombardier_path, bombardier_rate
 from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, pin_prefix, settle
 from surge.bench.peers import locust_speed
 from surge.bench.targets import start, stop
@@ -149,6 +152,15 @@ def fixed_rate(tmp: Path) -> dict[str, Any]:
         out["http"]["vegeta"] = vegeta_rate(tmp, exe, url) if exe else None
         if exe is None:
             out["notes"].append("vegeta not built (make bench builds it with go)")
+        bomb = bombardier_path()
+        if bomb is None:
+            out["http"]["bombardier"] = None
+            out["notes"].append("bombardier not built (make bench builds it with go)")
+        else:
+            settle()
+            out["http"]["bombardier"] = bombardier_rate(
+                tmp, bomb, RATE, RATE_SECS, WARMUP_S, out["notes"]
+            )
         settle()
         out["http"]["locust"] = locust_speed(
             tmp, url, users=LOCUST_USERS, secs=RATE_SECS, rate=RATE

@@ -15,6 +15,9 @@ more than the one client core under test asks of it: the bench measures the clie
 They understand keep-alive HTTP/1.1 requests, with a Content-Length body or none.
 PORT 0 picks a free port. Each prints "ready PORT" once it listens. `--tls CERT KEY`
 before the kind serves https with that certificate (the bench's https comparison).
+With $SURGE_TARGET_COUNT set, `fast` appends "WALL_TIME RESPONSES" to that file every
+COUNT_EVERY_S: how many answers it has written so far (for a client that reports no
+per-request times, surge.bench.bombardier).
 """
 
 from __future__ import annotations
@@ -25,26 +28,34 @@ import ssl
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, cast
 
 from surge.bench.cpu import pin_prefix
 from surge.bench.stream_shapes import SHAPES, SSE_HEAD, at, at_ms, chunk, serve_shape
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+COUNT_EVERY_S = 0.01
 _TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\n\n'
 
 
 def start(
-    kind: str, *args: float, core: int | None = None, tls: tuple[str, str] | None = None
+    kind: str,
+    *args: float,
+    core: int | None = None,
+    tls: tuple[str, str] | None = None,
+    count: Path | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """Start a target process (pinned to `core` with taskset when given and available;
-    https with tls = (certificate file, key file)); returns (process, base URL). Raises
-    RuntimeError when it does not come up."""
+    https with tls = (certificate file, key file); `fast` writes its response count to
+    `count`, see above); returns (process, base URL). Raises RuntimeError when it does
+    not come up."""
     argv = [sys.executable, "-m", "surge.bench.targets", *(("--tls", *tls) if tls else ())]
     argv += [kind, "0", *map(str, args)]
     if core is not None:
         argv = [*pin_prefix(core), *argv]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    env = None if count is None else {**os.environ, "SURGE_TARGET_COUNT": str(count)}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     word, _, port = proc.stdout.readline().strip().partition(" ")
     if word != "ready":
@@ -106,6 +117,27 @@ def _fast(p: _Http) -> None:
     p.transport.write(_OK)
 
 
+def _counting_fast(path: str) -> Any:
+    """`fast`, counting its answers; every COUNT_EVERY_S the count goes to `path` with
+    the wall-clock time (time.time(): the clock the CPU sampler stamps with)."""
+    loop = asyncio.get_running_loop()
+    out = open(path, "a", buffering=1)  # noqa: SIM115 (process-long)
+    n = 0
+
+    def answer(p: _Http) -> None:
+        nonlocal n
+        assert p.transport is not None
+        p.transport.write(_OK)
+        n += 1
+
+    def sample() -> None:
+        out.write(f"{time.time():.6f} {n}\n")
+        loop.call_later(COUNT_EVERY_S, sample)
+
+    sample()
+    return answer
+
+
 def _slow(delay_s: float) -> Any:
     """Answers DELAY after the request; with $SURGE_TARGET_RECORD set, appends each
     request's hold time (reply written − request read, seconds, its own clock) to that
@@ -154,8 +186,9 @@ def _stream(ttft_s: float, tpot_s: float, tokens: int, coarse: bool = False) -> 
 
 
 async def serve(kind: str, port: int, args: list[float], tls: ssl.SSLContext | None = None) -> None:
+    count = os.environ.get("SURGE_TARGET_COUNT")
     if kind == "fast":
-        answer: Any = _fast
+        answer: Any = _counting_fast(count) if count else _fast
     elif kind == "slow":
         answer = _slow(args[0] / 1000)
     elif kind == "stream":
