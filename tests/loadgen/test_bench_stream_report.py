@@ -66,3 +66,11 @@ def test_several_processes_do_not_read_as_a_saturated_client() -> None:
     out = "\n".join(stream_lines(rows))
     assert "the client's processes were not measured: the miss may be either's" in out
     assert "both" not in out
+
+
+def test_a_share_just_under_the_bound_never_prints_as_the_bound() -> None:
+    # 0.8996 rounds to 0.90, yet the client is below 0.9: the line must not contradict the
+    # verdict beside it (a target-bound "or more").
+    out = "\n".join(stream_lines([_row(5000), _row(6000, itl=0.09, all_in=(0.986, 0.8996))]))
+    assert "holds: 5,000 or more" in out
+    assert "client 0.50/0.89, target 0.50/0.98" in out
