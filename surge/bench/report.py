@@ -119,7 +119,7 @@ def _per_request_us(r: Rate | None) -> str:
 
 def rate_report(fr: dict[str, Any]) -> str:
     """CPU per request at a fixed rate (surge.bench.rate), with the goals' ratios."""
-    from surge.bench.rate import RATE, RATE_SECS, TLS_RATE, TLS_TICK, VEGETA_GOAL
+    from surge.bench.rate import BATCH_TICK, RATE, RATE_SECS, TLS_RATE, TLS_TICK, VEGETA_GOAL
 
     lines = [
         "",
@@ -149,7 +149,9 @@ def rate_report(fr: dict[str, Any]) -> str:
             f"Surge/vegeta CPU per request (http): {ratio:.2f}× (goal ≤ {VEGETA_GOAL}: {mark})"
         )
     if "bombardier" in fr["http"]:
-        lines.append(bombardier_line(s, fr["http"]["bombardier"]))
+        b = fr["http"]["bombardier"]
+        lines.append(bombardier_line(s, b))
+        lines += batched_line(fr["http"].get(f"surge tick {BATCH_TICK}"), b)
     hs, hl = fr["https"].get("surge"), fr["https"].get("locust")
     short = _short(("surge", hs), ("locust", hl), rate=TLS_RATE)
     if short:
@@ -186,6 +188,20 @@ def bombardier_line(s: Rate | None, b: Rate | None) -> str:
         return f"{head}: not compared: {short} ({why})"
     ratio = (s.cpu_s / s.requests) / (b.cpu_s / b.requests)
     return f"{head}: {ratio:.2f}× (printed, not a goal: {why})"
+
+
+def batched_line(st: Rate | None, b: Rate | None) -> list[str]:
+    """Surge at load.sendTick BATCH_TICK over bombardier (as often awake), when both ran."""
+    from surge.bench.rate import BATCH_TICK, RATE
+
+    if st is None or b is None or _short(("surge", st), ("bombardier", b), rate=RATE):
+        return []
+    ratio = (st.cpu_s / st.requests) / (b.cpu_s / b.requests)
+    lag = f"{st.lag_p99_s * 1000:.2f} ms" if st.lag_p99_s is not None else "n/a"
+    return [
+        f"  with load.sendTick {BATCH_TICK} (bombardier's limiter releases a batch every "
+        f"10 ms): {ratio:.2f}×, for schedule lag p99 {lag}"
+    ]
 
 
 def _short(*tools: tuple[str, Rate | None], rate: int) -> str:

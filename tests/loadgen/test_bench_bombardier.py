@@ -150,3 +150,18 @@ def test_the_fast_target_counts_its_answers(tmp_path: Path) -> None:
     assert samples[0][1] == 0 and samples[-1][1] == 20
     assert all(t0 <= t1 for (t0, _), (t1, _) in itertools.pairwise(samples))
     assert abs(samples[-1][0] - time.time()) < 60  # wall-clock stamps, as the CPU sampler's
+
+
+def test_surge_at_bombardiers_batching_is_printed_beside_it_with_its_lag() -> None:
+    batched = Rate(requests=RATE * 7.0, wall_s=7.0, cpu_s=RATE * 7.0 * 18e-6, lag_p99_s=0.0104)
+    fr = {"http": {"surge": _kept(32.0), "bombardier": _kept(16.0),
+                   "surge tick 10ms": batched}, "https": {}, "notes": []}  # fmt: skip
+    out = rate_report(fr)
+    assert "Surge/bombardier CPU per request (http): 2.00×" in out
+    assert (
+        "  with load.sendTick 10ms (bombardier's limiter releases a batch every 10 ms): "
+        "1.12×, for schedule lag p99 10.40 ms" in out
+    )
+    # Without bombardier's run there is nothing to put it beside.
+    fr["http"]["bombardier"] = None
+    assert "with load.sendTick 10ms" not in rate_report(fr)
