@@ -7,6 +7,7 @@ import http.client
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,8 +155,10 @@ def test_the_fast_target_counts_its_answers(tmp_path: Path) -> None:
 
 def test_surge_at_bombardiers_batching_is_printed_beside_it_with_its_lag() -> None:
     batched = Rate(requests=RATE * 7.0, wall_s=7.0, cpu_s=RATE * 7.0 * 18e-6, lag_p99_s=0.0104)
-    fr = {"http": {"surge": _kept(32.0), "bombardier": _kept(16.0),
-                   "surge tick 10ms": batched}, "https": {}, "notes": []}  # fmt: skip
+    runs: dict[str, Rate | None] = {
+        "surge": _kept(32.0), "bombardier": _kept(16.0), "surge tick 10ms": batched
+    }  # fmt: skip
+    fr: dict[str, Any] = {"http": runs, "https": {}, "notes": []}
     out = rate_report(fr)
     assert "Surge/bombardier CPU per request (http): 2.00×" in out
     assert (
@@ -163,5 +166,5 @@ def test_surge_at_bombardiers_batching_is_printed_beside_it_with_its_lag() -> No
         "1.12×, for schedule lag p99 10.40 ms" in out
     )
     # Without bombardier's run there is nothing to put it beside.
-    fr["http"]["bombardier"] = None
+    runs["bombardier"] = None
     assert "with load.sendTick 10ms" not in rate_report(fr)
