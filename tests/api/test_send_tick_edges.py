@@ -1,0 +1,55 @@
+"""load.sendTick's bound on the spellings a review found (#29): text that Duration reads
+but the bound never saw (spaces around it), digits that Python's `\\d` takes and Go's RE2
+(the CRD's pattern in the API server) does not, and Go's own uint64 wrap when two parts
+are each exactly 2^63 ns. What Go says was printed by go1.26's time.ParseDuration and
+regexp (`^(\\d+(\\.\\d+)?(us|µs|ms|s|m|h))+$`); the apiextensions-apiserver v0.36.3
+validator (OpenAPI schema, then the CEL rule) admitted the wrap spelling as 5 ms."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from surge.api.bounds import SendTick
+from surge.api.durations import DURATION_RE, go_duration_ns, parse_duration
+
+_TICK = TypeAdapter(SendTick)
+
+# 2^63 ns, written in one part: Go's uint64 sum of two of them wraps to 0.
+WRAP = "9223372036.854775808s9223372036.854775808s"
+
+
+def _admits(text: str) -> bool:
+    try:
+        _TICK.validate_python(text)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("text", [" 0.5ms", "0.5ms\n", "\t100h", "\u00a0720h", " 11ms "])
+def test_spaces_around_an_out_of_bound_tick_do_not_skip_the_bound(text: str) -> None:
+    assert not _admits(text)
+
+
+@pytest.mark.parametrize("text", ["٥ms", "５ms", "٢.٥ms", "1٠ms"])
+def test_non_ascii_digits_are_not_durations(text: str) -> None:
+    # Go's RE2 `\d` is [0-9]: the CRD's pattern refuses these, so the model must too.
+    assert DURATION_RE.fullmatch(text) is None
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+    assert not _admits(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "go_ns"),
+    [
+        (WRAP, 0),
+        (WRAP + "5ms", 5_000_000),
+        ("9223372036854.775808ms9223372036854775.808us2ms", 2_000_000),
+        ("9223372036.854775808s", None),  # 2^63 alone: past int64
+    ],
+)
+def test_go_duration_ns_wraps_as_go_does(text: str, go_ns: int | None) -> None:
+    assert DURATION_RE.fullmatch(text) and len(text) <= 64
+    assert go_duration_ns(text) == go_ns
