@@ -13,9 +13,11 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 _UNIT_S = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)")
+# re.ASCII: `\d` is [0-9] as in Go's RE2, which checks the CRD's pattern ("٥ms" is refused
+# there; Python's `\d` would take it, and float() and int() would read it).
+_PART = re.compile(r"(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)", re.ASCII)
 DURATION_PATTERN = r"^(\d+(\.\d+)?(us|µs|ms|s|m|h))+$"
-DURATION_RE = re.compile(DURATION_PATTERN)
+DURATION_RE = re.compile(DURATION_PATTERN, re.ASCII)
 MAX_DURATION_S = 30 * 24 * 3600.0
 """No duration of a spec may exceed 30 days (720h): every wait and every load ends."""
 MAX_DURATION_CHARS = 64
@@ -38,7 +40,7 @@ def parse_duration(text: str) -> float:
 
 _UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _GO_MAX = 1 << 63
-_GO_PART = re.compile(r"(\d+)(?:\.(\d+))?(us|µs|ms|s|m|h)")
+_GO_PART = re.compile(r"(\d+)(?:\.(\d+))?(us|µs|ms|s|m|h)", re.ASCII)
 
 
 def go_duration_ns(text: str) -> int | None:
