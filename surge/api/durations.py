@@ -79,7 +79,7 @@ def go_duration_ns(text: str) -> int | None:
                 value += int(float(f) * (float(unit) / scale))
                 if value > _GO_MAX:
                     return None
-        total += value
+        total = (total + value) % (1 << 64)  # Go's uint64 sum: two parts of 2^63 wrap to 0
         if total > _GO_MAX:
             return None
     if pos != len(text) or not text or total > _GO_MAX - 1:
