@@ -13,6 +13,7 @@ documents also reach the admission steps after the first field check. The CRD's 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from hypothesis import strategies as st
@@ -129,7 +130,8 @@ def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     most = int(schema.get("maxLength", 64))
     least = int(schema.get("minLength", 0))
     if "pattern" in schema:
-        return st.from_regex(schema["pattern"], fullmatch=True).filter(
+        # re.ASCII: the API server checks patterns with Go's RE2, whose \d is [0-9].
+        return st.from_regex(re.compile(schema["pattern"], re.ASCII), fullmatch=True).filter(
             lambda s: least <= len(s) <= most
         )
     return st.text(min_size=least, max_size=min(most, 40))
