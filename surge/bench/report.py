@@ -110,7 +110,12 @@ def stream_lines(fl: list[dict[str, Any]]) -> list[str]:
 
 def _share(x: float | None) -> str:
     # Truncated, not rounded: a share printed 0.90 is at least 0.9 (the TARGET_BOUND test).
-    return "n/a" if x is None else f"{math.floor(x * 100) / 100:.2f}"
+    if x is None:
+        return "n/a"
+    k = math.floor(x * 100)
+    if (k + 1) / 100 <= x:  # x * 100 fell below a hundredth that x reaches (0.57 -> 56.99…)
+        k += 1
+    return f"{k / 100:.2f}"
 
 
 def _per_request_us(r: Rate | None) -> str:
