@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from surge.bench.bombardier import (
     BOMBARDIER_ENV,
     bombardier_path,
+    bombardier_rate,
     parse_result,
     read_samples,
     steady_window,
@@ -168,3 +170,27 @@ def test_surge_at_bombardiers_batching_is_printed_beside_it_with_its_lag() -> No
     # Without bombardier's run there is nothing to put it beside.
     runs["bombardier"] = None
     assert "with load.sendTick 10ms" not in rate_report(fr)
+
+
+FAKE = """#!{python}
+# A stand-in for bombardier: 20 GETs to the URL (its last argument) within 0.2 s, then
+# bombardier's JSON result for them.
+import http.client, sys, time
+url = sys.argv[-1].removeprefix("http://").rstrip("/")
+conn = http.client.HTTPConnection(url, timeout=5)
+for _ in range(20):
+    conn.request("GET", "/")
+    conn.getresponse().read()
+    time.sleep(0.01)
+print({real!r}.replace('"req2xx":1010', '"req2xx":20'))
+"""
+
+
+def test_a_run_shorter_than_the_warmup_is_not_called_unanswered(tmp_path: Path) -> None:
+    exe = tmp_path / "bombardier"
+    exe.write_text(FAKE.format(python=sys.executable, real=REAL))
+    exe.chmod(0o755)
+    notes: list[str] = []
+    assert bombardier_rate(tmp_path, str(exe), 100, 0.2, 1.0, notes) is None
+    assert notes and "counted no responses" not in notes[0], notes
+    assert "20" in notes[0], notes  # the answers it did count, and why there is no window
