@@ -126,7 +126,13 @@ def bombardier_rate(
     samples = read_samples(count)
     window = steady_window(samples, secs, warmup_s)
     if window is None:
-        notes.append("bombardier: the target counted no responses")
+        got = samples[-1][1] if samples else 0
+        notes.append(
+            f"bombardier: the target counted {got:,.0f} responses, none in a steady window "
+            f"({warmup_s:g} s after the load started, to its end)"
+            if got
+            else "bombardier: the target counted no responses"
+        )
         return None
     a, b, n = window
     answered = samples[-1][1]
