@@ -53,3 +53,13 @@ def test_non_ascii_digits_are_not_durations(text: str) -> None:
 def test_go_duration_ns_wraps_as_go_does(text: str, go_ns: int | None) -> None:
     assert DURATION_RE.fullmatch(text) and len(text) <= 64
     assert go_duration_ns(text) == go_ns
+
+
+@pytest.mark.parametrize("text", ["1.5ms" * 200_000, "0" * 62 + "11ms", "1" * 100_000 + "ms"])
+def test_a_tick_over_64_characters_is_refused_for_its_length_in_a_short_message(
+    text: str,
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        _TICK.validate_python(text)
+    msg = info.value.errors()[0]["msg"]
+    assert msg == f"a duration of {len(text)} characters; write it as e.g. 5m"
