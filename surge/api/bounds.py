@@ -48,9 +48,13 @@ refuses what `_send_tick` refuses, to the nanosecond (tests/e2e/test_send_tick_c
 def _send_tick(value: Any) -> Any:
     # Checked on the text, as Go reads it, so the CRD's rule and this one never disagree
     # ("0.9999999999ms" is 999,999 ns to Go, and refused by both); other input is left to
-    # Duration's own messages.
-    # The text stripped, as Duration reads it: " 0.5ms" must not pass unchecked.
-    if isinstance(value, str) and DURATION_RE.fullmatch(value.strip()):
+    # Duration's own messages. The text is stripped as Duration reads it (" 0.5ms" must not
+    # pass unchecked); over 64 characters, Duration's length message (the text may be 1 MB).
+    if (
+        isinstance(value, str)
+        and len(value) <= MAX_DURATION_CHARS
+        and DURATION_RE.fullmatch(value.strip())
+    ):
         ns = go_duration_ns(value.strip())
         if ns is None or not _TICK_NS[0] <= ns <= _TICK_NS[1]:
             raise PydanticCustomError(
