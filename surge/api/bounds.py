@@ -22,7 +22,6 @@ from pydantic_core import PydanticCustomError
 from surge.api.durations import (
     DURATION_PATTERN,
     DURATION_RE,
-    MAX_DURATION_CHARS,
     Duration,
     go_duration_ns,
 )
@@ -37,6 +36,8 @@ MAX_TREE_BYTES = 1_000_000
 SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
 """load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
 _TICK_NS = (1_000_000, 10_000_000)
+SEND_TICK_CHARS = 40
+"""A tick's spelling, at most (every sane one is far shorter)."""
 SEND_TICK_RULE: dict[str, JsonValue] = {
     "rule": "duration(self) >= duration('1ms') && duration(self) <= duration('10ms')",
     "message": "load.sendTick must be within 1ms-10ms: set e.g. 2ms, or drop it",
@@ -48,14 +49,17 @@ refuses what `_send_tick` refuses, to the nanosecond (tests/e2e/test_send_tick_c
 def _send_tick(value: Any) -> Any:
     # Checked on the text, as Go reads it, so the CRD's rule and this one never disagree
     # ("0.9999999999ms" is 999,999 ns to Go, and refused by both); other input is left to
-    # Duration's own messages. The text is stripped as Duration reads it (" 0.5ms" must not
-    # pass unchecked); over 64 characters, Duration's length message (the text may be 1 MB).
-    if (
-        isinstance(value, str)
-        and len(value) <= MAX_DURATION_CHARS
-        and DURATION_RE.fullmatch(value.strip())
-    ):
-        ns = go_duration_ns(value.strip())
+    # Duration's own messages (spaces around the text included). Past SEND_TICK_CHARS the
+    # text is refused for its length, unechoed (it may be 1 MB), as the CRD's maxLength does:
+    # it also keeps out the 45-character spellings whose parts wrap Go's uint64 sum.
+    if isinstance(value, str) and len(value) > SEND_TICK_CHARS:
+        raise PydanticCustomError(
+            "duration",
+            "a sendTick of {n} characters; write it as e.g. 2ms (at most {most})",
+            {"n": len(value), "most": SEND_TICK_CHARS},
+        )
+    if isinstance(value, str) and DURATION_RE.fullmatch(value):
+        ns = go_duration_ns(value)
         if ns is None or not _TICK_NS[0] <= ns <= _TICK_NS[1]:
             raise PydanticCustomError(
                 "duration",
@@ -75,7 +79,7 @@ SendTick = Annotated[
         {
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "maxLength": MAX_DURATION_CHARS,
+            "maxLength": SEND_TICK_CHARS,
             "x-kubernetes-validations": [SEND_TICK_RULE],
         }
     ),

@@ -102,9 +102,10 @@ def format_duration(seconds: float) -> str:
 
 
 def _coerce(value: Any) -> float:
+    # Messages name the text with repr() passed in: pydantic's templates know no "!r".
     if isinstance(value, bool):
         raise PydanticCustomError(
-            "duration", "{value!r} is not a duration; use e.g. 5m or 300s", {"value": value}
+            "duration", "{text} is not a duration; use e.g. 5m or 300s", {"text": repr(value)}
         )
     if isinstance(value, int | float):
         if value == 0:
@@ -119,6 +120,12 @@ def _coerce(value: Any) -> float:
             raise PydanticCustomError(
                 "duration", "a duration of {n} characters; write it as e.g. 5m", {"n": len(value)}
             )
+        if value != value.strip():  # the CRD's pattern refuses it: so does `surge run`
+            raise PydanticCustomError(
+                "duration",
+                "{text} has spaces around it; write it as {bare}",
+                {"text": repr(value), "bare": repr(value.strip())},
+            )
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
@@ -126,8 +133,8 @@ def _coerce(value: Any) -> float:
         if seconds > MAX_DURATION_S:
             raise PydanticCustomError(
                 "duration",
-                "{value!r} is longer than 720h (30 days), the most any duration may be",
-                {"value": value},
+                "{text} is longer than 720h (30 days), the most any duration may be",
+                {"text": repr(value)},
             )
         return seconds
     raise PydanticCustomError("duration", "expected a duration string such as 30s or 5m")

@@ -111,7 +111,13 @@ def bombardier_rate(
             text=True,
         )
         sampler = CpuSampler(bomb.pid)
-        out, err = bomb.communicate(timeout=secs + 60)
+        try:
+            out, err = bomb.communicate(timeout=secs + 60)
+        except subprocess.TimeoutExpired:
+            bomb.kill()  # a hung run must not outlive the bench, nor skew what runs next
+            bomb.communicate()
+            notes.append(f"bombardier did not end within {secs + 60:g} s; killed")
+            return None
         time.sleep(5 * COUNT_EVERY_S)  # the target's next samples hold the final count
     finally:
         stop(proc)  # after the run: its last samples hold the final count

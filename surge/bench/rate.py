@@ -120,7 +120,11 @@ def vegeta_attack(
     assert proc.stdin is not None
     proc.stdin.write(f"GET {url}/\n".encode())
     proc.stdin.close()
-    proc.wait(timeout=secs + 60)
+    try:
+        proc.wait(timeout=secs + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a hung run must not outlive the bench; its results so far still count
+        proc.wait()
     enc = subprocess.run(
         [exe, "encode", "--to", "csv", str(out)], capture_output=True, text=True, timeout=120
     )

@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from surge.api.bounds import SendTick
-from surge.api.durations import DURATION_RE, go_duration_ns, parse_duration
+from surge.api.durations import DURATION_RE, Duration, go_duration_ns, parse_duration
 
 _TICK = TypeAdapter(SendTick)
 
@@ -55,11 +55,36 @@ def test_go_duration_ns_wraps_as_go_does(text: str, go_ns: int | None) -> None:
     assert go_duration_ns(text) == go_ns
 
 
-@pytest.mark.parametrize("text", ["1.5ms" * 200_000, "0" * 62 + "11ms", "1" * 100_000 + "ms"])
-def test_a_tick_over_64_characters_is_refused_for_its_length_in_a_short_message(
+@pytest.mark.parametrize(
+    "text", ["1.5ms" * 200_000, "0" * 62 + "11ms", "1" * 100_000 + "ms", "0" * 39 + "2ms", WRAP]
+)
+def test_a_tick_over_40_characters_is_refused_for_its_length_in_a_short_message(
     text: str,
 ) -> None:
+    # The CRD's maxLength for sendTick is 40 as well: every wrap spelling needs 45 or more.
     with pytest.raises(ValidationError) as info:
         _TICK.validate_python(text)
     msg = info.value.errors()[0]["msg"]
-    assert msg == f"a duration of {len(text)} characters; write it as e.g. 5m"
+    assert msg == f"a sendTick of {len(text)} characters; write it as e.g. 2ms (at most 40)"
+
+
+def test_forty_characters_still_pass_and_spaces_are_refused_with_their_fix() -> None:
+    assert _admits("0" * 37 + "2ms")
+    with pytest.raises(ValidationError) as info:
+        _TICK.validate_python(" 2ms")
+    assert info.value.errors()[0]["msg"] == "' 2ms' has spaces around it; write it as '2ms'"
+
+
+@pytest.mark.parametrize(
+    ("value", "msg"),
+    [
+        ("721h", "'721h' is longer than 720h (30 days), the most any duration may be"),
+        (True, "True is not a duration; use e.g. 5m or 300s"),
+        ("5m ", "'5m ' has spaces around it; write it as '5m'"),
+    ],
+)
+def test_duration_messages_quote_the_text_itself(value: object, msg: str) -> None:
+    # pydantic's message templates have no "!r": "{value!r}" was printed as it stands.
+    with pytest.raises(ValidationError) as info:
+        TypeAdapter(Duration).validate_python(value)
+    assert info.value.errors()[0]["msg"] == msg

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -194,3 +195,29 @@ def test_a_run_shorter_than_the_warmup_is_not_called_unanswered(tmp_path: Path) 
     assert bombardier_rate(tmp_path, str(exe), 100, 0.2, 1.0, notes) is None
     assert notes and "counted no responses" not in notes[0], notes
     assert "20" in notes[0], notes  # the answers it did count, and why there is no window
+
+
+HUNG = """#!/bin/sh
+exec {python} -c "import time; time.sleep(60)"
+"""
+
+
+def test_a_bombardier_that_never_ends_is_killed_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exe = tmp_path / "bombardier"
+    exe.write_text(HUNG.format(python=sys.executable))
+    exe.chmod(0o755)
+    real = subprocess.Popen.communicate
+    calls: list[float | None] = []
+
+    def short(self: subprocess.Popen[str], timeout: float | None = None) -> tuple[str, str]:
+        calls.append(timeout)
+        # The first wait as bombardier_rate asks it, shortened: 0.5 s instead of secs + 60.
+        return real(self, timeout=None if timeout is None else 0.5)
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", short)
+    notes: list[str] = []
+    assert bombardier_rate(tmp_path, str(exe), 100, 0.2, 1.0, notes) is None
+    assert calls[0] == pytest.approx(60.2) and len(calls) == 2, calls
+    assert notes == ["bombardier did not end within 60.2 s; killed"]
