@@ -23,6 +23,7 @@ from surge.api.durations import (
     DURATION_PATTERN,
     DURATION_RE,
     Duration,
+    format_duration,
     go_duration_ns,
 )
 
@@ -35,12 +36,14 @@ MAX_TREE_BYTES = 1_000_000
 
 SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
 """load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
-_TICK_NS = (1_000_000, 10_000_000)
+SEND_TICK_NS = (round(SEND_TICK_MIN_S * 1e9), round(SEND_TICK_MAX_S * 1e9))
+_TICK_RANGE = f"{format_duration(SEND_TICK_MIN_S)}-{format_duration(SEND_TICK_MAX_S)}"
 SEND_TICK_CHARS = 40
 """A tick's spelling, at most (every sane one is far shorter)."""
 SEND_TICK_RULE: dict[str, JsonValue] = {
-    "rule": "duration(self) >= duration('1ms') && duration(self) <= duration('10ms')",
-    "message": "load.sendTick must be within 1ms-10ms: set e.g. 2ms, or drop it",
+    "rule": f"duration(self) >= duration('{format_duration(SEND_TICK_MIN_S)}') && "
+    f"duration(self) <= duration('{format_duration(SEND_TICK_MAX_S)}')",
+    "message": f"load.sendTick must be within {_TICK_RANGE}: set e.g. 2ms, or drop it",
 }
 """The same bound in the CRD (CEL's duration() is Go's time.ParseDuration): `kubectl apply`
 refuses what `_send_tick` refuses, to the nanosecond (tests/e2e/test_send_tick_cel.py)."""
@@ -60,15 +63,22 @@ def _send_tick(value: Any) -> Any:
         )
     if isinstance(value, str) and DURATION_RE.fullmatch(value):
         ns = go_duration_ns(value)
-        if ns is None or not _TICK_NS[0] <= ns <= _TICK_NS[1]:
+        if ns is None or not SEND_TICK_NS[0] <= ns <= SEND_TICK_NS[1]:
             raise PydanticCustomError(
                 "duration",
-                "{value} is outside 1ms-10ms: set e.g. 2ms, or drop it (below 1ms the event "
-                "loop cannot sleep, above 10ms the lag would swamp the latencies)",
-                {"value": value},
+                "{value} is outside {range}: set e.g. 2ms, or drop it (below {low} the event "
+                "loop cannot sleep, above {high} the lag would swamp the latencies)",
+                {
+                    "value": value,
+                    "range": _TICK_RANGE,
+                    "low": format_duration(SEND_TICK_MIN_S),
+                    "high": format_duration(SEND_TICK_MAX_S),
+                },
             )
     elif value == 0 and not isinstance(value, bool):
-        raise PydanticCustomError("duration", "0 is outside 1ms-10ms: set e.g. 2ms, or drop it")
+        raise PydanticCustomError(
+            "duration", "0 is outside {range}: set e.g. 2ms, or drop it", {"range": _TICK_RANGE}
+        )
     return value
 
 

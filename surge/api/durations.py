@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-_UNIT_S = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_UNIT_S = {unit: ns / 1e9 for unit, ns in _UNIT_NS.items()}  # 1e-06, 0.001, ... exactly
 # re.ASCII: `\d` is [0-9] as in Go's RE2, which checks the CRD's pattern ("٥ms" is refused
 # there; Python's `\d` would take it, and float() and int() would read it).
 _PART = re.compile(r"(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)", re.ASCII)
@@ -38,7 +39,6 @@ def parse_duration(text: str) -> float:
     return total
 
 
-_UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _GO_MAX = 1 << 63
 _GO_PART = re.compile(r"(\d+)(?:\.(\d+))?(us|µs|ms|s|m|h)", re.ASCII)
 
@@ -55,22 +55,20 @@ def go_duration_ns(text: str) -> int | None:
             return None
         whole, frac, unit_name = match.groups()
         pos = match.end()
-        value = 0
-        for ch in whole:  # leadingInt, with its overflow checks
-            if value > _GO_MAX // 10:
-                return None
-            value = value * 10 + int(ch)
-            if value > _GO_MAX:
-                return None
+        # leadingInt refuses a run past 2^63 (its check before each digit only fires when
+        # the next one takes it past anyway); 20+ significant digits are past it at once.
+        if len(whole.lstrip("0")) > 19 or int(whole) > _GO_MAX:
+            return None
         unit = _UNIT_NS[unit_name]
+        value = int(whole)
         if value > _GO_MAX // unit:
             return None
         value *= unit
         if frac:
+            # leadingFraction keeps the longest prefix of digits whose value is at most 2^63
+            # (the rest are read and ignored), scaled by ten per digit kept.
             f, scale = 0, 1.0
-            for ch in frac:  # leadingFraction: digits past int64 are read and ignored
-                if f > (_GO_MAX - 1) // 10:
-                    break
+            for ch in frac:
                 y = f * 10 + int(ch)
                 if y > _GO_MAX:
                     break
