@@ -6,40 +6,16 @@ on the real control plane in tests/e2e/test_send_tick_cel.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from surge.api.bounds import SendTick
+from surge.api.bounds import SEND_TICK_NS, SendTick
 from surge.api.durations import go_duration_ns
-from tests.support.durations import spellings
+from tests.support.durations import go_reads, spellings, tick_admits
 
-GO_PROGRAM = """package main
-
-import (
-	"bufio"
-	"fmt"
-	"os"
-	"time"
-)
-
-func main() {
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		d, err := time.ParseDuration(sc.Text())
-		if err != nil {
-			fmt.Println("ERR")
-		} else {
-			fmt.Println(int64(d))
-		}
-	}
-}
-"""
-BOUNDS = (1_000_000, 10_000_000)
+BOUNDS = SEND_TICK_NS
 SEED = 29
 
 # What go1.26's time.ParseDuration returned for each (printed by the program above).
@@ -67,18 +43,8 @@ def test_go_duration_ns_matches_go_on_its_edges(text: str) -> None:
 
 
 def test_go_duration_ns_matches_go_on_random_spellings(tmp_path: Path) -> None:
-    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")  # as the Makefile
-    if go is None:
-        pytest.skip("no go toolchain (the cluster build needs one: /usr/local/go/bin or PATH)")
     texts = spellings(SEED, 2000, BOUNDS)
-    (tmp_path / "main.go").write_text(GO_PROGRAM)
-    env = {**os.environ, "GOFLAGS": "", "GOTOOLCHAIN": "local"}
-    out = subprocess.run(
-        [go, "run", "main.go"], input="\n".join(texts) + "\n", capture_output=True,
-        text=True, cwd=tmp_path, env=env, timeout=300, check=True,
-    ).stdout.split()  # fmt: skip
-    assert len(out) == len(texts)
-    theirs = [None if line == "ERR" else int(line) for line in out]
+    theirs = [ns for _, ns in go_reads(texts, tmp_path)]
     ours = [go_duration_ns(t) for t in texts]
     differ = [(t, a, b) for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
     assert not differ, differ[:10]
@@ -88,23 +54,19 @@ def test_go_duration_ns_matches_go_on_random_spellings(tmp_path: Path) -> None:
     assert sum(n in BOUNDS for n in theirs) >= 50
 
 
-def _admits(text: str) -> bool:
-    try:
-        TypeAdapter(SendTick).validate_python(text)
-    except ValidationError:
-        return False
-    return True
-
-
 def test_send_tick_admits_exactly_what_go_puts_within_1ms_to_10ms() -> None:
     texts = spellings(SEED + 1, 3000, BOUNDS) + sorted(GO_SAYS)
     wrong = []
     for text in texts:
         ns = go_duration_ns(text)
-        if _admits(text) != (ns is not None and BOUNDS[0] <= ns <= BOUNDS[1]):
+        if tick_admits(text) != (ns is not None and BOUNDS[0] <= ns <= BOUNDS[1]):
             wrong.append((text, ns))
     assert not wrong, wrong[:10]
-    assert _admits("9ms1000us") and not _admits("0.9999999999ms") and not _admits("10.000001ms")
+    assert (
+        tick_admits("9ms1000us")
+        and not tick_admits("0.9999999999ms")
+        and not tick_admits("10.000001ms")
+    )
 
 
 def test_send_tick_refuses_zero_and_unitless_numbers_with_a_message() -> None:

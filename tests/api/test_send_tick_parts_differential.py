@@ -9,49 +9,15 @@ when both pass, it is at most 40 characters (the field's maxLength) and within 1
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-from pydantic import TypeAdapter, ValidationError
-
-from surge.api.bounds import SEND_TICK_CHARS, SendTick
+from surge.api.bounds import SEND_TICK_CHARS, SEND_TICK_NS
 from surge.api.durations import DURATION_RE, go_duration_ns
+from tests.support.durations import go_reads, tick_admits
 
-GO_PROGRAM = r"""package main
-
-import (
-	"bufio"
-	"fmt"
-	"os"
-	"regexp"
-	"strconv"
-	"time"
-)
-
-func main() {
-	re := regexp.MustCompile(`^(\d+(\.\d+)?(us|µs|ms|s|m|h))+$`)
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		t, err := strconv.Unquote(sc.Text())
-		if err != nil {
-			panic(err)
-		}
-		d, err := time.ParseDuration(t)
-		v := "ERR"
-		if err == nil {
-			v = strconv.FormatInt(int64(d), 10)
-		}
-		fmt.Println(re.MatchString(t), v)
-	}
-}
-"""
 SEED, COUNT = 4242, 4000
-BOUNDS = (1_000_000, 10_000_000)
+BOUNDS = SEND_TICK_NS
 UNIT_NS = {"us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 TWO_TO_63 = ["9223372036.854775808s", "9223372036854.775808ms", "9223372036854775.808us"]
 # Not the pattern under RE2 (ASCII \d, no ns, no U+03BC mu), or not whole.
@@ -104,35 +70,11 @@ def strings(seed: int, count: int) -> list[str]:
     return out
 
 
-def _go(texts: list[str], tmp_path: Path) -> list[tuple[bool, int | None]]:
-    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")  # as the Makefile
-    if go is None:
-        pytest.skip("no go toolchain (the cluster build needs one: /usr/local/go/bin or PATH)")
-    (tmp_path / "main.go").write_text(GO_PROGRAM)
-    quoted = "".join(json.dumps(t) + "\n" for t in texts)  # \uXXXX: Go's Unquote reads it
-    env = {**os.environ, "GOFLAGS": "", "GOTOOLCHAIN": "local"}
-    out = subprocess.run(
-        [go, "run", "main.go"], input=quoted, capture_output=True, text=True, cwd=tmp_path,
-        env=env, timeout=300, check=True,
-    ).stdout.splitlines()  # fmt: skip
-    assert len(out) == len(texts)
-    rows = [line.split() for line in out]
-    return [(m == "true", None if v == "ERR" else int(v)) for m, v in rows]
-
-
-def _admits(text: str) -> bool:
-    try:
-        TypeAdapter(SendTick).validate_python(text)
-    except ValidationError:
-        return False
-    return True
-
-
 def test_go_duration_ns_and_the_pattern_match_go_on_strings_built_from_parts(
     tmp_path: Path,
 ) -> None:
     texts = strings(SEED, COUNT) + OFF_PATTERN
-    theirs = _go(texts, tmp_path)
+    theirs = go_reads(texts, tmp_path)
     pattern = [(t, m) for t, (m, _) in zip(texts, theirs, strict=True)]
     assert [(t, bool(DURATION_RE.fullmatch(t))) for t in texts] == pattern
     differ = [
@@ -149,7 +91,7 @@ def test_go_duration_ns_and_the_pattern_match_go_on_strings_built_from_parts(
 
 def test_the_model_admits_the_ticks_the_api_server_would(tmp_path: Path) -> None:
     texts = strings(SEED + 1, COUNT)
-    theirs = _go(texts, tmp_path)
+    theirs = go_reads(texts, tmp_path)
     wrong = []
     admitted = 0
     for text, (match, ns) in zip(texts, theirs, strict=True):
@@ -158,7 +100,7 @@ def test_the_model_admits_the_ticks_the_api_server_would(tmp_path: Path) -> None
         server = len(text) <= SEND_TICK_CHARS and match and ns is not None
         server = server and BOUNDS[0] <= ns <= BOUNDS[1]  # type: ignore[operator]
         admitted += server
-        if _admits(text) != server:
+        if tick_admits(text) != server:
             wrong.append((text, ns))
     assert not wrong, wrong[:10]
     assert admitted >= 100  # enough short spellings inside the bound to mean something

@@ -18,6 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from surge.api.bounds import SEND_TICK_NS
 from surge.api.durations import go_duration_ns
 
 JSON_LEAVES = st.one_of(
@@ -173,7 +174,7 @@ def cel_admits(spec: dict[str, Any]) -> bool:
     tick = load.get("sendTick")  # the field's own rule: CEL's duration() is Go's parser
     if isinstance(tick, str):
         ns = go_duration_ns(tick)
-        if ns is None or not 1_000_000 <= ns <= 10_000_000:
+        if ns is None or not SEND_TICK_NS[0] <= ns <= SEND_TICK_NS[1]:
             return False
     in_flight = load.get("maxInFlight")
     return closed or in_flight is None or in_flight >= load.get("workers", 1)

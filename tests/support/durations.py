@@ -9,9 +9,18 @@ zeros or far more digits than a float64 holds. Every spelling matches DURATION_P
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
+import subprocess
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
+from pathlib import Path
 
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from surge.api.bounds import SendTick
 from surge.api.durations import DURATION_RE
 
 _UNITS_NS = {"us": 1_000, "µs": 1_000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -50,3 +59,60 @@ def spelling(rng: random.Random, bounds_ns: tuple[int, int]) -> str:
 def spellings(seed: int, count: int, bounds_ns: tuple[int, int]) -> list[str]:
     rng = random.Random(seed)
     return [spelling(rng, bounds_ns) for _ in range(count)]
+
+
+GO_PROGRAM = r"""package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+func main() {
+	re := regexp.MustCompile(`^(\d+(\.\d+)?(us|µs|ms|s|m|h))+$`)
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		t, err := strconv.Unquote(sc.Text())
+		if err != nil {
+			panic(err)
+		}
+		d, err := time.ParseDuration(t)
+		v := "ERR"
+		if err == nil {
+			v = strconv.FormatInt(int64(d), 10)
+		}
+		fmt.Println(re.MatchString(t), v)
+	}
+}
+"""
+
+
+def go_reads(texts: list[str], tmp_path: Path) -> list[tuple[bool, int | None]]:
+    """Per text, as go1.26 reads it: (the CRD's pattern matches under RE2, Go's
+    time.ParseDuration in ns or None); skips the test without a go toolchain."""
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")  # as the Makefile
+    if go is None:
+        pytest.skip("no go toolchain (the cluster build needs one: /usr/local/go/bin or PATH)")
+    (tmp_path / "main.go").write_text(GO_PROGRAM)
+    quoted = "".join(json.dumps(t) + "\n" for t in texts)  # \uXXXX: Go's Unquote reads it
+    env = {**os.environ, "GOFLAGS": "", "GOTOOLCHAIN": "local"}
+    out = subprocess.run(
+        [go, "run", "main.go"], input=quoted, capture_output=True, text=True, cwd=tmp_path,
+        env=env, timeout=300, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert len(out) == len(texts)
+    rows = [line.split() for line in out]
+    return [(m == "true", None if v == "ERR" else int(v)) for m, v in rows]
+
+
+def tick_admits(text: str) -> bool:
+    """Whether the model admits `text` as load.sendTick."""
+    try:
+        TypeAdapter(SendTick).validate_python(text)
+    except ValidationError:
+        return False
+    return True
