@@ -12,15 +12,13 @@ bombardier's own totals (its JSON result) are checked against the counter.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, interp, pin_prefix
+from surge.bench.peers import go_tool
 from surge.bench.targets import COUNT_EVERY_S, start, stop
 
 BOMBARDIER_ENV = "SURGE_BENCH_BOMBARDIER"
@@ -30,13 +28,7 @@ CONNECTIONS = 50
 
 
 def bombardier_path() -> str | None:
-    """$SURGE_BENCH_BOMBARDIER, else .venv/gobin/bombardier beside this interpreter, else
-    PATH."""
-    here = Path(sys.executable).parent.parent / "gobin" / "bombardier"
-    for cand in (os.environ.get(BOMBARDIER_ENV), str(here), shutil.which("bombardier")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
-    return None
+    return go_tool("bombardier", BOMBARDIER_ENV)
 
 
 def bombardier_argv(exe: str, url: str, rate: int, secs: float) -> list[str]:

@@ -5,12 +5,24 @@ at a fixed rate, surge.bench.rate)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from surge.bench.cpu import CLIENT_CORE, CpuSampler, Rate, interp, pin_prefix
+
+
+def go_tool(name: str, env: str) -> str | None:
+    """A Go peer's binary: $`env`, else .venv/gobin/`name` beside this interpreter (where
+    `make bench` builds it), else PATH; None when none is executable."""
+    here = Path(sys.executable).parent.parent / "gobin" / name
+    for cand in (os.environ.get(env), str(here), shutil.which(name)):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
+
 
 LOCUSTFILE = """
 import time

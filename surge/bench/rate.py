@@ -19,14 +19,13 @@ import csv
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from surge.bench.bombardier import bombardier_path, bombardier_rate
 from surge.bench.cpu import CLIENT_CORE, TARGET_CORE, CpuSampler, Rate, pin_prefix, settle
-from surge.bench.peers import locust_speed
+from surge.bench.peers import go_tool, locust_speed
 from surge.bench.targets import start, stop
 from surge.bench.worker import run_worker
 from surge.loadgen.aggregate import compute_results
@@ -48,12 +47,7 @@ VEGETA_ENV = "SURGE_BENCH_VEGETA"
 
 
 def vegeta_path() -> str | None:
-    """$SURGE_BENCH_VEGETA, else .venv/gobin/vegeta beside this interpreter, else PATH."""
-    here = Path(sys.executable).parent.parent / "gobin" / "vegeta"
-    for cand in (os.environ.get(VEGETA_ENV), str(here), shutil.which("vegeta")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
-    return None
+    return go_tool("vegeta", VEGETA_ENV)
 
 
 def self_signed(tmp: Path) -> tuple[str, str] | None:
