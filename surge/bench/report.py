@@ -148,7 +148,7 @@ def rate_report(fr: dict[str, Any]) -> str:
     if short:
         lines.append(f"Surge/vegeta CPU per request (http): not compared: {short}")
     elif s is not None and v is not None:
-        ratio = (s.cpu_s / s.requests) / (v.cpu_s / v.requests)
+        ratio = _cpu_ratio(s, v)
         mark = "met" if ratio <= VEGETA_GOAL else "NOT met"
         lines.append(
             f"Surge/vegeta CPU per request (http): {ratio:.2f}× (goal ≤ {VEGETA_GOAL}: {mark})"
@@ -191,7 +191,7 @@ def bombardier_line(s: Rate | None, b: Rate | None) -> str:
     short = _short(("surge", s), ("bombardier", b), rate=RATE)
     if short or s is None or b is None:
         return f"{head}: not compared: {short} ({why})"
-    ratio = (s.cpu_s / s.requests) / (b.cpu_s / b.requests)
+    ratio = _cpu_ratio(s, b)
     return f"{head}: {ratio:.2f}× (printed, not a goal: {why})"
 
 
@@ -201,12 +201,17 @@ def batched_line(st: Rate | None, b: Rate | None) -> list[str]:
 
     if st is None or b is None or _short(("surge", st), ("bombardier", b), rate=RATE):
         return []
-    ratio = (st.cpu_s / st.requests) / (b.cpu_s / b.requests)
+    ratio = _cpu_ratio(st, b)
     lag = f"{st.lag_p99_s * 1000:.2f} ms" if st.lag_p99_s is not None else "n/a"
     return [
         f"  with load.sendTick {BATCH_TICK} (bombardier's limiter releases a batch every "
         f"10 ms): {ratio:.2f}×, for schedule lag p99 {lag}"
     ]
+
+
+def _cpu_ratio(a: Rate, b: Rate) -> float:
+    """a's CPU per request over b's."""
+    return (a.cpu_s / a.requests) / (b.cpu_s / b.requests)
 
 
 def _short(*tools: tuple[str, Rate | None], rate: int) -> str:
