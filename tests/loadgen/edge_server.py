@@ -2,7 +2,9 @@
 python -m tests.loadgen.edge_server MODE N (prints its port). Per connection, request k (1-based):
 close: the Nth answers with Connection: close and closes; drop: the Nth is dropped unanswered;
 early: answers at the request line, before the body arrives; chunked: chunked 200s;
-slow: every Nth waits 0.6 s (past a short timeout); continue: a 100 Continue first;
+slow: every Nth request the server reads, counted over all connections (so which connection
+the client picks cannot change which requests wait), waits 0.6 s (past a short timeout);
+continue: a 100 Continue first;
 double: the Nth gets two answers; reject: a 413 and a close before the body is read;
 partial: the Nth gets half its body, then the connection is aborted."""
 
@@ -15,12 +17,16 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n"
 
 
+SEEN = [0]  # requests read over all connections, for slow
+
+
 async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n: int) -> None:
     k = 0
     try:
         while k < 10_000:
             head = await r.readuntil(b"\r\n\r\n")
             k += 1
+            SEEN[0] += 1
             if mode == "early":
                 w.write(OK)
             if mode == "reject":
@@ -51,7 +57,7 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
                 w.write(OK + OK)  # an answer nobody asked for after the right one
             elif mode == "chunked":
                 w.write(CHUNKED)
-            elif mode == "slow" and k % n == 0:
+            elif mode == "slow" and SEEN[0] % n == 0:
                 await asyncio.sleep(0.6)
                 w.write(OK)
             elif mode not in ("early", "continue"):
