@@ -1,12 +1,16 @@
 """A raw HTTP/1.1 server for edge cases, run in its own process:
 python -m tests.loadgen.edge_server MODE N (prints its port). Per connection, request k (1-based):
-close: the Nth answers with Connection: close and closes; drop: the Nth is dropped unanswered;
+close: the Nth answers with Connection: close and closes; drop: the Nth is dropped unanswered
+(counted over all connections, as slow and partial are);
 early: answers at the request line, before the body arrives; chunked: chunked 200s;
 slow: every Nth request the server reads, counted over all connections (so which connection
 the client picks cannot change which requests wait), waits 0.6 s (past a short timeout);
 continue: a 100 Continue first;
 double: the Nth gets two answers; reject: a 413 and a close before the body is read;
-partial: the Nth gets half its body, then the connection is aborted."""
+partial: the Nth (over all connections) gets half its body, then the connection is aborted.
+Edges that fail requests count over all connections so that which connection the client picks
+(a second one opens whenever an answer is slower than the gap between arrivals) cannot change
+how many fail."""
 
 from __future__ import annotations
 
@@ -43,9 +47,9 @@ async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter, mode: str, n:
                 w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
                 await w.drain()
                 break
-            if mode == "drop" and k == n:
+            if mode == "drop" and SEEN[0] % n == 0:
                 break
-            if mode == "partial" and k == n:  # half a body, then a reset
+            if mode == "partial" and SEEN[0] % n == 0:  # half a body, then a reset
                 w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok")
                 await w.drain()
                 await asyncio.sleep(0.01)

@@ -270,7 +270,9 @@ async def test_max_in_flight_drops_and_never_delays(truth: tuple[str, Truth]) ->
     url, _ = truth
     s = await run(
         url,
-        scenario={"path": "/hang", "timeout": "1s"},
+        # The timeout outlasts the whole schedule, so no slot frees before the last arrival
+        # (at 1 s, a stall could let the first timeout run before the 49th send: 39 drops).
+        scenario={"path": "/hang", "timeout": "2s"},
         load={
             "model": "constant",
             "stages": [{"duration": "1s", "target": 50}],
