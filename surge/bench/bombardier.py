@@ -87,6 +87,18 @@ def read_samples(path: Path) -> list[tuple[float, float]]:
     return [(float(r[0]), float(r[1])) for r in rows if len(r) == 2]
 
 
+def wait_for_sample_after(path: Path, t: float, limit_s: float = 2.0) -> None:
+    """Until the target has written a sample timed after `t` (bombardier's exit: every
+    answer was written by then, so that sample holds the final count), at most limit_s.
+    A fixed sleep lost the final count when the target was starved for that long."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        samples = read_samples(path) if path.exists() else []
+        if samples and samples[-1][0] > t:
+            return
+        time.sleep(COUNT_EVERY_S)
+
+
 def bombardier_rate(
     tmp: Path, exe: str, rate: int, secs: float, warmup_s: float, notes: list[str]
 ) -> Rate | None:
@@ -110,7 +122,7 @@ def bombardier_rate(
             bomb.communicate()
             notes.append(f"bombardier did not end within {secs + 60:g} s; killed")
             return None
-        time.sleep(5 * COUNT_EVERY_S)  # the target's next samples hold the final count
+        wait_for_sample_after(count, time.time())
     finally:
         stop(proc)  # after the run: its last samples hold the final count
     if bomb.returncode != 0:

@@ -20,6 +20,7 @@ from surge.bench.bombardier import (
     parse_result,
     read_samples,
     steady_window,
+    wait_for_sample_after,
 )
 from surge.bench.cpu import Rate
 from surge.bench.rate import RATE
@@ -221,3 +222,16 @@ def test_a_bombardier_that_never_ends_is_killed_with_a_note(
     assert bombardier_rate(tmp_path, str(exe), 100, 0.2, 1.0, notes) is None
     assert calls[0] == pytest.approx(60.2) and len(calls) == 2, calls
     assert notes == ["bombardier did not end within 60.2 s; killed"]
+
+
+def test_the_final_count_is_a_sample_taken_after_the_exit(tmp_path: Path) -> None:
+    """The wait ends at the first sample timed after bombardier's exit, not after a fixed
+    sleep, and gives up at its limit when the target writes none."""
+    count = tmp_path / "count"
+    count.write_text("100.0 5\n101.0 9\n")
+    t = time.monotonic()
+    wait_for_sample_after(count, 100.5, limit_s=10)
+    assert time.monotonic() - t < 5  # 101.0 is after the exit at 100.5: no wait
+    t = time.monotonic()
+    wait_for_sample_after(count, 101.0, limit_s=0.2)
+    assert time.monotonic() - t >= 0.2  # none after 101.0: waited its whole limit
