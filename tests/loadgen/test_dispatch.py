@@ -59,7 +59,9 @@ async def test_ok_counts_and_latency_from_the_due_time(truth: tuple[str, Truth])
     lat = s.hists["latency"]
     # HDR values are µs; every request took the server's 20 ms, never less.
     assert lat.get_min_value() >= 19_000
-    assert lat.get_value_at_percentile(99) < 20_000 + 30_000
+    # And typically not much more (the median: of 40 samples the p99 is the maximum, which
+    # one scheduler stall on a loaded CI machine can move).
+    assert lat.get_value_at_percentile(50) < 20_000 + 10_000
     assert s.hists["schedule_lag"].get_min_value() >= 0
 
 

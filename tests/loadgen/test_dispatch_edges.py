@@ -140,7 +140,7 @@ def _alice_run(connections: int | None) -> tuple[dict[str, int], list[float], bo
     finally:
         stop_agent_process(proc)
     lat = s.hists["latency"]
-    return _counts(s), [lat.get_value_at_percentile(p) / 1e3 for p in (10, 50, 90, 99)], used
+    return _counts(s), [lat.get_value_at_percentile(p) / 1e3 for p in (10, 50, 90)], used
 
 
 def test_seeded_alice_counts_and_latency_match_the_task_path() -> None:
@@ -150,5 +150,7 @@ def test_seeded_alice_counts_and_latency_match_the_task_path() -> None:
     assert fast == slow and fast["http_5xx"] > 0 and fast["ok"] > 250
     # Same server draws in the same order: the percentiles differ by the paths' own
     # overhead only (measured: 0.1-0.5 ms on a loaded 2-core machine; 5 ms is a stall).
+    # Not the p99: of 300 samples it is the third largest, which one stall in one of the
+    # two runs moves; the tails are checked against the seeded truth in test_accuracy.
     for f, s in zip(fast_ms, slow_ms, strict=True):
         assert abs(f - s) < 5.0, (fast_ms, slow_ms)
