@@ -7,6 +7,7 @@ Kubernetes and Go write durations with units; a bare number is refused because
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -85,18 +86,27 @@ def go_duration_ns(text: str) -> int | None:
     return total
 
 
+def _plain(d: Decimal) -> str:
+    """A decimal without an exponent (no duration pattern reads one): 1E+3 -> '1000'."""
+    return format(d.normalize(), "f")
+
+
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling: 300 -> '5m', 0.25 -> '250ms', 90 -> '90s'."""
+    """The shortest spelling that reads back as exactly `seconds`: 300 -> '5m',
+    0.25 -> '250ms', 90 -> '90s', 1000001 -> '1000001s', 123456.7 -> '123456.7s'.
+    Spec durations pass through it into the plan, the snapshot and child LoadTests."""
     if seconds == 0:
         return "0s"
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{ms:g}ms" if ms >= 1 else f"{seconds * 1e6:g}us"
-    if seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    exact = Decimal(repr(float(seconds)))  # the shortest decimal that is this float
+    options = []
+    if exact < 1:
+        ms = exact * 1000
+        options.append(f"{_plain(ms)}ms" if ms >= 1 else f"{_plain(exact * 10**6)}us")
+    options.append(f"{_plain(exact)}s")  # float(repr(x)) == x: always reads back exactly
+    return next(t for t in options if parse_duration(t) == seconds)
 
 
 def _coerce(value: Any) -> float:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from surge.api.durations import format_duration, parse_duration
 from surge.api.status import Phase, can_transition
 from surge.api.thresholds import Kind, format_value, parse_threshold
+
+_UNITS = ["us", "ms", "s", "m", "h"]
 
 
 @pytest.mark.parametrize(
@@ -87,3 +91,21 @@ def test_health_url_derives_from_the_target(
 
     target = Target.model_validate({"url": "http://alice:8080/v1/", "readiness": readiness})
     assert target.health_url() == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(1000001, "1000001s"), (123456.7, "123456.7s"), (0.25, "250ms"), (300, "5m"), (7200, "2h")],
+)
+def test_format_duration_spells_large_and_fine_values_exactly(seconds: float, text: str) -> None:
+    """`:g` wrote 1000001 s as '1e+06s' (no duration pattern reads an exponent) and
+    123456.7 s as '123457s': a spec's durations pass through this on their way into
+    the plan, the snapshot and child LoadTests."""
+    assert format_duration(seconds) == text
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=7), st.sampled_from(_UNITS))
+def test_every_duration_reads_back_as_itself(digits: str, unit: str) -> None:
+    for text in (f"{digits}{unit}", f"{digits[:3]}.{digits}{unit}"):
+        seconds = parse_duration(text)
+        assert parse_duration(format_duration(seconds)) == seconds, (text, seconds)
