@@ -109,8 +109,15 @@ class ScaledObjectSpec(Model):
         return self
 
 
+# A variant's name is also the value of the surge.dev/variant label on its child LoadTest:
+# a label value's limit, so a long name is refused here, not by a 422 after Apply.
+VariantName = Annotated[
+    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+
+
 class Variant(Model):
-    name: Name
+    name: VariantName
     node_selector: dict[Key, Key] | None = Field(None, max_length=MAX_ITEMS)
     tolerations: list[TreeMap] | None = Field(None, max_length=MAX_ITEMS)
     affinity: TreeMap | None = None
@@ -144,6 +151,19 @@ class Variant(Model):
         for i, e in enumerate(v or []):
             if not isinstance(e.get("name"), str) or not e["name"]:
                 raise ValueError(f"[{i}]: an env entry needs a name, as in a container's env")
+            source = e.get("valueFrom")
+            if source is None:
+                continue
+            if not isinstance(source, dict):
+                raise ValueError(
+                    f"[{i}].valueFrom: must be a map, e.g. {{secretKeyRef: {{name: s, key: k}}}}"
+                )
+            for kind, ref in source.items():
+                if not isinstance(ref, dict) or not isinstance(ref.get("name", ""), str):
+                    raise ValueError(
+                        f"[{i}].valueFrom.{kind}: must be a map with a string name, "
+                        "as in a container's env"
+                    )
         return v
 
 

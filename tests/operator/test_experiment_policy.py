@@ -107,3 +107,24 @@ def test_a_variant_env_without_a_name_is_an_invalid_spec(kube: FakeKube) -> None
     step = tick(kube, body, T0)
     assert body["status"]["phase"] == "Failed" and reasons(step) == ["InvalidSpec"]
     assert "env" in body["status"]["message"] and "needs a name" in body["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "words"),
+    [
+        # A string where a map belongs: secret_names raised AttributeError (InternalError).
+        ({"name": "a", "env": [{"name": "A", "valueFrom": "x"}]}, "valueFrom: must be a map"),
+        ({"name": "a", "env": [{"name": "A", "valueFrom": {"secretKeyRef": "s"}}]}, "secretKeyRef"),
+        # The name is the surge.dev/variant label's value: 64 characters failed with a 422
+        # only when the child LoadTest was created, after Apply had changed the Deployment.
+        ({"name": "v" * 64}, "variants[0].name"),
+    ],
+)
+def test_malformed_variants_are_invalid_specs_before_anything_is_taken(
+    kube: FakeKube, variant: dict[str, Any], words: str
+) -> None:
+    body = _body(_spec(variants=[variant]))
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["InvalidSpec"]
+    assert words in body["status"]["message"], body["status"]["message"]
+    _nothing_taken(kube)
