@@ -149,9 +149,9 @@ def start_run(ctx: Run, run_id: str, *, readmit: bool = False) -> None:
     try:
         admitted = admission.accepted_spec(ctx.body, ctx.kube, ctx.settings)
         spec = admitted.spec
-        digest = admission.store_plan(ctx, admitted, run_id)
-        if ctx.settings.policy.verify_plan_hash:
-            ctx.status.plan_sha256 = digest
+        # The operator always checks its own reads of the plan against this digest: a
+        # tenant who can edit ConfigMaps must not pick the Job's image or Prometheus URL.
+        ctx.status.plan_sha256 = admission.store_plan(ctx, admitted, run_id)
     except ManifestError as exc:
         ctx.condition("Ready", "False", Reason.INVALID_SPEC, str(exc))
         fail(ctx, Reason.INVALID_SPEC, str(exc))

@@ -43,7 +43,7 @@ def admitted_spec(ctx: Run) -> LoadTestSpec | None:
             Reason.POLICY_VIOLATION,
             f"ConfigMap {ctx.namespace}/{cm['metadata']['name']}: its plan was changed after "
             f"admission (SHA-256 {found[:12]}, admitted "
-            f"{stored[:12]}) (policy.verifyPlanHash); nothing more is run from it",
+            f"{stored[:12]}); nothing more is run from it",
         )
         return None
     return parse_plan(text).spec
@@ -172,7 +172,8 @@ def _launch_workers(ctx: Run, spec: LoadTestSpec) -> None:
         command=ctx.settings.worker_command,
         metrics_port=ctx.settings.worker_metrics_port,
         policy=ctx.settings.policy,
-        plan_sha256=ctx.status.plan_sha256,
+        # verifyPlanHash gates the workers' own check; the operator's is unconditional.
+        plan_sha256=ctx.status.plan_sha256 if ctx.settings.policy.verify_plan_hash else None,
     )
     ctx.create(job)
     n = spec.load.workers

@@ -195,7 +195,8 @@ class ClusterPolicy(Model):
     require_experiment_annotation: bool = True
     """Deployments need `surge.dev/experiment-target: "true"` to be changed by experiments."""
     verify_plan_hash: bool = True
-    """Workers refuse a plan whose SHA-256 is not the one the operator stored."""
+    """Workers also refuse a plan whose SHA-256 is not the one the operator stored (the
+    operator itself always does: it builds the Job and queries Prometheus from the plan)."""
 
 
 def parse_policy(data: dict[str, Any] | None) -> ClusterPolicy:

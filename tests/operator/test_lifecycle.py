@@ -8,6 +8,9 @@ CRD's generated schema: nothing the operator writes would be pruned by the API s
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -435,3 +438,38 @@ def test_a_dataset_configmap_needs_the_label(kube: FakeKube) -> None:
     body = _body(_spec(scenario={"path": "/", "body": {"q": "{{q}}"}, "dataset": dataset}))
     tick(kube, body, T0)
     assert body["status"]["phase"] == "Pending", body["status"]["message"]
+
+
+def _lax() -> Settings:
+    return dataclasses.replace(
+        SETTINGS, policy=SETTINGS.policy.model_copy(update={"verify_plan_hash": False})
+    )
+
+
+def test_the_operator_refuses_an_edited_plan_even_with_verify_plan_hash_off(
+    kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verifyPlanHash: false turns off the workers' check only. The operator builds the Job
+    (image, placement) and queries Prometheus from the plan, so a tenant who can edit
+    ConfigMaps must not get to choose them by editing it."""
+    monkeypatch.setattr(sys.modules[__name__], "SETTINGS", _lax())
+    body = _to(kube, "WaitingForTarget")
+    assert body["status"]["planSha256"]
+    cm = kube.objects[("ConfigMap", NS, builders.run_name(NAME, "1"))]
+    plan = json.loads(cm["data"][builders.PLAN_KEY])
+    plan["spec"]["image"] = "evil/miner:1"
+    cm["data"][builders.PLAN_KEY] = json.dumps(plan)
+    step = tick(kube, body, T0)
+    assert body["status"]["phase"] == "Failed" and reasons(step) == ["PolicyViolation"]
+    assert "changed after admission" in body["status"]["message"]
+    assert not [o for o in kube.objects if o[0] == "Job"]
+
+
+def test_with_verify_plan_hash_off_workers_get_no_digest(
+    kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "SETTINGS", _lax())
+    _to(kube, "Running")
+    job = next(o for k, o in kube.objects.items() if k[0] == "Job")
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert not [e for e in env if e["name"] == "SURGE_PLAN_SHA256"]
