@@ -172,7 +172,8 @@ def experiment_event(
     status = body.get("status") or {}
     # A new experiment starts at once and a finished one gives its target back; the stages
     # of one in flight follow the timer (their replica samples change every tick).
-    ended = status.get("phase") in TERMINAL and status.get("lease")
+    held = status.get("lease") or status.get("deploymentLease")
+    ended = status.get("phase") in TERMINAL and held
     if not status or ended:
         _reconcile_experiment(body, patch, memo)
 

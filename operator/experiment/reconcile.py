@@ -62,14 +62,12 @@ def reconcile_experiment(
     st = ctx.status
     st.observed_generation = ctx.generation
     if st.phase in TERMINAL_PHASES:
-        if st.lease is not None:  # the end is persisted: give the target back
-            target_lease.release(
-                kube,
-                target_key=st.lease.target,
-                run_namespace=ctx.namespace,
-                holder=_holder(ctx),
-            )
-            st.lease = None
+        for held in (st.lease, st.deployment_lease):  # the end is persisted: give them back
+            if held is not None:
+                target_lease.release(
+                    kube, target_key=held.target, run_namespace=ctx.namespace, holder=_holder(ctx)
+                )
+        st.lease = st.deployment_lease = None
         return ctx.step()
     try:
         _step(ctx)
@@ -233,15 +231,26 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     target = spec.target_ref.deployment
     # The key its runs take (what they load), so the experiment and its runs share one Lease.
     key = target_key(spec.load_test.wire(), ctx.namespace)
-    got = target_lease.acquire(
-        ctx.kube,
-        target_key=key,
-        run_namespace=ctx.namespace,
-        holder=_holder(ctx),
-        still_holds=lambda other: target_lease.holder_alive(ctx.kube, other),
-        now=ctx.now,
-        duration_s=int(spec.timeout) + LEASE_SLACK_S,
-    )
+    # First the Deployment's own Lease: experiments whose load goes to different URLs
+    # (another port, another Service) must still not change one Deployment at once.
+    dep_key = target_lease.deployment_key(ctx.namespace, target)
+    for k in (dep_key, key):
+        got = target_lease.acquire(
+            ctx.kube,
+            target_key=k,
+            run_namespace=ctx.namespace,
+            holder=_holder(ctx),
+            still_holds=lambda other: target_lease.holder_alive(ctx.kube, other),
+            now=ctx.now,
+            duration_s=int(spec.timeout) + LEASE_SLACK_S,
+        )
+        if not got.held:
+            break
+        if k == dep_key:  # held from now on, so that every end gives it back
+            ns = target_lease.lease_namespace(k, ctx.namespace)
+            ctx.status.deployment_lease = LeaseRef(
+                namespace=ns, name=target_lease.lease_name(k), target=k
+            )
     if not got.held:
         who = got.by.describe() if got.by is not None else "another run"
         # spec.timeout bounds the whole experiment, the wait for its target included.

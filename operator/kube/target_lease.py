@@ -53,8 +53,13 @@ def parse_holder(identity: str | None) -> Holder | None:
 
 def lease_name(target_key: str) -> str:
     """A DNS-safe, stable name per target key ("service/ns/name:port", "url/host:port", or
-    an experiment's "deployment/ns/name" from before #25)."""
+    an experiment's "deployment/ns/name")."""
     return PREFIX + hashlib.sha256(target_key.encode()).hexdigest()[:16]
+
+
+def deployment_key(namespace: str, name: str) -> str:
+    """The key of an experiment's Deployment (held beside its load's target key)."""
+    return f"deployment/{namespace}/{name}"
 
 
 def lease_namespace(target_key: str, run_namespace: str) -> str:

@@ -256,6 +256,10 @@ class ScalingExperimentStatus(Model):
     message: str = ""
     conditions: list[Condition] = Field(default_factory=list, json_schema_extra=CONDITIONS_AS_MAP)
     lease: LeaseRef | None = None
+    """The Lease of the load's target, shared with the experiment's own LoadTests."""
+    deployment_lease: LeaseRef | None = None
+    """The Lease of spec.targetRef.deployment: one experiment changes a Deployment at a time,
+    whichever URL its load goes to."""
     start_time: str | None = None
     completion_time: str | None = None
     current_variant: str | None = None

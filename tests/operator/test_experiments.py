@@ -521,3 +521,31 @@ def test_a_created_hpa_gives_the_deployment_its_replicas_back() -> None:
     assert kube.hpa(NS, "alice") is None
     dep = kube.deployment(NS, "alice")
     assert dep is not None and dep["spec"]["replicas"] == ORIGINAL["replicas"]
+
+
+def test_two_experiments_on_one_deployment_queue_whatever_urls_they_load(
+    kube: FakeKube,
+) -> None:
+    """The load's URL keys the Lease shared with the experiment's LoadTests; the Deployment
+    has its own, so another port (or Service) does not let a second experiment change it."""
+    first = _body()
+    first["metadata"].update(name="first", uid="u-first")
+    tick(kube, first, T0)
+    kube.put(first)
+    assert first["status"]["deploymentLease"]["target"] == f"deployment/{NS}/alice"
+    spec = _spec()
+    spec["loadTest"]["target"]["url"] = "http://alice.team:9090"
+    body = _body(spec)
+    tick(kube, body, T0)
+    queued = next(c for c in body["status"]["conditions"] if c["type"] == "Queued")
+    assert body["status"]["phase"] == "Pending" and queued["reason"] == "TargetBusy"
+    assert queued["message"] == "ScalingExperiment team/first holds alice"
+    assert not body["status"].get("deploymentLease") and not body["status"].get("lease")
+    # The first ends: both its Leases go back once that is persisted, and the second starts.
+    first["status"]["phase"] = "Aborted"
+    tick(kube, first, T0 + timedelta(seconds=5))
+    assert not first["status"].get("lease") and not first["status"].get("deploymentLease")
+    assert not [k for k in kube.objects if k[0] == "Lease"]
+    tick(kube, body, T0 + timedelta(seconds=6))
+    assert body["status"]["phase"] == "Running"
+    assert body["status"]["deploymentLease"] and body["status"]["lease"]
