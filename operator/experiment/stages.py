@@ -76,8 +76,8 @@ def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     labels = {LABEL_EXPERIMENT: builders.fit_name(ctx.name)}
     try:
         w = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
-    except ScaledObjectTaken as exc:
-        # Its ScaledObject is checked (and written) first: nothing of the variant is written.
+    except (ScaledObjectTaken, experiment_target.HpaTaken) as exc:
+        # Its HPA or ScaledObject is checked first: nothing of the variant is written.
         done = f"{len(ctx.status.runs)} runs done" if ctx.status.runs else "nothing applied"
         message = f"the target was changed by someone else ({exc}); their object is kept"
         end(ctx, Phase.ABORTED, Reason.TARGET_MODIFIED, f"{message}; {done}")

@@ -42,6 +42,44 @@ DEPLOYMENT_KEY, HPA_KEY, SPEC_KEY, UID_KEY = "deployment.json", "hpa.json", "spe
 SCALED_OBJECT_KEY = "scaledObject.json"
 
 
+class HpaTaken(Exception):
+    """The live HPA is not the experiment's to write: someone created one where there was
+    none, deleted or edited the owner's since the snapshot, or pointed it elsewhere."""
+
+
+def _holds(live: Any, want: Any) -> bool:
+    """Every field of `want` has its value in `live` (which may hold server defaults more)."""
+    if isinstance(want, dict):
+        return isinstance(live, dict) and all(
+            k in live and _holds(live[k], v) for k, v in want.items()
+        )
+    return bool(live == want)
+
+
+def check_hpa_ours(
+    live: dict[str, Any] | None,
+    original: dict[str, Any] | None,
+    ours: dict[str, Any] | None,
+    name: str,
+    label: str | None,
+) -> None:
+    """Before a variant writes HPA `name` (`ours`): between runs it holds the snapshot's spec
+    (the restore put it back), or it is absent, or it is one this experiment wrote (a tick
+    after a crash re-applies). Raises HpaTaken otherwise, so nobody's HPA is replaced,
+    nor later deleted by the restore."""
+    what = f"HorizontalPodAutoscaler {name}"
+    if original is None:
+        mine = ((live or {}).get("metadata") or {}).get("labels") or {}
+        if live is not None and mine.get(LABEL_EXPERIMENT) != label:
+            raise HpaTaken(
+                f"{what} was created by someone else since the snapshot (there was none)"
+            )
+    elif live is None:
+        raise HpaTaken(f"{what} was deleted since the snapshot")
+    elif live.get("spec") != original and not _holds(live.get("spec"), ours):
+        raise HpaTaken(f"{what} was changed since the snapshot")
+
+
 class TargetGone(Exception):
     """The target Deployment is gone, or another object has its name now."""
 
@@ -141,6 +179,11 @@ def apply(
     name = snap.spec.target_ref.deployment
     so_name = snap.spec.target_ref.scaled_object
     so_written, so_uid = None, None
+    hpa_name = snap.spec.target_ref.hpa
+    if variant.hpa is not None and hpa_name:  # first: a refusal leaves nothing written
+        ours = apply_hpa(snap.hpa, variant.hpa, name)
+        live = kube.hpa(namespace, hpa_name)
+        check_hpa_ours(live, snap.hpa, ours, hpa_name, labels.get(LABEL_EXPERIMENT))
     if variant.scaled_object is not None and so_name:
         # First: a ScaledObject deleted since the snapshot fails the run before any write.
         try:
@@ -160,9 +203,8 @@ def apply(
     spec = patched.get("spec") or {}
     written = [WrittenField(path=list(p), value=read(spec, p)) for p in values]
     hpa_written = None
-    hpa_name = snap.spec.target_ref.hpa
     if variant.hpa is not None and hpa_name:
-        hpa_written = apply_hpa(snap.hpa, variant.hpa, name)
+        hpa_written = ours
         kube.put_hpa_spec(namespace, hpa_name, hpa_written, labels)
         hpa_written = (kube.hpa(namespace, hpa_name) or {}).get("spec") or hpa_written
     return Written(written, rest_digest(spec, values), hpa_written, so_written, so_uid)

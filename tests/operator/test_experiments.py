@@ -18,6 +18,7 @@ from surge.api.experiment_status import ScalingExperimentStatus
 from surge.operator.context import Decision
 from surge.operator.experiment import reconcile as experiments
 from surge.operator.experiment.runs import child_name, snapshot_name
+from surge.operator.experiment.target import HpaTaken, check_hpa_ours
 from surge.operator.settings import Settings
 from tests.operator.fake_kube import FakeKube, merge_patch
 from tests.operator.schema import pruned
@@ -549,3 +550,69 @@ def test_two_experiments_on_one_deployment_queue_whatever_urls_they_load(
     tick(kube, body, T0 + timedelta(seconds=6))
     assert body["status"]["phase"] == "Running"
     assert body["status"]["deploymentLease"] and body["status"]["lease"]
+
+
+def _two_hpa_variants() -> dict[str, Any]:
+    return _spec(
+        variants=[
+            {"name": "cpu", "hpa": {"maxReplicas": 3}},
+            {"name": "gpu", "hpa": {"maxReplicas": 4}},
+        ]
+    )
+
+
+def _next_apply(kube: FakeKube, body: dict[str, Any]) -> Decision:
+    """From the cooldown after the first run to the second variant's Apply."""
+    step = tick(kube, body, T0 + timedelta(minutes=30))
+    for _ in range(3):
+        if body["status"]["phase"] != "Running" or stage(body)[1] not in ("Cooldown", "Apply"):
+            break
+        step = tick(kube, body, T0 + timedelta(minutes=31))
+    return step
+
+
+def test_an_hpa_created_by_someone_else_between_runs_is_neither_replaced_nor_deleted() -> None:
+    """No HPA at the snapshot: the owner's own, created during a cooldown, is theirs."""
+    kube = make_kube()
+    del kube.objects[("HorizontalPodAutoscaler", NS, "alice")]
+    body = _at(kube, ("Running", "Cooldown", 0), _two_hpa_variants())
+    theirs = {**HPA, "maxReplicas": 9}
+    kube.put({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "alice", "namespace": NS},
+              "spec": theirs})  # fmt: skip
+    step = _next_apply(kube, body)
+    assert body["status"]["phase"] == "Aborted" and "TargetModified" in reasons(step)
+    assert "created by someone else" in body["status"]["message"]
+    hpa = kube.hpa(NS, "alice")
+    assert hpa is not None and hpa["spec"] == theirs
+
+
+def test_an_hpa_edited_by_its_owner_between_runs_is_kept() -> None:
+    kube = make_kube()
+    body = _at(kube, ("Running", "Cooldown", 0), _two_hpa_variants())
+    hpa = kube.objects[("HorizontalPodAutoscaler", NS, "alice")]
+    assert hpa["spec"] == HPA  # the first variant's restore put the owner's back
+    hpa["spec"] = {**HPA, "minReplicas": 2}
+    step = _next_apply(kube, body)
+    assert body["status"]["phase"] == "Aborted" and "TargetModified" in reasons(step)
+    assert "was changed since the snapshot" in body["status"]["message"]
+    assert kube.objects[("HorizontalPodAutoscaler", NS, "alice")]["spec"] == {
+        **HPA,
+        "minReplicas": 2,
+    }
+
+
+def test_a_reapply_after_a_crash_finds_its_own_hpa_and_goes_on() -> None:
+    """A tick after a crash between the HPA's write and the step's record re-applies: the
+    HPA then holds what this variant writes (plus the server's defaults), not the
+    snapshot's, and is the experiment's own."""
+    ours = {**HPA, "maxReplicas": 4}
+    defaulted = {**ours, "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0}}}
+    meta = {"name": "alice", "labels": {"surge.dev/experiment": "sx"}}
+    check_hpa_ours({"metadata": meta, "spec": defaulted}, HPA, ours, "alice", "sx")
+    check_hpa_ours({"metadata": meta, "spec": ours}, None, ours, "alice", "sx")
+    with pytest.raises(HpaTaken, match="was changed since the snapshot"):
+        check_hpa_ours(
+            {"metadata": meta, "spec": {**ours, "maxReplicas": 5}}, HPA, ours, "alice", "sx"
+        )
+    with pytest.raises(HpaTaken, match="was deleted since the snapshot"):
+        check_hpa_ours(None, HPA, ours, "alice", "sx")
