@@ -153,6 +153,16 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     variant, rep = runs_of(spec)[step.index]
     name = child_name(ctx.name, variant.name, rep)
     child = ctx.kube.loadtest(ctx.namespace, name)
+    if child is not None and not owned_by(child, ctx.uid):
+        # Names can meet (experiment web-api's variant cpu, web's api-cpu) and anyone may
+        # create a LoadTest: another's results are never recorded as this variant's.
+        kept = restore(ctx, snap)
+        message = (
+            f"LoadTest {ctx.namespace}/{name} exists and is not this experiment's; "
+            f"nothing was adopted; {restored_message(kept)}"
+        )
+        end(ctx, Phase.FAILED, Reason.OBJECT_NOT_OWNED, message)
+        return
     if child is None or step.last_sample is None:
         # Also when the tick that created the child lost its status write: record it now.
         if child is None:
@@ -194,12 +204,20 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         enter(ctx, spec, step.index, ExperimentStage.RESTORE)
 
 
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid for r in refs)
+
+
 def stop_current_child(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     """An experiment ending early must not leave its current load running."""
     step = ctx.status.step
     if step is not None and step.stage == ExperimentStage.TEST:
         variant, rep = runs_of(spec)[step.index]
-        ctx.kube.suspend_loadtest(ctx.namespace, child_name(ctx.name, variant.name, rep))
+        name = child_name(ctx.name, variant.name, rep)
+        child = ctx.kube.loadtest(ctx.namespace, name)
+        if child is not None and owned_by(child, ctx.uid):  # never suspend another's
+            ctx.kube.suspend_loadtest(ctx.namespace, name)
 
 
 def restore(ctx: Exp, snap: Snapshot) -> list[str]:

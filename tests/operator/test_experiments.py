@@ -616,3 +616,32 @@ def test_a_reapply_after_a_crash_finds_its_own_hpa_and_goes_on() -> None:
         )
     with pytest.raises(HpaTaken, match="was deleted since the snapshot"):
         check_hpa_ours(None, HPA, ours, "alice", "sx")
+
+
+def test_a_loadtest_under_a_childs_name_that_is_not_ours_is_never_adopted(
+    kube: FakeKube,
+) -> None:
+    """Child names can meet (experiment web-api's variant cpu and web's api-cpu) and anyone
+    may create a LoadTest: its results are not this variant's, and it is not suspended."""
+    body = _at(kube, ("Running", "RollOut", 0))
+    name = child_name(NAME, "cpu", 0)
+    foreign = {
+        "apiVersion": "surge.dev/v1alpha1",
+        "kind": "LoadTest",
+        "metadata": {"name": name, "namespace": NS, "uid": "u-else", "ownerReferences": []},
+        "spec": {"runId": "1"},
+        "status": {"phase": "Succeeded", "summary": {"p95Ms": 1.0}},
+    }
+    kube.put(foreign)
+    rolled_out(kube)
+    step = tick(kube, body, T0 + timedelta(seconds=40))
+    for _ in range(3):
+        if body["status"]["phase"] != "Running":
+            break
+        step = tick(kube, body, T0 + timedelta(seconds=45))
+    assert body["status"]["phase"] == "Failed" and "ObjectNotOwned" in reasons(step)
+    assert f"LoadTest {NS}/{name} exists and is not this experiment's" in body["status"]["message"]
+    assert not body["status"].get("runs")
+    child = kube.loadtest(NS, name)
+    assert child is not None and not child["spec"].get("suspend")
+    assert _pod_spec(kube).get("nodeSelector") != {"surge.dev/pool": "cpu"}  # restored
