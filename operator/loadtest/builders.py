@@ -14,6 +14,7 @@ from surge.api.policy import ClusterPolicy
 from surge.loadgen.plan import PLAN_SHA256_ENV, header_env_var
 from surge.loadgen.processes import PROCESSES_ENV, pod_processes
 from surge.operator.experiment.variants import quantities
+from surge.operator.policy.limits import worker_resources
 
 LABEL_LOADTEST = "surge.dev/loadtest"
 LABEL_RUN = "surge.dev/run"
@@ -208,9 +209,7 @@ def worker_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    resources = placement.resources or {
-        part: q for part, q in policy.worker_resources.wire().items() if q
-    }
+    resources = worker_resources(spec, policy)
     if resources:
         container["resources"] = quantities(resources)
     # One sending process per whole core of the worker's CPU (limit, else request), or the

@@ -80,10 +80,31 @@ def gpu_count(resources: dict[str, Any] | None) -> int:
     return most
 
 
+def worker_resources(spec: LoadTestSpec, policy: ClusterPolicy) -> dict[str, Any]:
+    """The worker container's resources: the spec's, else the policy's workerResources. A
+    limit the spec leaves out is the policy's (raised to the spec's own request, so the pod
+    stays valid): leaving limits out must not take a worker out of the admin's bounds."""
+    defaults = {part: q for part, q in policy.worker_resources.wire().items() if q}
+    res = spec.load.placement.resources
+    if not res:
+        return defaults
+    requests = dict(res.get("requests") or {})
+    limits = dict(res.get("limits") or {})
+    for name, qty in (defaults.get("limits") or {}).items():
+        if name not in limits:
+            asked = requests.get(name)
+            above = asked is not None and parse_quantity(str(asked)) > parse_quantity(str(qty))
+            limits[name] = asked if above else qty
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+
+
 def resource_violations(spec: LoadTestSpec, policy: ClusterPolicy) -> list[Violation]:
     res = spec.load.placement.resources or {}
     caps, where = policy.caps, "spec.load.placement.resources"
     out = []
+    if res.get("claims"):
+        # A claim (DRA) is a device outside every count and cap here.
+        out.append(Violation(f"{where}.claims", "caps.maxGpusPerPod", "workers take no claims"))
     gpus = gpu_count(res)
     if caps.max_gpus_per_pod is not None and gpus > caps.max_gpus_per_pod:
         out.append(Violation(where, "caps.maxGpusPerPod", f"asks for {gpus} GPUs per worker"))

@@ -185,7 +185,8 @@ class ClusterPolicy(Model):
     their maxReplicaCount as it bounds an HPA's maxReplicas)."""
     worker_resources: WorkerResources = Field(default_factory=WorkerResources)
     """Worker requests/limits when the spec sets none (requests keep workers from being the
-    first evicted, and let quotas that demand requests admit them)."""
+    first evicted, and let quotas that demand requests admit them); a limit the spec's own
+    resources leave out is this one, raised to the spec's request of that resource."""
     allow_custom_queries: bool = False
     """Whether spec.prometheus.queries may replace the operator's PromQL (a query can read
     any series of the Prometheus, other tenants' included, into the LoadTest's status)."""

@@ -101,7 +101,8 @@ def test_pod_meets_restricted_standard() -> None:
         ),
         (
             {"load__placement": {"resources": {"limits": {"cpu": "1"}}}},
-            lambda p: p["containers"][0]["resources"] == {"limits": {"cpu": "1"}},
+            # The policy's memory limit stays where the spec sets none.
+            lambda p: p["containers"][0]["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"}},
         ),
         (
             {"load__placement": {"priorityClassName": "low"}},

@@ -12,6 +12,7 @@ from surge.api.policy import ClusterPolicy, Violation, parse_policy
 from surge.loadgen.plan import check_plan_digest
 from surge.operator.loadtest import builders
 from surge.operator.policy.facts import gather, runs_in_flight
+from surge.operator.policy.limits import resource_violations
 from surge.operator.policy.rules import (
     Allowed,
     Facts,
@@ -318,11 +319,28 @@ def test_workers_get_the_pool_default_resources_and_the_plan_digest() -> None:
         "limits": {"memory": "1Gi"},
     }
     assert {"name": "SURGE_PLAN_SHA256", "value": "ab"} in c["env"]
-    own = _spec(**{"load.placement": {"resources": {"requests": {"cpu": "1"}}}})
-    job = builders.worker_job(owner, own, "1", image="i", command=("s",), policy=policy)
-    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
-        "requests": {"cpu": "1"}
-    }
+    # The spec's own resources replace the defaults, except a limit it leaves out: that is
+    # the policy's (leaving limits out left a worker with no memory limit at all), raised to
+    # the spec's own request so the pod stays valid.
+    for asked, limits in (
+        ({"cpu": "1"}, {"memory": "1Gi"}),
+        ({"memory": "2Gi"}, {"memory": "2Gi"}),
+    ):
+        own = _spec(**{"load.placement": {"resources": {"requests": asked}}})
+        job = builders.worker_job(owner, own, "1", image="i", command=("s",), policy=policy)
+        assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
+            "requests": asked,
+            "limits": limits,
+        }
+
+
+def test_workers_take_no_resource_claims() -> None:
+    """A claim (DRA) is a device outside every count and cap."""
+    spec = _spec(**{"load.placement": {"resources": {"claims": [{"name": "gpu"}]}}})
+    found = resource_violations(spec, ClusterPolicy())
+    assert [(v.field, v.rule) for v in found] == [
+        ("spec.load.placement.resources.claims", "caps.maxGpusPerPod")
+    ]
 
 
 def test_workers_get_the_networks_they_may_find_the_target_at() -> None:
