@@ -19,10 +19,10 @@ from surge.api.experiment import ScalingExperimentSpec
 from surge.api.experiment_status import ExperimentStage, ScalingExperimentStatus
 from surge.api.manifests import ManifestError, parse_spec
 from surge.api.policy import PolicyViolation, Violation
-from surge.api.status import TERMINAL_PHASES, LeaseRef, Phase, Reason
+from surge.api.status import TERMINAL_PHASES, Phase, Reason
 from surge.operator.conditions import condition_is, parse_time
 from surge.operator.context import Ctx, Decision, NotOwned
-from surge.operator.experiment import dry_run
+from surge.operator.experiment import dry_run, leases
 from surge.operator.experiment import simulation as experiment_simulation
 from surge.operator.experiment import target as experiment_target
 from surge.operator.experiment.runs import (
@@ -49,10 +49,7 @@ from surge.operator.loadtest import builders
 from surge.operator.policy.experiment import experiment_violations, secret_names
 from surge.operator.policy.facts import gather
 from surge.operator.policy.rules import Allowed, loadtest_violations
-from surge.operator.policy.target import target_key
 from surge.operator.settings import Settings
-
-LEASE_SLACK_S = 300
 
 
 def reconcile_experiment(
@@ -61,13 +58,8 @@ def reconcile_experiment(
     ctx: Exp = Ctx(body, kube, settings, now, ScalingExperimentStatus)
     st = ctx.status
     st.observed_generation = ctx.generation
-    if st.phase in TERMINAL_PHASES:
-        for held in (st.lease, st.deployment_lease):  # the end is persisted: give them back
-            if held is not None:
-                target_lease.release(
-                    kube, target_key=held.target, run_namespace=ctx.namespace, holder=_holder(ctx)
-                )
-        st.lease = st.deployment_lease = None
+    if st.phase in TERMINAL_PHASES:  # the end is persisted: give the target back
+        leases.give_back(kube, st, namespace=ctx.namespace, holder=_holder(ctx))
         return ctx.step()
     try:
         _step(ctx)
@@ -229,28 +221,15 @@ def _policy_violations(ctx: Exp, spec: ScalingExperimentSpec) -> list[Violation]
 def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     experiment_simulation.check(spec)  # before queueing: bad simulation input fails at once
     target = spec.target_ref.deployment
-    # The key its runs take (what they load), so the experiment and its runs share one Lease.
-    key = target_key(spec.load_test.wire(), ctx.namespace)
-    # First the Deployment's own Lease: experiments whose load goes to different URLs
-    # (another port, another Service) must still not change one Deployment at once.
-    dep_key = target_lease.deployment_key(ctx.namespace, target)
-    for k in (dep_key, key):
-        got = target_lease.acquire(
-            ctx.kube,
-            target_key=k,
-            run_namespace=ctx.namespace,
-            holder=_holder(ctx),
-            still_holds=lambda other: target_lease.holder_alive(ctx.kube, other),
-            now=ctx.now,
-            duration_s=int(spec.timeout) + LEASE_SLACK_S,
-        )
-        if not got.held:
-            break
-        if k == dep_key:  # held from now on, so that every end gives it back
-            ns = target_lease.lease_namespace(k, ctx.namespace)
-            ctx.status.deployment_lease = LeaseRef(
-                namespace=ns, name=target_lease.lease_name(k), target=k
-            )
+    got = leases.take(
+        ctx.kube,
+        ctx.status,
+        spec,
+        namespace=ctx.namespace,
+        holder=_holder(ctx),
+        now=ctx.now,
+        still_holds=lambda other: target_lease.holder_alive(ctx.kube, other),
+    )
     if not got.held:
         who = got.by.describe() if got.by is not None else "another run"
         # spec.timeout bounds the whole experiment, the wait for its target included.
@@ -263,8 +242,6 @@ def _start(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         ctx.status.phase = Phase.PENDING
         return
     st = ctx.status
-    where = target_lease.lease_namespace(key, ctx.namespace)  # where acquire() put it
-    st.lease = LeaseRef(namespace=where, name=target_lease.lease_name(key), target=key)
     if condition_is(st.conditions, "Queued", "True"):
         ctx.condition("Queued", "False", Reason.TARGET_FREE, f"this experiment holds {target}")
     # Read again now the Lease is held (the policy check read it before): a previous

@@ -98,7 +98,8 @@ class LeaseRef(Model):
     namespace: str
     name: str
     target: str
-    """The target key: deployment/<namespace>/<name>, or url/<host:port>."""
+    """The target key: service/<namespace>/<name>:<port>, url/<host>:<port>, or an
+    experiment's deployment/<namespace>/<name>."""
 
 
 CONDITIONS_AS_MAP: JsonDict = {
