@@ -37,6 +37,7 @@ from surge.operator.experiment.scalers import live_scalers, scaler_conflicts
 from surge.operator.experiment.variants import apply_hpa
 from surge.operator.kube.client import Kube
 from surge.operator.loadtest import builders
+from surge.operator.policy.limits import parse_quantity
 
 DEPLOYMENT_KEY, HPA_KEY, SPEC_KEY, UID_KEY = "deployment.json", "hpa.json", "spec.json", "uid"
 SCALED_OBJECT_KEY = "scaledObject.json"
@@ -47,13 +48,36 @@ class HpaTaken(Exception):
     none, deleted or edited the owner's since the snapshot, or pointed it elsewhere."""
 
 
+def _same_value(live: Any, want: Any) -> bool:
+    """Equal, or the same quantity: the API server writes quantities canonically (1000 as
+    "1k", "1000m" as "1")."""
+    if isinstance(live, bool) or isinstance(want, bool):
+        return type(live) is type(want) and live == want
+    if live == want:
+        return True
+    try:
+        return bool(parse_quantity(str(live)) == parse_quantity(str(want)))
+    except (ValueError, ArithmeticError):
+        return False
+
+
 def _holds(live: Any, want: Any) -> bool:
     """Every field of `want` has its value in `live` (which may hold server defaults more)."""
     if isinstance(want, dict):
         return isinstance(live, dict) and all(
             k in live and _holds(live[k], v) for k, v in want.items()
         )
-    return bool(live == want)
+    if isinstance(want, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(want)
+            and all(_holds(a, b) for a, b in zip(live, want, strict=True))
+        )
+    return _same_value(live, want)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return _holds(a, b) and _holds(b, a)
 
 
 def check_hpa_ours(
@@ -76,7 +100,7 @@ def check_hpa_ours(
             )
     elif live is None:
         raise HpaTaken(f"{what} was deleted since the snapshot")
-    elif live.get("spec") != original and not _holds(live.get("spec"), ours):
+    elif not _equal(live.get("spec"), original) and not _holds(live.get("spec"), ours):
         raise HpaTaken(f"{what} was changed since the snapshot")
 
 

@@ -645,3 +645,18 @@ def test_a_loadtest_under_a_childs_name_that_is_not_ours_is_never_adopted(
     child = kube.loadtest(NS, name)
     assert child is not None and not child["spec"].get("suspend")
     assert _pod_spec(kube).get("nodeSelector") != {"surge.dev/pool": "cpu"}  # restored
+
+
+def test_the_hpa_check_reads_quantities_as_the_api_server_writes_them() -> None:
+    """The server writes 1000 back as "1k" and "1000m" as "1": a re-apply after a crash
+    must still find its own HPA, while a field the owner added is still their edit."""
+    target = {"type": "AverageValue", "averageValue": 1000}
+    metric = {"type": "Pods", "pods": {"metric": {"name": "queue"}, "target": target}}
+    ours = {**HPA, "maxReplicas": 4, "metrics": [metric]}
+    canonical = copy.deepcopy(ours)
+    canonical["metrics"][0]["pods"]["target"]["averageValue"] = "1k"
+    meta = {"name": "alice"}
+    check_hpa_ours({"metadata": meta, "spec": canonical}, HPA, ours, "alice", "sx")
+    added = {**HPA, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}
+    with pytest.raises(HpaTaken, match="was changed since the snapshot"):
+        check_hpa_ours({"metadata": meta, "spec": added}, HPA, ours, "alice", "sx")
