@@ -90,11 +90,18 @@ def worker_resources(spec: LoadTestSpec, policy: ClusterPolicy) -> dict[str, Any
         return defaults
     requests = dict(res.get("requests") or {})
     limits = dict(res.get("limits") or {})
+    default_requests = defaults.get("requests") or {}
     for name, qty in (defaults.get("limits") or {}).items():
-        if name not in limits:
-            asked = requests.get(name)
-            above = asked is not None and parse_quantity(str(asked)) > parse_quantity(str(qty))
-            limits[name] = asked if above else qty
+        if name in limits:
+            continue
+        asked = requests.get(name)
+        above = asked is not None and parse_quantity(str(asked)) > parse_quantity(str(qty))
+        limits[name] = asked if above else qty
+        if asked is None and name in default_requests:
+            # Kubernetes would make the missing request equal to the limit (1Gi, not 256Mi).
+            floor = default_requests[name]
+            lower = parse_quantity(str(floor)) < parse_quantity(str(qty))
+            requests[name] = floor if lower else qty
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 

@@ -101,8 +101,11 @@ def test_pod_meets_restricted_standard() -> None:
         ),
         (
             {"load__placement": {"resources": {"limits": {"cpu": "1"}}}},
-            # The policy's memory limit stays where the spec sets none.
-            lambda p: p["containers"][0]["resources"] == {"limits": {"cpu": "1", "memory": "1Gi"}},
+            # The policy's memory limit (and request) stay where the spec sets none.
+            lambda p: (
+                p["containers"][0]["resources"]
+                == {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"memory": "256Mi"}}
+            ),
         ),
         (
             {"load__placement": {"priorityClassName": "low"}},

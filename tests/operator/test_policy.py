@@ -321,15 +321,17 @@ def test_workers_get_the_pool_default_resources_and_the_plan_digest() -> None:
     assert {"name": "SURGE_PLAN_SHA256", "value": "ab"} in c["env"]
     # The spec's own resources replace the defaults, except a limit it leaves out: that is
     # the policy's (leaving limits out left a worker with no memory limit at all), raised to
-    # the spec's own request so the pod stays valid.
-    for asked, limits in (
-        ({"cpu": "1"}, {"memory": "1Gi"}),
-        ({"memory": "2Gi"}, {"memory": "2Gi"}),
-    ):
+    # the spec's own request so the pod stays valid, and the policy's request with it
+    # (Kubernetes would make a missing request equal to the limit: 1Gi, not 256Mi).
+    cases = (
+        ({"cpu": "1"}, {"cpu": "1", "memory": "256Mi"}, {"memory": "1Gi"}),
+        ({"memory": "2Gi"}, {"memory": "2Gi"}, {"memory": "2Gi"}),
+    )
+    for asked, requests, limits in cases:
         own = _spec(**{"load.placement": {"resources": {"requests": asked}}})
         job = builders.worker_job(owner, own, "1", image="i", command=("s",), policy=policy)
         assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {
-            "requests": asked,
+            "requests": requests,
             "limits": limits,
         }
 
