@@ -198,14 +198,14 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
         )
     digest = plan_sha256(text)
     live = ctx.create(builders.plan_configmap(ctx.body, run_id, text))
-    if live is not None and ctx.settings.policy.verify_plan_hash:
+    if live is not None:  # always: the operator builds the Job from it (verifyPlanHash or not)
         found = ((live.get("data") or {}).get(builders.PLAN_KEY)) or ""
         if plan_sha256(found) != digest:
             raise PolicyViolation(
                 [
                     Violation(
                         f"ConfigMap {ctx.namespace}/{builders.run_name(ctx.name, run_id)}",
-                        "verifyPlanHash",
+                        "planSha256",
                         "exists already with a plan this run did not write; delete it",
                     )
                 ]

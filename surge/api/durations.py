@@ -144,6 +144,13 @@ def _coerce(value: Any) -> float:
                 "{text} is longer than 720h (30 days), the most any duration may be",
                 {"text": repr(value)},
             )
+        if 0 < seconds < 1e-9:  # Go (and so the API server) reads it as 0; no spelling is short
+            raise PydanticCustomError(
+                "duration",
+                "{text} is under a nanosecond, which Kubernetes reads as 0; "
+                "write 0s, or 0.001us or more",
+                {"text": repr(value)},
+            )
         return seconds
     raise PydanticCustomError("duration", "expected a duration string such as 30s or 5m")
 

@@ -109,3 +109,14 @@ def test_every_duration_reads_back_as_itself(digits: str, unit: str) -> None:
     for text in (f"{digits}{unit}", f"{digits[:3]}.{digits}{unit}"):
         seconds = parse_duration(text)
         assert parse_duration(format_duration(seconds)) == seconds, (text, seconds)
+
+
+def test_a_duration_under_a_nanosecond_is_refused_by_name() -> None:
+    """Go reads it as 0 and its exact spelling outgrows the 64 characters a duration has."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from surge.api.durations import Duration
+
+    with pytest.raises(ValidationError, match="under a nanosecond"):
+        TypeAdapter(Duration).validate_python("0.0000000000000000000000000000000000000001us")
+    assert TypeAdapter(Duration).validate_python("0.001us") == pytest.approx(1e-9)
