@@ -45,12 +45,20 @@ def take(
     """Both Leases, the Deployment's first; each one held is recorded in `st` at once, so
     that every end gives it back. Not held: who holds the one refused."""
     dep_key = target_lease.deployment_key(namespace, spec.target_ref.deployment)
-    held = st.deployment_lease
-    if held is not None and held.target != dep_key:  # targetRef edited while queued
-        target_lease.release(kube, target_key=held.target, run_namespace=namespace, holder=holder)
+    load = load_key(spec, namespace)
+    # A spec edited while queued (or after a transient error past the take): give back
+    # what it no longer names, so no Lease is left behind and none is held while waiting.
+    for held, wanted in ((st.deployment_lease, dep_key), (st.lease, load)):
+        if held is not None and held.target != wanted:
+            stale = held.target
+            target_lease.release(kube, target_key=stale, run_namespace=namespace, holder=holder)
+    if st.deployment_lease is not None and st.deployment_lease.target != dep_key:
         st.deployment_lease = None
+    if st.lease is not None and st.lease.target != load:
+        st.lease = None
+    duration_s = int(spec.timeout) + LEASE_SLACK_S
     got = target_lease.Acquired(False)
-    for key in (dep_key, load_key(spec, namespace)):
+    for key in (dep_key, load):
         got = target_lease.acquire(
             kube,
             target_key=key,
@@ -58,16 +66,30 @@ def take(
             holder=holder,
             still_holds=still_holds,
             now=now,
-            # The Deployment's is held while queued too (spec.timeout from creation), then
-            # for the run (spec.timeout from its start); nothing renews either.
-            duration_s=(2 if key == dep_key else 1) * int(spec.timeout) + LEASE_SLACK_S,
+            duration_s=duration_s,
         )
         if not got.held:
+            if key == dep_key and st.lease is not None:  # never wait holding a load's
+                held_load = st.lease.target
+                target_lease.release(
+                    kube, target_key=held_load, run_namespace=namespace, holder=holder
+                )
+                st.lease = None
             return got
         if key == dep_key:
             st.deployment_lease = lease_ref(key, namespace)
         else:
             st.lease = lease_ref(key, namespace)
+    # The Deployment's was taken when the wait began (and its spec.timeout then): from
+    # now it must last the run, spec.timeout from its start; nothing renews it later.
+    target_lease.renew(
+        kube,
+        target_key=dep_key,
+        run_namespace=namespace,
+        holder=holder,
+        now=now,
+        duration_s=duration_s,
+    )
     return got
 
 

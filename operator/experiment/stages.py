@@ -77,10 +77,7 @@ def apply(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     try:
         w = experiment_target.apply(ctx.kube, ctx.namespace, snap, variant, labels)
     except (ScaledObjectTaken, experiment_target.HpaTaken) as exc:
-        # Its HPA or ScaledObject is checked first: nothing of the variant is written on
-        # this tick. A tick lost after a crash may have written the Deployment's fields:
-        # the restore puts back those that still hold the variant's values.
-        restore(ctx, snap)
+        # Its HPA or ScaledObject is checked first: nothing of the variant is written.
         done = f"{len(ctx.status.runs)} runs done" if ctx.status.runs else "nothing applied"
         message = f"the target was changed by someone else ({exc}); their object is kept"
         end(ctx, Phase.ABORTED, Reason.TARGET_MODIFIED, f"{message}; {done}")

@@ -48,32 +48,37 @@ class HpaTaken(Exception):
     none, deleted or edited the owner's since the snapshot, or pointed it elsewhere."""
 
 
-def _same_value(live: Any, want: Any) -> bool:
-    """Equal, or the same quantity: the API server writes quantities canonically (1000 as
-    "1k", "1000m" as "1")."""
+QUANTITY_KEYS = frozenset({"value", "averageValue"})
+"""The quantities of an autoscaling/v2 HPA spec (its metrics' targets): the API server
+writes them canonically (1000 as "1k", "1000m" as "1"). Names and labels stay text."""
+
+
+def _same_value(live: Any, want: Any, key: str | None) -> bool:
     if isinstance(live, bool) or isinstance(want, bool):
         return type(live) is type(want) and live == want
     if live == want:
         return True
+    if key not in QUANTITY_KEYS:
+        return False
     try:
         return bool(parse_quantity(str(live)) == parse_quantity(str(want)))
     except (ValueError, ArithmeticError):
         return False
 
 
-def _holds(live: Any, want: Any) -> bool:
+def _holds(live: Any, want: Any, key: str | None = None) -> bool:
     """Every field of `want` has its value in `live` (which may hold server defaults more)."""
     if isinstance(want, dict):
         return isinstance(live, dict) and all(
-            k in live and _holds(live[k], v) for k, v in want.items()
+            k in live and _holds(live[k], v, k) for k, v in want.items()
         )
     if isinstance(want, list):
         return (
             isinstance(live, list)
             and len(live) == len(want)
-            and all(_holds(a, b) for a, b in zip(live, want, strict=True))
+            and all(_holds(a, b, key) for a, b in zip(live, want, strict=True))
         )
-    return _same_value(live, want)
+    return _same_value(live, want, key)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -100,7 +105,11 @@ def check_hpa_ours(
             )
     elif live is None:
         raise HpaTaken(f"{what} was deleted since the snapshot")
-    elif not _equal(live.get("spec"), original) and not _holds(live.get("spec"), ours):
+    elif not _equal(live.get("spec"), original) and (
+        _equal(ours, original) or not _holds(live.get("spec"), ours)
+    ):
+        # Holding `ours` proves a lost write only where `ours` differs from the original: a
+        # variant that keeps the owner's values would take any field they added as its own.
         raise HpaTaken(f"{what} was changed since the snapshot")
 
 

@@ -143,6 +143,26 @@ def acquire(
     return Acquired(kube.replace_lease(wanted), None if current is None else current)
 
 
+def renew(
+    kube: Kube,
+    *,
+    target_key: str,
+    run_namespace: str,
+    holder: Holder,
+    now: datetime,
+    duration_s: int,
+) -> None:
+    """Restart a Lease this holder has for `duration_s` from now (a resourceVersion
+    precondition: one taken over meanwhile is left alone, and a 409 is retried next tick)."""
+    ns, name = lease_namespace(target_key, run_namespace), lease_name(target_key)
+    live = kube.lease(ns, name)
+    if live is None or parse_holder((live.get("spec") or {}).get("holderIdentity")) != holder:
+        return
+    wanted = lease_object(ns, name, target_key, holder, now, duration_s)
+    wanted["metadata"]["resourceVersion"] = live["metadata"].get("resourceVersion")
+    kube.replace_lease(wanted)
+
+
 def release(kube: Kube, *, target_key: str, run_namespace: str, holder: Holder) -> None:
     """Give the Lease back if this holder still has it (a resourceVersion precondition keeps
     a Lease someone took over in the meantime)."""

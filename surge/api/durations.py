@@ -144,7 +144,7 @@ def _coerce(value: Any) -> float:
                 "{text} is longer than 720h (30 days), the most any duration may be",
                 {"text": repr(value)},
             )
-        if 0 < seconds < 1e-9:  # Go (and so the API server) reads it as 0; no spelling is short
+        if seconds > 0 and go_duration_ns(value) == 0:  # Go, so the API server, reads 0 ns
             raise PydanticCustomError(
                 "duration",
                 "{text} is under a nanosecond, which Kubernetes reads as 0; "

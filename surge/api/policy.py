@@ -14,7 +14,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, field_validator
+from kubernetes.utils import parse_quantity
+from pydantic import Field, field_validator, model_validator
 
 from surge.api.base import Model
 from surge.api.bounds import (
@@ -113,6 +114,20 @@ class ResourceList(Model):
 class WorkerResources(Model):
     requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="250m", memory="256Mi"))
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="1Gi"))
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> WorkerResources:
+        # The API server refuses such a pod: every LoadTest would wait out workersReady.
+        for name in ("cpu", "memory"):
+            asked, most = getattr(self.requests, name), getattr(self.limits, name)
+            if asked is None or most is None:
+                continue
+            if parse_quantity(asked) > parse_quantity(most):  # type: ignore[no-untyped-call]
+                raise ValueError(
+                    f"requests.{name} ({asked}) is above limits.{name} ({most}); "
+                    "a pod's request may not exceed its limit"
+                )
+        return self
 
 
 class Caps(Model):

@@ -120,3 +120,13 @@ def test_a_duration_under_a_nanosecond_is_refused_by_name() -> None:
     with pytest.raises(ValidationError, match="under a nanosecond"):
         TypeAdapter(Duration).validate_python("0.0000000000000000000000000000000000000001us")
     assert TypeAdapter(Duration).validate_python("0.001us") == pytest.approx(1e-9)
+
+
+def test_sub_nanosecond_parts_are_refused_as_go_reads_them() -> None:
+    """Go truncates each part to whole nanoseconds: two half-nanoseconds are 0 ns to it."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from surge.api.durations import Duration
+
+    with pytest.raises(ValidationError, match="under a nanosecond"):
+        TypeAdapter(Duration).validate_python("0.0005us0.0005us")

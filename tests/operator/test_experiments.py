@@ -605,14 +605,14 @@ def test_a_reapply_after_a_crash_finds_its_own_hpa_and_goes_on() -> None:
     """A tick after a crash between the HPA's write and the step's record re-applies: the
     HPA then holds what this variant writes (plus the server's defaults), not the
     snapshot's, and is the experiment's own."""
-    ours = {**HPA, "maxReplicas": 4}
+    ours = {**HPA, "maxReplicas": 6}
     defaulted = {**ours, "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0}}}
     meta = {"name": "alice", "labels": {"surge.dev/experiment": "sx"}}
     check_hpa_ours({"metadata": meta, "spec": defaulted}, HPA, ours, "alice", "sx")
     check_hpa_ours({"metadata": meta, "spec": ours}, None, ours, "alice", "sx")
     with pytest.raises(HpaTaken, match="was changed since the snapshot"):
         check_hpa_ours(
-            {"metadata": meta, "spec": {**ours, "maxReplicas": 5}}, HPA, ours, "alice", "sx"
+            {"metadata": meta, "spec": {**ours, "maxReplicas": 7}}, HPA, ours, "alice", "sx"
         )
     with pytest.raises(HpaTaken, match="was deleted since the snapshot"):
         check_hpa_ours(None, HPA, ours, "alice", "sx")
@@ -652,7 +652,7 @@ def test_the_hpa_check_reads_quantities_as_the_api_server_writes_them() -> None:
     must still find its own HPA, while a field the owner added is still their edit."""
     target = {"type": "AverageValue", "averageValue": 1000}
     metric = {"type": "Pods", "pods": {"metric": {"name": "queue"}, "target": target}}
-    ours = {**HPA, "maxReplicas": 4, "metrics": [metric]}
+    ours: dict[str, Any] = {**HPA, "maxReplicas": 6, "metrics": [metric]}
     canonical = copy.deepcopy(ours)
     canonical["metrics"][0]["pods"]["target"]["averageValue"] = "1k"
     meta = {"name": "alice"}
@@ -660,3 +660,22 @@ def test_the_hpa_check_reads_quantities_as_the_api_server_writes_them() -> None:
     added = {**HPA, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}
     with pytest.raises(HpaTaken, match="was changed since the snapshot"):
         check_hpa_ours({"metadata": meta, "spec": added}, HPA, ours, "alice", "sx")
+
+
+def test_a_variant_that_keeps_the_owners_hpa_does_not_take_a_field_they_added() -> None:
+    """Holding `ours` proves a lost write only where `ours` differs from the original."""
+    added = {**HPA, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}
+    with pytest.raises(HpaTaken, match="was changed since the snapshot"):
+        check_hpa_ours({"metadata": {"name": "alice"}, "spec": added}, HPA, HPA, "alice", "sx")
+
+
+def test_only_the_hpas_quantities_are_read_as_quantities() -> None:
+    """A label "1.10" is not "1.1", nor a name "1k" "1000"."""
+    selector = {"matchLabels": {"version": "1.1"}}
+    metric = {"type": "External", "external": {"metric": {"name": "q", "selector": selector}}}
+    original: dict[str, Any] = {**HPA, "metrics": [metric]}
+    edited = copy.deepcopy(original)
+    edited["metrics"][0]["external"]["metric"]["selector"]["matchLabels"]["version"] = "1.10"
+    ours = {**original, "maxReplicas": 6}
+    with pytest.raises(HpaTaken, match="was changed since the snapshot"):
+        check_hpa_ours({"metadata": {"name": "alice"}, "spec": edited}, original, ours, "alice", "")

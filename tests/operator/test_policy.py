@@ -480,3 +480,11 @@ def test_one_target_whatever_its_spelling() -> None:
     spellings = ["http://alice", "http://ALICE:80/", "http://u@alice", f"http://alice.{NS}.svc"]
     keys = {target_key({"target": {"url": u}}, NS) for u in spellings}
     assert keys == {f"service/{NS}/alice:80"}
+
+
+def test_a_default_worker_request_above_its_limit_is_refused_by_name() -> None:
+    """The API server would refuse every worker pod: the policy is refused instead."""
+    with pytest.raises(ValueError, match=r"requests\.memory \(2Gi\) is above limits\.memory"):
+        parse_policy(
+            {"workerResources": {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}}
+        )
