@@ -205,7 +205,7 @@ def store_plan(ctx: Ctx[Any], admitted: Admitted, run_id: str) -> str:
                 [
                     Violation(
                         f"ConfigMap {ctx.namespace}/{builders.run_name(ctx.name, run_id)}",
-                        "planSha256",
+                        "verifyPlanHash",
                         "exists already with a plan this run did not write; delete it",
                     )
                 ]

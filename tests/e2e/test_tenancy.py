@@ -278,7 +278,7 @@ def test_each_attack_is_refused_and_the_valid_loadtest_succeeds(
 
     obj = wait_until(readmitted, timeout_s=60, what="forged readmitted")
     assert (
-        obj["status"]["phase"] == "Failed" and "changed after admission" in obj["status"]["message"]
+        obj["status"]["phase"] == "Failed" and "policy.verifyPlanHash" in obj["status"]["message"]
     )
     _nothing_created(api_client, ns, "forged")
 
