@@ -319,4 +319,5 @@ def restore_on_delete(body: dict[str, Any], kube: Kube, settings: Settings, now:
         return
     snap = _snapshot(ctx)
     if snap is not None:
-        experiment_target.restore(kube, ctx.namespace, snap, ctx.status.step)
+        label = builders.fit_name(ctx.name)
+        experiment_target.restore(kube, ctx.namespace, snap, ctx.status.step, label)

@@ -129,9 +129,11 @@ def restore(
     original_uid: str | None,
     step: ExperimentStep,
     variant: Variant | None,
+    label: str,
 ) -> list[str]:
     """Put back the fields still holding what the variant wrote (delete the object when the
-    experiment created it); returns the fields kept because someone else changed them."""
+    experiment created it: `label` is its surge.dev/experiment value); returns the fields
+    kept because someone else changed them."""
     written = _written(step, variant)
     if written is None:
         return []
@@ -144,8 +146,9 @@ def restore(
     elif original is not None:
         ours = _uid(live) == original_uid
     else:
-        # Created by an experiment (this one: it holds the target's Lease) or not ours.
-        ours = LABEL_EXPERIMENT in (live["metadata"].get("labels") or {})
+        # Created by this experiment, its label's value says: another experiment's (one
+        # naming the same ScaledObject for another Deployment) is not ours to delete.
+        ours = (live["metadata"].get("labels") or {}).get(LABEL_EXPERIMENT) == label
     if not ours:  # replaced by someone else: theirs, not ours to write
         return [f"ScaledObject {name} (replaced)"] if recorded else []
     spec = live.get("spec") or {}

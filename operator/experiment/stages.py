@@ -221,7 +221,8 @@ def stop_current_child(ctx: Exp, spec: ScalingExperimentSpec) -> None:
 
 
 def restore(ctx: Exp, snap: Snapshot) -> list[str]:
-    return experiment_target.restore(ctx.kube, ctx.namespace, snap, ctx.status.step)
+    label = builders.fit_name(ctx.name)
+    return experiment_target.restore(ctx.kube, ctx.namespace, snap, ctx.status.step, label)
 
 
 def restored_message(kept: list[str]) -> str:

@@ -305,9 +305,12 @@ def _give_replicas_back(
         kube.patch_deployment(namespace, name, patch)
 
 
-def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None) -> list[str]:
+def restore(
+    kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | None, label: str
+) -> list[str]:
     """Put back the variant's fields that still hold what it wrote; returns the fields kept
-    because someone else changed them. A target that is gone gets nothing."""
+    because someone else changed them. A target that is gone gets nothing. `label`: the
+    experiment's surge.dev/experiment value, on the objects it creates."""
     if step is None or step.stage == ExperimentStage.COOLDOWN:
         return []  # between runs nothing of a variant is on the target
     try:
@@ -334,6 +337,13 @@ def restore(kube: Kube, namespace: str, snap: Snapshot, step: ExperimentStep | N
     if so_name:
         variant = next((v for v in snap.spec.variants if v.name == step.variant), None)
         names += scaled_object_target.restore(
-            kube, namespace, so_name, snap.scaled_object, snap.scaled_object_uid, step, variant
+            kube,
+            namespace,
+            so_name,
+            snap.scaled_object,
+            snap.scaled_object_uid,
+            step,
+            variant,
+            label,
         )
     return names

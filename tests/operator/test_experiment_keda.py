@@ -297,3 +297,20 @@ def test_a_write_not_yet_recorded_is_restored_from_the_frozen_spec() -> None:
     body["status"]["step"]["scaledObjectUid"] = None
     experiments.restore_on_delete(body, kube, SETTINGS, T0 + timedelta(minutes=5))  # type: ignore[arg-type]
     assert (_so(kube) or {})["spec"] == SO_ORIGINAL
+
+
+def test_a_lost_write_never_deletes_another_experiments_scaled_object() -> None:
+    """The operator died before recording the ScaledObject it created; by the restore, the
+    object under that name carries another experiment's label value: not ours to delete."""
+    kube = _kube(with_so=False)
+    spec = _spec()
+    spec["variants"][1]["scaledObject"]["maxReplicaCount"] = 3
+    body = _body(spec)
+    drive(kube, body, ("Running", "RollOut", 0))
+    body["status"]["step"]["scaledObjectWritten"] = None
+    body["status"]["step"]["scaledObjectUid"] = None
+    so = kube.objects[("ScaledObject", NS, "alice-so")]
+    so["metadata"]["labels"] = {"surge.dev/experiment": "another"}
+    experiments.restore_on_delete(body, kube, SETTINGS, T0 + timedelta(minutes=5))  # type: ignore[arg-type]
+    assert _so(kube) is not None
+    assert ("delete_scaled_object", NS, "alice-so") not in kube.calls
