@@ -134,14 +134,18 @@ class Ctx(Generic[S]):
     def uid(self) -> str:
         return str(self.body["metadata"].get("uid") or "")
 
+    def owns(self, obj: dict[str, Any]) -> bool:
+        """Whether `obj` names this object among its ownerReferences (by uid)."""
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        return any(r.get("uid") == self.uid for r in refs)
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create a child; one that exists already is adopted only if this object owns it,
         and returned (None: created now). Raises NotOwned (nothing adopted) or KubeError."""
         live = self.kube.ensure(obj)
         if live is None:
             return None
-        owners = {r.get("uid") for r in (live.get("metadata") or {}).get("ownerReferences") or []}
-        if self.uid not in owners:
+        if not self.owns(live):
             meta = obj["metadata"]
             raise NotOwned(
                 f"{obj['kind']} {meta['namespace']}/{meta['name']} exists already and is not "

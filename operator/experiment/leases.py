@@ -19,8 +19,6 @@ from surge.operator.kube import target_lease
 from surge.operator.kube.client import Kube
 from surge.operator.policy.target import target_key
 
-LEASE_SLACK_S = 300
-
 
 def lease_ref(key: str, run_namespace: str) -> LeaseRef:
     """Where acquire() put the Lease of `key`."""
@@ -46,17 +44,20 @@ def take(
     that every end gives it back. Not held: who holds the one refused."""
     dep_key = target_lease.deployment_key(namespace, spec.target_ref.deployment)
     load = load_key(spec, namespace)
+
+    def drop(ref: LeaseRef | None, wanted: str | None) -> LeaseRef | None:
+        """`ref` kept while it is the Lease `wanted`; else released (None)."""
+        if ref is not None and ref.target != wanted:
+            target_lease.release(
+                kube, target_key=ref.target, run_namespace=namespace, holder=holder
+            )
+            return None
+        return ref
+
     # A spec edited while queued (or after a transient error past the take): give back
     # what it no longer names, so no Lease is left behind and none is held while waiting.
-    for held, wanted in ((st.deployment_lease, dep_key), (st.lease, load)):
-        if held is not None and held.target != wanted:
-            stale = held.target
-            target_lease.release(kube, target_key=stale, run_namespace=namespace, holder=holder)
-    if st.deployment_lease is not None and st.deployment_lease.target != dep_key:
-        st.deployment_lease = None
-    if st.lease is not None and st.lease.target != load:
-        st.lease = None
-    duration_s = int(spec.timeout) + LEASE_SLACK_S
+    st.deployment_lease, st.lease = drop(st.deployment_lease, dep_key), drop(st.lease, load)
+    duration_s = int(spec.timeout) + target_lease.LEASE_SLACK_S
     got = target_lease.Acquired(False)
     for key in (dep_key, load):
         got = target_lease.acquire(
@@ -69,12 +70,8 @@ def take(
             duration_s=duration_s,
         )
         if not got.held:
-            if key == dep_key and st.lease is not None:  # never wait holding a load's
-                held_load = st.lease.target
-                target_lease.release(
-                    kube, target_key=held_load, run_namespace=namespace, holder=holder
-                )
-                st.lease = None
+            if key == dep_key:  # never wait holding a load's
+                st.lease = drop(st.lease, None)
             return got
         if key == dep_key:
             st.deployment_lease = lease_ref(key, namespace)

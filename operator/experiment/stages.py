@@ -153,7 +153,7 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
     variant, rep = runs_of(spec)[step.index]
     name = child_name(ctx.name, variant.name, rep)
     child = ctx.kube.loadtest(ctx.namespace, name)
-    if child is not None and not owned_by(child, ctx.uid):
+    if child is not None and not ctx.owns(child):
         # Names can meet (experiment web-api's variant cpu, web's api-cpu) and anyone may
         # create a LoadTest: another's results are never recorded as this variant's.
         kept = restore(ctx, snap)
@@ -204,11 +204,6 @@ def measure(ctx: Exp, snap: Snapshot, step: ExperimentStep) -> None:
         enter(ctx, spec, step.index, ExperimentStage.RESTORE)
 
 
-def owned_by(obj: dict[str, Any], uid: str) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid for r in refs)
-
-
 def stop_current_child(ctx: Exp, spec: ScalingExperimentSpec) -> None:
     """An experiment ending early must not leave its current load running."""
     step = ctx.status.step
@@ -216,7 +211,7 @@ def stop_current_child(ctx: Exp, spec: ScalingExperimentSpec) -> None:
         variant, rep = runs_of(spec)[step.index]
         name = child_name(ctx.name, variant.name, rep)
         child = ctx.kube.loadtest(ctx.namespace, name)
-        if child is not None and owned_by(child, ctx.uid):  # never suspend another's
+        if child is not None and ctx.owns(child):  # never suspend another's
             ctx.kube.suspend_loadtest(ctx.namespace, name)
 
 

@@ -237,9 +237,8 @@ def apply(
     written = [WrittenField(path=list(p), value=read(spec, p)) for p in values]
     hpa_written = None
     if variant.hpa is not None and hpa_name:
-        hpa_written = ours
-        kube.put_hpa_spec(namespace, hpa_name, hpa_written, labels)
-        hpa_written = (kube.hpa(namespace, hpa_name) or {}).get("spec") or hpa_written
+        kube.put_hpa_spec(namespace, hpa_name, ours, labels)
+        hpa_written = (kube.hpa(namespace, hpa_name) or {}).get("spec") or ours
     return Written(written, rest_digest(spec, values), hpa_written, so_written, so_uid)
 
 

@@ -23,6 +23,8 @@ from surge.operator.conditions import parse_time
 from surge.operator.kube.client import Kube
 
 PREFIX = "surge-target-"
+LEASE_SLACK_S = 300
+"""Added to a holder's own bound (its timeouts) for the Lease's duration."""
 TERMINAL = frozenset({"Succeeded", "Failed", "Aborted"})
 
 

@@ -25,8 +25,6 @@ from surge.operator.loadtest.pods import Workers, diagnose
 from surge.operator.loadtest.prometheus_access import cluster_reader
 from surge.operator.policy.facts import probe_checked
 
-LEASE_SLACK_S = 300
-
 
 def admitted_spec(ctx: Run) -> LoadTestSpec | None:
     """The spec the run started with, from the run's ConfigMap (None: the run failed RunLost)."""
@@ -81,7 +79,7 @@ def _lease_seconds(spec: LoadTestSpec) -> int:
     t = spec.timeouts
     target = t.target_ready or spec.target.readiness.timeout
     total = target + t.workers_ready + spec.run_length_s + t.run_grace + t.analysis
-    return int(total) + LEASE_SLACK_S
+    return int(total) + target_lease.LEASE_SLACK_S
 
 
 def pending(ctx: Run) -> None:

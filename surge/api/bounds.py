@@ -37,12 +37,13 @@ MAX_TREE_BYTES = 1_000_000
 SEND_TICK_MIN_S, SEND_TICK_MAX_S = 0.001, 0.010
 """load.sendTick's bounds: uvloop's timer resolution, and a lag well below a request."""
 SEND_TICK_NS = (round(SEND_TICK_MIN_S * 1e9), round(SEND_TICK_MAX_S * 1e9))
-_TICK_RANGE = f"{format_duration(SEND_TICK_MIN_S)}-{format_duration(SEND_TICK_MAX_S)}"
+_TICK_LOW, _TICK_HIGH = format_duration(SEND_TICK_MIN_S), format_duration(SEND_TICK_MAX_S)
+_TICK_RANGE = f"{_TICK_LOW}-{_TICK_HIGH}"
 SEND_TICK_CHARS = 40
 """A tick's spelling, at most (every sane one is far shorter)."""
 SEND_TICK_RULE: dict[str, JsonValue] = {
-    "rule": f"duration(self) >= duration('{format_duration(SEND_TICK_MIN_S)}') && "
-    f"duration(self) <= duration('{format_duration(SEND_TICK_MAX_S)}')",
+    "rule": f"duration(self) >= duration('{_TICK_LOW}') && "
+    f"duration(self) <= duration('{_TICK_HIGH}')",
     "message": f"load.sendTick must be within {_TICK_RANGE}: set e.g. 2ms, or drop it",
 }
 """The same bound in the CRD (CEL's duration() is Go's time.ParseDuration): `kubectl apply`
@@ -71,8 +72,8 @@ def _send_tick(value: Any) -> Any:
                 {
                     "value": value,
                     "range": _TICK_RANGE,
-                    "low": format_duration(SEND_TICK_MIN_S),
-                    "high": format_duration(SEND_TICK_MAX_S),
+                    "low": _TICK_LOW,
+                    "high": _TICK_HIGH,
                 },
             )
     elif value == 0 and not isinstance(value, bool):
